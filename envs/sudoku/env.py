@@ -1,0 +1,208 @@
+"""The Sudoku environment, ``tracegym/Sudoku-v0``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from tracegym.errors import ActionError
+
+from . import rules
+from .board import geometry
+from .generator import DEFAULT_DIFFICULTY
+from .render import render_ansi, render_rgb
+from .source import make_source
+
+MODES = ("step", "answer")
+ILLEGAL_ACTIONS = ("penalize", "terminate")
+
+
+def observation_space(size: int) -> spaces.Dict:
+    return spaces.Dict({
+        "board": spaces.Box(0, size, (size, size), np.int8),
+        "givens": spaces.MultiBinary((size, size)),
+    })
+
+
+def action_space(size: int, mode: str) -> spaces.Space:
+    if mode == "step":
+        return spaces.Discrete(size ** 3)
+    return spaces.Box(0, size, (size, size), np.int8)
+
+
+def check_options(mode: str, illegal_action: str, max_steps: int | None) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    if illegal_action not in ILLEGAL_ACTIONS:
+        raise ValueError(f"illegal_action must be one of {list(ILLEGAL_ACTIONS)}, "
+                         f"got {illegal_action!r}")
+    if max_steps is not None and (not isinstance(max_steps, (int, np.integer)) or max_steps < 1):
+        raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
+
+
+def check_answer(answer, size: int, field: str = "action") -> np.ndarray:
+    """An answer-mode action as an (n, n) int8 grid; wrong shape or values raise ActionError."""
+    arr = np.asarray(answer)
+    if arr.shape != (size, size):
+        raise ActionError(f"{field}: expected an answer grid of shape ({size}, {size}), "
+                          f"got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ActionError(f"{field}: expected integer cells, got dtype {arr.dtype}")
+    bad = np.argwhere((arr < 0) | (arr > size))
+    if len(bad):
+        r, c = bad[0]
+        raise ActionError(f"{field}: cell (row {r + 1}, column {c + 1}) has value "
+                          f"{int(arr[r, c])} outside 0..{size}")
+    return arr.astype(np.int8)
+
+
+class SudokuEnv(gym.Env):
+    """Fill a Sudoku grid so that every row, column and box holds each digit once.
+
+    ## Description
+    A puzzle comes from ``puzzles`` (or the seeded generator); the agent either writes digits
+    one at a time (``mode="step"``) or submits a whole grid (``mode="answer"``), and the env
+    verifies the result against the rules. Sizes 4, 6, 9, 16 (boxes 2x2, 2x3, 3x3, 4x4).
+
+    ## Action Space
+    - step mode: ``Discrete(n**3)``; action ``a`` writes digit ``a % n + 1`` in cell ``a // n``
+      (cells row-major). ``info["action_mask"]`` (int8, ``n**3``) is 1 for the legal writes:
+      the cell is blank and no peer in its row, column or box holds the digit.
+    - answer mode: ``Box(0, n, (n, n), int8)``, the complete grid.
+
+    ## Observation Space
+    ``Dict`` of
+
+    ========  ==========================  ===================================
+    key       space                       meaning
+    ========  ==========================  ===================================
+    board     ``Box(0, n, (n, n), int8)`` current grid, 0 = blank
+    givens    ``MultiBinary((n, n))``     1 on the puzzle's clues
+    ========  ==========================  ===================================
+
+    ## Rewards
+    - step mode: ``+1`` for the write that completes the grid; ``0`` for any other legal write;
+      ``illegal_reward`` (default ``-0.1``) for an illegal write (a filled cell or a digit a peer
+      already holds), which changes nothing.
+    - answer mode: ``1`` if the grid is complete, breaks no rule and keeps every given, else
+      ``0`` (any valid completion counts, so puzzles with several solutions are scored fairly).
+
+    ## Starting State
+    The drawn puzzle, givens only.
+
+    ## Episode End
+    - terminated: the grid is solved; or a legal write left some blank cell with no legal digit
+      (a dead end: reward 0, ``info["dead_end"]``); or an illegal write when
+      ``illegal_action="terminate"``; in answer mode after the one submission.
+    - truncated: ``max_steps`` steps (default ``2 * n * n``) without termination.
+
+    ## Arguments
+    - ``size`` (int, 9): board side; taken from ``puzzles`` when those are given.
+    - ``difficulty`` (str, ``"medium"``): generator level when ``puzzles`` is None
+      (``easy | medium | hard | extreme``).
+    - ``puzzles``: None (generate), a list of puzzle strings or grids, a file path (one puzzle
+      per line), a :class:`SudokuGenerator` or any callable ``rng -> puzzle``, or an iterator.
+    - ``mode`` (str, ``"step"``): ``"step"`` or ``"answer"``.
+    - ``illegal_action`` (str, ``"penalize"``): ``"penalize"`` or ``"terminate"``.
+    - ``illegal_reward`` (float, -0.1); ``max_steps`` (int | None).
+    - ``render_mode``: ``"ansi"`` or ``"rgb_array"``.
+
+    ## Version History
+    - v0: first release.
+
+    >>> import gymnasium as gym, tracegym
+    >>> env = gym.make("tracegym/Sudoku-v0", size=4, difficulty="easy")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs["board"].shape, info["action_mask"].shape
+    ((4, 4), (64,))
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(self, size: int | None = None, difficulty: str = DEFAULT_DIFFICULTY,
+                 puzzles=None, mode: str = "step", illegal_action: str = "penalize",
+                 illegal_reward: float = -0.1, max_steps: int | None = None,
+                 render_mode: str | None = None):
+        check_options(mode, illegal_action, max_steps)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, "
+                             f"got {render_mode!r}")
+        self.source = make_source(puzzles, size, difficulty)
+        self.size = n = self.source.size
+        self.geometry = geometry(n)
+        self.mode = mode
+        self.illegal_action = illegal_action
+        self.illegal_reward = float(illegal_reward)
+        self.max_steps = 2 * n * n if max_steps is None else int(max_steps)
+        self.render_mode = render_mode
+        self.observation_space = observation_space(n)
+        self.action_space = action_space(n, mode)
+        self._state = rules.BoardState.empty(1, self.geometry)
+        self._steps = 0
+        self._rows = np.zeros(1, np.intp)
+
+    # -- gymnasium API -----------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        puzzle = self.source.draw(self.np_random)
+        rules.load_rows(self._state, self._rows, puzzle[None], self.geometry)
+        self._steps = 0
+        return self._obs(), self._info()
+
+    def step(self, action):
+        if self.mode == "answer":
+            return self._step_answer(action)
+        n = self.size
+        if not isinstance(action, (int, np.integer)) and not (
+                isinstance(action, np.ndarray) and action.shape == () and
+                np.issubdtype(action.dtype, np.integer)):
+            raise ActionError(f"action: expected an int in 0..{n ** 3 - 1}, got {action!r}")
+        action = int(action)
+        if not 0 <= action < n ** 3:
+            raise ActionError(f"action: {action} is outside 0..{n ** 3 - 1}")
+        self._steps += 1
+        cell, digit = divmod(action, n)
+        legal, solved, dead_end = rules.apply_moves(
+            self._state, self._rows, np.array([cell]), np.array([digit + 1]), self.geometry)
+        legal, solved, dead_end = bool(legal[0]), bool(solved[0]), bool(dead_end[0])
+        if not legal:
+            reward = self.illegal_reward
+            terminated = self.illegal_action == "terminate"
+        else:
+            reward = 1.0 if solved else 0.0
+            terminated = solved or dead_end
+        truncated = not terminated and self._steps >= self.max_steps
+        info = self._info(illegal=not legal, solved=solved, dead_end=dead_end)
+        return self._obs(), reward, terminated, truncated, info
+
+    def _step_answer(self, action):
+        answer = check_answer(action, self.size)
+        correct = bool(rules.valid_completions(answer.reshape(1, -1), self._givens_board(),
+                                               self.geometry)[0])
+        self._steps += 1
+        return self._obs(), float(correct), True, False, self._info(solved=correct)
+
+    def render(self):
+        board = self._state.board[0].reshape(self.size, self.size)
+        givens = self._state.givens[0].reshape(self.size, self.size)
+        if self.render_mode == "ansi":
+            return render_ansi(board, givens)
+        if self.render_mode == "rgb_array":
+            return render_rgb(board, givens)
+        return None
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _givens_board(self) -> np.ndarray:
+        return np.where(self._state.givens, self._state.board, 0)
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        n = self.size
+        return {"board": self._state.board[0].reshape(n, n).copy(),
+                "givens": self._state.givens[0].reshape(n, n).astype(np.int8)}
+
+    def _info(self, illegal: bool = False, solved: bool = False, dead_end: bool = False):
+        return {"action_mask": self._state.mask[0].reshape(-1).copy(), "illegal": illegal,
+                "solved": solved, "dead_end": dead_end}
