@@ -1,0 +1,1 @@
+"""tracegym.agents: filled in by later issues."""

@@ -1,0 +1,1 @@
+"""tracegym.training: filled in by later issues."""
