@@ -1,0 +1,64 @@
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracegym.envs.sudoku.board import is_valid_solution, parse_puzzle
+from tracegym.envs.sudoku.generator import SudokuGenerator
+from tracegym.envs.sudoku.solver import count_solutions, solve, solve_batch, solve_reference
+from tracegym.errors import MultipleSolutionsError, UnsolvableError
+
+
+def test_solver__solves_all_of_top95_uniquely(top95_lines):
+    puzzles = np.stack([parse_puzzle(line) for line in top95_lines])
+    assert len(puzzles) == 95
+    solutions, counts, stats = solve_batch(puzzles, limit=2)
+    assert (counts == 1).all()
+    assert all(is_valid_solution(s, p) for s, p in zip(solutions, puzzles))
+    assert (stats[:, 1] > 0).any()  # top95 needs guessing: the search really ran
+
+
+def test_solver__agrees_with_reference_on_top95_sample(top95_lines):
+    for line in top95_lines[:3]:
+        reference, count = solve_reference(line, limit=2)
+        assert count == 1
+        assert np.array_equal(solve(line), reference)
+
+
+def test_count_solutions__empty_board_reaches_limit():
+    result = count_solutions("." * 16, limit=5)
+    assert result.num_solutions == 5 and result.guesses > 0
+
+
+def test_count_solutions__effort_of_a_propagation_only_puzzle():
+    puzzle = SudokuGenerator(9, "easy").generate(3).puzzle
+    result = count_solutions(puzzle, limit=2)
+    assert (result.num_solutions, result.nodes, result.guesses) == (1, 1, 0)
+
+
+DEAD = ".234" + "1..." + "...." + "...."  # cell (1,1) can only be 1, but column 1 holds 1
+
+
+def test_solve__unsolvable_and_multiple():
+    assert count_solutions(DEAD).num_solutions == 0
+    with pytest.raises(UnsolvableError, match=re.escape("puzzle: has no solution")):
+        solve(DEAD)
+    with pytest.raises(MultipleSolutionsError, match="more than one solution"):
+        solve("." * 81, require_unique=True)
+    with pytest.raises(ValueError, match=re.escape("limit must be >= 1, got 0")):
+        count_solutions("." * 16, limit=0)
+
+
+@settings(max_examples=30)
+@given(seed=st.integers(0, 2**40), size=st.sampled_from([4, 6]), holes=st.integers(0, 36))
+def test_solver__counts_match_reference_on_random_digs(seed, size, holes):
+    """Random partial grids (often with many solutions): compiled and reference counts agree."""
+    solution = SudokuGenerator(size, "easy").generate(seed).solution
+    rng = np.random.default_rng(seed)
+    puzzle = solution.copy().reshape(-1)
+    puzzle[rng.permutation(size * size)[: min(holes, size * size)]] = 0
+    puzzle = puzzle.reshape(size, size)
+    _, ref_count = solve_reference(puzzle, limit=50)
+    assert count_solutions(puzzle, limit=50).num_solutions == ref_count

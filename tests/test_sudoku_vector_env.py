@@ -1,0 +1,103 @@
+import re
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import data_equivalence
+
+import tracegym  # noqa: F401
+from tracegym.envs.sudoku.vector_env import SudokuVectorEnv
+from tracegym.errors import ActionError
+
+ID = "tracegym/Sudoku-v0"
+
+
+def _run_both(kwargs, num_envs, steps, seed, action_fn):
+    native = gym.make_vec(ID, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+    sync = gym.make_vec(ID, num_envs=num_envs, vectorization_mode="sync", **kwargs)
+    assert isinstance(native.unwrapped, SudokuVectorEnv)
+    a, b = native.reset(seed=seed), sync.reset(seed=seed)
+    assert data_equivalence(a[0], b[0])
+    assert np.array_equal(a[1]["action_mask"], b[1]["action_mask"])
+    rng = np.random.default_rng(seed)
+    ends = 0
+    info = a[1]
+    for _ in range(steps):
+        actions = action_fn(rng, info, native.unwrapped)
+        a, b = native.step(actions), sync.step(actions)
+        assert data_equivalence(a[0], b[0])
+        for x, y in zip(a[1:4], b[1:4]):
+            assert np.array_equal(x, y)
+        assert np.array_equal(a[4]["action_mask"], b[4]["action_mask"])
+        info = a[4]
+        ends += int(a[2].sum() + a[3].sum())
+    return ends
+
+
+def _random_any(rng, info, env):
+    return rng.integers(0, env.size ** 3, env.num_envs)
+
+
+def _random_legal_mostly(rng, info, env):
+    mask = info["action_mask"]
+    legal = [np.flatnonzero(row) for row in mask]
+    return np.array([rng.choice(ix) if len(ix) and rng.random() < 0.9
+                     else rng.integers(env.size ** 3) for ix in legal])
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(size=4, difficulty="easy"),
+    dict(size=6, difficulty="hard", illegal_action="terminate"),
+    dict(size=4, difficulty="medium", max_steps=4),
+])
+@pytest.mark.parametrize("action_fn", [_random_any, _random_legal_mostly])
+def test_vector_env__equals_sync_of_single_envs(kwargs, action_fn):
+    ends = _run_both(kwargs, num_envs=6, steps=60, seed=7, action_fn=action_fn)
+    assert ends > 0  # autoreset was exercised
+
+
+def test_vector_env__answer_mode_equals_sync():
+    from tracegym.envs.sudoku.generator import SudokuGenerator
+
+    puzzles, solutions, _ = SudokuGenerator(4, "medium").generate_arrays(seed=2, count=3)
+    lookup = {p.tobytes(): s for p, s in zip(puzzles, solutions)}
+
+    def answers(rng, info, env):
+        boards = env._state.board.reshape(-1, 4, 4)
+        right = np.stack([lookup[b.tobytes()] for b in boards])
+        wrong = rng.integers(0, 5, (env.num_envs, 4, 4)).astype(np.int8)
+        return np.where(rng.random(env.num_envs)[:, None, None] < 0.5, right, wrong)
+
+    ends = _run_both(dict(puzzles=list(puzzles), mode="answer"), 4, 10, 3, answers)
+    assert ends > 0
+
+
+def test_vector_env__autoreset_next_step():
+    env = SudokuVectorEnv(2, puzzles=["12343412214343.1"])  # one blank: digit 2 in cell 14
+    obs, info = env.reset(seed=0)
+    action = np.array([14 * 4 + 1, 14 * 4 + 1])
+    obs, reward, terminated, truncated, info = env.step(action)
+    assert reward.tolist() == [1.0, 1.0] and terminated.all()
+    obs, reward, terminated, truncated, info = env.step(action)  # ignored: this step resets
+    assert reward.tolist() == [0.0, 0.0] and not terminated.any()
+    assert (obs["board"].reshape(2, -1)[:, 14] == 0).all()
+
+
+def test_vector_env__bad_actions():
+    env = SudokuVectorEnv(3, size=4, difficulty="easy")
+    env.reset(seed=0)
+    with pytest.raises(ActionError, match=re.escape("actions[1]: 64 is outside 0..63")):
+        env.step(np.array([0, 64, 0]))
+    with pytest.raises(ActionError, match=re.escape("actions: expected 3 ints, got shape (2,)")):
+        env.step(np.array([0, 1]))
+    with pytest.raises(ValueError, match=re.escape("num_envs must be a positive int, got 0")):
+        SudokuVectorEnv(0)
+
+
+@pytest.mark.parametrize("mode", ["vector_entry_point", "sync", "async"])
+def test_make_vec__every_vectorization_mode(mode):
+    env = gym.make_vec(ID, num_envs=2, vectorization_mode=mode, size=4)
+    obs, info = env.reset(seed=1)
+    assert obs["board"].shape == (2, 4, 4)
+    assert info["action_mask"].shape == (2, 64)
+    env.close()
