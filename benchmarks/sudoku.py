@@ -1,0 +1,143 @@
+"""Sudoku figures: solver on top95, generation rate per level, vector env vs SyncVectorEnv.
+
+Prints one JSON object. Each figure is measured against a reference in the same run:
+- solver: the compiled bit-mask solver vs ``solve_reference`` (plain recursive Python);
+- generator: unique puzzles per second per size and level (one core);
+- vector env: ``SudokuVectorEnv`` vs Gymnasium's ``SyncVectorEnv`` of ``SudokuEnv`` at the same
+  batch, both stepping random legal actions. Only ``step`` is timed; actions are drawn
+  uniformly among the legal ones from ``info["action_mask"]`` by the same numpy sampler, outside
+  the timer.
+
+Usage: ``python benchmarks/sudoku.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+import tracegym
+from tracegym.envs.sudoku.board import parse_puzzle
+from tracegym.envs.sudoku.generator import DIFFICULTIES, UNSUPPORTED, SudokuGenerator
+from tracegym.envs.sudoku.solver import solve_batch, solve_reference
+from tracegym.envs.sudoku.source import ListSource
+
+TOP95 = Path(tracegym.envs.sudoku.__file__).parent / "data" / "top95.txt"
+
+
+def bench_solver(rounds: int, reference_puzzles: int) -> dict:
+    puzzles = np.stack([parse_puzzle(line) for line in TOP95.read_text().split()])
+    solve_batch(puzzles[:2])  # burn-in: load the compiled code
+    timings = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        solutions, counts, stats = solve_batch(puzzles, limit=1)
+        timings.append(time.perf_counter() - t)
+    assert (counts == 1).all()
+    t = time.perf_counter()
+    _, unique_counts, unique_stats = solve_batch(puzzles, limit=2)
+    unique_time = time.perf_counter() - t
+    assert (unique_counts == 1).all()
+    t = time.perf_counter()
+    for grid in puzzles[:reference_puzzles]:
+        solve_reference(grid, limit=1)
+    ref_time = time.perf_counter() - t
+    best = min(timings)
+    return {
+        "puzzles": len(puzzles),
+        "solves_per_s": len(puzzles) / best,
+        "median_solves_per_s": len(puzzles) / float(np.median(timings)),
+        "unique_proofs_per_s": len(puzzles) / unique_time,
+        "mean_guesses": float(stats[:, 1].mean()),
+        "reference_puzzles": reference_puzzles,
+        "reference_solves_per_s": reference_puzzles / ref_time,
+        "speedup_vs_reference": (len(puzzles) / best) / (reference_puzzles / ref_time),
+    }
+
+
+def bench_generator(seconds: float) -> dict:
+    out = {}
+    for size in (4, 6, 9, 16):
+        for level in DIFFICULTIES:
+            if (size, level) in UNSUPPORTED:
+                continue
+            gen = SudokuGenerator(size, level)
+            gen.generate_arrays(0, 1)  # burn-in
+            made, start, t0 = 0, 0, time.perf_counter()
+            chunk = 1 if size == 16 else 64
+            clues, guesses = [], []
+            while time.perf_counter() - t0 < seconds:
+                _, _, stats = gen.generate_arrays(1, chunk, start)
+                start += chunk
+                made += chunk
+                clues.extend(stats[:, 0])
+                guesses.extend(stats[:, 2])
+            elapsed = time.perf_counter() - t0
+            out[f"{size}x{size}/{level}"] = {
+                "puzzles_per_s": made / elapsed, "mean_clues": float(np.mean(clues)),
+                "mean_guesses": float(np.mean(guesses)), "puzzles": made}
+    return out
+
+
+def _sample_legal(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One uniformly random legal action per row (action 0 where none is legal)."""
+    counts = mask.sum(axis=1)
+    pick = (rng.random(len(mask)) * np.maximum(counts, 1)).astype(np.int64)
+    cum = np.cumsum(mask, axis=1, dtype=np.int32)
+    return np.minimum((cum <= pick[:, None]).sum(axis=1), mask.shape[1] - 1)
+
+
+def _time_steps(env, steps: int, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    _, info = env.reset(seed=seed)
+    for _ in range(3):  # burn-in
+        _, _, _, _, info = env.step(_sample_legal(info["action_mask"], rng))
+    elapsed = 0.0
+    for _ in range(steps):
+        actions = _sample_legal(info["action_mask"], rng)
+        t = time.perf_counter()
+        _, _, _, _, info = env.step(actions)
+        elapsed += time.perf_counter() - t
+    return steps * env.num_envs / elapsed
+
+
+def bench_vector(num_envs: int, steps: int, sync_steps: int) -> dict:
+    puzzles, _, _ = SudokuGenerator(9, "medium").generate_arrays(0, 4096)
+    source = ListSource(list(puzzles))  # one shared pool, so both sides draw the same way
+    native = gym.make_vec("tracegym/Sudoku-v0", num_envs=num_envs,
+                          vectorization_mode="vector_entry_point", puzzles=source)
+    sync = gym.make_vec("tracegym/Sudoku-v0", num_envs=num_envs, vectorization_mode="sync",
+                        puzzles=source)
+    native_rate = _time_steps(native, steps, 0)
+    sync_rate = _time_steps(sync, sync_steps, 0)
+    return {"num_envs": num_envs, "board": "9x9 medium", "native_steps_per_s": native_rate,
+            "sync_vector_env_steps_per_s": sync_rate, "speedup": native_rate / sync_rate}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller budgets (a smoke run)")
+    args = parser.parse_args()
+    quick = args.quick
+    result = {
+        "benchmark": "sudoku",
+        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
+                    "processor": platform.processor() or platform.machine()},
+        "solver_top95": bench_solver(rounds=3 if quick else 20,
+                                     reference_puzzles=5 if quick else 95),
+        "generator": bench_generator(seconds=0.3 if quick else 3.0),
+        "vector_env": bench_vector(1024, steps=20 if quick else 300,
+                                   sync_steps=3 if quick else 30),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
