@@ -88,7 +88,8 @@ def apply_moves(state: BoardState, rows: np.ndarray, cells: np.ndarray, digits: 
     """
     n, nn = geo.size, geo.num_cells
     # flat indices into the contiguous state arrays: cheaper than multi-axis fancy indexing
-    mask, board, count = state.mask.reshape(-1), state.board.reshape(-1), state.cand_count.reshape(-1)
+    mask, board = state.mask.reshape(-1), state.board.reshape(-1)
+    count = state.cand_count.reshape(-1)
     d = digits - 1
     legal = mask[(rows * nn + cells) * n + d].astype(bool)
     r, c, d = rows[legal], cells[legal], d[legal]

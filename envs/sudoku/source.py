@@ -13,7 +13,7 @@ import numpy as np
 
 from tracegym.errors import UnsolvableError
 
-from .board import as_grid, read_puzzles
+from .board import SIZES, as_grid, read_puzzles
 from .generator import GeneratedPuzzle, SudokuGenerator
 from .solver import solve_batch
 
@@ -47,7 +47,7 @@ class ListSource(PuzzleSource):
 
 
 class GeneratorSource(PuzzleSource):
-    """A fresh puzzle per reset from a :class:`SudokuGenerator` or any ``rng -> puzzle`` callable."""
+    """A fresh puzzle per reset from a :class:`SudokuGenerator` or an ``rng -> puzzle`` callable."""
 
     def __init__(self, generator: Callable[[np.random.Generator], object], size: int | None):
         self.generator = generator
@@ -97,11 +97,12 @@ def make_source(puzzles, size: int | None, difficulty: str) -> PuzzleSource:
         source = ListSource(read_puzzles(puzzles, size))
     elif isinstance(puzzles, str):
         source = ListSource([as_grid(puzzles, size)])
-    elif isinstance(puzzles, np.ndarray) and puzzles.ndim == 2 and puzzles.shape[0] in (4, 6, 9, 16) \
-            and puzzles.shape[0] == puzzles.shape[1]:
+    elif isinstance(puzzles, np.ndarray) and puzzles.ndim == 2 and puzzles.shape[0] in SIZES \
+            and puzzles.shape[0] == puzzles.shape[1]:  # one (n, n) grid, not a stack of lines
         source = ListSource([as_grid(puzzles, size)])
     elif isinstance(puzzles, (list, tuple, np.ndarray)):
-        source = ListSource([as_grid(p, size, field=f"puzzles[{i}]") for i, p in enumerate(puzzles)])
+        source = ListSource([as_grid(p, size, field=f"puzzles[{i}]")
+                             for i, p in enumerate(puzzles)])
     elif callable(puzzles):
         source = GeneratorSource(puzzles, size)
     elif isinstance(puzzles, Iterator):
