@@ -13,9 +13,10 @@ from tracegym.errors import ActionError, UnsolvableError
 
 
 @pytest.mark.parametrize("mode", ["step", "answer"])
-@pytest.mark.parametrize("size", [4, 9])
+@pytest.mark.parametrize("size", [4, 6, 9, 16])
 def test_env__passes_check_env(mode, size):
-    env = gym.make("tracegym/Sudoku-v0", size=size, mode=mode, render_mode="ansi")
+    render = "ansi" if size < 9 else "rgb_array"
+    env = gym.make("tracegym/Sudoku-v0", size=size, mode=mode, render_mode=render)
     check_env(env.unwrapped, skip_render_check=False)
 
 
