@@ -13,3 +13,20 @@ register(
     entry_point="tracegym.envs.sudoku.env:SudokuEnv",
     vector_entry_point="tracegym.envs.sudoku.vector_env:SudokuVectorEnv",
 )
+
+# Public names, loaded on first access so `import tracegym` stays light.
+_EXPORTS = {
+    "SudokuEnv": "env", "SudokuVectorEnv": "vector_env", "SudokuGenerator": "generator",
+    "GeneratedPuzzle": "generator", "require_unique": "generator", "solve": "solver",
+    "count_solutions": "solver", "solve_batch": "solver", "parse_puzzle": "board",
+    "format_puzzle": "board", "read_puzzles": "board", "is_valid_solution": "board",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
