@@ -25,7 +25,8 @@ def seq_len(size: int) -> int:
 def encode(grids: np.ndarray) -> np.ndarray:
     """``(..., n, n)`` boards (0 = blank) -> ``(..., n*n)`` uint8 token ids."""
     grids = np.asarray(grids)
-    return (grids.reshape(*grids.shape[:-2], -1) + 1).astype(np.uint8)
+    n = grids.shape[-1]
+    return (grids.reshape(*grids.shape[:-2], n * n) + 1).astype(np.uint8)  # n*n: empty batches too
 
 
 def decode(tokens: np.ndarray, size: int) -> np.ndarray:

@@ -1,0 +1,309 @@
+"""Sudoku dataset: generated puzzles in the TRM layout (.npy arrays + dataset.json) plus Parquet.
+
+Layout (see :mod:`tracegym.datasets.writer`)::
+
+    OUT/identifiers.json                      ["<blank>"]
+    OUT/{train,test}/dataset.json             vocab size+2, seq_len size*size, pad/ignore/blank 0
+    OUT/{train,test}/all__inputs.npy          (N, size*size) uint8 puzzle tokens
+    OUT/{train,test}/all__labels.npy          (N, size*size) uint8 solution tokens
+    OUT/{train,test}/all__puzzle_identifiers.npy, all__puzzle_indices.npy, all__group_indices.npy
+    OUT/{train,test}/all.parquet              one row per example, with the columns below
+
+Tokens are those of :mod:`tracegym.envs.sudoku.tokens`: 0 pad, 1 blank, ``d + 1`` for digit d.
+Grouping follows TRM's ``build_sudoku_dataset.py``: every example is its own puzzle
+(``puzzle_indices = arange(N + 1)``, identifiers all 0), and a group is one original puzzle
+followed by its augmented copies (``group_indices = arange(G + 1) * (1 + augment)``).
+
+Which puzzles go where:
+
+* test: items ``0..test-1`` of the generator under a seed derived from ``seed`` (stream 0); never
+  augmented, as in TRM.
+* train: items ``0..train-1`` under a second derived seed (stream 1), each followed by
+  ``augment`` augmented copies (:mod:`tracegym.envs.sudoku.augment`), drawn from a random stream
+  seeded by ``(seed, item)``. A train item whose puzzle equals a test puzzle, or shares its
+  :func:`~tracegym.envs.sudoku.augment.equivalence_fingerprint` with one, is rejected and redrawn
+  from that item's own redraw streams (redraw ``j`` of item ``i`` is item ``i`` under a seed
+  derived from ``(seed, j)``), so the choice never depends on other train items or on sharding.
+  Train items are not deduplicated among themselves (that would tie item ``i`` to all items
+  before it); at 9x9 and above, collisions between independent streams are practically absent.
+
+Parquet columns beside the tokens: ``item`` (index of the original puzzle in its split),
+``augmentation`` (0 = the original, 1..augment), ``puzzle`` and ``solution`` (text, ``.`` blank),
+``clues`` and ``guesses`` (the grade of the original puzzle), ``generator_seed`` (item ``item`` of
+``SudokuGenerator(size, difficulty)`` under this seed rebuilds the original puzzle).
+
+``shard=(i, n)`` builds only the i-th of n contiguous slices of the train items and of the test
+items; each shard is a complete dataset and the shards' arrays, concatenated in order (offsetting
+the index arrays), equal those of the unsharded build. Every shard still generates the whole test
+split, to filter its train items against all test puzzles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import numpy as np
+from tqdm import tqdm
+from tracegym.envs.sudoku import tokens
+from tracegym.envs.sudoku.augment import augment_batch, equivalence_fingerprints
+from tracegym.envs.sudoku.board import SIZES
+from tracegym.envs.sudoku.generator import (
+    DEFAULT_DIFFICULTY,
+    DIFFICULTIES,
+    GeneratorConfig,
+    SudokuGenerator,
+)
+
+from tracegym.grid import DIGIT_CHARS
+
+from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
+
+# spawn keys of the random streams derived from the user's seed
+_TEST_STREAM, _TRAIN_STREAM, _REDRAW_STREAM, _AUGMENT_STREAM = 0, 1, 2, 3
+MAX_REDRAWS = 1000  # per train item, before giving up on finding one unlike every test puzzle
+_CHUNK = 256  # puzzles generated per call (progress-bar granularity)
+
+
+def _stream_seed(seed: int, *key: int) -> int:
+    """A generator seed in 0..2**63-1 derived from ``seed`` and a stream key."""
+    state = np.random.SeedSequence(seed, spawn_key=key).generate_state(1, np.uint64)[0]
+    return int(state >> np.uint64(1))
+
+
+def _augment_rng(seed: int, item: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_AUGMENT_STREAM, item)))
+
+
+def _shard_slice(count: int, shard: tuple[int, int]) -> tuple[int, int]:
+    """The i-th of n contiguous slices of ``range(count)`` (sizes differ by at most one)."""
+    i, n = shard
+    return i * count // n, (i + 1) * count // n
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_shard(shard) -> tuple[int, int]:
+    ok = (isinstance(shard, (tuple, list)) and len(shard) == 2
+          and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in shard)
+          and shard[1] >= 1 and 0 <= shard[0] < shard[1])
+    if not ok:
+        raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
+    return int(shard[0]), int(shard[1])
+
+
+def _text(grids: np.ndarray) -> np.ndarray:
+    """``(B, n, n)`` grids -> ``(B,)`` fixed-width bytes, one puzzle line each (``.`` blank)."""
+    b, n, _ = grids.shape
+    lut = np.frombuffer(("." + DIGIT_CHARS[:n]).encode("ascii"), dtype=np.uint8)
+    chars = np.ascontiguousarray(lut[grids.reshape(b, n * n).astype(np.intp)])  # (B, n*n)
+    return chars.view(f"S{n * n}").reshape(b)
+
+
+class _Filter:
+    """Is a candidate train puzzle a test puzzle, or a look-alike of one?"""
+
+    def __init__(self, test_puzzles: np.ndarray):
+        self.fingerprints = set(equivalence_fingerprints(test_puzzles))
+        self.exact = {p.tobytes() for p in test_puzzles}
+
+    def rejects(self, puzzle: np.ndarray, fingerprint: bytes) -> bool:
+        return fingerprint in self.fingerprints or puzzle.tobytes() in self.exact
+
+
+def _generate(gen, seed: int, lo: int, hi: int, bar) -> tuple[np.ndarray, ...]:
+    """Items ``lo..hi-1`` of ``seed`` in chunks, advancing ``bar``."""
+    parts = []
+    for start in range(lo, hi, _CHUNK):
+        parts.append(gen.generate_arrays(seed, min(_CHUNK, hi - start), start))
+        bar.update(len(parts[-1][0]))
+    if not parts:
+        return gen.generate_arrays(seed, 0, lo)
+    return tuple(np.concatenate(arrays) for arrays in zip(*parts))
+
+
+def _redraw_leaks(gen, seed: int, lo: int, puzzles, solutions, stats, sources,
+                  keep_out: _Filter) -> int:
+    """Replace, in place, every item that ``keep_out`` rejects by its next redraw; return the
+    number of rejected draws. Item ``lo + k``'s redraw ``j`` is item ``lo + k`` of the seed
+    derived from ``(seed, j)``: a function of the item alone."""
+    rejected = 0
+    fingerprints = equivalence_fingerprints(puzzles)
+    for k in range(len(puzzles)):
+        draw = 0
+        while keep_out.rejects(puzzles[k], fingerprints[k]):
+            draw += 1
+            if draw > MAX_REDRAWS:
+                raise RuntimeError(f"train item {lo + k}: {MAX_REDRAWS} redraws all resemble a "
+                                   f"test puzzle; use fewer test puzzles or a larger size")
+            redraw_seed = _stream_seed(seed, _REDRAW_STREAM, draw)
+            p, s, st = gen.generate_arrays(redraw_seed, 1, lo + k)
+            puzzles[k], solutions[k], stats[k], sources[k] = p[0], s[0], st[0], redraw_seed
+            fingerprints[k] = equivalence_fingerprints(p)[0]
+        rejected += draw
+    return rejected
+
+
+def _split(puzzles, solutions, stats, sources, items, augment: int) -> SplitData:
+    """TRM arrays of one split from ``(N, n, n)`` grids, where each of the ``G`` items (rows of
+    ``stats``, ``sources`` and ``items``) is followed by its ``augment`` augmented copies."""
+    per = 1 + augment
+    g = len(items)
+    examples = g * per
+    assert puzzles.shape[0] == solutions.shape[0] == examples
+    aug = np.repeat(np.arange(per, dtype=np.int32)[None], g, axis=0).reshape(examples)
+    return SplitData(
+        inputs=tokens.encode(puzzles),  # (N, n*n) uint8
+        labels=tokens.encode(solutions),
+        puzzle_identifiers=np.zeros(examples, dtype=np.int32),
+        puzzle_indices=np.arange(examples + 1, dtype=np.int32),
+        group_indices=np.arange(g + 1, dtype=np.int32) * per,
+        columns={
+            "item": np.repeat(items.astype(np.int64), per),
+            "augmentation": aug,
+            "puzzle": _text(puzzles),
+            "solution": _text(solutions),
+            "clues": np.repeat(stats[:, 0].astype(np.int32), per),
+            "guesses": np.repeat(stats[:, 2].astype(np.int32), per),
+            "generator_seed": np.repeat(sources.astype(np.int64), per),
+        },
+    )
+
+
+def build_sudoku_dataset(out, *, size: int = 9, difficulty: str = DEFAULT_DIFFICULTY,
+                         train: int = 1000, test: int = 200, augment: int = 0, seed: int = 0,
+                         shard: tuple[int, int] = (0, 1), overwrite: bool = False,
+                         progress: bool = True) -> dict:
+    """Generate a Sudoku dataset into ``out`` (see the module docstring); return a summary.
+
+    Args:
+        out: output directory; must be missing or empty unless ``overwrite``.
+        size: board side (4, 6, 9 or 16).
+        difficulty: generator level (easy, medium, hard, extreme).
+        train: original train puzzles in the whole (unsharded) dataset, >= 1.
+        test: test puzzles in the whole dataset, >= 0.
+        augment: augmented copies per train puzzle, >= 0 (test is never augmented).
+        seed: base seed; every random stream is derived from it.
+        shard: ``(i, n)``: build only the i-th of n contiguous slices of both splits.
+        overwrite: replace a non-empty ``out``.
+        progress: show tqdm progress bars on stderr.
+
+    Returns a dict with the path, the settings and, for this shard, ``train_puzzles``,
+    ``train_examples``, ``test_puzzles`` and ``rejected`` (train draws rejected as test
+    look-alikes).
+    """
+    config = GeneratorConfig(size, difficulty).validate()
+    train = _check_int("train", train, 1)
+    test = _check_int("test", test, 0)
+    augment = _check_int("augment", augment, 0)
+    seed = _check_int("seed", seed, 0)
+    shard = _check_shard(shard)
+    out = check_output_dir(out, overwrite=overwrite)  # fail before the slow part
+    gen = SudokuGenerator(config.size, config.difficulty)
+    test_seed = _stream_seed(seed, _TEST_STREAM)
+    train_seed = _stream_seed(seed, _TRAIN_STREAM)
+    lo, hi = _shard_slice(train, shard)
+    tlo, thi = _shard_slice(test, shard)
+    bars = {"disable": not progress, "unit": "puzzle", "delay": 1.0, "leave": False}
+
+    # Test: the whole split is needed to keep its look-alikes out of this shard's train items.
+    whole = hi > lo
+    with tqdm(total=test if whole else thi - tlo, desc="test puzzles", **bars) as bar:
+        first = 0 if whole else tlo
+        all_test = _generate(gen, test_seed, first, test if whole else thi, bar)
+    test_p, test_s, test_st = (a[tlo - first:thi - first] for a in all_test)
+    keep_out = _Filter(all_test[0])
+
+    # Train: generate, redraw look-alikes of test puzzles, append augmented copies.
+    per = 1 + augment
+    n = config.size
+    train_p = np.zeros((hi - lo, per, n, n), dtype=np.int8)  # (G, 1 + augment, n, n)
+    train_s = np.zeros_like(train_p)
+    train_st = np.zeros((hi - lo, 4), dtype=np.int64)
+    sources = np.full(hi - lo, train_seed, dtype=np.int64)
+    rejected = 0
+    with tqdm(total=hi - lo, desc="train puzzles", **bars) as bar:
+        for start in range(lo, hi, _CHUNK):
+            stop = min(start + _CHUNK, hi)
+            rows = slice(start - lo, stop - lo)
+            p, s, st = gen.generate_arrays(train_seed, stop - start, start)
+            rejected += _redraw_leaks(gen, seed, start, p, s, st, sources[rows], keep_out)
+            train_p[rows, 0], train_s[rows, 0], train_st[rows] = p, s, st
+            if augment:
+                for k in range(stop - start):
+                    rng = _augment_rng(seed, start + k)  # per item: independent of sharding
+                    ap, as_ = augment_batch(p[k:k + 1], s[k:k + 1], augment, rng)
+                    train_p[start - lo + k, 1:], train_s[start - lo + k, 1:] = ap[0], as_[0]
+            bar.update(stop - start)
+
+    splits = {
+        "train": _split(train_p.reshape(-1, n, n), train_s.reshape(-1, n, n), train_st, sources,
+                        np.arange(lo, hi), augment),
+        "test": _split(test_p, test_s, test_st, np.full(thi - tlo, test_seed, dtype=np.int64),
+                       np.arange(tlo, thi), 0),
+    }
+    # TRM's Sudoku metadata: one identifier (the blank), every puzzle has one example
+    metadata = {name: split.metadata(vocab_size=tokens.vocab_size(n), mean_puzzle_examples=1.0)
+                for name, split in splits.items()}
+    write_dataset(out, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite)
+    return {
+        "out": str(out), "size": n, "difficulty": config.difficulty, "seed": seed,
+        "shard": list(shard), "augment": augment,
+        "train_puzzles": hi - lo, "train_examples": (hi - lo) * per,
+        "test_puzzles": thi - tlo, "rejected": rejected,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# command line: `tracegym data sudoku`
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``; argparse reports the error on one line."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not int(match[1]) < int(match[2]):
+        raise argparse.ArgumentTypeError(f"shard must look like i/n with 0 <= i < n "
+                                         f"(e.g. 0/4), got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output directory (missing or empty unless --overwrite)")
+    parser.add_argument("--size", type=int, default=9, choices=SIZES, help="board side")
+    parser.add_argument("--difficulty", default=DEFAULT_DIFFICULTY, choices=DIFFICULTIES,
+                        help="generator level")
+    parser.add_argument("--train", type=int, default=1000,
+                        help="original train puzzles in the whole dataset (>= 1)")
+    parser.add_argument("--test", type=int, default=200,
+                        help="test puzzles in the whole dataset (>= 0; never augmented)")
+    parser.add_argument("--augment", type=int, default=0,
+                        help="augmented copies per train puzzle (>= 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="base seed; test, train and augmentation streams derive from it")
+    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n",
+                        help="build only slice i of n of both splits (default 0/1: everything)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUT if it exists and is not empty")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Build the dataset and print a one-line summary."""
+    summary = build_sudoku_dataset(
+        args.out, size=args.size, difficulty=args.difficulty, train=args.train, test=args.test,
+        augment=args.augment, seed=args.seed, shard=args.shard, overwrite=args.overwrite,
+        progress=not args.no_progress)
+    i, n = summary["shard"]
+    print(f"wrote {summary['out']}: train {summary['train_puzzles']} puzzles x "
+          f"{1 + summary['augment']} = {summary['train_examples']} examples, test "
+          f"{summary['test_puzzles']} puzzles ({summary['size']}x{summary['size']} "
+          f"{summary['difficulty']}, seed {summary['seed']}, shard {i}/{n}, "
+          f"{summary['rejected']} train draws rejected as test look-alikes)")
+    return 0

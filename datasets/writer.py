@@ -1,0 +1,349 @@
+"""Writer (and matching reader) of the TRM dataset layout, shared by every grid task.
+
+One dataset directory holds::
+
+    DIR/identifiers.json                  puzzle identifier names, "<blank>" for id 0
+    DIR/{split}/dataset.json              metadata (:class:`DatasetMetadata`)
+    DIR/{split}/all__inputs.npy           (N, seq_len) uint8 token ids of the inputs
+    DIR/{split}/all__labels.npy           (N, seq_len) uint8 token ids of the targets
+    DIR/{split}/all__puzzle_identifiers.npy  (P,) int32 identifier of each puzzle
+    DIR/{split}/all__puzzle_indices.npy   (P+1,) int32 first example of each puzzle, then N
+    DIR/{split}/all__group_indices.npy    (G+1,) int32 first puzzle of each group, then P
+    DIR/{split}/all.parquet               the same examples, one row each, plus extra columns
+
+This is the layout of the TRM and HRM data scripts (their loaders read it unchanged): an example
+is one input/label pair, a puzzle is a run of examples sharing an identifier, and a group is one
+original puzzle with its augmentations (the train loader draws one puzzle per group). Only the
+set name ``"all"`` is written.
+
+The Parquet file is a convenience copy for inspection and for other tools: columns ``inputs`` and
+``labels`` (fixed-size lists of uint8), ``puzzle_index``, ``group_index``, ``puzzle_identifier``
+(int32), then the caller's extra per-example columns in the order given.
+
+Writing is atomic: everything goes into a hidden sibling directory ``.DIR.partial-<pid>`` that is
+renamed to ``DIR`` at the end and removed if anything fails. The same arguments give
+byte-identical files (sorted JSON keys, no timestamps anywhere).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SET_NAME = "all"
+ARRAY_NAMES = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
+RESERVED_COLUMNS = ("inputs", "labels", "puzzle_index", "group_index", "puzzle_identifier")
+BLANK_IDENTIFIER = "<blank>"
+_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class DatasetMetadata:
+    """The fields of ``dataset.json`` read by the TRM/HRM loaders (pydantic there, so extra
+    fields are ignored; ``total_puzzles`` is read by TRM's newer loader only)."""
+
+    pad_id: int
+    ignore_label_id: int
+    blank_identifier_id: int
+    vocab_size: int
+    seq_len: int
+    num_puzzle_identifiers: int
+    total_groups: int
+    mean_puzzle_examples: float
+    total_puzzles: int
+    sets: tuple[str, ...] = (SET_NAME,)
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["sets"] = list(self.sets)
+        out["mean_puzzle_examples"] = float(self.mean_puzzle_examples)
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class SplitData:
+    """The arrays of one split (see the module docstring for shapes) and extra Parquet columns.
+
+    ``columns`` maps a column name to N per-example values: a 1-D numpy array of numbers, of
+    bytes (``S`` dtype, written as UTF-8 strings) or of str, or a list.
+    """
+
+    inputs: np.ndarray
+    labels: np.ndarray
+    puzzle_identifiers: np.ndarray
+    puzzle_indices: np.ndarray
+    group_indices: np.ndarray
+    columns: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def num_examples(self) -> int:
+        return int(np.shape(self.inputs)[0])
+
+    def metadata(self, *, vocab_size: int, num_puzzle_identifiers: int = 1, pad_id: int = 0,
+                 ignore_label_id: int = 0, blank_identifier_id: int = 0,
+                 mean_puzzle_examples: float | None = None) -> DatasetMetadata:
+        """Metadata of this split; counts and ``seq_len`` are read off the arrays.
+
+        ``mean_puzzle_examples`` defaults to examples per puzzle (0 for an empty split).
+        """
+        n = self.num_examples
+        p = int(np.shape(self.puzzle_identifiers)[0])
+        if mean_puzzle_examples is None:
+            mean_puzzle_examples = n / p if p else 0.0
+        return DatasetMetadata(
+            pad_id=pad_id, ignore_label_id=ignore_label_id,
+            blank_identifier_id=blank_identifier_id, vocab_size=vocab_size,
+            seq_len=int(np.shape(self.inputs)[1]), num_puzzle_identifiers=num_puzzle_identifiers,
+            total_groups=int(np.shape(self.group_indices)[0]) - 1,
+            mean_puzzle_examples=float(mean_puzzle_examples), total_puzzles=p)
+
+
+# ---------------------------------------------------------------------------------------------
+# checks
+
+
+def _offsets(values, name: str, end: int, where: str) -> np.ndarray:
+    """Check an offsets array (first 0, last ``end``, strictly increasing) -> int32."""
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{where}.{name}: expected a non-empty 1-D integer array, got shape "
+                         f"{arr.shape} dtype {arr.dtype}")
+    if arr[0] != 0 or arr[-1] != end:
+        raise ValueError(f"{where}.{name}: must start at 0 and end at {end}, got "
+                         f"{int(arr[0])}..{int(arr[-1])}")
+    if (np.diff(arr) <= 0).any():
+        raise ValueError(f"{where}.{name}: must be strictly increasing (no empty puzzle/group)")
+    return arr.astype(np.int32)
+
+
+def _check_split(name: str, split: SplitData, meta: DatasetMetadata) -> dict[str, np.ndarray]:
+    """Validate one split against its metadata; return the arrays as they will be saved."""
+    where = f"splits[{name!r}]"
+    inputs, labels = np.asarray(split.inputs), np.asarray(split.labels)
+    for key, arr in (("inputs", inputs), ("labels", labels)):
+        if arr.dtype != np.uint8 or arr.ndim != 2:
+            raise ValueError(f"{where}.{key}: expected a 2-D uint8 array, got shape {arr.shape} "
+                             f"dtype {arr.dtype}")
+        if arr.shape[1] != meta.seq_len:
+            raise ValueError(f"{where}.{key}: seq_len {arr.shape[1]} != metadata seq_len "
+                             f"{meta.seq_len}")
+        if arr.size and int(arr.max()) >= meta.vocab_size:
+            raise ValueError(f"{where}.{key}: token id {int(arr.max())} >= vocab_size "
+                             f"{meta.vocab_size}")
+    if labels.shape != inputs.shape:
+        raise ValueError(f"{where}.labels: shape {labels.shape} != inputs shape {inputs.shape}")
+    ids = np.asarray(split.puzzle_identifiers)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"{where}.puzzle_identifiers: expected a 1-D integer array, got shape "
+                         f"{ids.shape} dtype {ids.dtype}")
+    if ids.size and not (0 <= ids.min() and ids.max() < meta.num_puzzle_identifiers):
+        raise ValueError(f"{where}.puzzle_identifiers: ids must be in "
+                         f"0..{meta.num_puzzle_identifiers - 1}")
+    n, p = inputs.shape[0], ids.shape[0]
+    if n == 0:  # an empty split (e.g. a shard with no items): no puzzle, no group
+        puzzle_indices = _empty_offsets(split.puzzle_indices, "puzzle_indices", where)
+        group_indices = _empty_offsets(split.group_indices, "group_indices", where)
+    else:
+        puzzle_indices = _offsets(split.puzzle_indices, "puzzle_indices", n, where)
+        group_indices = _offsets(split.group_indices, "group_indices", p, where)
+    got = {"total_puzzles": p, "total_groups": group_indices.shape[0] - 1}
+    for key, value in got.items():
+        if getattr(meta, key) != value:
+            raise ValueError(f"metadata[{name!r}].{key}: {getattr(meta, key)} != {value} "
+                             f"in the arrays")
+    if tuple(meta.sets) != (SET_NAME,):
+        raise ValueError(f"metadata[{name!r}].sets: only [{SET_NAME!r}] is supported, "
+                         f"got {list(meta.sets)}")
+    for column, values in split.columns.items():
+        if column in RESERVED_COLUMNS:
+            raise ValueError(f"{where}.columns: name {column!r} is reserved")
+        if len(values) != n:
+            raise ValueError(f"{where}.columns[{column!r}]: {len(values)} values for {n} examples")
+    return {"inputs": inputs, "labels": labels, "puzzle_identifiers": ids.astype(np.int32),
+            "puzzle_indices": puzzle_indices, "group_indices": group_indices}
+
+
+def _empty_offsets(values, name: str, where: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.shape != (1,) or arr[0] != 0:
+        raise ValueError(f"{where}.{name}: an empty split needs [0], got {arr.tolist()}")
+    return arr.astype(np.int32)
+
+
+def check_output_dir(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Return ``out`` as an absolute path; raise ValueError if it may not be written.
+
+    A missing or empty directory is fine; a non-empty one needs ``overwrite``; a file is never
+    replaced. Builders call this before their slow part, :func:`write_dataset` again at the end.
+    """
+    path = Path(os.path.abspath(os.fspath(out)))
+    if not path.name:
+        raise ValueError(f"out: {str(out)!r} is not a directory name")
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise ValueError(f"out: {str(path)!r} exists and is not a directory")
+        if not overwrite and any(path.iterdir()):
+            raise ValueError(f"out: directory {str(path)!r} exists and is not empty; pass "
+                             f"overwrite=True (--overwrite) to replace it")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+
+
+def _arrow_column(values):
+    """One extra column as a pyarrow array: bytes become UTF-8 strings, the rest is inferred."""
+    import pyarrow as pa
+
+    if isinstance(values, np.ndarray) and values.dtype.kind == "S":
+        return pa.array(values).cast(pa.string())
+    return pa.array(values)
+
+
+def _write_parquet(path: Path, arrays: dict[str, np.ndarray], columns: Mapping) -> None:
+    """One row per example; deterministic (no pandas metadata, fixed compression)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    inputs, labels = arrays["inputs"], arrays["labels"]
+    n, seq_len = inputs.shape
+    puzzles = len(arrays["puzzle_identifiers"])
+    # example -> puzzle -> group, from the offsets arrays
+    puzzle_of = np.repeat(np.arange(puzzles, dtype=np.int32), np.diff(arrays["puzzle_indices"]))
+    group_of = np.repeat(np.arange(len(arrays["group_indices"]) - 1, dtype=np.int32),
+                         np.diff(arrays["group_indices"]))
+
+    def tokens(arr: np.ndarray):
+        return pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1), pa.uint8()), seq_len)
+
+    table = pa.table({
+        "inputs": tokens(inputs),
+        "labels": tokens(labels),
+        "puzzle_index": pa.array(puzzle_of, pa.int32()),
+        "group_index": pa.array(group_of[puzzle_of], pa.int32()),
+        "puzzle_identifier": pa.array(arrays["puzzle_identifiers"][puzzle_of], pa.int32()),
+        **{name: _arrow_column(values) for name, values in columns.items()},
+    })
+    pq.write_table(table, path, compression="zstd", compression_level=3,
+                   row_group_size=max(1, min(n, 65536)))
+
+
+def _swap_in(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first, then deleted."""
+    check_output_dir(out, overwrite=overwrite)  # again: it may have changed meanwhile
+    if out.is_dir() and any(out.iterdir()):
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            os.replace(old, out)  # put the previous dataset back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)  # a missing or empty directory is replaced in one step
+
+
+def write_dataset(out: str | os.PathLike, splits: Mapping[str, SplitData],
+                  metadata: Mapping[str, DatasetMetadata],
+                  identifiers: Sequence[str] = (BLANK_IDENTIFIER,), *,
+                  overwrite: bool = False) -> Path:
+    """Write ``splits`` (e.g. ``{"train": ..., "test": ...}``) to ``out`` in the TRM layout.
+
+    ``metadata`` holds one :class:`DatasetMetadata` per split, checked against the arrays;
+    ``identifiers`` names the puzzle identifiers (``"<blank>"`` for id 0). Raises ValueError for
+    inconsistent input or a non-empty ``out`` without ``overwrite``. Returns the absolute path.
+    """
+    out = check_output_dir(out, overwrite=overwrite)
+    if not splits:
+        raise ValueError("splits: need at least one split")
+    if set(metadata) != set(splits):
+        raise ValueError(f"metadata: keys {sorted(metadata)} != split names {sorted(splits)}")
+    identifiers = list(identifiers)
+    if not identifiers or not all(isinstance(x, str) for x in identifiers):
+        raise ValueError(f"identifiers: expected a non-empty list of str, got {identifiers!r}")
+    checked = {}
+    for name, split in splits.items():
+        if not isinstance(name, str) or not _SPLIT_NAME.match(name):
+            raise ValueError(f"splits: bad split name {name!r} (letters, digits, _ and - only)")
+        meta = metadata[name]
+        if meta.num_puzzle_identifiers != len(identifiers):
+            raise ValueError(f"metadata[{name!r}].num_puzzle_identifiers: "
+                             f"{meta.num_puzzle_identifiers} != {len(identifiers)} identifiers")
+        checked[name] = _check_split(name, split, meta)
+
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    if tmp.exists():  # left by a killed run of a process with our pid
+        shutil.rmtree(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp.mkdir()
+    try:
+        for name, arrays in checked.items():
+            folder = tmp / name
+            folder.mkdir()
+            _write_json(folder / "dataset.json", metadata[name].to_json())
+            for key in ARRAY_NAMES:
+                np.save(folder / f"{SET_NAME}__{key}.npy", arrays[key], allow_pickle=False)
+            _write_parquet(folder / f"{SET_NAME}.parquet", arrays, splits[name].columns)
+        _write_json(tmp / "identifiers.json", identifiers)
+        _swap_in(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def read_split(path: str | os.PathLike, split: str = "train", *,
+               mmap: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read one split: ``(dataset.json as a dict, {array name: array})``.
+
+    With ``mmap`` the arrays are memory-mapped read-only. Raises FileNotFoundError naming the
+    missing directory or file and ValueError for arrays that disagree with each other.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset: no such directory {str(root)!r}")
+    folder = root / split
+    if not folder.is_dir():
+        found = sorted(p.name for p in root.iterdir() if (p / "dataset.json").is_file())
+        raise FileNotFoundError(f"dataset: no split {split!r} in {str(root)!r} (found: {found})")
+    meta_path = folder / "dataset.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"dataset: missing file {str(meta_path)!r}")
+    metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    arrays = {}
+    for key in ARRAY_NAMES:
+        file = folder / f"{SET_NAME}__{key}.npy"
+        if not file.is_file():
+            raise FileNotFoundError(f"dataset: missing file {str(file)!r}")
+        arrays[key] = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+    n = arrays["inputs"].shape[0]
+    if arrays["labels"].shape != arrays["inputs"].shape:
+        raise ValueError(f"dataset: {folder}: labels shape {arrays['labels'].shape} != inputs "
+                         f"shape {arrays['inputs'].shape}")
+    if arrays["inputs"].shape[1] != metadata.get("seq_len"):
+        raise ValueError(f"dataset: {folder}: inputs have seq_len {arrays['inputs'].shape[1]}, "
+                         f"dataset.json says {metadata.get('seq_len')}")
+    if (len(arrays["puzzle_indices"]) != len(arrays["puzzle_identifiers"]) + 1
+            or arrays["puzzle_indices"][-1] != n):
+        raise ValueError(f"dataset: {folder}: puzzle_indices do not match {n} examples and "
+                         f"{len(arrays['puzzle_identifiers'])} puzzles")
+    return metadata, arrays
