@@ -61,3 +61,18 @@ def test_cli__python_m_exit_code_on_bad_input():
     proc = subprocess.run([sys.executable, "-m", "tracegym", "solve", "x"], capture_output=True,
                           text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--train", "0"], "tracegym: error: train"),
+    (["--shard", "3/2"], "shard"),
+    (["--augment", "-1"], "tracegym: error: augment"),
+])
+def test_data_sudoku__bad_arguments_exit_2(tmp_path, extra, message, capsys):
+    try:
+        code = main(["data", "sudoku", "--out", str(tmp_path / "d"), "--no-progress", *extra])
+    except SystemExit as exc:  # argparse-level rejection
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "d").exists()
