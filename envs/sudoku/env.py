@@ -33,7 +33,9 @@ def action_space(size: int, mode: str) -> spaces.Space:
     return spaces.Box(0, size, (size, size), np.int8)
 
 
-def check_options(mode: str, illegal_action: str, max_steps: int | None) -> None:
+def configure(env, *, size, difficulty, puzzles, mode, illegal_action, illegal_reward,
+              max_steps, render_mode) -> None:
+    """Check the options shared by the single and the vector env and set them on ``env``."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
     if illegal_action not in ILLEGAL_ACTIONS:
@@ -41,6 +43,17 @@ def check_options(mode: str, illegal_action: str, max_steps: int | None) -> None
                          f"got {illegal_action!r}")
     if max_steps is not None and (not isinstance(max_steps, (int, np.integer)) or max_steps < 1):
         raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
+    render_modes = env.metadata["render_modes"]
+    if render_mode is not None and render_mode not in render_modes:
+        raise ValueError(f"render_mode must be one of {render_modes}, got {render_mode!r}")
+    env.source = make_source(puzzles, size, difficulty)
+    env.size = n = env.source.size
+    env.geometry = geometry(n)
+    env.mode = mode
+    env.illegal_action = illegal_action
+    env.illegal_reward = float(illegal_reward)
+    env.max_steps = 2 * n * n if max_steps is None else int(max_steps)
+    env.render_mode = render_mode
 
 
 def check_answer(answer, size: int, field: str = "action") -> np.ndarray:
@@ -126,18 +139,10 @@ class SudokuEnv(gym.Env):
                  puzzles=None, mode: str = "step", illegal_action: str = "penalize",
                  illegal_reward: float = -0.1, max_steps: int | None = None,
                  render_mode: str | None = None):
-        check_options(mode, illegal_action, max_steps)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, "
-                             f"got {render_mode!r}")
-        self.source = make_source(puzzles, size, difficulty)
-        self.size = n = self.source.size
-        self.geometry = geometry(n)
-        self.mode = mode
-        self.illegal_action = illegal_action
-        self.illegal_reward = float(illegal_reward)
-        self.max_steps = 2 * n * n if max_steps is None else int(max_steps)
-        self.render_mode = render_mode
+        configure(self, size=size, difficulty=difficulty, puzzles=puzzles, mode=mode,
+                  illegal_action=illegal_action, illegal_reward=illegal_reward,
+                  max_steps=max_steps, render_mode=render_mode)
+        n = self.size
         self.observation_space = observation_space(n)
         self.action_space = action_space(n, mode)
         self._state = rules.BoardState.empty(1, self.geometry)

@@ -20,11 +20,9 @@ from gymnasium.vector.utils import batch_space
 from tracegym.errors import ActionError
 
 from . import rules
-from .board import geometry
-from .env import action_space, check_answer, check_options, observation_space
+from .env import action_space, check_answer, configure, observation_space
 from .generator import DEFAULT_DIFFICULTY
 from .render import render_ansi, render_rgb
-from .source import make_source
 
 
 class SudokuVectorEnv(VectorEnv):
@@ -42,19 +40,11 @@ class SudokuVectorEnv(VectorEnv):
                  max_steps: int | None = None, render_mode: str | None = None):
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-        check_options(mode, illegal_action, max_steps)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, "
-                             f"got {render_mode!r}")
         self.num_envs = int(num_envs)
-        self.source = make_source(puzzles, size, difficulty)
-        self.size = n = self.source.size
-        self.geometry = geometry(n)
-        self.mode = mode
-        self.illegal_action = illegal_action
-        self.illegal_reward = float(illegal_reward)
-        self.max_steps = 2 * n * n if max_steps is None else int(max_steps)
-        self.render_mode = render_mode
+        configure(self, size=size, difficulty=difficulty, puzzles=puzzles, mode=mode,
+                  illegal_action=illegal_action, illegal_reward=illegal_reward,
+                  max_steps=max_steps, render_mode=render_mode)
+        n = self.size
         self.single_observation_space = observation_space(n)
         self.single_action_space = action_space(n, mode)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
