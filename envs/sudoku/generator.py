@@ -38,9 +38,10 @@ import numba
 import numpy as np
 
 from tracegym.errors import MultipleSolutionsError, UnsolvableError
+from tracegym.rng import check_seed, item_stream, shuffle
 
 from .board import SIZES, geometry
-from .solver import _DIGIT_OF, _POPCOUNT, _randbelow, _search, _splitmix, count_solutions
+from .solver import _DIGIT_OF, _POPCOUNT, _search, count_solutions
 
 DIFFICULTIES = ("easy", "medium", "hard", "extreme")
 DEFAULT_DIFFICULTY = "medium"
@@ -63,8 +64,7 @@ def _generate(seed, index, target_clues, effort_rule, max_attempts, peers, units
     ``stats`` gets (clues, nodes, guesses, attempts); returns False if no attempt fit the level.
     """
     nn = puzzle.shape[0]
-    rng = np.empty(1, dtype=np.uint64)
-    rng[0] = _splitmix(_splitmix(np.uint64(seed)) ^ np.uint64(index)) | np.uint64(1)
+    rng = item_stream(seed, index)
     empty = np.zeros(nn, dtype=np.int8)
     scratch = np.zeros(nn, dtype=np.int8)
     effort = np.zeros(2, dtype=np.int64)
@@ -75,9 +75,7 @@ def _generate(seed, index, target_clues, effort_rule, max_attempts, peers, units
                    solution, effort) != 1:
             continue
         # 2. remove clues in random order while the solution stays unique
-        for i in range(nn - 1, 0, -1):
-            j = _randbelow(rng, i + 1)
-            order[i], order[j] = order[j], order[i]
+        shuffle(rng, order)
         puzzle[:] = solution
         clues = nn
         for cell in order:
@@ -158,14 +156,6 @@ class GeneratorConfig:
         return round(fraction * self.size * self.size)
 
 
-def _check_seed(seed) -> int:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an int, got {seed!r}")
-    if not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be in 0..2**63-1, got {seed}")
-    return int(seed)
-
-
 class SudokuGenerator:
     """Seeded generator of unique-solution puzzles.
 
@@ -190,7 +180,7 @@ class SudokuGenerator:
         Returns ``(puzzles (count, n, n) int8, solutions (count, n, n) int8, stats (count, 4))``
         with stats columns (clues, nodes, guesses, attempts).
         """
-        seed = _check_seed(seed)
+        seed = check_seed(seed)
         if count < 0 or start < 0:
             raise ValueError(f"count and start must be >= 0, got count={count}, start={start}")
         cfg = self.config

@@ -22,6 +22,7 @@ import numba
 import numpy as np
 
 from tracegym.errors import MultipleSolutionsError, UnsolvableError
+from tracegym.rng import randbelow
 
 from .board import as_grid, geometry
 
@@ -33,30 +34,6 @@ _POPCOUNT = np.array([bin(i).count("1") for i in range(1 << MAX_SIZE)], dtype=np
 # digit (1-based) of a one-bit mask; only entries at powers of two are meaningful
 _DIGIT_OF = np.zeros(1 << MAX_SIZE, dtype=np.int8)
 _DIGIT_OF[1 << np.arange(MAX_SIZE)] = np.arange(1, MAX_SIZE + 1)
-
-
-@numba.njit(cache=True)
-def _rand(rng):
-    """xorshift64* step on the one-element uint64 state ``rng``."""
-    x = rng[0]
-    x ^= x >> np.uint64(12)
-    x ^= x << np.uint64(25)
-    x ^= x >> np.uint64(27)
-    rng[0] = x
-    return x * np.uint64(2685821657736338717)
-
-
-@numba.njit(cache=True)
-def _randbelow(rng, m):
-    return np.int64((_rand(rng) >> np.uint64(11)) % np.uint64(m))
-
-
-@numba.njit(cache=True)
-def _splitmix(x):
-    z = x + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 @numba.njit(cache=True, inline="always")
@@ -208,7 +185,7 @@ def _search(givens, peers, units, digit_of, popcount, limit, max_nodes, rng, ran
                 stats[1] += guesses
                 return -1
             if randomize:
-                k = _randbelow(rng, popcount[left])
+                k = randbelow(rng, popcount[left])
                 bit = left & -left
                 for _ in range(k):
                     left ^= bit
