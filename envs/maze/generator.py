@@ -1,0 +1,342 @@
+"""Maze generators, all seeded and byte-deterministic (item ``i`` of a seed rebuilds alone).
+
+Kinds:
+
+- ``"backtracker"``: a perfect maze (exactly one path between any two cells) by the recursive
+  backtracker (randomised depth-first search), on an odd ``size``: cells at odd coordinates,
+  walls between them and all around.
+- ``"kruskal"``: a perfect maze by randomised Kruskal (walls removed in random order when they
+  join two different trees; union-find).
+- ``"hard"``: Maze-Hard in the style of the TRM/HRM data: a wall border and random interior walls
+  (each cell a wall with probability ``wall_density``), then the endpoints are pulled apart until
+  their shortest path is longer than ``min_path`` moves (default 110 at 30x30, scaled by area
+  elsewhere): while it is not, a random cell of the current shortest path becomes a wall, unless
+  that cuts the goal off (then the cell stays open for good). Random iid walls alone almost never
+  hold a 110-move shortest path at 30x30 (about one draw in 300 at the best density), which
+  is why the blocking step exists; a draw whose path is a corridor that cannot lengthen is
+  rejected.
+
+Endpoints come from a double sweep in the largest open region: BFS from one of its cells, one end
+``A`` at a random one of the farthest cells, BFS from ``A``, the other end at a random cell beyond ``min_path`` (hard) or
+among the farthest (perfect mazes); which end is S is a coin flip. Every maze emitted is
+solvable; the label marks one shortest path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from tracegym.rng import check_seed, item_stream, next_u64, randbelow, shuffle
+
+from .board import GOAL, OPEN, START, WALL
+from .solver import _DC, _DR, bfs, trace_path
+
+KINDS = ("backtracker", "kruskal", "hard")
+PERFECT = ("backtracker", "kruskal")
+DEFAULT_SIZE = 30
+HARD_WALL_DENSITY = 0.3
+MAX_ATTEMPTS = 10_000
+
+
+def default_min_path(size: int) -> int:
+    """110 moves at 30x30 (TRM's Maze-Hard), scaled by area for other sizes."""
+    return max(1, round(110 * size * size / 900))
+
+
+@numba.njit(cache=True)
+def _carve_backtracker(rng, grid):
+    h, w = grid.shape
+    kr, kc = h // 2, w // 2
+    seen = np.zeros((kr, kc), np.bool_)
+    stack = np.empty(kr * kc, np.int64)
+    dirs = np.empty(4, np.int64)
+    start = randbelow(rng, kr * kc)
+    seen[start // kc, start % kc] = True
+    grid[2 * (start // kc) + 1, 2 * (start % kc) + 1] = OPEN
+    stack[0] = start
+    top = 1
+    while top > 0:
+        cell = stack[top - 1]
+        r, c = cell // kc, cell % kc
+        n = 0
+        if r > 0 and not seen[r - 1, c]:
+            dirs[n] = cell - kc
+            n += 1
+        if c < kc - 1 and not seen[r, c + 1]:
+            dirs[n] = cell + 1
+            n += 1
+        if r < kr - 1 and not seen[r + 1, c]:
+            dirs[n] = cell + kc
+            n += 1
+        if c > 0 and not seen[r, c - 1]:
+            dirs[n] = cell - 1
+            n += 1
+        if n == 0:
+            top -= 1
+            continue
+        nxt = dirs[randbelow(rng, n)]
+        nr, nc = nxt // kc, nxt % kc
+        seen[nr, nc] = True
+        grid[2 * nr + 1, 2 * nc + 1] = OPEN
+        grid[r + nr + 1, c + nc + 1] = OPEN  # the wall between the two cells
+        stack[top] = nxt
+        top += 1
+
+
+@numba.njit(cache=True)
+def _find(parent, x):
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+@numba.njit(cache=True)
+def _carve_kruskal(rng, grid):
+    h, w = grid.shape
+    kr, kc = h // 2, w // 2
+    for r in range(kr):
+        for c in range(kc):
+            grid[2 * r + 1, 2 * c + 1] = OPEN
+    # edges: cell -> right neighbour (even ids) and cell -> lower neighbour (odd ids)
+    edges = np.arange(2 * kr * kc)
+    shuffle(rng, edges)
+    parent = np.arange(kr * kc)
+    for e in edges:
+        cell, down = e // 2, e % 2
+        r, c = cell // kc, cell % kc
+        if down == 1:
+            if r == kr - 1:
+                continue
+            other = cell + kc
+        else:
+            if c == kc - 1:
+                continue
+            other = cell + 1
+        a, b = _find(parent, cell), _find(parent, other)
+        if a != b:
+            parent[a] = b
+            grid[r + other // kc + 1, c + other % kc + 1] = OPEN
+
+
+@numba.njit(cache=True)
+def _pick(rng, dist, lo):
+    """A random cell with ``dist > lo`` (-1 if none); cells are flat indices."""
+    h, w = dist.shape
+    count = 0
+    for i in range(h * w):
+        if dist[i // w, i % w] > lo:
+            count += 1
+    if count == 0:
+        return -1
+    k = randbelow(rng, count)
+    for i in range(h * w):
+        if dist[i // w, i % w] > lo:
+            if k == 0:
+                return i
+            k -= 1
+    return -1
+
+
+@numba.njit(cache=True)
+def _largest_component_cell(rng, passable, seen, queue):
+    """A random cell of the largest 4-connected open region (-1 if no open cell)."""
+    h, w = passable.shape
+    seen[:] = False
+    best_size, best_start = 0, -1
+    for first in range(h * w):
+        if not passable[first // w, first % w] or seen[first // w, first % w]:
+            continue
+        seen[first // w, first % w] = True
+        queue[0] = first
+        head, tail = 0, 1
+        while head < tail:
+            cell = queue[head]
+            head += 1
+            r, c = cell // w, cell % w
+            for k in range(4):
+                nr, nc = r + _DR[k], c + _DC[k]
+                if 0 <= nr < h and 0 <= nc < w and passable[nr, nc] and not seen[nr, nc]:
+                    seen[nr, nc] = True
+                    queue[tail] = nr * w + nc
+                    tail += 1
+        if tail > best_size:
+            best_size, best_start = tail, first
+    if best_start < 0:
+        return -1
+    return best_start
+
+
+@numba.njit(cache=True)
+def _lengthen(rng, maze, start, goal, min_path, dist, queue, keep):
+    """Add walls on the current shortest start-goal path until it is longer than ``min_path``.
+
+    A wall that would cut the goal off is taken back and the cell kept open. Returns False when
+    every cell of the path must stay open (a corridor) and the path is still too short.
+    """
+    h, w = maze.shape
+    keep[:] = False
+    passable = maze != WALL
+    bfs(passable, start, dist, queue)
+    gr, gc = goal // w, goal % w
+    while dist[gr, gc] <= min_path:
+        # walk back along one shortest path, counting the cells that may still become walls
+        r, c = gr, gc
+        n = 0
+        while dist[r, c] > 1:
+            for k in range(4):
+                nr, nc = r + _DR[k], c + _DC[k]
+                if 0 <= nr < h and 0 <= nc < w and dist[nr, nc] == dist[r, c] - 1:
+                    r, c = nr, nc
+                    break
+            if not keep[r, c]:
+                queue[n] = r * w + c
+                n += 1
+        if n == 0:
+            return False
+        cell = queue[randbelow(rng, n)]
+        passable[cell // w, cell % w] = False
+        bfs(passable, start, dist, queue)
+        if dist[gr, gc] < 0:  # a bridge: reopen it for good
+            passable[cell // w, cell % w] = True
+            keep[cell // w, cell % w] = True
+            bfs(passable, start, dist, queue)
+        else:
+            maze[cell // w, cell % w] = WALL
+    return True
+
+
+@numba.njit(cache=True)
+def _generate(seed, index, kind, density, min_path, max_attempts, maze, label, stats):
+    """Fill ``maze`` and ``label`` (H, W) for item ``index``; stats = (length, attempts).
+
+    kind: 0 backtracker, 1 kruskal, 2 hard. Returns False if no attempt succeeded.
+    """
+    h, w = maze.shape
+    rng = item_stream(seed, index)
+    dist = np.empty((h, w), np.int32)
+    queue = np.empty(h * w, np.int64)
+    seen = np.empty((h, w), np.bool_)
+    threshold = np.uint64(density * 2.0**53)
+    for attempt in range(max_attempts):
+        maze[:] = WALL
+        if kind == 0:
+            _carve_backtracker(rng, maze)
+        elif kind == 1:
+            _carve_kruskal(rng, maze)
+        else:
+            for r in range(1, h - 1):
+                for c in range(1, w - 1):
+                    if (next_u64(rng) >> np.uint64(11)) >= threshold:
+                        maze[r, c] = OPEN
+        passable = maze != WALL
+        start = _largest_component_cell(rng, passable, seen, queue)
+        if start < 0:
+            continue
+        # double sweep: an end of a long path is a random one of the cells farthest from any
+        # cell of the region; the other end is drawn from the cells far from it
+        bfs(passable, start, dist, queue)
+        start = _pick(rng, dist, dist.max() - 1)
+        bfs(passable, start, dist, queue)
+        goal = _pick(rng, dist, dist.max() - 1)
+        if goal < 0 or goal == start:
+            continue
+        if kind == 2:
+            if not _lengthen(rng, maze, start, goal, min_path, dist, queue, seen):
+                continue
+            passable = maze != WALL
+            goal = _pick(rng, dist, min_path)  # any cell far enough, not only the farthest
+        if randbelow(rng, 2) == 1:  # either end may be the start
+            start, goal = goal, start
+        bfs(passable, start, dist, queue)
+        maze[start // w, start % w] = START
+        maze[goal // w, goal % w] = GOAL
+        label[:] = maze
+        trace_path(dist, goal, label)
+        stats[0] = dist[goal // w, goal % w]
+        stats[1] = attempt + 1
+        return True
+    return False
+
+
+@numba.njit(cache=True)
+def _generate_batch(seed, start, kind, density, min_path, max_attempts, mazes, labels, stats):
+    for i in range(mazes.shape[0]):
+        if not _generate(seed, start + i, kind, density, min_path, max_attempts, mazes[i],
+                         labels[i], stats[i]):
+            return i
+    return mazes.shape[0]
+
+
+@dataclass(frozen=True)
+class GeneratedMaze:
+    maze: np.ndarray  # (H, W) int8: walls, open, S, G
+    label: np.ndarray  # the same with one shortest path marked
+    length: int  # shortest path, in moves
+    kind: str
+    seed: int
+    index: int
+
+
+class MazeGenerator:
+    """Seeded maze generator.
+
+    >>> gen = MazeGenerator(size=11, kind="kruskal")
+    >>> item = gen.generate(seed=0)
+    >>> item.maze.shape, item.length > 0
+    ((11, 11), True)
+    """
+
+    def __init__(self, size: int = DEFAULT_SIZE, kind: str = "hard",
+                 wall_density: float = HARD_WALL_DENSITY, min_path: int | None = None,
+                 max_attempts: int = MAX_ATTEMPTS):
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
+        if not isinstance(size, (int, np.integer)) or not 5 <= size <= 255:
+            raise ValueError(f"size must be an int in 5..255, got {size!r}")
+        if kind in PERFECT and size % 2 == 0:
+            raise ValueError(f"size must be odd for a perfect ({kind}) maze, got {size}")
+        if not 0.0 <= wall_density < 1.0:
+            raise ValueError(f"wall_density must be in [0, 1), got {wall_density!r}")
+        if min_path is None:
+            min_path = default_min_path(size) if kind == "hard" else 0
+        if not isinstance(min_path, (int, np.integer)) or min_path < 0:
+            raise ValueError(f"min_path must be an int >= 0, got {min_path!r}")
+        if not isinstance(max_attempts, (int, np.integer)) or max_attempts < 1:
+            raise ValueError(f"max_attempts must be a positive int, got {max_attempts!r}")
+        self.size, self.kind = int(size), kind
+        self.wall_density, self.min_path = float(wall_density), int(min_path)
+        self.max_attempts = int(max_attempts)
+
+    def __repr__(self) -> str:
+        return f"MazeGenerator(size={self.size}, kind={self.kind!r})"
+
+    def generate_arrays(self, seed: int, count: int, start: int = 0):
+        """Items ``start..start+count-1``: ``(mazes, labels, stats)`` with mazes and labels
+        ``(count, size, size)`` int8 and stats ``(count, 2)`` (path length, attempts)."""
+        seed = check_seed(seed)
+        if count < 0 or start < 0:
+            raise ValueError(f"count and start must be >= 0, got count={count}, start={start}")
+        n = self.size
+        mazes = np.empty((count, n, n), np.int8)
+        labels = np.empty((count, n, n), np.int8)
+        stats = np.zeros((count, 2), np.int64)
+        done = _generate_batch(seed, start, KINDS.index(self.kind), self.wall_density,
+                               self.min_path, self.max_attempts, mazes, labels, stats)
+        if done < count:
+            raise RuntimeError(f"no {self.kind} {n}x{n} maze with a path over {self.min_path} "
+                               f"moves for seed {seed}, index {start + done} in "
+                               f"{self.max_attempts} attempts (lower min_path or wall_density)")
+        return mazes, labels, stats
+
+    def generate(self, seed: int, index: int = 0) -> GeneratedMaze:
+        mazes, labels, stats = self.generate_arrays(seed, 1, index)
+        return GeneratedMaze(mazes[0], labels[0], int(stats[0, 0]), self.kind, int(seed),
+                             int(index))
+
+    def __call__(self, rng: np.random.Generator) -> GeneratedMaze:
+        """Draw one maze from a numpy ``Generator`` (what the environments call on reset)."""
+        return self.generate(int(rng.integers(2**63)), 0)
