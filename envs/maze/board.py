@@ -102,8 +102,11 @@ def write_mazes(path: str | os.PathLike, grids) -> None:
     os.replace(tmp, path)
 
 
-def find_endpoints(grid: np.ndarray, *, field: str = "maze") -> tuple[tuple[int, int], tuple[int, int]]:
-    """The (row, col) of S and of G; raises :class:`MazeError` unless there is exactly one of each."""
+Cell = tuple[int, int]
+
+
+def find_endpoints(grid: np.ndarray, *, field: str = "maze") -> tuple[Cell, Cell]:
+    """The (row, col) of S and of G; :class:`MazeError` unless there is exactly one of each."""
     found = []
     for code, name in ((START, "start 'S'"), (GOAL, "goal 'G'")):
         where = np.argwhere(grid == code)

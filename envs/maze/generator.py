@@ -17,8 +17,9 @@ Kinds:
   rejected.
 
 Endpoints come from a double sweep in the largest open region: BFS from one of its cells, one end
-``A`` at a random one of the farthest cells, BFS from ``A``, the other end at a random cell beyond ``min_path`` (hard) or
-among the farthest (perfect mazes); which end is S is a coin flip. Every maze emitted is
+``A`` at a random one of the farthest cells, BFS from ``A``, the other end at a random one of the
+farthest cells (perfect mazes) or, after the blocking step, at a random cell beyond ``min_path``
+(hard); which end is S is a coin flip. Every maze emitted is
 solvable; the label marks one shortest path.
 """
 
