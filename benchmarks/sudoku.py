@@ -25,7 +25,7 @@ import numpy as np
 from tracegym.envs.sudoku.board import parse_puzzle
 from tracegym.envs.sudoku.generator import DIFFICULTIES, UNSUPPORTED, SudokuGenerator
 from tracegym.envs.sudoku.solver import solve_batch, solve_reference
-from tracegym.envs.sudoku.source import ListSource
+from tracegym.envs.sudoku.source import make_source
 
 import tracegym
 
@@ -110,7 +110,7 @@ def _time_steps(env, steps: int, seed: int) -> float:
 
 def bench_vector(num_envs: int, steps: int, sync_steps: int) -> dict:
     puzzles, _, _ = SudokuGenerator(9, "medium").generate_arrays(0, 4096)
-    source = ListSource(list(puzzles))  # one shared pool, so both sides draw the same way
+    source = make_source(list(puzzles), 9, "medium")  # one shared pool for both sides
     native = gym.make_vec("tracegym/Sudoku-v0", num_envs=num_envs,
                           vectorization_mode="vector_entry_point", puzzles=source)
     sync = gym.make_vec("tracegym/Sudoku-v0", num_envs=num_envs, vectorization_mode="sync",

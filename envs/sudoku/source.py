@@ -1,117 +1,57 @@
-"""Where an env's puzzles come from: a fixed list, a file, a generator, or any iterator.
+"""Sudoku puzzle sources for the envs: :func:`tracegym.sources.make_source` with Sudoku checks.
 
-Every source is drawn with the env's ``np_random`` on reset, so the same seed gives the same
-puzzles in the single env and in each slot of the vector env.
+Grids are drawn flat, ``(n*n,)`` int8. A list of puzzles is checked once for a solution.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-
 import numpy as np
 
 from tracegym.errors import UnsolvableError
+from tracegym.sources import CallableSource, ListSource, PuzzleSource
+from tracegym.sources import make_source as _make_source
 
 from .board import SIZES, as_grid, read_puzzles
 from .generator import GeneratedPuzzle, SudokuGenerator
 from .solver import solve_batch
 
 
-class PuzzleSource:
-    """Draws one puzzle ((nn,) int8) per call; ``size`` is the board side."""
-
-    size: int
-
-    def draw(self, rng: np.random.Generator) -> np.ndarray:
-        raise NotImplementedError
+def _convert(item, field: str, size: int | None = None) -> np.ndarray:
+    puzzle = item.puzzle if isinstance(item, GeneratedPuzzle) else item
+    return as_grid(puzzle, size, field=field).reshape(-1)
 
 
-class ListSource(PuzzleSource):
-    """Uniform draws from a fixed stack of puzzles (each checked for conflicts and a solution)."""
-
-    def __init__(self, grids: list[np.ndarray]):
-        if not grids:
-            raise ValueError("puzzles: the list is empty")
-        sizes = {g.shape[0] for g in grids}
-        if len(sizes) > 1:
-            raise ValueError(f"puzzles: mixed board sizes {sorted(sizes)}")
-        self.size = sizes.pop()
-        self.puzzles = np.stack(grids).reshape(len(grids), -1).astype(np.int8)
-        _, counts, _ = solve_batch(self.puzzles.reshape(len(grids), self.size, self.size))
-        if (counts == 0).any():
-            raise UnsolvableError(f"puzzles[{int(np.argmin(counts))}]: has no solution")
-
-    def draw(self, rng):
-        return self.puzzles[rng.integers(len(self.puzzles))]
-
-
-class GeneratorSource(PuzzleSource):
-    """A fresh puzzle per reset from a :class:`SudokuGenerator` or an ``rng -> puzzle`` callable."""
-
-    def __init__(self, generator: Callable[[np.random.Generator], object], size: int | None):
-        self.generator = generator
-        self.size = generator.config.size if isinstance(generator, SudokuGenerator) else size
-
-    def draw(self, rng):
-        item = self.generator(rng)
-        puzzle = item.puzzle if isinstance(item, GeneratedPuzzle) else item
-        grid = as_grid(puzzle, self.size, field="generated puzzle")
-        self.size = grid.shape[0]
-        return grid.reshape(-1)
-
-
-class IteratorSource(PuzzleSource):
-    """Takes the next puzzle of an iterator on each reset (the env's rng is not used)."""
-
-    def __init__(self, iterator: Iterator, size: int | None):
-        self.iterator = iterator
-        first = self._next()
-        self.size = first.shape[0] if size is None else size
-        self._pending = first
-
-    def _next(self):
-        try:
-            item = next(self.iterator)
-        except StopIteration:
-            raise ValueError("puzzles: the iterator is exhausted") from None
-        puzzle = item.puzzle if isinstance(item, GeneratedPuzzle) else item
-        return as_grid(puzzle, field="puzzles item")
-
-    def draw(self, rng):
-        if self._pending is not None:
-            grid, self._pending = self._pending, None
-        else:
-            grid = self._next()
-        return grid.reshape(-1)
+def _is_single(item) -> bool:
+    if isinstance(item, str):
+        return True
+    return isinstance(item, np.ndarray) and item.ndim == 2 and item.shape[0] in SIZES \
+        and item.shape[0] == item.shape[1]  # one (n, n) grid, not a stack of puzzle lines
 
 
 def make_source(puzzles, size: int | None, difficulty: str) -> PuzzleSource:
-    """Turn the env's ``puzzles=`` option into a :class:`PuzzleSource`."""
-    if puzzles is None:
-        return GeneratorSource(SudokuGenerator(9 if size is None else size, difficulty), None)
-    if isinstance(puzzles, PuzzleSource):
-        source = puzzles
-    elif isinstance(puzzles, (str, os.PathLike)) and (
-            isinstance(puzzles, os.PathLike) or os.path.sep in puzzles or os.path.isfile(puzzles)):
-        source = ListSource(read_puzzles(puzzles, size))
-    elif isinstance(puzzles, str):
-        source = ListSource([as_grid(puzzles, size)])
-    elif isinstance(puzzles, np.ndarray) and puzzles.ndim == 2 and puzzles.shape[0] in SIZES \
-            and puzzles.shape[0] == puzzles.shape[1]:  # one (n, n) grid, not a stack of lines
-        source = ListSource([as_grid(puzzles, size)])
-    elif isinstance(puzzles, (list, tuple, np.ndarray)):
-        source = ListSource([as_grid(p, size, field=f"puzzles[{i}]")
-                             for i, p in enumerate(puzzles)])
-    elif callable(puzzles):
-        source = GeneratorSource(puzzles, size)
-    elif isinstance(puzzles, Iterator):
-        source = IteratorSource(puzzles, size)
+    """The env's ``puzzles=`` option as a source; its ``size`` is the board side."""
+
+    def convert(item, field):
+        return _convert(item, field, size)
+
+    def read_file(path):
+        return [g.reshape(-1) for g in read_puzzles(path, size)]
+
+    def default():
+        gen = SudokuGenerator(9 if size is None else size, difficulty)
+        return CallableSource(gen, convert, shape=(gen.config.size ** 2,))
+
+    if isinstance(puzzles, SudokuGenerator):
+        source = CallableSource(puzzles, convert, shape=(puzzles.config.size ** 2,))
     else:
-        raise ValueError(f"puzzles: expected a list, a file path, a generator or an iterator, "
-                         f"got {type(puzzles).__name__}")
-    if size is not None and source.size is not None and source.size != size:
+        source = _make_source(puzzles, convert=convert, read_file=read_file,
+                              is_single=_is_single, default=default)
+    source.size = int(round(np.sqrt(source.shape[0])))
+    if size is not None and source.size != size:
         raise ValueError(f"size={size} does not match the puzzles' size {source.size}")
-    if source.size is None:
-        raise ValueError("size: must be given with a puzzle callable")
+    if isinstance(source, ListSource):
+        n = source.size
+        _, counts, _ = solve_batch(source.grids.reshape(-1, n, n))
+        if (counts == 0).any():
+            raise UnsolvableError(f"puzzles[{int(np.argmin(counts))}]: has no solution")
     return source
