@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from tracegym.errors import ActionError
+from tracegym.vector import reseed
 
 from . import rules
 from .env import action_space, check_answer, configure, observation_space
@@ -59,15 +59,7 @@ class SudokuVectorEnv(VectorEnv):
     # -- gymnasium API -----------------------------------------------------------------------
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict[str, Any] | None = None):
-        if seed is None or isinstance(seed, (int, np.integer)):
-            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"seed: expected {self.num_envs} seeds, got {len(seeds)}")
-        for i, s in enumerate(seeds):
-            if s is not None or self._rngs[i] is None:
-                self._rngs[i], _ = seeding.np_random(s)
+        reseed(self._rngs, seed)
         self._load(self._all)
         self._prev_done[:] = False
         return self._obs(), self._info(np.zeros(self.num_envs, bool),
