@@ -22,12 +22,12 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+
+import tracegym
 from tracegym.envs.sudoku.board import parse_puzzle
 from tracegym.envs.sudoku.generator import DIFFICULTIES, UNSUPPORTED, SudokuGenerator
 from tracegym.envs.sudoku.solver import solve_batch, solve_reference
 from tracegym.envs.sudoku.source import make_source
-
-import tracegym
 
 TOP95 = Path(tracegym.envs.sudoku.__file__).parent / "data" / "top95.txt"
 

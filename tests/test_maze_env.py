@@ -6,14 +6,14 @@ import pytest
 from gymnasium.utils.env_checker import check_env, data_equivalence
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import tracegym  # noqa: F401
 from tracegym.envs.maze.board import PATH, format_maze, parse_maze
 from tracegym.envs.maze.env import MazeEnv
 from tracegym.envs.maze.generator import MazeGenerator
 from tracegym.envs.maze.rules import DELTAS
 from tracegym.envs.maze.solver import path_verdict, shortest_path
 from tracegym.envs.maze.vector_env import MazeVectorEnv
-
-import tracegym  # noqa: F401
 from tracegym.errors import ActionError, UnsolvableError
 
 ID = "tracegym/Maze-v0"

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tracegym.envs.sudoku.augment import (
     Augmentation,
     augment_batch,

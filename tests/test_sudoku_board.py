@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tracegym.envs.sudoku.board import (
     as_grid,
     format_puzzle,
@@ -13,7 +14,6 @@ from tracegym.envs.sudoku.board import (
     read_puzzles,
 )
 from tracegym.envs.sudoku.generator import SudokuGenerator
-
 from tracegym.errors import ConflictError, PuzzleFormatError
 
 SOLVED_9 = "417369825632158947958724316825437169791586432346912758289643571573291684164875293"

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+
 from tracegym.datasets import PuzzleDataset, SplitData, read_split, write_dataset
 from tracegym.datasets import sudoku as sudoku_data
 from tracegym.datasets import writer as writer_module

@@ -4,11 +4,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+
+import tracegym  # noqa: F401  (registers the envs)
 from tracegym.envs.sudoku.board import format_puzzle
 from tracegym.envs.sudoku.env import SudokuEnv
 from tracegym.envs.sudoku.generator import SudokuGenerator
-
-import tracegym  # noqa: F401  (registers the envs)
 from tracegym.errors import ActionError, UnsolvableError
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tracegym.envs.sudoku.board import is_valid_solution
 from tracegym.envs.sudoku.generator import (
     DIFFICULTIES,
@@ -12,7 +13,6 @@ from tracegym.envs.sudoku.generator import (
     require_unique,
 )
 from tracegym.envs.sudoku.solver import solve_reference
-
 from tracegym.errors import MultipleSolutionsError, UnsolvableError
 
 LEVELS = [(size, level) for size in (4, 6, 9) for level in DIFFICULTIES

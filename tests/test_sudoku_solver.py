@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tracegym.envs.sudoku.board import is_valid_solution, parse_puzzle
 from tracegym.envs.sudoku.generator import SudokuGenerator
 from tracegym.envs.sudoku.solver import count_solutions, solve, solve_batch, solve_reference
-
 from tracegym.errors import MultipleSolutionsError, UnsolvableError
 
 

@@ -4,9 +4,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import data_equivalence
-from tracegym.envs.sudoku.vector_env import SudokuVectorEnv
 
 import tracegym  # noqa: F401
+from tracegym.envs.sudoku.vector_env import SudokuVectorEnv
 from tracegym.errors import ActionError
 
 ID = "tracegym/Sudoku-v0"
