@@ -11,9 +11,9 @@ Kinds:
   (each cell a wall with probability ``wall_density``), then the endpoints are pulled apart until
   their shortest path is longer than ``min_path`` moves (default 110 at 30x30, scaled by area
   elsewhere): while it is not, a random cell of the current shortest path becomes a wall, unless
-  that cuts the goal off (then the cell stays open for good). Random iid walls alone almost never
-  hold a 110-move shortest path at 30x30 (about one draw in 300 at the best density), which
-  is why the blocking step exists; a draw whose path is a corridor that cannot lengthen is
+  that cuts the goal off (then the cell stays open for good). Random iid walls alone rarely
+  hold a 110-move shortest path at 30x30 (hundreds of rejected draws per maze), which is why
+  the blocking step exists; a draw whose path is a corridor that cannot lengthen is
   rejected.
 
 Endpoints come from a double sweep in the largest open region: BFS from one of its cells, one end
