@@ -41,10 +41,10 @@ split, to filter its train items against all test puzzles.
 from __future__ import annotations
 
 import argparse
-import re
 
 import numpy as np
 from tqdm import tqdm
+
 from tracegym.envs.sudoku import tokens
 from tracegym.envs.sudoku.augment import augment_batch, equivalence_fingerprints
 from tracegym.envs.sudoku.board import SIZES
@@ -54,48 +54,24 @@ from tracegym.envs.sudoku.generator import (
     GeneratorConfig,
     SudokuGenerator,
 )
-
 from tracegym.grid import DIGIT_CHARS
 
+from .common import (
+    CHUNK,
+    REDRAW_STREAM,
+    TEST_STREAM,
+    TRAIN_STREAM,
+    augment_rng,
+    check_int,
+    check_shard,
+    generate_chunks,
+    parse_shard,
+    shard_slice,
+    stream_seed,
+)
 from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
 
-# spawn keys of the random streams derived from the user's seed
-_TEST_STREAM, _TRAIN_STREAM, _REDRAW_STREAM, _AUGMENT_STREAM = 0, 1, 2, 3
 MAX_REDRAWS = 1000  # per train item, before giving up on finding one unlike every test puzzle
-_CHUNK = 256  # puzzles generated per call (progress-bar granularity)
-
-
-def _stream_seed(seed: int, *key: int) -> int:
-    """A generator seed in 0..2**63-1 derived from ``seed`` and a stream key."""
-    state = np.random.SeedSequence(seed, spawn_key=key).generate_state(1, np.uint64)[0]
-    return int(state >> np.uint64(1))
-
-
-def _augment_rng(seed: int, item: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_AUGMENT_STREAM, item)))
-
-
-def _shard_slice(count: int, shard: tuple[int, int]) -> tuple[int, int]:
-    """The i-th of n contiguous slices of ``range(count)`` (sizes differ by at most one)."""
-    i, n = shard
-    return i * count // n, (i + 1) * count // n
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_shard(shard) -> tuple[int, int]:
-    ok = (isinstance(shard, (tuple, list)) and len(shard) == 2
-          and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in shard)
-          and shard[1] >= 1 and 0 <= shard[0] < shard[1])
-    if not ok:
-        raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
-    return int(shard[0]), int(shard[1])
 
 
 def _text(grids: np.ndarray) -> np.ndarray:
@@ -117,17 +93,6 @@ class _Filter:
         return fingerprint in self.fingerprints or puzzle.tobytes() in self.exact
 
 
-def _generate(gen, seed: int, lo: int, hi: int, bar) -> tuple[np.ndarray, ...]:
-    """Items ``lo..hi-1`` of ``seed`` in chunks, advancing ``bar``."""
-    parts = []
-    for start in range(lo, hi, _CHUNK):
-        parts.append(gen.generate_arrays(seed, min(_CHUNK, hi - start), start))
-        bar.update(len(parts[-1][0]))
-    if not parts:
-        return gen.generate_arrays(seed, 0, lo)
-    return tuple(np.concatenate(arrays) for arrays in zip(*parts))
-
-
 def _redraw_leaks(gen, seed: int, lo: int, puzzles, solutions, stats, sources,
                   keep_out: _Filter) -> int:
     """Replace, in place, every item that ``keep_out`` rejects by its next redraw; return the
@@ -142,7 +107,7 @@ def _redraw_leaks(gen, seed: int, lo: int, puzzles, solutions, stats, sources,
             if draw > MAX_REDRAWS:
                 raise RuntimeError(f"train item {lo + k}: {MAX_REDRAWS} redraws all resemble a "
                                    f"test puzzle; use fewer test puzzles or a larger size")
-            redraw_seed = _stream_seed(seed, _REDRAW_STREAM, draw)
+            redraw_seed = stream_seed(seed, REDRAW_STREAM, draw)
             p, s, st = gen.generate_arrays(redraw_seed, 1, lo + k)
             puzzles[k], solutions[k], stats[k], sources[k] = p[0], s[0], st[0], redraw_seed
             fingerprints[k] = equivalence_fingerprints(p)[0]
@@ -199,24 +164,24 @@ def build_sudoku_dataset(out, *, size: int = 9, difficulty: str = DEFAULT_DIFFIC
     look-alikes).
     """
     config = GeneratorConfig(size, difficulty).validate()
-    train = _check_int("train", train, 1)
-    test = _check_int("test", test, 0)
-    augment = _check_int("augment", augment, 0)
-    seed = _check_int("seed", seed, 0)
-    shard = _check_shard(shard)
+    train = check_int("train", train, 1)
+    test = check_int("test", test, 0)
+    augment = check_int("augment", augment, 0)
+    seed = check_int("seed", seed, 0)
+    shard = check_shard(shard)
     out = check_output_dir(out, overwrite=overwrite)  # fail before the slow part
     gen = SudokuGenerator(config.size, config.difficulty)
-    test_seed = _stream_seed(seed, _TEST_STREAM)
-    train_seed = _stream_seed(seed, _TRAIN_STREAM)
-    lo, hi = _shard_slice(train, shard)
-    tlo, thi = _shard_slice(test, shard)
+    test_seed = stream_seed(seed, TEST_STREAM)
+    train_seed = stream_seed(seed, TRAIN_STREAM)
+    lo, hi = shard_slice(train, shard)
+    tlo, thi = shard_slice(test, shard)
     bars = {"disable": not progress, "unit": "puzzle", "delay": 1.0, "leave": False}
 
     # Test: the whole split is needed to keep its look-alikes out of this shard's train items.
     whole = hi > lo
     with tqdm(total=test if whole else thi - tlo, desc="test puzzles", **bars) as bar:
         first = 0 if whole else tlo
-        all_test = _generate(gen, test_seed, first, test if whole else thi, bar)
+        all_test = generate_chunks(gen, test_seed, first, test if whole else thi, bar)
     test_p, test_s, test_st = (a[tlo - first:thi - first] for a in all_test)
     keep_out = _Filter(all_test[0])
 
@@ -229,15 +194,15 @@ def build_sudoku_dataset(out, *, size: int = 9, difficulty: str = DEFAULT_DIFFIC
     sources = np.full(hi - lo, train_seed, dtype=np.int64)
     rejected = 0
     with tqdm(total=hi - lo, desc="train puzzles", **bars) as bar:
-        for start in range(lo, hi, _CHUNK):
-            stop = min(start + _CHUNK, hi)
+        for start in range(lo, hi, CHUNK):
+            stop = min(start + CHUNK, hi)
             rows = slice(start - lo, stop - lo)
             p, s, st = gen.generate_arrays(train_seed, stop - start, start)
             rejected += _redraw_leaks(gen, seed, start, p, s, st, sources[rows], keep_out)
             train_p[rows, 0], train_s[rows, 0], train_st[rows] = p, s, st
             if augment:
                 for k in range(stop - start):
-                    rng = _augment_rng(seed, start + k)  # per item: independent of sharding
+                    rng = augment_rng(seed, start + k)  # per item: independent of sharding
                     ap, as_ = augment_batch(p[k:k + 1], s[k:k + 1], augment, rng)
                     train_p[start - lo + k, 1:], train_s[start - lo + k, 1:] = ap[0], as_[0]
             bar.update(stop - start)
@@ -262,15 +227,6 @@ def build_sudoku_dataset(out, *, size: int = 9, difficulty: str = DEFAULT_DIFFIC
 
 # ---------------------------------------------------------------------------------------------
 # command line: `tracegym data sudoku`
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``; argparse reports the error on one line."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not match or not int(match[1]) < int(match[2]):
-        raise argparse.ArgumentTypeError(f"shard must look like i/n with 0 <= i < n "
-                                         f"(e.g. 0/4), got {text!r}")
-    return int(match[1]), int(match[2])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

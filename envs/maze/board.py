@@ -15,8 +15,9 @@ id    char   meaning
 
 Text format: one maze per block of lines, blocks separated by one or more empty lines; every line
 of a block has the same length. Lines may end with spaces (open cells), so lines are only
-stripped of the newline; an all-space line inside a block counts as a row, not as a separator,
-when its length matches the block's width. ``#`` starts no comment here: it is a wall.
+stripped of the newline: only an empty line separates blocks, and a line of spaces is a row of
+open cells. ``#`` starts no comment here: it is a wall. Start and goal are two characters, so a
+maze cannot put them on one cell.
 """
 
 from __future__ import annotations

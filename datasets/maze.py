@@ -1,0 +1,288 @@
+"""Maze dataset: generated mazes in the TRM layout (.npy arrays + dataset.json) plus Parquet.
+
+Layout (see :mod:`tracegym.datasets.writer`)::
+
+    OUT/identifiers.json                      ["<blank>"]
+    OUT/{train,test}/dataset.json             vocab_size 6, seq_len size*size, pad/ignore/blank 0
+    OUT/{train,test}/all__inputs.npy          (N, size*size) uint8 maze tokens
+    OUT/{train,test}/all__labels.npy          (N, size*size) uint8 the maze with its path marked
+    OUT/{train,test}/all__puzzle_identifiers.npy, all__puzzle_indices.npy, all__group_indices.npy
+    OUT/{train,test}/all.parquet              one row per example, with the columns below
+
+Tokens follow TRM's ``build_maze_dataset.py``: the grid codes of :mod:`tracegym.envs.maze.board`
+are the token ids (0 pad, 1 wall ``#``, 2 open, 3 ``S``, 4 ``G``, 5 path ``o``), row-major, so
+``seq_len`` is 900 at 30x30. A label is the input with one shortest S-to-G path marked 5; any
+shortest path is a correct answer (:func:`~tracegym.envs.maze.solver.path_verdict`). Every
+example is its own puzzle (``puzzle_indices = arange(N + 1)``, identifiers all 0), and a group is
+one original maze followed by its augmented copies (``group_indices = arange(G + 1) * (1 +
+augment)``).
+
+Which mazes go where (``MazeGenerator(size, kind, wall_density, min_path)``):
+
+* test: items ``0..test-1`` of the generator under a seed derived from ``seed`` (stream 0); never
+  augmented.
+* train: items ``0..train-1`` under a second derived seed (stream 1). A train maze whose
+  canonical form (the least, as bytes, of the 8 dihedral images of the maze without its path)
+  equals that of any test maze is rejected and redrawn from the item's own redraw streams (redraw
+  ``j`` of item ``i`` is item ``i`` under a seed derived from ``(seed, j)``), so no train
+  example, augmented or not, is a test maze, and the choice never depends on other train items or
+  on sharding. Train items are not deduplicated among themselves. Each train maze is followed by
+  ``augment`` (at most 7) copies under distinct non-identity symmetries of the square
+  (:func:`tracegym.grid.dihedral`), the same on input and label, drawn from a random stream
+  seeded by ``(seed, item)``.
+
+Parquet columns beside the tokens: ``item`` (index of the original maze in its split),
+``augmentation`` (0 for the original, else the dihedral index ``k`` of the copy), ``maze`` and
+``label`` (the example as text, :func:`~tracegym.envs.maze.board.format_maze`), ``length`` (moves
+on a shortest path), ``generator_seed`` (item ``item`` of the generator under this seed rebuilds
+the original maze).
+
+``shard=(i, n)`` builds only the i-th of n contiguous slices of the train items and of the test
+items; each shard is a complete dataset and the shards' arrays, concatenated in order (offsetting
+the index arrays), equal those of the unsharded build. Every shard that has train items still
+generates the whole test split, to filter them against all test mazes.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from tqdm import tqdm
+
+from tracegym.envs.maze.board import CHARS, VOCAB_SIZE
+from tracegym.envs.maze.generator import (
+    DEFAULT_SIZE,
+    HARD_WALL_DENSITY,
+    KINDS,
+    MazeGenerator,
+)
+from tracegym.grid import dihedral
+
+from .common import (
+    CHUNK,
+    REDRAW_STREAM,
+    TEST_STREAM,
+    TRAIN_STREAM,
+    augment_rng,
+    check_int,
+    check_shard,
+    generate_chunks,
+    parse_shard,
+    shard_slice,
+    stream_seed,
+)
+from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
+
+MAX_REDRAWS = 1000  # per train item, before giving up on finding one unlike every test maze
+MAX_AUGMENT = 7  # the 8 symmetries of the square less the identity
+
+
+def canonical_forms(mazes: np.ndarray) -> list[bytes]:
+    """``(B, n, n)`` mazes -> the least of each maze's 8 dihedral images, as bytes.
+
+    Two mazes have the same form iff one is a rotation or reflection of the other; pass mazes
+    without their path (the inputs, not the labels).
+    """
+    b, h, w = mazes.shape
+    images = np.stack([dihedral(mazes, k) for k in range(8)], axis=1)  # (B, 8, n, n)
+    images = np.ascontiguousarray(images, dtype=np.int8).reshape(b, 8, h * w)  # (B, 8, n*n)
+    return [min(row.tobytes() for row in images[i]) for i in range(b)]
+
+
+def _text(grids: np.ndarray) -> np.ndarray:
+    """``(B, H, W)`` grids -> ``(B,)`` fixed-width bytes, the same text as ``format_maze``."""
+    b, h, w = grids.shape
+    lut = np.frombuffer(CHARS.encode("ascii"), dtype=np.uint8)
+    chars = np.full((b, h, w + 1), ord("\n"), dtype=np.uint8)  # each row then a newline
+    chars[:, :, :w] = lut[grids.astype(np.intp)]
+    chars = np.ascontiguousarray(chars.reshape(b, h * (w + 1))[:, :-1])  # drop the last newline
+    return chars.view(f"S{h * (w + 1) - 1}").reshape(b)
+
+
+def _redraw_leaks(gen, seed: int, lo: int, mazes, labels, stats, sources,
+                  test_forms: set[bytes]) -> int:
+    """Replace, in place, every maze whose canonical form is in ``test_forms`` by its next
+    redraw; return the number of rejected draws. Item ``lo + k``'s redraw ``j`` is item ``lo + k``
+    of the seed derived from ``(seed, j)``: a function of the item alone."""
+    rejected = 0
+    for k, form in enumerate(canonical_forms(mazes)):
+        draw = 0
+        while form in test_forms:
+            draw += 1
+            if draw > MAX_REDRAWS:
+                raise RuntimeError(f"train item {lo + k}: {MAX_REDRAWS} redraws all equal a "
+                                   f"test maze up to symmetry; use fewer test mazes or a larger "
+                                   f"size")
+            redraw_seed = stream_seed(seed, REDRAW_STREAM, draw)
+            m, lab, st = gen.generate_arrays(redraw_seed, 1, lo + k)
+            mazes[k], labels[k], stats[k], sources[k] = m[0], lab[0], st[0], redraw_seed
+            form = canonical_forms(m)[0]
+        rejected += draw
+    return rejected
+
+
+def _split(mazes, labels, lengths, sources, items, symmetries) -> SplitData:
+    """TRM arrays of one split from ``(N, n, n)`` grids, where each of the ``G`` items (entries
+    of ``lengths``, ``sources`` and ``items``) is followed by its augmented copies;
+    ``symmetries`` ``(G, per)`` holds the dihedral index of every example."""
+    g, per = symmetries.shape
+    examples, h, w = mazes.shape
+    assert labels.shape[0] == examples == g * per
+    return SplitData(
+        inputs=mazes.reshape(examples, h * w).astype(np.uint8),  # (N, n*n)
+        labels=labels.reshape(examples, h * w).astype(np.uint8),
+        puzzle_identifiers=np.zeros(examples, dtype=np.int32),
+        puzzle_indices=np.arange(examples + 1, dtype=np.int32),
+        group_indices=np.arange(g + 1, dtype=np.int32) * per,
+        columns={
+            "item": np.repeat(items.astype(np.int64), per),
+            "augmentation": symmetries.reshape(examples).astype(np.int32),
+            "maze": _text(mazes),
+            "label": _text(labels),
+            "length": np.repeat(lengths.astype(np.int32), per),
+            "generator_seed": np.repeat(sources.astype(np.int64), per),
+        },
+    )
+
+
+def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, train: int = 1000,
+                       test: int = 1000, augment: int = 0, seed: int = 0,
+                       min_path: int | None = None, wall_density: float = HARD_WALL_DENSITY,
+                       shard: tuple[int, int] = (0, 1), overwrite: bool = False,
+                       progress: bool = True) -> dict:
+    """Generate a maze dataset into ``out`` (see the module docstring); return a summary.
+
+    Args:
+        out: output directory; must be missing or empty unless ``overwrite``.
+        kind: generator kind (backtracker, kruskal, hard).
+        size: grid side (5..255; odd for backtracker and kruskal).
+        train: original train mazes in the whole (unsharded) dataset, >= 1.
+        test: test mazes in the whole dataset, >= 0.
+        augment: dihedral copies per train maze, 0..7 (test is never augmented).
+        seed: base seed; every random stream is derived from it.
+        min_path: hard mazes only: shortest path longer than this many moves (None: 110 at
+            30x30, scaled by area).
+        wall_density: hard mazes only: probability of a random interior wall.
+        shard: ``(i, n)``: build only the i-th of n contiguous slices of both splits.
+        overwrite: replace a non-empty ``out``.
+        progress: show tqdm progress bars on stderr.
+
+    Returns a dict with the path, the settings (``min_path`` as used) and, for this shard,
+    ``train_puzzles``, ``train_examples``, ``test_puzzles`` and ``rejected`` (train draws
+    rejected as symmetric copies of a test maze).
+    """
+    gen = MazeGenerator(size, kind, wall_density=wall_density, min_path=min_path)
+    train = check_int("train", train, 1)
+    test = check_int("test", test, 0)
+    augment = check_int("augment", augment, 0)
+    if augment > MAX_AUGMENT:
+        raise ValueError(f"augment must be <= {MAX_AUGMENT} (a square has {MAX_AUGMENT} "
+                         f"symmetries besides the identity), got {augment}")
+    seed = check_int("seed", seed, 0)
+    shard = check_shard(shard)
+    out = check_output_dir(out, overwrite=overwrite)  # fail before the slow part
+    test_seed = stream_seed(seed, TEST_STREAM)
+    train_seed = stream_seed(seed, TRAIN_STREAM)
+    lo, hi = shard_slice(train, shard)
+    tlo, thi = shard_slice(test, shard)
+    bars = {"disable": not progress, "unit": "maze", "delay": 1.0, "leave": False}
+
+    # Test: the whole split is needed to keep its symmetric copies out of this shard's train.
+    whole = hi > lo
+    with tqdm(total=test if whole else thi - tlo, desc="test mazes", **bars) as bar:
+        first = 0 if whole else tlo
+        all_test = generate_chunks(gen, test_seed, first, test if whole else thi, bar)
+    test_m, test_l, test_st = (a[tlo - first:thi - first] for a in all_test)
+    test_forms = set(canonical_forms(all_test[0]))
+
+    # Train: generate, redraw symmetric copies of test mazes, append augmented copies.
+    per = 1 + augment
+    n = gen.size
+    train_m = np.zeros((hi - lo, per, n, n), dtype=np.int8)  # (G, 1 + augment, n, n)
+    train_l = np.zeros_like(train_m)
+    train_st = np.zeros((hi - lo, 2), dtype=np.int64)
+    symmetries = np.zeros((hi - lo, per), dtype=np.int32)  # dihedral index of every example
+    sources = np.full(hi - lo, train_seed, dtype=np.int64)
+    rejected = 0
+    with tqdm(total=hi - lo, desc="train mazes", **bars) as bar:
+        for start in range(lo, hi, CHUNK):
+            stop = min(start + CHUNK, hi)
+            rows = slice(start - lo, stop - lo)
+            m, lab, st = gen.generate_arrays(train_seed, stop - start, start)
+            rejected += _redraw_leaks(gen, seed, start, m, lab, st, sources[rows], test_forms)
+            train_m[rows, 0], train_l[rows, 0], train_st[rows] = m, lab, st
+            if augment:
+                for k in range(stop - start):
+                    rng = augment_rng(seed, start + k)  # per item: independent of sharding
+                    ks = rng.choice(np.arange(1, 8), size=augment, replace=False)
+                    g = start - lo + k
+                    symmetries[g, 1:] = ks
+                    for j, sym in enumerate(ks, start=1):
+                        train_m[g, j] = dihedral(m[k], int(sym))
+                        train_l[g, j] = dihedral(lab[k], int(sym))
+            bar.update(stop - start)
+
+    splits = {
+        "train": _split(train_m.reshape(-1, n, n), train_l.reshape(-1, n, n), train_st[:, 0],
+                        sources, np.arange(lo, hi), symmetries),
+        "test": _split(test_m, test_l, test_st[:, 0],
+                       np.full(thi - tlo, test_seed, dtype=np.int64), np.arange(tlo, thi),
+                       np.zeros((thi - tlo, 1), dtype=np.int32)),
+    }
+    # TRM's maze metadata: one identifier (the blank), every puzzle has one example
+    metadata = {name: split.metadata(vocab_size=VOCAB_SIZE, mean_puzzle_examples=1.0)
+                for name, split in splits.items()}
+    write_dataset(out, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite)
+    return {
+        "out": str(out), "kind": gen.kind, "size": n, "min_path": gen.min_path,
+        "wall_density": gen.wall_density, "seed": seed, "shard": list(shard),
+        "augment": augment, "train_puzzles": hi - lo, "train_examples": (hi - lo) * per,
+        "test_puzzles": thi - tlo, "rejected": rejected,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# command line: `tracegym data maze`
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output directory (missing or empty unless --overwrite)")
+    parser.add_argument("--kind", default="hard", choices=KINDS, help="generator kind")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
+                        help="grid side (5..255; odd for backtracker and kruskal)")
+    parser.add_argument("--train", type=int, default=1000,
+                        help="original train mazes in the whole dataset (>= 1)")
+    parser.add_argument("--test", type=int, default=1000,
+                        help="test mazes in the whole dataset (>= 0; never augmented)")
+    parser.add_argument("--augment", type=int, default=0,
+                        help="dihedral copies per train maze (0..7)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="base seed; test, train and augmentation streams derive from it")
+    parser.add_argument("--min-path", type=int, default=None,
+                        help="hard mazes: shortest path longer than this (default 110 at 30x30, "
+                             "scaled by area)")
+    parser.add_argument("--wall-density", type=float, default=HARD_WALL_DENSITY,
+                        help="hard mazes: probability of a random interior wall")
+    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n",
+                        help="build only slice i of n of both splits (default 0/1: everything)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUT if it exists and is not empty")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Build the dataset and print a one-line summary."""
+    summary = build_maze_dataset(
+        args.out, kind=args.kind, size=args.size, train=args.train, test=args.test,
+        augment=args.augment, seed=args.seed, min_path=args.min_path,
+        wall_density=args.wall_density, shard=args.shard, overwrite=args.overwrite,
+        progress=not args.no_progress)
+    i, n = summary["shard"]
+    print(f"wrote {summary['out']}: train {summary['train_puzzles']} mazes x "
+          f"{1 + summary['augment']} = {summary['train_examples']} examples, test "
+          f"{summary['test_puzzles']} mazes ({summary['size']}x{summary['size']} "
+          f"{summary['kind']}, seed {summary['seed']}, shard {i}/{n}, "
+          f"{summary['rejected']} train draws rejected as test look-alikes)")
+    return 0
