@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 # spawn keys of the random streams derived from the user's seed
 TEST_STREAM, TRAIN_STREAM, REDRAW_STREAM, AUGMENT_STREAM = 0, 1, 2, 3
 CHUNK = 256  # items generated per call (progress-bar granularity)
+MAX_REDRAWS = 1000  # per train item, before giving up on finding one unlike every test item
 
 
 def stream_seed(seed: int, *key: int) -> int:
@@ -72,3 +76,92 @@ def generate_chunks(gen, seed: int, lo: int, hi: int, bar) -> tuple[np.ndarray, 
     if not parts:
         return gen.generate_arrays(seed, 0, lo)
     return tuple(np.concatenate(arrays) for arrays in zip(*parts))
+
+
+@dataclass
+class Drawn:
+    """The items of both splits of one shard, before tokenising.
+
+    Train arrays are ``(G, 1 + augment, ...)``: each item followed by its augmented copies, with
+    ``augmentation`` ``(G, 1 + augment)`` naming each copy (0 = the original). Stats are the
+    generator's per-item stats; ``sources`` the generator seed that rebuilds each item.
+    """
+
+    test_inputs: np.ndarray
+    test_labels: np.ndarray
+    test_stats: np.ndarray
+    test_items: np.ndarray
+    test_sources: np.ndarray
+    train_inputs: np.ndarray
+    train_labels: np.ndarray
+    train_stats: np.ndarray
+    train_items: np.ndarray
+    train_sources: np.ndarray
+    augmentation: np.ndarray
+    rejected: int
+
+
+def draw_splits(gen, *, seed: int, train: int, test: int, shard: tuple[int, int], augment: int,
+                leak_keys: Callable[[np.ndarray], list],
+                augment_item: Callable[[np.random.Generator, np.ndarray, np.ndarray], tuple],
+                unit: str, progress: bool) -> Drawn:
+    """Draw the test and train items of one shard from ``gen.generate_arrays(seed, count, start)``.
+
+    - test: items of the stream ``stream_seed(seed, TEST_STREAM)``; the whole split is drawn when
+      this shard has train items, so they can be checked against every test item.
+    - train: items of ``stream_seed(seed, TRAIN_STREAM)``; an item whose ``leak_keys`` key (one
+      per input, equal for anything a test item could be augmented into) matches a test item's is
+      replaced by its redraw ``j`` = the same item under ``stream_seed(seed, REDRAW_STREAM, j)``,
+      so the choice depends on the item alone, never on sharding.
+    - ``augment_item(rng, input, label) -> (inputs (augment, ...), labels, ids (augment,))``
+      makes each train item's copies, with ``rng = augment_rng(seed, item)``.
+    """
+    test_seed = stream_seed(seed, TEST_STREAM)
+    train_seed = stream_seed(seed, TRAIN_STREAM)
+    lo, hi = shard_slice(train, shard)
+    tlo, thi = shard_slice(test, shard)
+    bars = {"disable": not progress, "unit": unit, "delay": 1.0, "leave": False}
+
+    whole = hi > lo
+    first = 0 if whole else tlo
+    with tqdm(total=(test if whole else thi) - first, desc=f"test {unit}s", **bars) as bar:
+        all_test = generate_chunks(gen, test_seed, first, test if whole else thi, bar)
+    test_keys = set(leak_keys(all_test[0]))
+    test_in, test_lab, test_st = (a[tlo - first:thi - first] for a in all_test)
+
+    per = 1 + augment
+    count = hi - lo
+    train_in = np.zeros((count, per, *test_in.shape[1:]), dtype=test_in.dtype)
+    train_lab = np.zeros_like(train_in)
+    train_st = np.zeros((count, test_st.shape[1]), dtype=test_st.dtype)
+    sources = np.full(count, train_seed, dtype=np.int64)
+    augmentation = np.zeros((count, per), dtype=np.int32)
+    rejected = 0
+    with tqdm(total=count, desc=f"train {unit}s", **bars) as bar:
+        for start in range(lo, hi, CHUNK):
+            stop = min(start + CHUNK, hi)
+            inputs, labels, stats = gen.generate_arrays(train_seed, stop - start, start)
+            for k, key in enumerate(leak_keys(inputs)):
+                draw = 0
+                while key in test_keys:
+                    draw += 1
+                    if draw > MAX_REDRAWS:
+                        raise RuntimeError(f"train item {start + k}: {MAX_REDRAWS} redraws all "
+                                           f"resemble a test {unit}; use fewer test {unit}s or "
+                                           f"a larger size")
+                    redraw_seed = stream_seed(seed, REDRAW_STREAM, draw)
+                    i, lab, st = gen.generate_arrays(redraw_seed, 1, start + k)
+                    inputs[k], labels[k], stats[k] = i[0], lab[0], st[0]
+                    sources[start - lo + k] = redraw_seed
+                    key = leak_keys(i)[0]
+                rejected += draw
+                g = start - lo + k
+                train_in[g, 0], train_lab[g, 0], train_st[g] = inputs[k], labels[k], stats[k]
+                if augment:
+                    copies = augment_item(augment_rng(seed, start + k), inputs[k], labels[k])
+                    train_in[g, 1:], train_lab[g, 1:], augmentation[g, 1:] = copies
+            bar.update(stop - start)
+
+    return Drawn(test_in, test_lab, test_st, np.arange(tlo, thi),
+                 np.full(thi - tlo, test_seed, dtype=np.int64), train_in, train_lab, train_st,
+                 np.arange(lo, hi), sources, augmentation, rejected)

@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from tqdm import tqdm
 
 from tracegym.envs.maze.board import CHARS, VOCAB_SIZE
 from tracegym.envs.maze.generator import (
@@ -59,22 +58,9 @@ from tracegym.envs.maze.generator import (
 )
 from tracegym.grid import dihedral
 
-from .common import (
-    CHUNK,
-    REDRAW_STREAM,
-    TEST_STREAM,
-    TRAIN_STREAM,
-    augment_rng,
-    check_int,
-    check_shard,
-    generate_chunks,
-    parse_shard,
-    shard_slice,
-    stream_seed,
-)
+from .common import check_int, check_shard, draw_splits, parse_shard
 from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
 
-MAX_REDRAWS = 1000  # per train item, before giving up on finding one unlike every test maze
 MAX_AUGMENT = 7  # the 8 symmetries of the square less the identity
 
 
@@ -100,26 +86,13 @@ def _text(grids: np.ndarray) -> np.ndarray:
     return chars.view(f"S{h * (w + 1) - 1}").reshape(b)
 
 
-def _redraw_leaks(gen, seed: int, lo: int, mazes, labels, stats, sources,
-                  test_forms: set[bytes]) -> int:
-    """Replace, in place, every maze whose canonical form is in ``test_forms`` by its next
-    redraw; return the number of rejected draws. Item ``lo + k``'s redraw ``j`` is item ``lo + k``
-    of the seed derived from ``(seed, j)``: a function of the item alone."""
-    rejected = 0
-    for k, form in enumerate(canonical_forms(mazes)):
-        draw = 0
-        while form in test_forms:
-            draw += 1
-            if draw > MAX_REDRAWS:
-                raise RuntimeError(f"train item {lo + k}: {MAX_REDRAWS} redraws all equal a "
-                                   f"test maze up to symmetry; use fewer test mazes or a larger "
-                                   f"size")
-            redraw_seed = stream_seed(seed, REDRAW_STREAM, draw)
-            m, lab, st = gen.generate_arrays(redraw_seed, 1, lo + k)
-            mazes[k], labels[k], stats[k], sources[k] = m[0], lab[0], st[0], redraw_seed
-            form = canonical_forms(m)[0]
-        rejected += draw
-    return rejected
+def _augment_item(augment: int):
+    def make(rng, maze, label):
+        ks = rng.choice(np.arange(1, 8), size=augment, replace=False)
+        mazes = np.stack([dihedral(maze, int(k)) for k in ks])
+        labels = np.stack([dihedral(label, int(k)) for k in ks])
+        return mazes, labels, ks
+    return make
 
 
 def _split(mazes, labels, lengths, sources, items, symmetries) -> SplitData:
@@ -182,53 +155,17 @@ def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, tra
     seed = check_int("seed", seed, 0)
     shard = check_shard(shard)
     out = check_output_dir(out, overwrite=overwrite)  # fail before the slow part
-    test_seed = stream_seed(seed, TEST_STREAM)
-    train_seed = stream_seed(seed, TRAIN_STREAM)
-    lo, hi = shard_slice(train, shard)
-    tlo, thi = shard_slice(test, shard)
-    bars = {"disable": not progress, "unit": "maze", "delay": 1.0, "leave": False}
-
-    # Test: the whole split is needed to keep its symmetric copies out of this shard's train.
-    whole = hi > lo
-    with tqdm(total=test if whole else thi - tlo, desc="test mazes", **bars) as bar:
-        first = 0 if whole else tlo
-        all_test = generate_chunks(gen, test_seed, first, test if whole else thi, bar)
-    test_m, test_l, test_st = (a[tlo - first:thi - first] for a in all_test)
-    test_forms = set(canonical_forms(all_test[0]))
-
-    # Train: generate, redraw symmetric copies of test mazes, append augmented copies.
-    per = 1 + augment
+    drawn = draw_splits(gen, seed=seed, train=train, test=test, shard=shard, augment=augment,
+                        leak_keys=canonical_forms, augment_item=_augment_item(augment),
+                        unit="maze", progress=progress)
     n = gen.size
-    train_m = np.zeros((hi - lo, per, n, n), dtype=np.int8)  # (G, 1 + augment, n, n)
-    train_l = np.zeros_like(train_m)
-    train_st = np.zeros((hi - lo, 2), dtype=np.int64)
-    symmetries = np.zeros((hi - lo, per), dtype=np.int32)  # dihedral index of every example
-    sources = np.full(hi - lo, train_seed, dtype=np.int64)
-    rejected = 0
-    with tqdm(total=hi - lo, desc="train mazes", **bars) as bar:
-        for start in range(lo, hi, CHUNK):
-            stop = min(start + CHUNK, hi)
-            rows = slice(start - lo, stop - lo)
-            m, lab, st = gen.generate_arrays(train_seed, stop - start, start)
-            rejected += _redraw_leaks(gen, seed, start, m, lab, st, sources[rows], test_forms)
-            train_m[rows, 0], train_l[rows, 0], train_st[rows] = m, lab, st
-            if augment:
-                for k in range(stop - start):
-                    rng = augment_rng(seed, start + k)  # per item: independent of sharding
-                    ks = rng.choice(np.arange(1, 8), size=augment, replace=False)
-                    g = start - lo + k
-                    symmetries[g, 1:] = ks
-                    for j, sym in enumerate(ks, start=1):
-                        train_m[g, j] = dihedral(m[k], int(sym))
-                        train_l[g, j] = dihedral(lab[k], int(sym))
-            bar.update(stop - start)
-
     splits = {
-        "train": _split(train_m.reshape(-1, n, n), train_l.reshape(-1, n, n), train_st[:, 0],
-                        sources, np.arange(lo, hi), symmetries),
-        "test": _split(test_m, test_l, test_st[:, 0],
-                       np.full(thi - tlo, test_seed, dtype=np.int64), np.arange(tlo, thi),
-                       np.zeros((thi - tlo, 1), dtype=np.int32)),
+        "train": _split(drawn.train_inputs.reshape(-1, n, n), drawn.train_labels.reshape(-1, n, n),
+                        drawn.train_stats[:, 0], drawn.train_sources, drawn.train_items,
+                        drawn.augmentation),
+        "test": _split(drawn.test_inputs, drawn.test_labels, drawn.test_stats[:, 0],
+                       drawn.test_sources, drawn.test_items,
+                       np.zeros((len(drawn.test_items), 1), dtype=np.int32)),
     }
     # TRM's maze metadata: one identifier (the blank), every puzzle has one example
     metadata = {name: split.metadata(vocab_size=VOCAB_SIZE, mean_puzzle_examples=1.0)
@@ -237,8 +174,9 @@ def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, tra
     return {
         "out": str(out), "kind": gen.kind, "size": n, "min_path": gen.min_path,
         "wall_density": gen.wall_density, "seed": seed, "shard": list(shard),
-        "augment": augment, "train_puzzles": hi - lo, "train_examples": (hi - lo) * per,
-        "test_puzzles": thi - tlo, "rejected": rejected,
+        "augment": augment, "train_puzzles": len(drawn.train_items),
+        "train_examples": len(drawn.train_items) * (1 + augment),
+        "test_puzzles": len(drawn.test_items), "rejected": drawn.rejected,
     }
 
 

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from tqdm import tqdm
 
 from tracegym.envs.sudoku import tokens
 from tracegym.envs.sudoku.augment import augment_batch, equivalence_fingerprints
@@ -56,22 +55,8 @@ from tracegym.envs.sudoku.generator import (
 )
 from tracegym.grid import DIGIT_CHARS
 
-from .common import (
-    CHUNK,
-    REDRAW_STREAM,
-    TEST_STREAM,
-    TRAIN_STREAM,
-    augment_rng,
-    check_int,
-    check_shard,
-    generate_chunks,
-    parse_shard,
-    shard_slice,
-    stream_seed,
-)
+from .common import check_int, check_shard, draw_splits, parse_shard
 from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
-
-MAX_REDRAWS = 1000  # per train item, before giving up on finding one unlike every test puzzle
 
 
 def _text(grids: np.ndarray) -> np.ndarray:
@@ -82,47 +67,21 @@ def _text(grids: np.ndarray) -> np.ndarray:
     return chars.view(f"S{n * n}").reshape(b)
 
 
-class _Filter:
-    """Is a candidate train puzzle a test puzzle, or a look-alike of one?"""
-
-    def __init__(self, test_puzzles: np.ndarray):
-        self.fingerprints = set(equivalence_fingerprints(test_puzzles))
-        self.exact = {p.tobytes() for p in test_puzzles}
-
-    def rejects(self, puzzle: np.ndarray, fingerprint: bytes) -> bool:
-        return fingerprint in self.fingerprints or puzzle.tobytes() in self.exact
+def _augment_item(augment: int):
+    def make(rng, puzzle, solution):
+        puzzles, solutions = augment_batch(puzzle[None], solution[None], augment, rng)
+        return puzzles[0], solutions[0], np.arange(1, augment + 1)
+    return make
 
 
-def _redraw_leaks(gen, seed: int, lo: int, puzzles, solutions, stats, sources,
-                  keep_out: _Filter) -> int:
-    """Replace, in place, every item that ``keep_out`` rejects by its next redraw; return the
-    number of rejected draws. Item ``lo + k``'s redraw ``j`` is item ``lo + k`` of the seed
-    derived from ``(seed, j)``: a function of the item alone."""
-    rejected = 0
-    fingerprints = equivalence_fingerprints(puzzles)
-    for k in range(len(puzzles)):
-        draw = 0
-        while keep_out.rejects(puzzles[k], fingerprints[k]):
-            draw += 1
-            if draw > MAX_REDRAWS:
-                raise RuntimeError(f"train item {lo + k}: {MAX_REDRAWS} redraws all resemble a "
-                                   f"test puzzle; use fewer test puzzles or a larger size")
-            redraw_seed = stream_seed(seed, REDRAW_STREAM, draw)
-            p, s, st = gen.generate_arrays(redraw_seed, 1, lo + k)
-            puzzles[k], solutions[k], stats[k], sources[k] = p[0], s[0], st[0], redraw_seed
-            fingerprints[k] = equivalence_fingerprints(p)[0]
-        rejected += draw
-    return rejected
-
-
-def _split(puzzles, solutions, stats, sources, items, augment: int) -> SplitData:
+def _split(puzzles, solutions, stats, sources, items, augmentation) -> SplitData:
     """TRM arrays of one split from ``(N, n, n)`` grids, where each of the ``G`` items (rows of
-    ``stats``, ``sources`` and ``items``) is followed by its ``augment`` augmented copies."""
-    per = 1 + augment
-    g = len(items)
+    ``stats``, ``sources`` and ``items``) is followed by its augmented copies;
+    ``augmentation`` ``(G, per)`` numbers every example (0 = the original)."""
+    g, per = augmentation.shape
     examples = g * per
     assert puzzles.shape[0] == solutions.shape[0] == examples
-    aug = np.repeat(np.arange(per, dtype=np.int32)[None], g, axis=0).reshape(examples)
+    aug = augmentation.reshape(examples)
     return SplitData(
         inputs=tokens.encode(puzzles),  # (N, n*n) uint8
         labels=tokens.encode(solutions),
@@ -171,47 +130,17 @@ def build_sudoku_dataset(out, *, size: int = 9, difficulty: str = DEFAULT_DIFFIC
     shard = check_shard(shard)
     out = check_output_dir(out, overwrite=overwrite)  # fail before the slow part
     gen = SudokuGenerator(config.size, config.difficulty)
-    test_seed = stream_seed(seed, TEST_STREAM)
-    train_seed = stream_seed(seed, TRAIN_STREAM)
-    lo, hi = shard_slice(train, shard)
-    tlo, thi = shard_slice(test, shard)
-    bars = {"disable": not progress, "unit": "puzzle", "delay": 1.0, "leave": False}
-
-    # Test: the whole split is needed to keep its look-alikes out of this shard's train items.
-    whole = hi > lo
-    with tqdm(total=test if whole else thi - tlo, desc="test puzzles", **bars) as bar:
-        first = 0 if whole else tlo
-        all_test = generate_chunks(gen, test_seed, first, test if whole else thi, bar)
-    test_p, test_s, test_st = (a[tlo - first:thi - first] for a in all_test)
-    keep_out = _Filter(all_test[0])
-
-    # Train: generate, redraw look-alikes of test puzzles, append augmented copies.
-    per = 1 + augment
+    drawn = draw_splits(gen, seed=seed, train=train, test=test, shard=shard, augment=augment,
+                        leak_keys=equivalence_fingerprints, augment_item=_augment_item(augment),
+                        unit="puzzle", progress=progress)
     n = config.size
-    train_p = np.zeros((hi - lo, per, n, n), dtype=np.int8)  # (G, 1 + augment, n, n)
-    train_s = np.zeros_like(train_p)
-    train_st = np.zeros((hi - lo, 4), dtype=np.int64)
-    sources = np.full(hi - lo, train_seed, dtype=np.int64)
-    rejected = 0
-    with tqdm(total=hi - lo, desc="train puzzles", **bars) as bar:
-        for start in range(lo, hi, CHUNK):
-            stop = min(start + CHUNK, hi)
-            rows = slice(start - lo, stop - lo)
-            p, s, st = gen.generate_arrays(train_seed, stop - start, start)
-            rejected += _redraw_leaks(gen, seed, start, p, s, st, sources[rows], keep_out)
-            train_p[rows, 0], train_s[rows, 0], train_st[rows] = p, s, st
-            if augment:
-                for k in range(stop - start):
-                    rng = augment_rng(seed, start + k)  # per item: independent of sharding
-                    ap, as_ = augment_batch(p[k:k + 1], s[k:k + 1], augment, rng)
-                    train_p[start - lo + k, 1:], train_s[start - lo + k, 1:] = ap[0], as_[0]
-            bar.update(stop - start)
-
     splits = {
-        "train": _split(train_p.reshape(-1, n, n), train_s.reshape(-1, n, n), train_st, sources,
-                        np.arange(lo, hi), augment),
-        "test": _split(test_p, test_s, test_st, np.full(thi - tlo, test_seed, dtype=np.int64),
-                       np.arange(tlo, thi), 0),
+        "train": _split(drawn.train_inputs.reshape(-1, n, n), drawn.train_labels.reshape(-1, n, n),
+                        drawn.train_stats, drawn.train_sources, drawn.train_items,
+                        drawn.augmentation),
+        "test": _split(drawn.test_inputs, drawn.test_labels, drawn.test_stats,
+                       drawn.test_sources, drawn.test_items,
+                       np.zeros((len(drawn.test_items), 1), dtype=np.int32)),
     }
     # TRM's Sudoku metadata: one identifier (the blank), every puzzle has one example
     metadata = {name: split.metadata(vocab_size=tokens.vocab_size(n), mean_puzzle_examples=1.0)
@@ -220,8 +149,9 @@ def build_sudoku_dataset(out, *, size: int = 9, difficulty: str = DEFAULT_DIFFIC
     return {
         "out": str(out), "size": n, "difficulty": config.difficulty, "seed": seed,
         "shard": list(shard), "augment": augment,
-        "train_puzzles": hi - lo, "train_examples": (hi - lo) * per,
-        "test_puzzles": thi - tlo, "rejected": rejected,
+        "train_puzzles": len(drawn.train_items),
+        "train_examples": len(drawn.train_items) * (1 + augment),
+        "test_puzzles": len(drawn.test_items), "rejected": drawn.rejected,
     }
 
 

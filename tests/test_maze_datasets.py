@@ -7,8 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tracegym.cli import main as cli_main
-from tracegym.datasets import PuzzleDataset, read_split
-from tracegym.datasets import maze as maze_data
+from tracegym.datasets import PuzzleDataset, common, read_split
 from tracegym.datasets.maze import build_maze_dataset
 from tracegym.envs.maze.board import PATH, WALL, format_maze, parse_maze
 from tracegym.envs.maze.generator import MazeGenerator
@@ -255,8 +254,8 @@ def test_build_maze_dataset__bad_arguments(tmp_path, kwargs, message):
 
 
 def test_redraws__give_up_with_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(maze_data, "MAX_REDRAWS", 0)
-    with pytest.raises(RuntimeError, match=r"train item \d+: 0 redraws all equal a test maze"):
+    monkeypatch.setattr(common, "MAX_REDRAWS", 0)
+    with pytest.raises(RuntimeError, match=r"train item \d+: 0 redraws all resemble a test maze"):
         _build(tmp_path / "out", **SEVEN)
     assert not (tmp_path / "out").exists()
 

@@ -10,8 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from tracegym.datasets import PuzzleDataset, SplitData, read_split, write_dataset
-from tracegym.datasets import sudoku as sudoku_data
+from tracegym.datasets import PuzzleDataset, SplitData, common, read_split, write_dataset
 from tracegym.datasets import writer as writer_module
 from tracegym.datasets.sudoku import add_arguments, build_sudoku_dataset, main, parse_shard
 from tracegym.envs.sudoku import tokens
@@ -246,7 +245,7 @@ def test_build_sudoku_dataset__bad_arguments(tmp_path, kwargs, message):
 
 
 def test_redraws__give_up_with_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(sudoku_data, "MAX_REDRAWS", 0)
+    monkeypatch.setattr(common, "MAX_REDRAWS", 0)
     with pytest.raises(RuntimeError, match=r"train item \d+: 0 redraws all resemble a test"):
         _build(tmp_path / "out", **FOUR)
 
