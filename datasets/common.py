@@ -66,6 +66,25 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def add_split_arguments(parser: argparse.ArgumentParser, *, unit: str, test: int,
+                        augment_help: str) -> None:
+    """The flags every ``tracegym data <task>`` shares: output, split sizes, seed, shard."""
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output directory (missing or empty unless --overwrite)")
+    parser.add_argument("--train", type=int, default=1000,
+                        help=f"original train {unit}s in the whole dataset (>= 1)")
+    parser.add_argument("--test", type=int, default=test,
+                        help=f"test {unit}s in the whole dataset (>= 0; never augmented)")
+    parser.add_argument("--augment", type=int, default=0, help=augment_help)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="base seed; test, train and augmentation streams derive from it")
+    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n",
+                        help="build only slice i of n of both splits (default 0/1: everything)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUT if it exists and is not empty")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
 def generate_chunks(gen, seed: int, lo: int, hi: int, bar) -> tuple[np.ndarray, ...]:
     """Items ``lo..hi-1`` of ``gen.generate_arrays(seed, count, start)`` in chunks, advancing
     ``bar``; the arrays of the chunks concatenated."""

@@ -58,7 +58,7 @@ from tracegym.envs.maze.generator import (
 )
 from tracegym.grid import dihedral
 
-from .common import check_int, check_shard, draw_splits, parse_shard
+from .common import add_split_arguments, check_int, check_shard, draw_splits
 from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
 
 MAX_AUGMENT = 7  # the 8 symmetries of the square less the identity
@@ -185,29 +185,16 @@ def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, tra
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output directory (missing or empty unless --overwrite)")
     parser.add_argument("--kind", default="hard", choices=KINDS, help="generator kind")
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
                         help="grid side (5..255; odd for backtracker and kruskal)")
-    parser.add_argument("--train", type=int, default=1000,
-                        help="original train mazes in the whole dataset (>= 1)")
-    parser.add_argument("--test", type=int, default=1000,
-                        help="test mazes in the whole dataset (>= 0; never augmented)")
-    parser.add_argument("--augment", type=int, default=0,
-                        help="dihedral copies per train maze (0..7)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="base seed; test, train and augmentation streams derive from it")
     parser.add_argument("--min-path", type=int, default=None,
                         help="hard mazes: shortest path longer than this (default 110 at 30x30, "
                              "scaled by area)")
     parser.add_argument("--wall-density", type=float, default=HARD_WALL_DENSITY,
                         help="hard mazes: probability of a random interior wall")
-    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n",
-                        help="build only slice i of n of both splits (default 0/1: everything)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace OUT if it exists and is not empty")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_split_arguments(parser, unit="maze", test=1000,
+                        augment_help="dihedral copies per train maze (0..7)")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -55,7 +55,7 @@ from tracegym.envs.sudoku.generator import (
 )
 from tracegym.grid import DIGIT_CHARS
 
-from .common import check_int, check_shard, draw_splits, parse_shard
+from .common import add_split_arguments, check_int, check_shard, draw_splits
 from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
 
 
@@ -160,24 +160,11 @@ def build_sudoku_dataset(out, *, size: int = 9, difficulty: str = DEFAULT_DIFFIC
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output directory (missing or empty unless --overwrite)")
     parser.add_argument("--size", type=int, default=9, choices=SIZES, help="board side")
     parser.add_argument("--difficulty", default=DEFAULT_DIFFICULTY, choices=DIFFICULTIES,
                         help="generator level")
-    parser.add_argument("--train", type=int, default=1000,
-                        help="original train puzzles in the whole dataset (>= 1)")
-    parser.add_argument("--test", type=int, default=200,
-                        help="test puzzles in the whole dataset (>= 0; never augmented)")
-    parser.add_argument("--augment", type=int, default=0,
-                        help="augmented copies per train puzzle (>= 0)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="base seed; test, train and augmentation streams derive from it")
-    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n",
-                        help="build only slice i of n of both splits (default 0/1: everything)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace OUT if it exists and is not empty")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_split_arguments(parser, unit="puzzle", test=200,
+                        augment_help="augmented copies per train puzzle (>= 0)")
 
 
 def main(args: argparse.Namespace) -> int:
