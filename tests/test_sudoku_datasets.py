@@ -12,7 +12,8 @@ import torch
 
 from tracegym.datasets import PuzzleDataset, SplitData, common, read_split, write_dataset
 from tracegym.datasets import writer as writer_module
-from tracegym.datasets.sudoku import add_arguments, build_sudoku_dataset, main, parse_shard
+from tracegym.datasets.common import parse_shard
+from tracegym.datasets.sudoku import add_arguments, build_sudoku_dataset, main
 from tracegym.envs.sudoku import tokens
 from tracegym.envs.sudoku.augment import equivalence_fingerprints
 from tracegym.envs.sudoku.board import is_valid_solution, parse_puzzle
