@@ -1,9 +1,16 @@
-"""Bookkeeping shared by the native vector envs: per-env random streams, as SyncVectorEnv has."""
+"""Bookkeeping shared by the native vector envs: per-env random streams, as SyncVectorEnv has,
+next-step autoreset, step limits and action checks."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from tracegym.errors import ActionError
 
 
 def reseed(rngs: list[np.random.Generator | None], seed) -> None:
@@ -22,3 +29,77 @@ def reseed(rngs: list[np.random.Generator | None], seed) -> None:
     for i, s in enumerate(seeds):
         if s is not None or rngs[i] is None:
             rngs[i], _ = seeding.np_random(s)
+
+
+class NativeVectorEnv(VectorEnv):
+    """The batched half every native grid vector env shares: per-env streams (as
+    ``SyncVectorEnv`` seeds its envs), next-step autoreset, step counts and truncation.
+
+    A subclass calls :meth:`_setup` in ``__init__`` (after setting ``source`` and ``max_steps``)
+    and implements ``_start(rows, grids)`` (load drawn puzzles), ``_advance(rows, actions)`` ->
+    ``(rewards, terminated, flags)`` for the live ``rows`` (``flags``: name -> array aligned with
+    ``rows``, one entry per name of ``info_flags``), ``_obs()`` and ``_extra_info()`` (what
+    ``info`` holds beside the flags, e.g. the action masks).
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+    info_flags: dict[str, type] = {}
+
+    def _setup(self, num_envs, single_observation_space, single_action_space) -> None:
+        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        self.num_envs = int(num_envs)
+        self.single_observation_space = single_observation_space
+        self.single_action_space = single_action_space
+        self.observation_space = batch_space(single_observation_space, self.num_envs)
+        self.action_space = batch_space(single_action_space, self.num_envs)
+        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
+        self._steps = np.zeros(self.num_envs, np.int64)
+        self._prev_done = np.zeros(self.num_envs, bool)
+        self._all = np.arange(self.num_envs)
+
+    def reset(self, *, seed: int | list[int | None] | None = None,
+              options: dict[str, Any] | None = None):
+        reseed(self._rngs, seed)
+        self._load(self._all)
+        self._prev_done[:] = False
+        return self._obs(), self._info({})
+
+    def step(self, actions):
+        reset_rows = np.flatnonzero(self._prev_done)
+        live = ~self._prev_done
+        rows = np.flatnonzero(live)
+        rewards = np.zeros(self.num_envs)
+        terminated = np.zeros(self.num_envs, bool)
+        rewards[rows], terminated[rows], flags = self._advance(rows, actions)
+        self._steps[rows] += 1
+        truncated = live & ~terminated & (self._steps >= self.max_steps)
+        if len(reset_rows):  # envs that ended last step start over; their actions were ignored
+            self._load(reset_rows)
+        self._prev_done = terminated | truncated
+        return self._obs(), rewards, terminated, truncated, self._info(flags, rows)
+
+    def check_int_actions(self, actions, limit: int) -> np.ndarray:
+        """Actions as an int array of shape (num_envs,) in ``0..limit-1``, else ActionError."""
+        arr = np.asarray(actions)
+        if arr.shape != (self.num_envs,) or not np.issubdtype(arr.dtype, np.integer):
+            raise ActionError(f"actions: expected {self.num_envs} ints, got shape {arr.shape} "
+                              f"dtype {arr.dtype}")
+        bad = np.flatnonzero((arr < 0) | (arr >= limit))
+        if len(bad):
+            raise ActionError(f"actions[{bad[0]}]: {int(arr[bad[0]])} is outside 0..{limit - 1}")
+        return arr
+
+    def _load(self, rows: np.ndarray) -> None:
+        self._start(rows, np.stack([self.source.draw(self._rngs[i]) for i in rows]))
+        self._steps[rows] = 0
+
+    def _info(self, flags: dict[str, np.ndarray], rows: np.ndarray | None = None) -> dict:
+        info = self._extra_info()
+        for name, dtype in self.info_flags.items():
+            full = np.full(self.num_envs, None, object) if dtype is object \
+                else np.zeros(self.num_envs, dtype)
+            if name in flags:
+                full[rows] = flags[name]
+            info[name] = full
+        return info
