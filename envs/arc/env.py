@@ -66,16 +66,9 @@ def check_answer(action, field: str = "action") -> np.ndarray:
 
 
 def _task_source(dataset) -> Callable[[np.random.Generator], object]:
-    """``dataset`` -> ``rng -> task``: a set name, ``procedural/<family>``, a path, a list of
-    tasks, or a callable."""
+    """``dataset`` -> ``rng -> task``: a set name, a path, a list of tasks, or a callable."""
     if callable(dataset):
         return dataset
-    if isinstance(dataset, str) and dataset.startswith("procedural/"):
-        from .procedural import generate_task
-
-        family = dataset.split("/", 1)[1]
-        generate_task(family, 0, 0)  # an unknown family fails here, naming the valid ones
-        return lambda rng: generate_task(family, int(rng.integers(2**63)), 0)
     if isinstance(dataset, (list, tuple)):
         tasks = list(dataset)
     else:
@@ -142,7 +135,7 @@ class ArcEnv(gym.Env):
 
     ## Arguments
     ``dataset`` (``"arc-agi-1/training"``; also ``arc-agi-1/evaluation``, ``arc-agi-2/...``, a
-    directory or file of ARC JSON, ``"procedural/<family>"``, a list of tasks or a callable
+    directory or file of ARC JSON, a list of tasks or a callable
     ``rng -> task``), ``mode``, ``attempts`` (2), ``step_reward``, ``illegal_reward``,
     ``max_steps``, ``render_mode`` (``"ansi"``, ``"rgb_array"``).
 
