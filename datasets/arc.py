@@ -3,8 +3,8 @@
 Layout (see :mod:`tracegym.datasets.writer`): ``OUT/{train,test}/dataset.json`` (vocab 12,
 seq_len 900, pad/ignore/blank 0), the ``all__*.npy`` arrays, ``all.parquet`` and
 ``OUT/identifiers.json``. Tokens are :mod:`tracegym.envs.arc.tokens`: colour ``c`` -> ``c + 2``,
-``1`` marks the end of the grid (the column right of it and the row below it), ``0`` pad, the
-grid top-left on a 30x30 canvas (TRM's translational augmentation is not applied).
+``1`` marks the end of the grid (the column right of it and the row below it), ``0`` pad, on a
+30x30 canvas.
 
 Which pairs go where, as in TRM's ``build_arc_dataset.py`` for ``--set arc-agi-1`` (or 2):
 
@@ -12,32 +12,49 @@ Which pairs go where, as in TRM's ``build_arc_dataset.py`` for ``--set arc-agi-1
   pairs; for training-subset tasks, also their test pairs.
 * test: the test pairs of the evaluation-subset tasks (the pairs scored on ARC).
 
-No test output appears in train: a train example whose label equals (token for token) the label
-of any test example of the whole build, any shard, is dropped. ARC-AGI-1 needs this: 13 of its
-419 evaluation test outputs also occur as outputs of other tasks (small, common grids).
+No test output appears in train: a train example whose label grid equals the label grid of any
+test example of the whole build, any shard, is dropped. ARC-AGI-1 needs this: 13 of its 419
+evaluation test outputs also occur as outputs of other tasks (small, common grids).
 
-Every task is copied ``--augment K`` times under distinct augmentations (a dihedral symmetry and
-a colour permutation keeping black, :mod:`tracegym.envs.arc.augment`), drawn from a stream seeded
-by ``(seed, task)``. Each copy is one *puzzle* with its own identifier, named like TRM's
-``<task>|||t<k>|||<permutation>`` (the original keeps the bare task id), in both splits; a task
-and its copies form one *group*. Identifier ``1 + task * (1 + K) + copy`` (0 is the blank),
-tasks numbered training subset first, each subset sorted by id, so shards agree on them.
-``--shard i/n`` builds the i-th contiguous slice of the tasks.
+Every task gets up to ``--augment K`` augmented copies (a dihedral symmetry and a colour
+permutation keeping black, :mod:`tracegym.envs.arc.augment`), drawn from a stream seeded by
+``(seed, task)``; as in TRM, a draw whose copy equals the task or an earlier copy is skipped and
+drawing stops after ``5 K`` draws, so a very symmetric task can get fewer copies. Each copy is one
+*puzzle* with its own identifier, named like TRM's ``<task>|||t<k>|||<permutation>`` (the original
+keeps the bare task id), in both splits; a task and its copies form one *group*. Identifiers count
+from 1 (0 is the blank), tasks in order (training subset first, each subset sorted by id), copies
+in order within a task, so every shard agrees on them. ``--shard i/n`` builds the i-th contiguous
+slice of the tasks.
+
+Translation (TRM's translational augmentation, on by default, ``--no-translate`` turns it off):
+in the train split, every example of a puzzle but one (drawn at random) is shifted to a random
+offset ``(r, c)`` with ``0 <= r <= 30 - max(input rows, label rows)`` (the same for columns),
+input and label alike; the test split stays at ``(0, 0)``. The Parquet file records each
+example's offset; :func:`~tracegym.envs.arc.tokens.decode` finds a grid wherever it sits.
+
+Large builds (``--augment 1000``: about 3.5 million examples, 6 GB of tokens) stream: arrays past
+256 MB spill to a temporary file beside OUT and are memory-mapped when written.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from tracegym.envs.arc.augment import ArcAugmentation, augmentations
-from tracegym.envs.arc.data import load_tasks
-from tracegym.envs.arc.tokens import SEQ_LEN, VOCAB_SIZE, encode
+from tracegym.envs.arc.augment import ArcAugmentation, distinct_copies
+from tracegym.envs.arc.data import ArcTask, load_tasks
+from tracegym.envs.arc.tokens import COLOUR_OFFSET, SEQ_LEN, SIDE, VOCAB_SIZE, encode
+from tracegym.envs.arc.tokens import translate as translate_tokens
+from tracegym.grid import dihedral
 
-from .common import augment_rng, check_int, check_shard, parse_shard, shard_slice
-from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
+from .common import (augment_rng, check_int, check_shard, parse_shard, shard_slice,
+                     translate_rng)
+from .writer import BLANK_IDENTIFIER, RowSpill, SplitData, check_output_dir, write_dataset
 
 SETS = ("arc-agi-1", "arc-agi-2")
 SEPARATOR = "|||"
@@ -51,51 +68,86 @@ def augmentation_name(task_id: str, aug: ArcAugmentation | None) -> str:
 
 
 class _Split:
-    """Examples of one split, appended puzzle by puzzle."""
+    """Examples of one split, appended puzzle by puzzle; tokens spill to disk when large."""
 
-    def __init__(self):
-        self.inputs, self.labels, self.ids, self.sizes, self.groups = [], [], [], [], [0]
-        self.columns = {"task_id": [], "augmentation": [], "pair": [], "kind": []}
+    def __init__(self, spill_dir: Path, name: str):
+        self.inputs = RowSpill(spill_dir / f"{name}-inputs.bin", SEQ_LEN)
+        self.labels = RowSpill(spill_dir / f"{name}-labels.bin", SEQ_LEN)
+        self.ids, self.sizes, self.groups = [], [], [0]
+        self.columns = {"task_id": [], "augmentation": [], "pair": [], "kind": [],
+                        "row_offset": [], "col_offset": []}
 
-    def add_puzzle(self, identifier, name, task_id, pairs, forbidden=frozenset()) -> int:
-        """Append the puzzle's pairs, minus those whose label is in ``forbidden``; return how
-        many were dropped (a puzzle left with no pair is not added)."""
-        kept = 0
-        for index, (kind, (x, y)) in enumerate(pairs):
-            label = encode(y)
-            if label.tobytes() in forbidden:
-                continue
-            self.inputs.append(encode(x))
-            self.labels.append(label)
-            for key, value in zip(self.columns, (task_id, name, index, kind)):
-                self.columns[key].append(value)
-            kept += 1
-        if kept:
-            self.ids.append(identifier)
-            self.sizes.append(kept)
-        return len(pairs) - kept
+    def add_puzzle(self, identifier: int, name: str, task_id: str, inputs: np.ndarray,
+                   labels: np.ndarray, pairs: list[int], kinds: list[str],
+                   offsets: np.ndarray) -> None:
+        """Append one puzzle's examples: token rows, pair numbers, kinds and (r, c) offsets."""
+        if not len(pairs):
+            return
+        self.inputs.append(inputs)
+        self.labels.append(labels)
+        n = len(pairs)
+        self.columns["task_id"] += [task_id] * n
+        self.columns["augmentation"] += [name] * n
+        self.columns["pair"] += pairs
+        self.columns["kind"] += kinds
+        self.columns["row_offset"] += offsets[:, 0].tolist()
+        self.columns["col_offset"] += offsets[:, 1].tolist()
+        self.ids.append(identifier)
+        self.sizes.append(n)
 
     def end_group(self):
         if len(self.ids) > self.groups[-1]:
             self.groups.append(len(self.ids))
 
     def data(self) -> SplitData:
-        empty = np.zeros((0, SEQ_LEN), np.uint8)
         return SplitData(
-            inputs=np.stack(self.inputs) if self.inputs else empty,
-            labels=np.stack(self.labels) if self.labels else empty,
+            inputs=self.inputs.array(), labels=self.labels.array(),
             puzzle_identifiers=np.array(self.ids, np.int32),
             puzzle_indices=np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int32),
             group_indices=np.array(self.groups, np.int32),
-            columns={"task_id": np.array(self.columns["task_id"], dtype=object),
-                     "augmentation": np.array(self.columns["augmentation"], dtype=object),
+            columns={"task_id": self.columns["task_id"],
+                     "augmentation": self.columns["augmentation"],
                      "pair": np.array(self.columns["pair"], np.int32),
-                     "kind": np.array(self.columns["kind"], dtype=object)})
+                     "kind": self.columns["kind"],
+                     "row_offset": np.array(self.columns["row_offset"], np.int8),
+                     "col_offset": np.array(self.columns["col_offset"], np.int8)})
+
+
+class _TaskTokens:
+    """A task's pairs encoded once under each of the 8 symmetries; a copy is then a lookup.
+
+    ``canvases[k]`` is ``(pairs, 2, 900)``: the (input, output) tokens of every pair (train pairs
+    then test pairs) under ``dihedral(., k)``; ``spans[k]`` the pair's largest rows and columns.
+    """
+
+    def __init__(self, task: ArcTask):
+        pairs = [*task.train, *task.test]
+        self.canvases, self.spans = [], []
+        for k in range(8):
+            moved = [(dihedral(x, k), dihedral(y, k)) for x, y in pairs]
+            self.canvases.append(np.stack([[encode(x), encode(y)] for x, y in moved]))
+            self.spans.append(np.array([np.maximum(x.shape, y.shape) for x, y in moved]))
+
+    def copy(self, aug: ArcAugmentation | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(tokens (pairs, 2, 900), spans (pairs, 2))`` of the copy made by ``aug``."""
+        if aug is None:
+            return self.canvases[0], self.spans[0]
+        lut = np.arange(VOCAB_SIZE, dtype=np.uint8)  # pad and end marker stay, colours move
+        lut[COLOUR_OFFSET:] = np.array(aug.colour_perm, np.uint8) + COLOUR_OFFSET
+        return lut[self.canvases[aug.k]], self.spans[aug.k]
+
+
+def _random_offsets(rng: np.random.Generator, spans: np.ndarray) -> np.ndarray:
+    """TRM's translation: a random (r, c) per example that keeps it on the canvas, except one
+    example of the puzzle (drawn at random) that stays at (0, 0)."""
+    offsets = (rng.random(spans.shape) * (SIDE + 1 - spans)).astype(np.int8)
+    offsets[rng.integers(len(spans))] = 0
+    return offsets
 
 
 def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed: int = 0,
-                      shard: tuple[int, int] = (0, 1), overwrite: bool = False,
-                      progress: bool = True) -> dict:
+                      shard: tuple[int, int] = (0, 1), translate: bool = True,
+                      overwrite: bool = False, progress: bool = True) -> dict:
     """Build the ARC dataset of ``arc_set`` into ``out`` (see the module docstring)."""
     if arc_set not in SETS:
         raise ValueError(f"set must be one of {list(SETS)}, got {arc_set!r}")
@@ -105,43 +157,61 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
     out = check_output_dir(out, overwrite=overwrite)
     tasks = [(t, "training") for t in load_tasks(f"{arc_set}/training")]
     tasks += [(t, "evaluation") for t in load_tasks(f"{arc_set}/evaluation")]
-    per = 1 + augment
-    names = [BLANK_IDENTIFIER]
-    copies = []
-    for g, (task, _) in enumerate(tasks):  # every shard names every puzzle, so ids agree
-        augs = [None, *augmentations(augment, augment_rng(seed, g))]
-        copies.append(augs)
-        names.extend(augmentation_name(task.task_id, a) for a in augs)
-
-    # every test label of the whole build: train may hold none of them
-    forbidden = {encode(y if a is None else a.apply(y)).tobytes()
-                 for (task, subset), augs in zip(tasks, copies) if subset == "evaluation"
-                 for a in augs for _, y in task.test}
     lo, hi = shard_slice(len(tasks), shard)
-    train, test = _Split(), _Split()
-    dropped = 0
-    for g in tqdm(range(lo, hi), desc="arc tasks", unit="task", disable=not progress,
-                  delay=1.0, leave=False):
-        task, subset = tasks[g]
-        for j, aug in enumerate(copies[g]):
-            copy = task if aug is None else aug.apply_task(task)
-            identifier = 1 + g * per + j
-            name = names[identifier]
-            pairs = [("demo", p) for p in copy.train]
-            if subset == "training":
-                pairs += [("test", p) for p in copy.test]
-            else:
-                test.add_puzzle(identifier, name, task.task_id, [("test", p) for p in copy.test])
-            dropped += train.add_puzzle(identifier, name, task.task_id, pairs, forbidden)
-        train.end_group()
-        test.end_group()
 
-    splits = {"train": train.data(), "test": test.data()}
-    metadata = {name: split.metadata(vocab_size=VOCAB_SIZE, num_puzzle_identifiers=len(names))
-                for name, split in splits.items()}
-    write_dataset(out, splits, metadata, names, overwrite=overwrite)
+    # every shard draws every task's copies: identifiers and the forbidden labels depend on them
+    names, first_id, copies, forbidden = [BLANK_IDENTIFIER], [], [], set()
+    for g, (task, subset) in enumerate(tqdm(tasks, desc="arc augmentations", unit="task",
+                                            disable=not progress, delay=1.0, leave=False)):
+        augs = [None, *distinct_copies(task, augment, augment_rng(seed, g))]
+        copies.append(augs)
+        first_id.append(len(names))
+        names.extend(augmentation_name(task.task_id, a) for a in augs)
+        if subset == "evaluation":  # every copy of every test label: train may hold none
+            tokens = _TaskTokens(ArcTask(task.task_id, (), task.test))
+            forbidden.update(row.tobytes() for a in augs for row in tokens.copy(a)[0][:, 1])
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spill_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.spill-", dir=out.parent))
+    try:
+        train, test = _Split(spill_dir, "train"), _Split(spill_dir, "test")
+        dropped = 0
+        for g in tqdm(range(lo, hi), desc="arc tasks", unit="task", disable=not progress,
+                      delay=1.0, leave=False):
+            task, subset = tasks[g]
+            task_tokens = _TaskTokens(task)
+            demos = len(task.train)
+            to_train = len(task.train) + (len(task.test) if subset == "training" else 0)
+            kinds = ["demo"] * demos + ["test"] * len(task.test)
+            shift_rng = translate_rng(seed, g)
+            for j, aug in enumerate(copies[g]):
+                identifier = first_id[g] + j
+                tokens, spans = task_tokens.copy(aug)
+                keep = [p for p in range(to_train) if tokens[p, 1].tobytes() not in forbidden]
+                dropped += to_train - len(keep)
+                offsets = np.zeros((len(keep), 2), np.int8)
+                if translate and keep:
+                    offsets = _random_offsets(shift_rng, spans[keep])
+                moved = translate_tokens(tokens[keep], offsets[:, None, 0], offsets[:, None, 1])
+                train.add_puzzle(identifier, names[identifier], task.task_id, moved[:, 0],
+                                 moved[:, 1], keep, [kinds[p] for p in keep], offsets)
+                if subset == "evaluation":
+                    pairs = list(range(demos, demos + len(task.test)))
+                    test.add_puzzle(identifier, names[identifier], task.task_id,
+                                    tokens[demos:, 0], tokens[demos:, 1], pairs,
+                                    ["test"] * len(pairs), np.zeros((len(pairs), 2), np.int8))
+            train.end_group()
+            test.end_group()
+
+        splits = {"train": train.data(), "test": test.data()}
+        metadata = {name: split.metadata(vocab_size=VOCAB_SIZE,
+                                         num_puzzle_identifiers=len(names))
+                    for name, split in splits.items()}
+        write_dataset(out, splits, metadata, names, overwrite=overwrite)
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
     return {"out": str(out), "set": arc_set, "augment": augment, "seed": seed,
-            "shard": list(shard), "tasks": hi - lo,
+            "shard": list(shard), "tasks": hi - lo, "puzzles": len(names) - 1,
             "train_examples": splits["train"].num_examples,
             "test_examples": splits["test"].num_examples, "dropped_train_examples": dropped}
 
@@ -156,6 +226,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the augmentation streams")
     parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n",
                         help="build only slice i of n of the tasks (default 0/1: all)")
+    parser.add_argument("--no-translate", action="store_true",
+                        help="keep train grids at the top-left corner (no TRM translation)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace OUT if it exists and is not empty")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -164,10 +236,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Build the dataset and print a one-line summary."""
     s = build_arc_dataset(args.out, arc_set=args.arc_set, augment=args.augment, seed=args.seed,
-                          shard=args.shard, overwrite=args.overwrite,
+                          shard=args.shard, translate=not args.no_translate,
+                          overwrite=args.overwrite,
                           progress=not args.no_progress)
     i, n = s["shard"]
-    print(f"wrote {s['out']}: {s['tasks']} {s['set']} tasks x {1 + s['augment']} copies, train "
+    print(f"wrote {s['out']}: {s['tasks']} {s['set']} tasks ({s['puzzles']} puzzles with the "
+          f"copies of all shards), train "
           f"{s['train_examples']} examples, test {s['test_examples']} (seed {s['seed']}, "
           f"shard {i}/{n}, {s['dropped_train_examples']} train examples dropped: their output "
           f"is a test output)")

@@ -2,8 +2,9 @@
 
 Every builder derives its random streams from the user's seed the same way: ``stream_seed(seed,
 TEST_STREAM)`` for the test items, ``TRAIN_STREAM`` for the train items, ``(REDRAW_STREAM, j)``
-for redraw ``j`` of a rejected train item and ``(AUGMENT_STREAM, item)`` for the augmentations of
-one train item, so any item depends on nothing but the seed and its own index.
+for redraw ``j`` of a rejected train item, ``(AUGMENT_STREAM, item)`` for the augmentations of
+one train item and ``(TRANSLATE_STREAM, item)`` for its translation offsets, so any item depends
+on nothing but the seed and its own index.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 # spawn keys of the random streams derived from the user's seed
-TEST_STREAM, TRAIN_STREAM, REDRAW_STREAM, AUGMENT_STREAM = 0, 1, 2, 3
+TEST_STREAM, TRAIN_STREAM, REDRAW_STREAM, AUGMENT_STREAM, TRANSLATE_STREAM = 0, 1, 2, 3, 4
 CHUNK = 256  # items generated per call (progress-bar granularity)
 MAX_REDRAWS = 1000  # per train item, before giving up on finding one unlike every test item
 
@@ -31,6 +32,11 @@ def stream_seed(seed: int, *key: int) -> int:
 def augment_rng(seed: int, item: int) -> np.random.Generator:
     """The random stream of train item ``item``'s augmentations (independent of sharding)."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(AUGMENT_STREAM, item)))
+
+
+def translate_rng(seed: int, item: int) -> np.random.Generator:
+    """The random stream of train item ``item``'s translation offsets."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(TRANSLATE_STREAM, item)))
 
 
 def shard_slice(count: int, shard: tuple[int, int]) -> tuple[int, int]:

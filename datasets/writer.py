@@ -105,6 +105,43 @@ class SplitData:
             mean_puzzle_examples=float(mean_puzzle_examples), total_puzzles=p)
 
 
+class RowSpill:
+    """A growing ``(rows, width)`` uint8 array kept in memory up to ``memory`` bytes, then
+    appended to ``path``, so a builder can collect more examples than fit in memory.
+
+    :meth:`array` returns the rows: an in-memory array if nothing spilled, otherwise a read-only
+    memory map of ``path`` (the caller removes the file after writing the dataset).
+    """
+
+    def __init__(self, path: str | os.PathLike, width: int, memory: int = 256 << 20):
+        self.path, self.width, self.memory = Path(path), width, memory
+        self.blocks: list[np.ndarray] = []
+        self.pending = 0  # bytes in self.blocks
+        self.spilled = 0  # rows in the file
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=np.uint8).reshape(-1, self.width)
+        self.blocks.append(rows)
+        self.pending += rows.nbytes
+        if self.pending > self.memory:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.blocks:
+            with open(self.path, "ab") as f:
+                for block in self.blocks:
+                    block.tofile(f)
+                    self.spilled += len(block)
+        self.blocks, self.pending = [], 0
+
+    def array(self) -> np.ndarray:
+        if not self.spilled:
+            return (np.concatenate(self.blocks) if self.blocks
+                    else np.zeros((0, self.width), np.uint8))
+        self._flush()
+        return np.memmap(self.path, np.uint8, "r", shape=(self.spilled, self.width))
+
+
 # ---------------------------------------------------------------------------------------------
 # checks
 
@@ -212,6 +249,9 @@ def _arrow_column(values):
     return pa.array(values)
 
 
+PARQUET_ROWS = 65536  # rows per row group, written one at a time so memory stays bounded
+
+
 def _write_parquet(path: Path, arrays: dict[str, np.ndarray], columns: Mapping) -> None:
     """One row per example; deterministic (no pandas metadata, fixed compression)."""
     import pyarrow as pa
@@ -226,18 +266,26 @@ def _write_parquet(path: Path, arrays: dict[str, np.ndarray], columns: Mapping) 
                          np.diff(arrays["group_indices"]))
 
     def tokens(arr: np.ndarray):
-        return pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1), pa.uint8()), seq_len)
+        flat = np.ascontiguousarray(arr).reshape(-1)
+        return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.uint8()), seq_len)
 
-    table = pa.table({
-        "inputs": tokens(inputs),
-        "labels": tokens(labels),
-        "puzzle_index": pa.array(puzzle_of, pa.int32()),
-        "group_index": pa.array(group_of[puzzle_of], pa.int32()),
-        "puzzle_identifier": pa.array(arrays["puzzle_identifiers"][puzzle_of], pa.int32()),
-        **{name: _arrow_column(values) for name, values in columns.items()},
-    })
-    pq.write_table(table, path, compression="zstd", compression_level=3,
-                   row_group_size=max(1, min(n, 65536)))
+    def rows(lo: int, hi: int):
+        p = puzzle_of[lo:hi]
+        return pa.table({
+            "inputs": tokens(inputs[lo:hi]),
+            "labels": tokens(labels[lo:hi]),
+            "puzzle_index": pa.array(p, pa.int32()),
+            "group_index": pa.array(group_of[p], pa.int32()),
+            "puzzle_identifier": pa.array(arrays["puzzle_identifiers"][p], pa.int32()),
+            **{name: _arrow_column(values[lo:hi]) for name, values in columns.items()},
+        })
+
+    first = rows(0, min(n, PARQUET_ROWS))
+    with pq.ParquetWriter(path, first.schema, compression="zstd", compression_level=3) as writer:
+        writer.write_table(first, row_group_size=PARQUET_ROWS)
+        for lo in range(PARQUET_ROWS, n, PARQUET_ROWS):
+            writer.write_table(rows(lo, min(n, lo + PARQUET_ROWS)).cast(first.schema),
+                               row_group_size=PARQUET_ROWS)
 
 
 def _swap_in(tmp: Path, out: Path, overwrite: bool) -> None:

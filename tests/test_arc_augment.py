@@ -10,6 +10,7 @@ from tracegym.envs.arc.augment import (
     IDENTITY,
     ArcAugmentation,
     augmentations,
+    distinct_copies,
     num_augmentations,
     pass_at_2,
     random_augmentation,
@@ -120,3 +121,23 @@ def test_pass_at_2__right_if_either_of_two():
     assert not pass_at_2([target.reshape(2, 1)], target)  # same cells, wrong shape
     with pytest.raises(ValueError, match=re.escape("at most 2 attempts allowed, got 3")):
         pass_at_2([other, other, target], target)
+
+
+def test_distinct_copies__copies_differ_from_each_other_and_the_task():
+    task = ArcTask("sym", ((np.array([[1, 2], [2, 1]], np.int8), np.array([[1]], np.int8)),),
+                   ((np.array([[2, 2]], np.int8), np.array([[1, 2]], np.int8)),))
+    augs = distinct_copies(task, 50, np.random.default_rng(0))
+    keys = {_task_key(task)} | {_task_key(a.apply_task(task)) for a in augs}
+    assert len(augs) == 50 and len(keys) == 51
+
+
+def test_distinct_copies__gives_up_on_a_task_without_distinct_copies():
+    task = ArcTask("black", ((np.zeros((1, 1), np.int8), np.zeros((1, 1), np.int8)),), ())
+    assert distinct_copies(task, 10, np.random.default_rng(0)) == []
+    recoloured = distinct_copies(task, 10, np.random.default_rng(0), keep_black=False)
+    colours = [a.colour_perm[0] for a in recoloured]  # only 9 distinct copies exist
+    assert 0 < len(colours) <= 9 and len(set(colours)) == len(colours) and 0 not in colours
+
+
+def _task_key(task):
+    return b"|".join(bytes(g.shape) + g.tobytes() for p in (*task.train, *task.test) for g in p)

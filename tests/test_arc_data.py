@@ -3,6 +3,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tracegym.envs.arc import tokens
 from tracegym.envs.arc.data import ArcTask, load_tasks, save_task, task_to_json
@@ -159,6 +161,31 @@ def test_tokens__round_trip_every_shape():
             canvas = tokens.encode(grid)
             assert canvas.shape == (900,) and canvas.max() < tokens.VOCAB_SIZE
             assert np.array_equal(tokens.decode(canvas), grid)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 30), st.data())
+def test_tokens__translated_grids_decode_and_keep_trm_layout(h, w, data):
+    grid = np.arange(h * w, dtype=np.int64).reshape(h, w) % 10
+    r, c = data.draw(st.integers(0, 30 - h)), data.draw(st.integers(0, 30 - w))
+    moved = tokens.translate(tokens.encode(grid), r, c)
+    assert np.array_equal(tokens.decode(moved), grid)
+    # TRM's np_grid_to_seq_translational_augment: pad, then markers that still fit
+    expected = np.zeros((30, 30), np.uint8)
+    expected[r:r + h, c:c + w] = grid + 2
+    if r + h < 30:
+        expected[r + h, c:c + w] = 1
+    if c + w < 30:
+        expected[r:r + h, c + w] = 1
+    assert np.array_equal(moved.reshape(30, 30), expected)
+
+
+def test_tokens__translate_shifts_a_batch_by_offsets_per_row():
+    batch = np.stack([tokens.encode(np.full((2, 2), k, np.int8)) for k in range(3)])
+    moved = tokens.translate(batch, [0, 1, 5], [3, 0, 2])
+    for k, (r, c) in enumerate([(0, 3), (1, 0), (5, 2)]):
+        assert np.array_equal(moved[k], tokens.translate(batch[k], r, c))
+        assert moved[k].reshape(30, 30)[r, c] == k + 2
 
 
 def test_tokens__full_canvas_has_no_markers():

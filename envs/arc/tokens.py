@@ -4,8 +4,9 @@ Token ids: ``0`` pad, ``1`` end-of-grid marker, colour ``c`` -> ``c + 2`` (vocab
 at the top-left; a column of markers right of the last column (rows ``0..h-1``) and a row of
 markers under the last row (columns ``0..w-1``), each only when it fits on the canvas. The corner
 ``(h, w)`` stays pad. This matches ``np_grid_to_seq_translational_augment`` in TRM's
-``dataset/build_arc_dataset.py`` (SamsungSAILMontreal/TinyRecursiveModels), which also shifts
-training grids by a random offset; we always use offset ``(0, 0)``, its layout for test data.
+``dataset/build_arc_dataset.py`` (SamsungSAILMontreal/TinyRecursiveModels). TRM also shifts
+training grids by a random offset (its translational augmentation): :func:`translate` does that to
+encoded canvases, and :func:`decode` finds a grid wherever it sits.
 
 >>> import numpy as np
 >>> tokens = encode(np.array([[3, 0]], dtype=np.int8))
@@ -44,6 +45,24 @@ def encode(grid: np.ndarray) -> np.ndarray:
     return canvas.reshape(SEQ_LEN)
 
 
+def translate(tokens: np.ndarray, rows, cols) -> np.ndarray:
+    """Shift encoded canvases down by ``rows`` and right by ``cols`` cells, filling with pad.
+
+    ``tokens`` is ``(..., 900)``; ``rows``/``cols`` broadcast against its leading axes. Whatever
+    moves past the canvas edge is dropped: for a grid that still fits, that is only the end
+    markers that no longer have room, as in TRM's layout.
+    """
+    tokens = np.asarray(tokens)
+    lead = tokens.shape[:-1]
+    rows = np.broadcast_to(np.asarray(rows, dtype=np.intp), lead)[..., None, None]
+    cols = np.broadcast_to(np.asarray(cols, dtype=np.intp), lead)[..., None, None]
+    src_r = np.arange(SIDE)[:, None] - rows  # (..., 30, 30) with src_c: where each cell comes from
+    src_c = np.arange(SIDE)[None, :] - cols
+    inside = ((src_r >= 0) & (src_c >= 0)).reshape(*lead, SEQ_LEN)
+    index = (src_r.clip(0) * SIDE + src_c.clip(0)).reshape(*lead, SEQ_LEN)
+    return np.where(inside, np.take_along_axis(tokens, index, axis=-1), PAD_ID).astype(tokens.dtype)
+
+
 def _first(line: np.ndarray) -> int:
     """Index of the first end marker in a row/column, or its length when there is none."""
     hits = np.flatnonzero(line == EOS_ID)
@@ -53,13 +72,20 @@ def _first(line: np.ndarray) -> int:
 def decode(tokens: np.ndarray) -> np.ndarray:
     """(900,) tokens in the layout of :func:`encode` -> the (h, w) int8 grid.
 
-    Width is the first marker in row 0 (30 if none), height the first in column 0 (30 if none);
-    the canvas must then equal ``encode`` of the grid inside that box, or ValueError says why.
+    The grid's top-left corner is the first row and column holding a non-pad token (``(0, 0)``
+    unless the canvas was shifted by :func:`translate`). From there, the width is the first marker
+    in the grid's top row (up to the edge if none), the height the first in its left column; the
+    canvas must then equal the grid encoded at that offset, or ValueError says why.
     """
     tokens = np.asarray(tokens)
     if tokens.shape != (SEQ_LEN,):
         raise ValueError(f"tokens: expected shape ({SEQ_LEN},), got {tokens.shape}")
-    canvas = tokens.reshape(SIDE, SIDE)
+    full = tokens.reshape(SIDE, SIDE)
+    used = full != PAD_ID
+    if not used.any():
+        raise ValueError("tokens: the canvas is all pad, there is no grid")
+    top, left = int(np.argmax(used.any(axis=1))), int(np.argmax(used.any(axis=0)))
+    canvas = full[top:, left:]  # the grid's corner at (0, 0); markers may be cut at the edge
     w, h = _first(canvas[0]), _first(canvas[:, 0])
     if h == 0 or w == 0:
         raise ValueError("tokens: end marker at (0, 0), the grid would be empty")
@@ -68,11 +94,11 @@ def decode(tokens: np.ndarray) -> np.ndarray:
     if bad.size:
         r, c = bad[0]
         raise ValueError(
-            f"tokens: cell (row {r}, col {c}) inside the {h}x{w} grid holds token "
+            f"tokens: cell (row {r + top}, col {c + left}) inside the {h}x{w} grid holds token "
             f"{int(canvas[r, c])}, expected a colour token 2..11"
         )
     grid = box.astype(np.int8)
-    expected = encode(grid).reshape(SIDE, SIDE)
+    expected = translate(encode(grid), top, left).reshape(SIDE, SIDE)[top:, left:]
     diff = np.argwhere(expected != canvas)
     if diff.size:
         r, c = diff[0]
@@ -80,7 +106,7 @@ def decode(tokens: np.ndarray) -> np.ndarray:
             "no consistent end-marker border"
         )
         raise ValueError(
-            f"tokens: {what} for a {h}x{w} grid: (row {r}, col {c}) holds "
+            f"tokens: {what} for a {h}x{w} grid: (row {r + top}, col {c + left}) holds "
             f"{int(canvas[r, c])}, expected {int(expected[r, c])}"
         )
     return grid
