@@ -52,8 +52,7 @@ from tracegym.envs.arc.tokens import COLOUR_OFFSET, SEQ_LEN, SIDE, VOCAB_SIZE, e
 from tracegym.envs.arc.tokens import translate as translate_tokens
 from tracegym.grid import dihedral
 
-from .common import (augment_rng, check_int, check_shard, parse_shard, shard_slice,
-                     translate_rng)
+from .common import augment_rng, check_int, check_shard, parse_shard, shard_slice, translate_rng
 from .writer import BLANK_IDENTIFIER, RowSpill, SplitData, check_output_dir, write_dataset
 
 SETS = ("arc-agi-1", "arc-agi-2")

@@ -66,9 +66,21 @@ def check_answer(action, field: str = "action") -> np.ndarray:
 
 
 def _task_source(dataset) -> Callable[[np.random.Generator], object]:
-    """``dataset`` -> ``rng -> task``: a set name, a path, a list of tasks, or a callable."""
+    """``dataset`` -> ``rng -> task``: a set name, a path, a list of tasks, a callable, or
+    ``"procedural/<family>"`` (``"procedural"`` or ``"procedural/all"``: a family per task)."""
     if callable(dataset):
         return dataset
+    if isinstance(dataset, str) and (dataset == "procedural" or dataset.startswith("procedural/")):
+        from .generator import FAMILIES, generate_task
+
+        family = dataset.partition("/")[2] or "all"
+        if family == "all":
+            names = sorted(FAMILIES)
+            return lambda rng: generate_task(names[int(rng.integers(len(names)))], rng).task
+        if family not in FAMILIES:
+            raise ValueError(f"dataset: unknown procedural family {family!r}; valid: "
+                             f"{', '.join(['all', *sorted(FAMILIES)])}")
+        return lambda rng: generate_task(family, rng).task
     if isinstance(dataset, (list, tuple)):
         tasks = list(dataset)
     else:
@@ -135,9 +147,11 @@ class ArcEnv(gym.Env):
 
     ## Arguments
     ``dataset`` (``"arc-agi-1/training"``; also ``arc-agi-1/evaluation``, ``arc-agi-2/...``, a
-    directory or file of ARC JSON, a list of tasks or a callable
-    ``rng -> task``), ``mode``, ``attempts`` (2), ``step_reward``, ``illegal_reward``,
-    ``max_steps``, ``render_mode`` (``"ansi"``, ``"rgb_array"``).
+    directory or file of ARC JSON, a list of tasks, a callable ``rng -> task``, or
+    ``"procedural/<family>"``: a fresh generated task of that family per episode, ``"procedural"``
+    a uniform mix of families, see ``generator.FAMILIES``), ``mode``, ``attempts`` (2),
+    ``step_reward``, ``illegal_reward``, ``max_steps``, ``render_mode`` (``"ansi"``,
+    ``"rgb_array"``).
 
     ## Version History
     - v0: first release.
