@@ -1,0 +1,73 @@
+"""Residual blocks (norm + mixer + SwiGLU channel MLP) and the stack that every backbone is."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .cache import Cache
+from .layers import RMSNorm, SwiGLU
+
+NORMS = ("pre", "post")
+
+
+class Block(nn.Module):
+    """One residual block.
+
+    ``norm="post"`` (TRM): ``x = n1(x + mixer(x)); x = n2(x + mlp(x))``.
+    ``norm="pre"``: ``x = x + mixer(n1(x)); x = x + mlp(n2(x))``.
+    """
+
+    def __init__(self, mixer: nn.Module, dim: int, norm: str, expansion: float, multiple_of: int):
+        super().__init__()
+        self.mixer, self.pre = mixer, norm == "pre"
+        self.norm1, self.norm2 = RMSNorm(dim), RMSNorm(dim)
+        self.mlp = SwiGLU(dim, expansion, multiple_of)
+
+    def forward(self, x: torch.Tensor, cache=None) -> torch.Tensor:
+        if self.pre:
+            x = x + self.mixer(self.norm1(x), cache)
+            return x + self.mlp(self.norm2(x))
+        x = self.norm1(x + self.mixer(x, cache))
+        return self.norm2(x + self.mlp(x))
+
+
+class Backbone(nn.Module):
+    """A stack of blocks mapping (B, T, D) -> (B, T, D); build one with ``build_backbone``.
+
+    ``backbone(x)`` runs the whole sequence. For incremental decoding (causal only):
+    ``cache = backbone.init_cache()``, then ``backbone(x_chunk, cache)`` for a prefill and
+    ``backbone(x_token, cache)`` per step; the cache is updated in place. Pre-norm stacks end with
+    a final RMSNorm so both norm placements hand normalised features to the head.
+    """
+
+    def __init__(
+        self,
+        mixers: list[nn.Module],
+        dim: int,
+        seq_len: int,
+        causal: bool,
+        norm: str,
+        expansion: float,
+        multiple_of: int,
+    ):
+        super().__init__()
+        self.dim, self.seq_len, self.causal, self.norm = dim, seq_len, causal, norm
+        self.blocks = nn.ModuleList(Block(m, dim, norm, expansion, multiple_of) for m in mixers)
+        self.final_norm = RMSNorm(dim) if norm == "pre" else None
+
+    def init_cache(self) -> Cache:
+        if not self.causal:
+            raise ValueError("a decoding cache needs causal=True; this backbone is bidirectional")
+        return Cache([block.mixer.empty_cache() for block in self.blocks])
+
+    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.dim:
+            raise ValueError(f"expected x of shape (B, T, {self.dim}), got {tuple(x.shape)}")
+        if cache is not None and not self.causal:
+            raise ValueError("a decoding cache needs causal=True; this backbone is bidirectional")
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if cache is None else cache.layers[i])
+        if cache is not None:
+            cache.seen += x.shape[1]
+        return x if self.final_norm is None else self.final_norm(x)

@@ -1,0 +1,280 @@
+"""Backbone figures: forward+backward time and memory vs sequence length, and the gated delta
+rule's chunked form against its loop-over-time reference (and fla's kernel on CUDA).
+
+Prints one JSON object; draws a PNG (``--plot``) when matplotlib is installed.
+- scaling: each backbone at fixed width (dim 256, depth 2, batch 1 by default), random inputs,
+  one burn-in pass then the best of ``--repeats`` timed forward+backward passes per length.
+  Attention backbones and the hybrid run causal; mlp_mixer is bidirectional only; the hybrid is
+  "GGGA" repeated at depth >= 4 and "GA" below (so a depth-2 hybrid still holds attention).
+  A backbone stops at the first length whose pass took over ``--budget-s`` seconds (longer
+  lengths are listed under ``skipped``), and mlp_mixer stops at 2048 tokens: its token MLP has
+  ~8 T^2 parameters (T = 4096 would be ~134M parameters for one layer).
+- memory: on CUDA the peak ``torch.cuda.max_memory_allocated`` over the pass minus the memory
+  held before it. On CPU there is no allocator peak to read, so the figure is the bytes of the
+  tensors autograd saves for backward (distinct storages, via ``saved_tensors_hooks``): the
+  activation memory training needs, which is what grows with T. Parameters are not counted.
+- delta_rule: the op alone at T = 1024 (B 1, H 4, K = V = 64), recurrent vs chunked (chunk 64),
+  forward+backward and forward under no_grad; on CUDA with fla installed, torch chunked vs fla.
+
+Usage: ``python benchmarks/backbones.py [--quick] [--plot benchmarks/backbones.png]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from tracegym.agents.backbones import (
+    BACKBONES,
+    HAS_FLA,
+    build_backbone,
+    chunk_gated_delta_rule,
+    gated_delta_rule,
+    recurrent_gated_delta_rule,
+)
+
+MIXER_MAX_LEN = 2048
+
+
+def hybrid_pattern(depth: int) -> str:
+    # Qwen3-Next's 3:1 needs four layers; a shallower stack alternates so it holds attention.
+    return "GGGA" if depth >= 4 else "GA"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def saved_bytes(fn) -> int:
+    """Bytes of the distinct storages autograd saves while running ``fn()``."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(storages.values())
+
+
+def time_pass(step, device: torch.device, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        sync(device)
+        t = time.perf_counter()
+        step()
+        sync(device)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def bench_scaling(args, device: torch.device) -> tuple[dict, dict]:
+    results: dict[str, list] = {}
+    skipped: dict[str, list] = {}
+    for name in BACKBONES:
+        causal = name != "mlp_mixer"
+        results[name], skipped[name] = [], []
+        over_budget = False
+        for T in args.lengths:
+            if over_budget or (name == "mlp_mixer" and T > MIXER_MAX_LEN):
+                skipped[name].append(T)
+                continue
+            torch.manual_seed(0)
+            pattern = hybrid_pattern(args.depth) if name == "hybrid" else None
+            net = build_backbone(
+                name, args.dim, args.depth, args.heads, T, causal, multiple_of=64, pattern=pattern
+            ).to(device)
+            x = torch.randn(args.batch, T, args.dim, device=device)
+
+            def step(net=net, x=x):
+                net(x).square().mean().backward()
+                net.zero_grad(set_to_none=True)
+
+            step()  # burn-in: allocator warm-up, kernel selection
+            seconds = time_pass(step, device, args.repeats)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+                base = torch.cuda.memory_allocated(device)
+                step()
+                mem = torch.cuda.max_memory_allocated(device) - base
+            else:
+                mem = saved_bytes(lambda net=net, x=x: net(x).square().mean())
+            results[name].append({"seq_len": T, "fwd_bwd_s": seconds, "memory_mb": mem / 2**20})
+            over_budget = seconds > args.budget_s
+            del net, x
+    return results, skipped
+
+
+def bench_delta_rule(args, device: torch.device) -> dict:
+    B, T, H, K = 1, 1024, 4, 64
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(B, T, H, K, generator=gen)
+    k = F.normalize(torch.randn(B, T, H, K, generator=gen), dim=-1)
+    v = torch.randn(B, T, H, K, generator=gen)
+    g = F.logsigmoid(torch.randn(B, T, H, generator=gen) + 3)
+    beta = torch.sigmoid(torch.randn(B, T, H, generator=gen))
+    inputs = [t.to(device) for t in (q, k, v, g, beta)]
+    # Best of at least 3 for both forms even with --quick: one pass of the fast form is too
+    # easily hit by noise for a ratio to mean anything.
+    repeats = max(args.repeats, 3)
+    out = {"shape": {"B": B, "T": T, "H": H, "K": K, "V": K}, "chunk_size": 64, "repeats": repeats}
+
+    def fwd_bwd(fn):
+        leaves = [t.clone().requires_grad_() for t in inputs]
+        return lambda: fn(*leaves)[0].sum().backward()
+
+    def fwd(fn):
+        def run():
+            with torch.no_grad():
+                fn(*inputs)
+
+        return run
+
+    for label, wrap in (("fwd_bwd", fwd_bwd), ("fwd_no_grad", fwd)):
+        times = {}
+        for impl, fn in (
+            ("recurrent", recurrent_gated_delta_rule),
+            ("chunk", chunk_gated_delta_rule),
+        ):
+            run = wrap(fn)
+            run()  # burn-in
+            times[impl] = time_pass(run, device, repeats)
+        out[label] = {
+            **{f"{k}_s": v for k, v in times.items()},
+            "speedup": times["recurrent"] / times["chunk"],
+        }
+    out["target_speedup"] = 15.0
+    out["target_met_fwd_bwd"] = out["fwd_bwd"]["speedup"] >= 15.0
+
+    if device.type == "cuda" and HAS_FLA:
+        fla = {}
+        for T_long in (1024, 4096, 8192):
+            x = [torch.randn(4, T_long, 8, 64, device=device) for _ in range(3)]
+            x[1] = F.normalize(x[1], dim=-1)
+            gg = F.logsigmoid(torch.randn(4, T_long, 8, device=device) + 3)
+            bb = torch.sigmoid(torch.randn(4, T_long, 8, device=device))
+            row = {}
+            for impl in ("chunk", "fla"):
+                leaves = [t.bfloat16().requires_grad_() for t in x] + [
+                    gg.requires_grad_(),
+                    bb.bfloat16().requires_grad_(),
+                ]
+
+                def run(leaves=leaves, impl=impl):
+                    gated_delta_rule(*leaves, impl=impl)[0].float().sum().backward()
+
+                run()
+                row[f"{impl}_s"] = time_pass(run, device, args.repeats)
+            row["speedup"] = row["chunk_s"] / row["fla_s"]
+            fla[str(T_long)] = row
+        out["torch_chunk_vs_fla_bf16_B4_H8_K64"] = fla
+    return out
+
+
+def plot(results: dict, path: str, device: str, memory_metric: str) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install matplotlib)", file=sys.stderr)
+        return None
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, rows in results.items():
+        if not rows:
+            continue
+        lens = [r["seq_len"] for r in rows]
+        ax_t.plot(lens, [r["fwd_bwd_s"] for r in rows], marker="o", label=name)
+        ax_m.plot(lens, [r["memory_mb"] for r in rows], marker="o", label=name)
+    for ax, title in (
+        (ax_t, "forward+backward time (s)"),
+        (ax_m, "memory (MiB)"),
+    ):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length")
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+    ax_t.legend(fontsize=8)
+    fig.suptitle(
+        f"backbones on {device}: log-log, slope 1 = linear, slope 2 = quadratic", fontsize=10
+    )
+    fig.text(0.5, 0.01, f"memory: {memory_metric}", ha="center", fontsize=8)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short lengths, one repeat")
+    parser.add_argument("--plot", default="benchmarks/backbones.png", help="PNG output path")
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes; the best is kept")
+    parser.add_argument(
+        "--budget-s", type=float, default=30.0, help="stop a backbone after a pass this long"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.lengths, args.repeats, args.budget_s = [128, 256, 512], 1, min(args.budget_s, 5.0)
+    else:
+        args.lengths = [256, 512, 1024, 2048, 4096, 8192]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    memory_metric = (
+        "peak torch.cuda.max_memory_allocated over the pass, minus memory held before"
+        if device.type == "cuda"
+        else "bytes saved for backward (autograd saved tensors, distinct storages)"
+    )
+    scaling, skipped = bench_scaling(args, device)
+    report = {
+        "config": {
+            "quick": args.quick,
+            "dim": args.dim,
+            "depth": args.depth,
+            "heads": args.heads,
+            "batch": args.batch,
+            "lengths": args.lengths,
+            "repeats": args.repeats,
+            "budget_s": args.budget_s,
+            "causal": {name: name != "mlp_mixer" for name in BACKBONES},
+            "swiglu_multiple_of": 64,
+            "hybrid_pattern": hybrid_pattern(args.depth),
+        },
+        "device": {
+            "type": device.type,
+            "name": torch.cuda.get_device_name(device)
+            if device.type == "cuda"
+            else f"{platform.machine()} CPU, {os.cpu_count()} cores",
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "fla": HAS_FLA,
+        },
+        "memory_metric": memory_metric,
+        "scaling": scaling,
+        "skipped": {
+            "lengths": {k: v for k, v in skipped.items() if v},
+            "why": f"a pass over {args.budget_s} s at a shorter length (quadratic growth), or "
+            f"mlp_mixer beyond {MIXER_MAX_LEN} tokens (its token MLP has ~8 T^2 parameters)",
+        },
+        "delta_rule": bench_delta_rule(args, device),
+    }
+    report["plot"] = plot(scaling, args.plot, device.type, memory_metric)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
