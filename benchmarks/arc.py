@@ -58,6 +58,22 @@ def bench_augment(per_task: int) -> dict:
             "distinct_copies_drawn_per_s": drawn / (time.perf_counter() - t)}
 
 
+def bench_procedural(per_family: int) -> dict:
+    """Generated tasks per second for each family (each task 3..5 demos + 1 test, verified)."""
+    from tracegym.envs.arc.generator import FAMILIES, procedural_task
+
+    out = {}
+    total_tasks, total_time = 0, 0.0
+    for name in sorted(FAMILIES):
+        t = time.perf_counter()
+        for i in range(per_family):
+            procedural_task(name, 0, i)
+        elapsed = time.perf_counter() - t
+        out[name] = per_family / elapsed
+        total_tasks, total_time = total_tasks + per_family, total_time + elapsed
+    return {"tasks_per_s_by_family": out, "tasks_per_s_all": total_tasks / total_time}
+
+
 def bench_env(steps: int) -> dict:
     out = {}
     rng = np.random.default_rng(0)
@@ -115,6 +131,7 @@ def main() -> None:
                     "processor": platform.processor() or platform.machine()},
         "loading": bench_loading(1 if quick else 5),
         "augmentation": bench_augment(2 if quick else 20),
+        "procedural": bench_procedural(20 if quick else 300),
         "env": bench_env(500 if quick else 5000),
         "data_arc_build": bench_build(builds),
     }
