@@ -31,7 +31,8 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -310,6 +311,25 @@ def _swap_in(tmp: Path, out: Path, overwrite: bool) -> None:
         os.replace(tmp, out)  # a missing or empty directory is replaced in one step
 
 
+@contextmanager
+def staged_directory(out: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Write a dataset directory atomically: yields a hidden sibling ``.OUT.partial-<pid>`` to
+    fill; when the block ends it replaces ``out`` (see :func:`check_output_dir`), and when the
+    block raises it is removed, so ``out`` is never half-written."""
+    out = check_output_dir(out, overwrite=overwrite)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    if tmp.exists():  # left by a killed run of a process with our pid
+        shutil.rmtree(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        _swap_in(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_dataset(out: str | os.PathLike, splits: Mapping[str, SplitData],
                   metadata: Mapping[str, DatasetMetadata],
                   identifiers: Sequence[str] = (BLANK_IDENTIFIER,), *,
@@ -338,12 +358,7 @@ def write_dataset(out: str | os.PathLike, splits: Mapping[str, SplitData],
                              f"{meta.num_puzzle_identifiers} != {len(identifiers)} identifiers")
         checked[name] = _check_split(name, split, meta)
 
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    if tmp.exists():  # left by a killed run of a process with our pid
-        shutil.rmtree(tmp)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp.mkdir()
-    try:
+    with staged_directory(out, overwrite=overwrite) as tmp:
         for name, arrays in checked.items():
             folder = tmp / name
             folder.mkdir()
@@ -352,10 +367,6 @@ def write_dataset(out: str | os.PathLike, splits: Mapping[str, SplitData],
                 np.save(folder / f"{SET_NAME}__{key}.npy", arrays[key], allow_pickle=False)
             _write_parquet(folder / f"{SET_NAME}.parquet", arrays, splits[name].columns)
         _write_json(tmp / "identifiers.json", identifiers)
-        _swap_in(tmp, out, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

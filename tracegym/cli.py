@@ -4,7 +4,8 @@ Subcommands are found, not listed here: ``tracegym data <task>`` for every datas
 ``tracegym.datasets.<task>`` that defines ``add_arguments(parser)`` and ``main(args)``, and
 ``tracegym <command> <task>`` for every ``COMMANDS`` table in an env's ``cli`` module
 (``tracegym.envs.<task>.cli``); the task word may be left out for the default task, so
-``tracegym solve PUZZLE`` means ``tracegym solve sudoku PUZZLE``. Bad input prints one line on
+``tracegym solve PUZZLE`` means ``tracegym solve sudoku PUZZLE``. ``train``, ``eval`` and ``plot``
+come from ``tracegym.training.cli.COMMANDS``. Bad input prints one line on
 stderr and exits with status 2.
 """
 
@@ -35,6 +36,12 @@ def _task_names() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(envs.__path__) if m.ispkg)
 
 
+def _builder_names() -> list[str]:
+    from tracegym import datasets
+
+    return sorted(m.name for m in pkgutil.iter_modules(datasets.__path__) if not m.ispkg)
+
+
 def _optional_module(name: str):
     """Import ``name`` if it exists (a task may have no builder or no CLI module)."""
     try:
@@ -63,14 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="build a dataset in the TRM layout plus Parquet")
     builders = data.add_subparsers(dest="task", required=True, metavar="TASK",
                                    parser_class=_Parser)
-    for task in _task_names():
+    for task in _builder_names():
         builder = _optional_module(f"tracegym.datasets.{task}")
-        if builder is not None and hasattr(builder, "add_arguments"):
+        if builder is not None and hasattr(builder, "add_arguments") and hasattr(builder, "main"):
             sub = builders.add_parser(task, help=(builder.__doc__ or "").strip().splitlines()[0],
                                       description=builder.__doc__,
                                       formatter_class=argparse.RawDescriptionHelpFormatter)
             builder.add_arguments(sub)
             sub.set_defaults(run=builder.main)
+
+    from tracegym.training.cli import COMMANDS as TRAINING_COMMANDS  # argparse only: cheap
+
+    for name, (help_text, add_arguments, run) in TRAINING_COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
 
     for name, per_task in sorted(_env_commands().items()):
         helps = "; ".join(f"{task}: {spec[0]}" for task, spec in per_task.items())

@@ -1,1 +1,62 @@
-"""tracegym.tracers: filled in by later issues."""
+"""tracegym.tracers: trace Python calls into CWM-style state traces.
+
+``trace(fn, *args, **kwargs)`` runs the call in-process and returns a :class:`Trace`;
+``Tracer(TraceOptions(...)).trace(fn, ...)`` chooses what and how much to record.
+``trace_source(code, entry, args, limits=Limits(...))`` traces untrusted source in a sandboxed
+subprocess (:mod:`.sandbox`). ``Trace.to_cwm()`` / ``Trace.from_cwm(text)`` and
+``Trace.to_json()`` / ``Trace.from_json(text)`` are the two text forms; :class:`TraceTokenizer`
+turns CWM text into token ids. Program sources are in :mod:`.programs`, Hypothesis strategies in
+:mod:`.strategies`.
+"""
+
+from tracegym.tracers.cwm import (
+    ACTION_SEP,
+    ARG_SEP,
+    CALL_SEP,
+    EXCEPTION_SEP,
+    FRAME_SEP,
+    LINE_SEP,
+    RETURN_SEP,
+    SPECIAL_TOKENS,
+    START_MARKER,
+    TRACE_CONTEXT_START,
+    UNCHANGED,
+    Frame,
+    Trace,
+)
+from tracegym.tracers.sandbox import (
+    Limits,
+    RunResult,
+    run_source,
+    sandbox_capabilities,
+    trace_source,
+)
+from tracegym.tracers.tokenizer import TraceTokenizer
+from tracegym.tracers.trace import TRUNCATED, TraceOptions, Tracer, safe_repr, trace
+
+__all__ = [
+    "ACTION_SEP",
+    "ARG_SEP",
+    "CALL_SEP",
+    "EXCEPTION_SEP",
+    "FRAME_SEP",
+    "LINE_SEP",
+    "RETURN_SEP",
+    "SPECIAL_TOKENS",
+    "START_MARKER",
+    "TRACE_CONTEXT_START",
+    "TRUNCATED",
+    "UNCHANGED",
+    "Frame",
+    "Limits",
+    "RunResult",
+    "Trace",
+    "TraceOptions",
+    "TraceTokenizer",
+    "Tracer",
+    "run_source",
+    "safe_repr",
+    "sandbox_capabilities",
+    "trace",
+    "trace_source",
+]

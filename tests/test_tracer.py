@@ -1,0 +1,454 @@
+"""The in-process tracer: events, locals before each line, limits, safety, and equality with a
+naive eager tracer (the reference the fast snapshot path must match frame for frame)."""
+
+from __future__ import annotations
+
+import dis
+import json
+import linecache
+import math
+import re
+import sys
+from collections import OrderedDict
+
+import pytest
+
+from tracegym.tracers import TRUNCATED, Frame, Trace, TraceOptions, Tracer, safe_repr, trace
+
+# ---------------------------------------------------------------------------- programs
+
+
+def helper(x):
+    y = x * 2
+    return y
+
+
+def loop_sum(n):
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+def nested(n):
+    acc = []
+    for i in range(n):
+        acc.append(helper(i))
+    return acc
+
+
+def fact(n):
+    if n <= 1:
+        return 1
+    return n * fact(n - 1)
+
+
+def caught(x):
+    try:
+        raise ValueError(x)
+    except ValueError as e:
+        msg = str(e)
+    return msg
+
+
+def uncaught(x):
+    y = x + 1
+    raise KeyError(y)
+
+
+def calls_uncaught(x):
+    try:
+        return uncaught(x)
+    finally:
+        z = 3  # noqa: F841
+
+
+def gen(n):
+    for i in range(n):
+        yield i * i
+
+
+def use_gen(n):
+    out = []
+    for v in gen(n):
+        out.append(v)
+    return out
+
+
+def closure(n):
+    k = 10
+
+    def add(v):
+        return v + k
+
+    return [add(i) for i in range(n)]
+
+
+def mutate_all(n):
+    lst = [1, 2]
+    d = {"a": 1}
+    s = {1, 2, 3}
+    for i in range(n):
+        lst.append([i, {"k": i}])
+        d[i] = (i, str(i))
+        s.discard(i)
+        s.add(i + 100)
+        lst[0] = lst[0] * 3
+    return lst, d, s
+
+
+def nested_sets(n):
+    boxes = [set(), frozenset({1, 2})]
+    for i in range(n):
+        boxes[0].add(i * 9)
+        boxes[0].discard(i * 9 - 9)
+    blob = bytearray(b"abc")
+    blob += b"d"
+    tags = ["sec", "code", "<>"]
+    return boxes, blob, tags
+
+
+def odd_values(n):
+    big = 10 ** 5000
+    f = float("nan")
+    z = -0.0
+    c = complex(1, -0.0)
+    b = b"\x00s<"
+    od = OrderedDict(a=1)
+    r = range(n)
+    t = (1, [2, (3,)])
+    code = odd_values.__code__
+    cell = [t, t]
+    cyc = []
+    cyc.append(cyc)
+    return len(str(n)) + len(repr(big)) * 0 if n > 10 ** 6 else (f, z, c, b, od, r, cell, code)
+
+
+class Boom:
+    def __repr__(self):
+        raise ValueError("no repr")
+
+
+class Counter:
+    def __init__(self):
+        self.n = 0
+
+    def bump(self):
+        self.n += 1
+        return self.n
+
+    def __repr__(self):
+        return f"Counter({self.n})"
+
+
+def with_objects(n):
+    c = Counter()
+    b = Boom()
+    for _ in range(n):
+        c.bump()
+    return c, b
+
+
+def long_values(n):
+    s = "x" * n
+    return s
+
+
+def uses_stdlib(n):
+    data = json.dumps({"n": n})
+    return json.loads(data)
+
+
+def tricky_containers(n):
+    from collections import defaultdict
+
+    dd = defaultdict(list)
+    shared = [0]
+    pair = (shared, shared)
+    words = ["set\n", "sets", "<>", "cc"]
+    funcs = [helper, loop_sum, Counter]
+    objs = [Counter(), {"k": Counter()}]
+    s = set(range(40))
+    for i in range(n):
+        dd[i % 2].append(i)
+        shared[0] += 1
+        s -= set(range(i * 8, i * 8 + 8))
+        objs[0].bump()
+        deep = [[[[i]]]]
+    return dd, pair, words, funcs, s, deep
+
+
+PROGRAMS = [
+    (loop_sum, (5,)), (nested, (3,)), (fact, (4,)), (caught, ("boom",)), (uncaught, (1,)),
+    (calls_uncaught, (2,)), (use_gen, (3,)), (closure, (3,)), (mutate_all, (4,)),
+    (nested_sets, (5,)), (odd_values, (3,)), (with_objects, (2,)), (long_values, (500,)),
+    (uses_stdlib, (3,)), (tricky_containers, (4,)),
+]
+
+
+# ---------------------------------------------------------------------- naive reference
+_RETURN_OPS = {dis.opmap[n] for n in ("RETURN_VALUE", "RETURN_CONST", "YIELD_VALUE")
+               if n in dis.opmap}
+
+
+def naive_trace(fn, *args, max_repr=200):
+    """Eager reference: repr every local at every event, same scope (this file) and conventions."""
+    frames = []
+    stack = []
+    filename = fn.__code__.co_filename
+
+    def cut(r):
+        return r if len(r) <= max_repr else r[:max_repr] + TRUNCATED
+
+    def src(frame):
+        return linecache.getline(frame.f_code.co_filename, frame.f_lineno).rstrip("\r\n")
+
+    def local(frame, event, arg):
+        code = frame.f_code
+        depth = stack.index(frame) if frame in stack else len(stack) - 1
+        if event == "line":
+            loc = {k: cut(safe_repr(v)) for k, v in frame.f_locals.items()}
+            frames.append(Frame("line", frame.f_lineno, src(frame), loc, None, code.co_qualname,
+                                depth))
+        elif event == "return":
+            stack.pop()
+            if code.co_code[frame.f_lasti] in _RETURN_OPS:
+                frames.append(Frame("return", frame.f_lineno, src(frame), {}, cut(safe_repr(arg)),
+                                    code.co_qualname, depth))
+        elif event == "exception":
+            frames.append(Frame("exception", frame.f_lineno, src(frame), {},
+                                cut(safe_repr(arg[1])), code.co_qualname, depth))
+        return local
+
+    def glob(frame, event, arg):
+        if frame.f_code.co_filename != filename:
+            return None
+        stack.append(frame)
+        loc = {k: cut(safe_repr(v)) for k, v in frame.f_locals.items()}
+        frames.append(Frame("call", frame.f_lineno, src(frame), loc, None,
+                            frame.f_code.co_qualname, len(stack) - 1))
+        return local
+
+    prior = sys.gettrace()
+    sys.settrace(glob)
+    try:
+        fn(*args)
+    except Exception:
+        pass
+    finally:
+        sys.settrace(prior)
+    return frames
+
+
+def _no_addresses(frames):
+    return json.loads(re.sub(r" at 0x[0-9a-f]+", " at 0x?", json.dumps(frames)))
+
+
+# ------------------------------------------------------------------------------- tests
+@pytest.mark.parametrize("fn,args", PROGRAMS, ids=[p[0].__name__ for p in PROGRAMS])
+def test_trace__equals_naive_reference(fn, args):
+    # Two runs make new objects: only "at 0x..." addresses may differ.
+    assert _no_addresses(trace(fn, *args).frames) == _no_addresses(naive_trace(fn, *args))
+
+
+def test_trace__locals_before_the_line():
+    t = trace(loop_sum, 3)
+    lines = [f for f in t.frames if f.event == "line"]
+    assert lines[0].source.strip() == "total = 0" and "total" not in lines[0].locals
+    assert lines[1].locals == {"n": "3", "total": "0"}
+    assert [f.locals.get("total") for f in lines if "total +=" in f.source] == ["0", "0", "1"]
+    assert t.frames[0] == Frame("call", loop_sum.__code__.co_firstlineno, "def loop_sum(n):",
+                                {"n": "3"}, None, "loop_sum", 0)
+    assert t.frames[-1].event == "return" and t.frames[-1].arg == "3"
+    assert t.return_repr == "3" and t.result == 3 and t.exception is None
+
+
+def test_trace__nested_calls_have_depths():
+    t = trace(fact, 3)
+    calls = [(f.locals["n"], f.depth) for f in t.frames if f.event == "call"]
+    assert calls == [("3", 0), ("2", 1), ("1", 2)]
+    returns = [(f.arg, f.depth) for f in t.frames if f.event == "return"]
+    assert returns == [("1", 2), ("2", 1), ("6", 0)]
+
+
+def test_trace__exceptions_caught_and_uncaught():
+    t = trace(caught, "x")
+    assert [f.event for f in t.frames].count("exception") == 1
+    assert t.result == "x" and t.exception is None
+    t = trace(calls_uncaught, 1)
+    exc = [(f.function, f.arg) for f in t.frames if f.event == "exception"]
+    assert exc == [("uncaught", "KeyError(2)"), ("calls_uncaught", "KeyError(2)")]
+    # A frame left by an exception ends with it: no "return None" frame for it.
+    assert not any(f.event == "return" for f in t.frames)
+    assert isinstance(t.exception, KeyError) and t.exception_repr == "KeyError(2)"
+    assert t.return_repr is None
+
+
+def test_trace__generator_resume_is_call_yield_is_return():
+    t = trace(use_gen, 2)
+    g = [(f.event, f.arg) for f in t.frames if f.function == "gen" and f.event != "line"]
+    assert g == [("call", None), ("return", "0"), ("call", None), ("return", "1"),
+                 ("call", None), ("return", "None")]
+    assert t.result == [0, 1]
+
+
+def test_trace__closure_sees_free_variables():
+    t = trace(closure, 2)
+    add_calls = [f.locals for f in t.frames if f.event == "call" and f.function.endswith("add")]
+    assert add_calls == [{"v": "0", "k": "10"}, {"v": "1", "k": "10"}]
+
+
+def test_trace__depth_limit():
+    t = Tracer(TraceOptions(max_depth=1)).trace(fact, 5)
+    assert {f.depth for f in t.frames} == {0, 1}
+    assert t.result == 120
+    t = Tracer(TraceOptions(max_depth=0)).trace(nested, 3)
+    assert {f.function for f in t.frames} == {"nested"}
+
+
+def test_trace__max_events_truncates_and_the_call_finishes():
+    t = Tracer(TraceOptions(max_events=7)).trace(loop_sum, 1000)
+    assert len(t.frames) == 7 and t.truncated
+    assert t.result == sum(range(1000)) and t.return_repr == repr(sum(range(1000)))
+    assert sys.gettrace() is None or sys.gettrace() is not t
+    assert not trace(loop_sum, 3).truncated
+
+
+def test_trace__repr_truncation_marker():
+    t = Tracer(TraceOptions(max_repr=10)).trace(long_values, 50)
+    assert t.frames[-1].arg == "'" + "x" * 9 + TRUNCATED
+    assert t.return_repr == "'" + "x" * 9 + TRUNCATED
+    assert t.result == "x" * 50
+
+
+def test_trace__exploding_repr_is_a_marker():
+    t = trace(with_objects, 1)
+    last_line = [f for f in t.frames if f.event == "line"][-1]
+    assert last_line.locals["b"] == "<repr failed: ValueError>"
+    assert last_line.locals["c"] == "Counter(1)"
+    assert t.return_repr == "<repr failed: ValueError>"  # the tuple's repr calls Boom's
+
+
+def test_trace__result_and_exception_are_the_real_objects():
+    obj = []
+
+    def ident(x):
+        return x
+
+    assert trace(ident, obj).result is obj
+    err = RuntimeError("e")
+
+    def raiser():
+        raise err
+
+    t = trace(raiser)
+    assert t.exception is err and t.result is None
+
+
+def test_trace__kwargs_go_to_fn():
+    def f(a, max_events=0, scope="x"):
+        return (a, max_events, scope)
+
+    assert trace(f, 1, max_events=5, scope="y").result == (1, 5, "y")
+
+
+def test_trace__prior_tracer_restored():
+    seen = []
+
+    def prior(frame, event, arg):
+        seen.append(event)
+        return None
+
+    sys.settrace(prior)
+    try:
+        trace(loop_sum, 3)
+        assert sys.gettrace() is prior
+    finally:
+        sys.settrace(None)
+
+
+def test_trace__stdlib_not_traced_by_default():
+    t = trace(uses_stdlib, 2)
+    assert {f.function for f in t.frames} == {"uses_stdlib"}
+    assert t.result == {"n": 2}
+
+
+def test_trace__scope_entry_skips_same_file_helpers():
+    t = Tracer(TraceOptions(scope="entry")).trace(nested, 2)
+    assert {f.function for f in t.frames} == {"nested"}
+
+
+def test_trace__marshal_sensitive_values_repr_exactly():
+    t = trace(nested_sets, 4)
+    last = [f for f in t.frames if f.event == "line"][-1].locals
+    boxes, blob, tags = nested_sets(4)
+    assert last["boxes"] == repr(boxes) and last["blob"] == repr(blob)
+    assert last["tags"] == repr(tags)
+    t = trace(odd_values, 2)
+    last = [f for f in t.frames if f.event == "line"][-1].locals
+    assert last["f"] == "nan" and last["z"] == "-0.0" and last["cyc"] == "[[...]]"
+    assert last["big"] == "<repr failed: ValueError>"
+    assert math.isnan(t.result[0])
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"scope": "all"}, "scope must be 'file', 'entry' or 'user', got 'all'"),
+        ({"context": "module"}, "context must be 'file' or 'function', got 'module'"),
+        ({"max_depth": -1}, "max_depth must be None or an int >= 0, got -1"),
+        ({"max_events": 1.5}, "max_events must be None or an int >= 0, got 1.5"),
+        ({"max_repr": 0}, "max_repr must be an int >= 1, got 0"),
+        ({"files": "a.py"}, "files must be a tuple of paths, got the string 'a.py'"),
+    ],
+)
+def test_trace_options__bad_values(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TraceOptions(**kwargs)
+
+
+def test_trace__json_round_trip_of_real_traces():
+    for fn, args in PROGRAMS:
+        t = trace(fn, *args)
+        assert Trace.from_json(t.to_json()) == t
+        assert Trace.from_cwm(t.to_cwm()).to_cwm() == t.to_cwm()
+
+
+def test_trace__generator_resumed_after_the_trace_records_nothing():
+    def make():
+        g = gen(3)
+        next(g)  # the generator's frame now carries our local trace function
+        return g
+
+    t = trace(make)
+    n = len(t.frames)
+    g = t.result
+    sys.settrace(lambda *a: None)  # a later tracer must not wake our recorder up
+    try:
+        assert list(g) == [1, 4]
+    finally:
+        sys.settrace(None)
+    assert len(t.frames) == n
+
+
+def test_trace__values_mutated_later_keep_their_state_at_each_line():
+    def grow():
+        xs = []
+        box = [xs, {1}]
+        for i in range(3):
+            xs.append(bytearray(b"a" * i))
+            box[1].add(i * 8)
+        return box
+
+    frames = [f for f in trace(grow).frames if f.event == "line"]
+    assert [f.locals.get("xs") for f in frames if "append" in f.source] == [
+        "[]", "[bytearray(b'')]", "[bytearray(b''), bytearray(b'a')]"]
+    assert _no_addresses(trace(grow).frames) == _no_addresses(naive_trace(grow))
+
+
+def test_trace__gc_state_is_left_as_found():
+    import gc
+
+    assert gc.isenabled()
+    trace(loop_sum, 3)
+    assert gc.isenabled()

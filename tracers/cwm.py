@@ -1,0 +1,328 @@
+"""The trace model (:class:`Trace`, :class:`Frame`) and its two text forms: CWM trace text and JSON.
+
+CWM (Meta's Code World Model, facebookresearch/cwm: ``PROMPTING_GUIDE.md``, ``demos/cwmdbg.py``)
+writes an execution trace as the source context followed by one *frame* per event. Each frame is an
+observation (the locals *before* the line runs) and an action (the source line). Grammar, with the
+special tokens written as names (``FRAME_SEP`` is the literal ``<|frame_sep|>``, and so on)::
+
+    trace      = TRACE_CONTEXT_START context FRAME_SEP { frame }
+    frame      = ( CALL_SEP | LINE_SEP ) locals ACTION_SEP source "\\n" FRAME_SEP
+               | ( RETURN_SEP | EXCEPTION_SEP ) ACTION_SEP source ARG_SEP value FRAME_SEP
+    locals     = JSON object: name -> JSON string (the value's repr), as json.dumps writes it
+    value      = JSON string: the repr of the returned value / of the raised exception
+    context    = source text; the entry line ends with "  # << START_OF_TRACE"
+    source     = one source line, no newline, no special token
+
+A line frame writes ``".."`` for a value unchanged since the previous frame when that previous
+frame is a call or line frame (cwmdbg.py resolves ``".."`` so: it walks back and stops at a call or
+return). The tracer never puts a call or line frame of another invocation right before a line
+frame: a callee is entered by a call frame and left by a return or exception frame, so "the
+previous frame" is always the same invocation. Call frames always carry every value. Return and
+exception frames carry no locals. A line frame value whose repr is literally ``".."`` (a custom
+``__repr__``) cannot be written unless unchanged: ``to_cwm`` raises rather than write it.
+``to_cwm`` does not write the tokenizer's ``<|end_of_text|>``.
+
+Reading CWM text back (:meth:`Trace.from_cwm`) recovers everything the text holds; what it does not
+hold (function names, file name, the first line number of the context, the result objects) comes
+back empty, so ``Trace.from_cwm(t.to_cwm()).to_cwm() == t.to_cwm()`` but not ``== t``.
+JSON (:meth:`Trace.to_json`) holds every serialised field: ``Trace.from_json(t.to_json()) == t``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from tracegym.errors import TraceFormatError
+
+TRACE_CONTEXT_START = "<|trace_context_start|>"
+FRAME_SEP = "<|frame_sep|>"
+CALL_SEP = "<|call_sep|>"
+LINE_SEP = "<|line_sep|>"
+RETURN_SEP = "<|return_sep|>"
+EXCEPTION_SEP = "<|exception_sep|>"
+ACTION_SEP = "<|action_sep|>"
+ARG_SEP = "<|arg_sep|>"
+SPECIAL_TOKENS = (
+    TRACE_CONTEXT_START, FRAME_SEP, CALL_SEP, LINE_SEP,
+    RETURN_SEP, EXCEPTION_SEP, ACTION_SEP, ARG_SEP,
+)
+START_MARKER = "  # << START_OF_TRACE"
+UNCHANGED = ".."
+EVENTS = ("call", "line", "return", "exception")
+JSON_VERSION = 1
+
+_EVENT_TOKEN = {
+    "call": CALL_SEP, "line": LINE_SEP, "return": RETURN_SEP, "exception": EXCEPTION_SEP,
+}
+_TOKEN_EVENT = {v: k for k, v in _EVENT_TOKEN.items()}
+_decoder = json.JSONDecoder()
+
+
+class Frame(NamedTuple):
+    """One traced event.
+
+    ``locals`` maps every local name to its repr *before* the line runs (call and line frames;
+    empty for return and exception frames); ``arg`` is the returned value's repr (return) or the
+    exception's repr (exception), else None. ``depth`` counts traced frames above this one
+    (the entry call is 0). ``lineno`` is 0 and ``function`` empty when unknown (parsed CWM text).
+    A NamedTuple, not a dataclass: the tracer builds one per event, and ``tuple.__new__`` is the
+    cheapest constructor Python has.
+    """
+
+    event: str
+    lineno: int
+    source: str
+    locals: dict[str, str]
+    arg: str | None = None
+    function: str = ""
+    depth: int = 0
+
+
+@dataclass
+class Trace:
+    """A traced call: the source context, the frames, and the outcome.
+
+    ``result`` and ``exception`` hold the real return value / raised exception of the traced call;
+    they are not serialised and not compared (``return_repr`` / ``exception_repr`` are).
+    """
+
+    entry: str
+    context: str
+    frames: list[Frame]
+    entry_lineno: int | None = None
+    context_lineno: int = 1
+    filename: str = ""
+    return_repr: str | None = None
+    exception_repr: str | None = None
+    truncated: bool = False
+    result: Any = field(default=None, compare=False, repr=False)
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
+
+    # ----------------------------------------------------------------------------------- CWM
+    def marked_context(self) -> str:
+        """The context with ``# << START_OF_TRACE`` appended to the entry line."""
+        if self.entry_lineno is None:
+            return self.context
+        lines = self.context.split("\n")  # "\n" only: str.splitlines also splits on \x0b etc.
+        i = self.entry_lineno - self.context_lineno
+        if 0 <= i < len(lines) - (not lines[-1]):
+            line = lines[i]
+            body = line.rstrip("\r")
+            lines[i] = body + START_MARKER + line[len(body):]
+        return "\n".join(lines)
+
+    def to_cwm(self) -> str:
+        """The CWM trace text (grammar in the module docstring)."""
+        context = self.marked_context()
+        _check_plain(context, "context", allow_newlines=True)
+        out = [TRACE_CONTEXT_START, context, FRAME_SEP]
+        dumps = json.dumps
+        prev: Frame | None = None
+        for f in self.frames:
+            _check_plain(f.source, "frame source", allow_newlines=False)
+            if f.event == "call" or f.event == "line":
+                loc = f.locals
+                if f.event == "line" and prev is not None and (
+                    prev.event == "line" or prev.event == "call"
+                ):
+                    before = prev.locals
+                    loc = {k: UNCHANGED if before.get(k) == v else v for k, v in loc.items()}
+                    if UNCHANGED in f.locals.values():
+                        _check_no_literal_marker(f, before)
+                elif f.event == "line" and UNCHANGED in loc.values():
+                    _check_no_literal_marker(f, {})
+                out += (_EVENT_TOKEN[f.event], dumps(loc), ACTION_SEP, f.source, "\n", FRAME_SEP)
+            elif f.event in ("return", "exception"):
+                out += (_EVENT_TOKEN[f.event], ACTION_SEP, f.source, ARG_SEP,
+                        dumps(f.arg if f.arg is not None else "None"), FRAME_SEP)
+            else:
+                raise TraceFormatError(f"frame event must be one of {EVENTS}, got {f.event!r}")
+            prev = f
+        return "".join(out)
+
+    @classmethod
+    def from_cwm(cls, text: str) -> Trace:
+        """Parse CWM trace text; raise :class:`TraceFormatError` naming the offset on bad input."""
+        return _parse_cwm(text)
+
+    # ---------------------------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": JSON_VERSION,
+            "entry": self.entry,
+            "filename": self.filename,
+            "context": self.context,
+            "context_lineno": self.context_lineno,
+            "entry_lineno": self.entry_lineno,
+            "return_repr": self.return_repr,
+            "exception_repr": self.exception_repr,
+            "truncated": self.truncated,
+            "frames": [
+                [f.event, f.lineno, f.source, f.locals, f.arg, f.function, f.depth]
+                for f in self.frames
+            ],
+        }
+
+    def to_json(self) -> str:
+        """Lossless JSON of every serialised field (``from_json(t.to_json()) == t``)."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Trace:
+        try:
+            if d.get("version") != JSON_VERSION:
+                raise TraceFormatError(
+                    f"trace JSON field 'version' must be {JSON_VERSION}, got {d.get('version')!r}"
+                )
+            frames = [
+                Frame(event=e, lineno=n, source=s, locals=loc, arg=a, function=fn, depth=dp)
+                for e, n, s, loc, a, fn, dp in d["frames"]
+            ]
+            return cls(
+                entry=d["entry"], context=d["context"], frames=frames,
+                entry_lineno=d["entry_lineno"], context_lineno=d["context_lineno"],
+                filename=d["filename"], return_repr=d["return_repr"],
+                exception_repr=d["exception_repr"], truncated=d["truncated"],
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, TraceFormatError):
+                raise
+            raise TraceFormatError(f"trace JSON is missing or has a malformed field: {e!r}") from e
+
+    @classmethod
+    def from_json(cls, text: str) -> Trace:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise TraceFormatError(f"trace JSON does not parse at offset {e.pos}: {e.msg}") from e
+        if not isinstance(d, dict):
+            raise TraceFormatError(f"trace JSON must be an object, got {type(d).__name__}")
+        return cls.from_dict(d)
+
+
+def _check_no_literal_marker(f: Frame, before: dict[str, str]) -> None:
+    """A line frame's repr that is literally ".." and not unchanged reads back as "unchanged"."""
+    for k, v in f.locals.items():
+        if v == UNCHANGED and before.get(k) != v:
+            raise TraceFormatError(
+                f"line {f.lineno}: the repr of {k!r} is the literal {UNCHANGED!r}, which CWM "
+                "text reads as 'unchanged since the previous frame'"
+            )
+
+
+def _check_plain(text: str, what: str, *, allow_newlines: bool) -> None:
+    """Refuse text that would make the CWM form ambiguous (a special token, a newline)."""
+    if "<|" in text:
+        for tok in SPECIAL_TOKENS:
+            if tok in text:
+                raise TraceFormatError(f"{what} contains the special token {tok!r}: {text[:80]!r}")
+    if not allow_newlines and ("\n" in text or "\r" in text):
+        raise TraceFormatError(f"{what} contains a line break: {text[:80]!r}")
+
+
+# --------------------------------------------------------------------------------- parser
+def _fail(text: str, pos: int, expected: str) -> TraceFormatError:
+    found = text[pos:pos + 30]
+    return TraceFormatError(
+        f"malformed CWM trace at offset {pos}: expected {expected}, found {found!r}"
+        if found else f"malformed CWM trace at offset {pos}: expected {expected}, found end of text"
+    )
+
+
+def _expect(text: str, pos: int, token: str) -> int:
+    if not text.startswith(token, pos):
+        raise _fail(text, pos, token)
+    return pos + len(token)
+
+
+def _json_at(text: str, pos: int, kind: type, expected: str) -> tuple[Any, int]:
+    try:
+        value, end = _decoder.raw_decode(text, pos)
+    except json.JSONDecodeError as e:
+        raise _fail(text, pos, expected) from e
+    if not isinstance(value, kind):
+        raise _fail(text, pos, expected)
+    return value, end
+
+
+def _parse_cwm(text: str) -> Trace:
+    if not isinstance(text, str):
+        raise TraceFormatError(f"CWM trace must be str, got {type(text).__name__}")
+    pos = _expect(text, 0, TRACE_CONTEXT_START)
+    end = text.find(FRAME_SEP, pos)
+    if end < 0:
+        raise _fail(text, len(text), f"{FRAME_SEP} after the context")
+    marked = text[pos:end]
+    pos = end + len(FRAME_SEP)
+
+    # Unmark the entry line; lines are numbered from 1 since the text does not hold the offset.
+    lines = marked.split("\n")
+    entry_lineno = None
+    for i, line in enumerate(lines):
+        body = line.rstrip("\r")
+        if body.endswith(START_MARKER):
+            entry_lineno = i + 1
+            lines[i] = body[: -len(START_MARKER)] + line[len(body):]
+            break
+    line_of: dict[str, int] = {}
+    for i, line in enumerate(lines):
+        line_of.setdefault(line.rstrip("\r"), i + 1)
+    context = "\n".join(lines)
+
+    frames: list[Frame] = []
+    prev: Frame | None = None
+    depth = -1  # depth of the invocation the next line frame belongs to
+    n = len(text)
+    while pos < n:
+        event = None
+        for tok, ev in _TOKEN_EVENT.items():
+            if text.startswith(tok, pos):
+                event, pos = ev, pos + len(tok)
+                break
+        if event is None:
+            raise _fail(text, pos, "an event token (<|call_sep|>, <|line_sep|>, <|return_sep|> "
+                                   "or <|exception_sep|>)")
+        if event in ("call", "line"):
+            loc, pos = _json_at(text, pos, dict, "a JSON object of locals")
+            if not all(isinstance(v, str) for v in loc.values()):
+                raise _fail(text, pos, "locals whose values are JSON strings")
+            pos = _expect(text, pos, ACTION_SEP)
+            nl = text.find("\n", pos)
+            if nl < 0:
+                raise _fail(text, n, "a newline ending the source line")
+            source = text[pos:nl]
+            pos = _expect(text, nl + 1, FRAME_SEP)
+            if event == "call":
+                depth += 1
+            elif depth < 0:
+                depth = 0
+            if event == "line" and prev is not None and prev.event in ("call", "line"):
+                before = prev.locals
+                loc = {k: before[k] if v == UNCHANGED and k in before else v
+                       for k, v in loc.items()}
+            frame = Frame(event, line_of.get(source, 0), source, loc, None, "", max(depth, 0))
+        else:
+            pos = _expect(text, pos, ACTION_SEP)
+            sep = text.find(ARG_SEP, pos)
+            nl = text.find("\n", pos)
+            if sep < 0 or 0 <= nl < sep:
+                raise _fail(text, pos, f"a source line followed by {ARG_SEP}")
+            source = text[pos:sep]
+            arg, pos = _json_at(text, sep + len(ARG_SEP), str, "a JSON string value")
+            pos = _expect(text, pos, FRAME_SEP)
+            frame = Frame(event, line_of.get(source, 0), source, {}, arg, "", max(depth, 0))
+            if event == "return":
+                depth -= 1
+        frames.append(frame)
+        prev = frame
+
+    return_repr = exception_repr = None
+    if frames and frames[-1].depth == 0 and depth < 0:
+        if frames[-1].event == "return":
+            return_repr = frames[-1].arg
+    if frames and frames[-1].event == "exception" and frames[-1].depth == 0:
+        exception_repr = frames[-1].arg
+    return Trace(entry="", context=context, frames=frames, entry_lineno=entry_lineno,
+                 context_lineno=1, return_repr=return_repr, exception_repr=exception_repr)

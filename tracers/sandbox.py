@@ -1,0 +1,461 @@
+"""Trace untrusted Python source in a separate, isolated, resource-limited process.
+
+>>> trace_source("def f(x):\\n    return x + 1\\n", "f", (41,))  # doctest: +SKIP
+Trace(...)
+
+``trace_source`` returns the :class:`~tracegym.tracers.Trace` or raises a clear
+:class:`~tracegym.errors.TracegymError`; ``run_source`` returns a :class:`RunResult` recording the
+outcome instead, for dataset builders that keep failures as data. Neither hangs: the parent owns
+the wall clock and ends the child with SIGKILL (no handler in the child can catch it).
+
+Isolation levels (``sandbox_capabilities()["level"]``; every ``RunResult.isolation`` records the
+level it ran at). "namespaces" needs root and unshare(2); "rlimits" is the fallback.
+
+=============================  ==============================  ===============================
+enforced                       ``"namespaces"``                ``"rlimits"``
+=============================  ==============================  ===============================
+wall time (parent SIGKILL)     yes: the whole pid namespace    yes: the child's process group
+CPU, address space, file       yes (setrlimit in the child)    yes
+size, processes, open files,
+no core dumps
+stdout+stderr cap              yes (the parent counts bytes)   yes
+cleared environment            yes                             yes
+working directory              fresh tmpfs ``/sandbox``,       fresh host temp dir, removed
+                               size-capped, gone at the end    afterwards (no size cap)
+file reads                     only read-only binds: ``/usr``, whatever the uid may read
+                               the interpreter, the venv,
+                               tracegym's package folders
+file writes                    only ``/sandbox`` (``/tmp`` is  whatever the uid may write
+                               a link to it)
+network                        none (empty net namespace)      not restricted
+other processes                invisible (pid namespace); the  visible; signalable when the
+                               program is pid 2, not init      uid is shared
+privileges                     random uid, no groups, no       random uid when run as root,
+                               capabilities, no_new_privs,     else the caller's uid
+                               nosuid mounts
+seccomp (x86_64, when probed)  refuses unshare/setns/clone of  same filter
+                               namespaces, mount calls,
+                               io_uring, bpf, ptrace, keyrings
+=============================  ==============================  ===============================
+
+Not used: Landlock (the kernel here exposes no LSM list); with the mount namespace in place it
+would add nothing. ``sandbox_capabilities()`` reports what the probe found on this machine.
+
+The program can write to the result pipe too (it lives in the same process as the tracer), so a
+program can forge or corrupt *its own* trace; corruption is reported as ``SandboxViolation``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import json
+import math
+import os
+import resource
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracegym.errors import (
+    ArgumentSerialisationError,
+    EntryPointError,
+    ProgramSyntaxError,
+    SandboxCrash,
+    SandboxError,
+    SandboxMemoryError,
+    SandboxOutputLimit,
+    SandboxTimeout,
+    SandboxViolation,
+)
+
+__all__ = ["Limits", "RunResult", "run_source", "sandbox_capabilities", "trace_source"]
+
+_CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_child.py")
+_MiB = 1 << 20
+_WORK = "/sandbox"  # the program's working directory inside the namespaces level
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one sandboxed run; bad values raise ValueError naming the field.
+
+    Args:
+        wall_time_s (float): seconds of real time before the parent kills the child. Default 10.
+        cpu_time_s (int): CPU seconds (RLIMIT_CPU; SIGXCPU, then SIGKILL a second later). Default 5.
+        address_space_bytes (int): RLIMIT_AS; 2 GiB as in CWM's sandbox.
+        file_size_bytes (int): RLIMIT_FSIZE, the largest file the program may write. Default 16 MiB.
+        max_processes (int): RLIMIT_NPROC for the sandbox's own uid. Default 32.
+        open_files (int): RLIMIT_NOFILE. Default 64.
+        output_bytes (int): stdout + stderr bytes before the run is stopped. Default 1 MiB.
+        work_dir_bytes (int): size of the tmpfs working directory (namespaces level). 64 MiB.
+        result_bytes (int): largest trace JSON accepted from the child. Default 64 MiB.
+    """
+
+    wall_time_s: float = 10.0
+    cpu_time_s: int = 5
+    address_space_bytes: int = 2 << 30
+    file_size_bytes: int = 16 * _MiB
+    max_processes: int = 32
+    open_files: int = 64
+    output_bytes: int = 1 * _MiB
+    work_dir_bytes: int = 64 * _MiB
+    result_bytes: int = 64 * _MiB
+
+    def __post_init__(self) -> None:
+        minimum = {"address_space_bytes": 256 * _MiB, "open_files": 16}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind, types = ("a number", (int, float)) if f.name == "wall_time_s" else ("an int", int)
+            if isinstance(value, bool) or not isinstance(value, types):
+                raise ValueError(f"Limits.{f.name} must be {kind}, got {value!r}")
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"Limits.{f.name} must be > 0, got {value!r}")
+            if value < minimum.get(f.name, 0):
+                raise ValueError(f"Limits.{f.name} must be >= {minimum[f.name]} (Python needs "
+                                 f"it to start), got {value!r}")
+
+
+@dataclass
+class RunResult:
+    """What one sandboxed run produced.
+
+    ``outcome`` is one of: ``ok``, ``timeout``, ``memory``, ``output_limit``, ``syntax_error``,
+    ``entry_missing``, ``entry_not_callable``, ``module_error``, ``exit`` (sys.exit), ``crash``
+    (no result: ``os._exit``, a signal), ``violation``, ``tracer_error``, ``serialise_error``,
+    ``setup_error``. ``trace`` (and its ``trace_json``) is set for ``ok`` and also for ``memory``
+    and ``exit`` when the tracer saw the call end that way; ``unwrap()`` returns it only for
+    ``ok`` and raises the matching exception otherwise.
+    """
+
+    outcome: str
+    message: str = ""
+    trace_json: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    returncode: int | None = None
+    elapsed_s: float = 0.0
+    isolation: str = ""
+    detail: dict = field(default_factory=dict)
+    trace: Any = field(default=None, repr=False)  # the parsed Trace, when one came back
+
+    def unwrap(self):
+        """The Trace for ``ok``; otherwise raise the exception that matches the outcome."""
+        if self.outcome == "ok":
+            return self.trace
+        msg = f"{self.outcome}: {self.message}"
+        if self.outcome == "syntax_error":
+            raise ProgramSyntaxError(
+                f"program does not parse: {self.message} (line {self.detail.get('lineno')})",
+                lineno=self.detail.get("lineno"), offset=self.detail.get("offset"),
+                text=self.detail.get("text"))
+        if self.outcome in ("entry_missing", "entry_not_callable"):
+            raise EntryPointError(self.message)
+        error = {"timeout": SandboxTimeout, "memory": SandboxMemoryError,
+                 "output_limit": SandboxOutputLimit, "violation": SandboxViolation,
+                 "setup_error": SandboxError}.get(self.outcome, SandboxCrash)
+        raise error(msg, self)
+
+
+@functools.lru_cache(maxsize=1)
+def sandbox_capabilities() -> dict:
+    """Probe (once) which isolation this machine allows; ``level`` is what runs will use."""
+    caps = {"root": os.geteuid() == 0, "namespaces": False, "seccomp": False,
+            "landlock": False}
+    # The probe runs the child's own namespace and seccomp set-up, so what it reports is what
+    # runs will get. The namespaces level also needs root (mounts, the uid drop).
+    try:
+        probe = subprocess.run([sys.executable, "-s", "-B", _CHILD, "probe"], env={},
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        found = json.loads(probe.stdout) if probe.returncode == 0 else {}
+        caps["namespaces"] = caps["root"] and found.get("namespaces") is True
+        caps["seccomp"] = found.get("seccomp") is True
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        pass
+    caps["level"] = "namespaces" if caps["namespaces"] else "rlimits"
+    return caps
+
+
+def _package_dirs() -> list[str]:
+    """Folders the child needs to import tracegym: the editable-install mapping or the packages."""
+    dirs: set[str] = set()
+    for finder in sys.meta_path:
+        mapping = getattr(finder, "MAPPING", None) or getattr(
+            sys.modules.get(getattr(finder, "__module__", ""), None), "MAPPING", None)
+        if isinstance(mapping, dict) and "tracegym" in mapping:
+            dirs.update(mapping.values())
+    import tracegym
+    import tracegym.tracers
+
+    dirs.update(tracegym.__path__)
+    dirs.update(tracegym.tracers.__path__)
+    return sorted(os.path.realpath(d) for d in dirs)
+
+
+def _binds() -> list[str]:
+    paths = {"/usr", sys.base_prefix, sys.prefix, *_package_dirs()}
+    for link in ("/lib", "/lib64", "/bin"):
+        if os.path.isdir(link) and not os.path.islink(link):
+            paths.add(link)
+    # sys.path entries outside the above (e.g. a user site dir) are not exposed, on purpose.
+    return sorted(os.path.realpath(p) for p in paths)
+
+
+def _literal(value, what: str) -> str:
+    """repr() that ast.literal_eval gives back equal, else ArgumentSerialisationError."""
+    try:
+        text = repr(value)
+        ok = ast.literal_eval(text) == value
+    except Exception as exc:
+        raise ArgumentSerialisationError(
+            f"{what} cannot be sent to the sandbox: {type(exc).__name__}: {exc}") from None
+    if not ok:
+        raise ArgumentSerialisationError(
+            f"{what} cannot be sent to the sandbox: {text[:200]} is not a literal round trip")
+    return text
+
+
+def _check_trace_options(options) -> dict:
+    """TraceOptions or a dict of its fields -> a JSON-able dict, checked here, not in the child."""
+    from tracegym.tracers import TraceOptions
+
+    if options is None:
+        return {}
+    if isinstance(options, TraceOptions):
+        options = dataclasses.asdict(options)
+    if not isinstance(options, dict):
+        raise ValueError(f"trace_options must be a TraceOptions or dict, got {options!r}")
+    unknown = set(options) - {f.name for f in dataclasses.fields(TraceOptions)}
+    if unknown:
+        raise ValueError(f"trace_options has unknown fields {sorted(unknown)}")
+    TraceOptions(**{k: tuple(v) if k == "files" else v for k, v in options.items()})
+    try:
+        json.dumps(options)
+    except TypeError as exc:
+        raise ArgumentSerialisationError(f"trace_options must be JSON: {exc}") from None
+    return options
+
+
+def _kill(proc: subprocess.Popen, level: str) -> None:
+    """SIGKILL everything: the pid-namespace init (takes all its descendants), then the group.
+
+    The supervisor (``proc``) reaps pid 1 only once the kernel has killed and reaped every
+    process of the namespace, so waiting for it means nothing of the program is left.
+    """
+    if level == "namespaces" and proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+                for pid in f.read().split():
+                    os.kill(int(pid), signal.SIGKILL)
+            proc.wait(timeout=5)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            pass
+    for kill in (lambda: os.killpg(proc.pid, signal.SIGKILL),
+                 lambda: proc.send_signal(signal.SIGKILL)):
+        try:
+            kill()
+        except (OSError, ProcessLookupError):
+            pass
+
+
+def run_source(code: str, entry: str, args=(), kwargs=None, *, limits: Limits = Limits(),
+               trace_options=None, isolation: str = "auto") -> RunResult:
+    """Trace ``entry(*args, **kwargs)`` from ``code`` in a sandbox; never raises for the program.
+
+    ``trace_options`` is a :class:`~tracegym.tracers.TraceOptions` or a dict of its fields.
+    Raises (before starting a child) only for bad input here, a ValueError naming the field: a
+    non-str ``code``, a non-identifier ``entry``, non-literal arguments (the ValueError
+    subclass ArgumentSerialisationError), bad ``trace_options``, an unknown ``isolation``
+    ("auto", "namespaces", "rlimits").
+    """
+    if not isinstance(code, str):
+        raise ValueError(f"code must be a str, got {type(code).__name__}")
+    if not isinstance(entry, str) or not entry.isidentifier():
+        raise ValueError(f"entry must be an identifier, got {entry!r}")
+    if not isinstance(limits, Limits):
+        raise ValueError(f"limits must be a Limits, got {type(limits).__name__}")
+    caps = sandbox_capabilities()
+    if isolation == "auto":
+        isolation = caps["level"]
+    elif isolation not in ("namespaces", "rlimits") or (
+            isolation == "namespaces" and not caps["namespaces"]):
+        raise ValueError(f"isolation must be 'auto', 'rlimits' or an available level "
+                         f"(this machine: {caps['level']!r}), got {isolation!r}")
+    if not isinstance(args, (tuple, list)):
+        raise ValueError(f"args must be a tuple or list, got {type(args).__name__}")
+    kwargs = {} if kwargs is None else kwargs
+    trace_options = _check_trace_options(trace_options)
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise ArgumentSerialisationError(f"kwargs must be a dict with str keys, got {kwargs!r}")
+    job = {"code": code, "entry": entry, "args": _literal(tuple(args), "args"),
+           "kwargs": _literal(kwargs, "kwargs"), "trace_options": trace_options or {},
+           "limits": dataclasses.asdict(limits),
+           "uid": 200_000 + secrets.randbelow(1 << 30) if os.geteuid() == 0 else None,
+           "work_bytes": limits.work_dir_bytes, "work_path": _WORK,
+           "binds": _binds() if isolation == "namespaces" else [],
+           "seccomp": caps["seccomp"]}
+    base = tempfile.mkdtemp(prefix="tracegym-sandbox-")
+    try:
+        os.chmod(base, 0o711)  # rlimits level: the dropped uid must reach work/ (TMPDIR)
+        input_path = os.path.join(base, "job.json")
+        job["root_dir"] = os.path.join(base, "root")
+        work = os.path.join(base, "work")
+        os.mkdir(job["root_dir"])
+        os.mkdir(work, 0o700)
+        if job["uid"] is not None:
+            os.chown(work, job["uid"], job["uid"])
+        with open(os.open(input_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            json.dump(job, f)
+        return _run_child(input_path, work, limits, isolation)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _run_child(input_path: str, work: str, limits: Limits, level: str) -> RunResult:
+    home = _WORK if level == "namespaces" else work
+    env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
+           "PYTHONHASHSEED": "0"}  # fixed hash seed: set reprs repeat from run to run
+    read_fd, write_fd = os.pipe()
+    cmd = [sys.executable, "-s", "-B", _CHILD, level, input_path, str(write_fd)]
+    cpu_before = _children_cpu()
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, cwd=work, pass_fds=(write_fd,),
+                                start_new_session=True)
+    finally:
+        os.close(write_fd)
+    buffers = {"stdout": bytearray(), "stderr": bytearray(), "result": bytearray()}
+    killed_for = None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
+    sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+    sel.register(read_fd, selectors.EVENT_READ, "result")
+    exited_at = None
+    try:
+        while sel.get_map():
+            now = time.monotonic()
+            if now - start > limits.wall_time_s:
+                killed_for = "timeout"
+                break
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now - exited_at > 1.0:
+                break  # a leftover descendant holds a pipe open (rlimits level); stop waiting
+            for key, _ in sel.select(timeout=0.05):
+                fd = key.fileobj if isinstance(key.fileobj, int) else key.fileobj.fileno()
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                buffers[key.data] += chunk
+            if len(buffers["stdout"]) + len(buffers["stderr"]) > limits.output_bytes:
+                killed_for = "output_limit"
+                break
+            if len(buffers["result"]) > limits.result_bytes:
+                killed_for = "violation"
+                break
+    finally:
+        sel.close()
+        if killed_for is None and exited_at is None:
+            # Pipes closed: the supervisor reports pid 1's status once the namespace is empty;
+            # a program that closed its pipes and went on running is still held to the clock.
+            try:
+                proc.wait(timeout=max(0.0, start + limits.wall_time_s - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                killed_for = "timeout"
+        _kill(proc, level)  # always: nothing of the program outlives the call
+        proc.wait()
+        os.close(read_fd)
+        proc.stdout.close()
+        proc.stderr.close()
+    elapsed = time.monotonic() - start
+    cpu_used = _children_cpu() - cpu_before
+
+    def text(name: str) -> str:
+        return bytes(buffers[name][:limits.output_bytes]).decode("utf-8", "replace")
+
+    result = RunResult(outcome="crash", stdout=text("stdout"), stderr=text("stderr"),
+                       returncode=proc.returncode, elapsed_s=elapsed, isolation=level)
+    if killed_for == "timeout":
+        result.outcome, result.message = "timeout", f"wall time {limits.wall_time_s}s exceeded"
+    elif killed_for == "output_limit":
+        result.outcome = "output_limit"
+        result.message = f"stdout+stderr exceeded {limits.output_bytes} bytes"
+    elif killed_for == "violation":
+        result.outcome = "violation"
+        result.message = f"result channel exceeded {limits.result_bytes} bytes"
+    elif buffers["result"]:
+        _read_record(result, bytes(buffers["result"]))
+    else:
+        _classify_death(result, proc.returncode, cpu_used, limits)
+    return result
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _read_record(result: RunResult, raw: bytes) -> None:
+    try:
+        record = json.loads(raw)
+        outcome = record.pop("outcome")
+        assert isinstance(outcome, str)
+    except Exception:
+        result.outcome = "violation"
+        result.message = f"result channel held no valid record: {raw[:100]!r}"
+        return
+    trace_json = record.pop("trace", None)
+    if trace_json is not None:
+        from tracegym.tracers import Trace
+
+        try:  # the program shares the child's process, so check what it sent
+            result.trace = Trace.from_json(trace_json)
+        except Exception as exc:
+            result.outcome = "violation"
+            result.message = f"result channel held a malformed trace: {exc}"
+            return
+        result.trace_json = trace_json
+    result.outcome = outcome
+    result.message = str(record.pop("message", ""))
+    result.detail = record
+
+
+def _classify_death(result: RunResult, rc: int | None, cpu_used: float, limits: Limits) -> None:
+    """No record came back: the program ended the process itself, or the kernel did."""
+    sig = -rc if rc is not None and rc < 0 else (rc - 128 if rc and rc > 128 else None)
+    if "MemoryError" in result.stderr[-2000:]:
+        result.outcome, result.message = "memory", "MemoryError (address-space limit)"
+    # RLIMIT_CPU sends SIGXCPU, then SIGKILL at the hard limit when SIGXCPU is ignored. The CPU
+    # reading is process-wide, so runs from parallel threads can blur it; the signal is exact.
+    elif sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_used >= limits.cpu_time_s - 0.5):
+        result.outcome, result.message = "timeout", f"CPU time {limits.cpu_time_s}s exceeded"
+    elif sig is not None:
+        result.outcome = "crash"
+        result.message = f"killed by signal {signal.Signals(sig).name}" if sig in \
+            signal.Signals._value2member_map_ else f"killed by signal {sig}"
+    else:
+        result.outcome = "crash"
+        result.message = f"process exited with code {rc} before returning a trace"
+    result.detail = {"signal": sig}
+
+
+def trace_source(code: str, entry: str, args=(), kwargs=None, *, limits: Limits = Limits(),
+                 trace_options=None):
+    """Trace ``entry(*args, **kwargs)`` defined in ``code`` in a sandbox; return the Trace.
+
+    Raises ProgramSyntaxError (with ``lineno``), EntryPointError, ArgumentSerialisationError,
+    SandboxTimeout, SandboxMemoryError, SandboxOutputLimit, SandboxViolation or SandboxCrash
+    (each a ValueError; the Sandbox* ones carry the :class:`RunResult` as ``.result``).
+    """
+    return run_source(code, entry, args, kwargs, limits=limits,
+                      trace_options=trace_options).unwrap()

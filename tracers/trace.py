@@ -1,0 +1,602 @@
+"""In-process execution tracer: ``trace(fn, *args, **kwargs) -> Trace``.
+
+Every argument after ``fn`` goes to ``fn`` untouched, so no option name can clash with the traced
+function's keywords. Options live on a frozen :class:`TraceOptions` given to a :class:`Tracer`::
+
+    t = trace(f, 3, key="x")                                   # default options
+    t = Tracer(TraceOptions(max_events=1000)).trace(f, 3)      # chosen options
+
+What is recorded, per traced frame (CWM's convention): a ``call`` event with the arguments, a
+``line`` event before each line runs with the locals *as they stand before it*, a ``return`` event
+with the returned (or, for a generator, yielded) value, and an ``exception`` event where an
+exception is raised or passes through. A frame left by an exception gets no return event: its last
+frame is the exception. Values are ``repr`` strings, cut at ``max_repr`` characters and then marked
+with :data:`TRUNCATED`; a ``__repr__`` that raises gives ``<repr failed: ValueError>``.
+
+The traced call behaves as untraced: it returns the same value or raises the same exception
+(``Trace.result`` / ``Trace.exception`` hold the real objects). At ``max_events`` recording stops,
+``Trace.truncated`` is set, and the call runs on, untraced, to its end.
+
+How it is fast (and still exact): the per-event work is the least Python can do, and the repr
+work waits until the call is over. A line event appends ``(kind, frame, lineno, names,
+snapshot)``. The snapshot is the values tuple itself when every value is an immutable atom, else
+its pickle (protocol 3, fast mode, one C call, a deep copy of builtin containers at that instant,
+so a list mutated later still reprs as it was). The pickler's dispatch table refuses every type
+without a built-in saver, so no user code runs and anything but builtin data (objects, cycles)
+is repr'd at once, value by value; so are sets, whose rebuilt iteration order could differ.
+After the call, each distinct snapshot is unpickled and repr'd once (whole, and per container),
+then cut to ``max_repr``. The frames are exactly those of an eager repr-every-local tracer
+(tests/test_tracer.py compares on many functions), except that objects' ``repr`` showing an
+address differ between any two runs.
+
+Python 3.12+ uses ``sys.monitoring`` (PEP 669) behind the same recorder; 3.11 uses
+``sys.settrace``. The tracer, a profiler and any earlier trace function are left as they were.
+"""
+
+from __future__ import annotations
+
+import dis
+import gc
+import linecache
+import os
+import pickle
+import sys
+import sysconfig
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tracegym.tracers.cwm import Frame, Trace
+
+TRUNCATED = "...<truncated>"
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_LIBRARY_DIRS = tuple(
+    {os.path.abspath(p) + os.sep
+     for p in (sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib"))
+     if p}
+)
+_MONITORING = sys.version_info >= (3, 12)
+_CALL, _LINE, _RETURN, _EXCEPTION = 0, 1, 2, 3
+# settrace's "return" event fires on a return, a yield, and an exception unwinding the frame;
+# the opcode at f_lasti tells them apart (PY_UNWIND, fed in as "return", is told apart so too).
+_RETURN_OPS = frozenset(
+    dis.opmap[n] for n in ("RETURN_VALUE", "RETURN_CONST", "YIELD_VALUE") if n in dis.opmap
+)
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    """What to trace and how much.
+
+    Args:
+        scope: ``"file"`` (default) traces the entry function and every function defined in its
+            source file; ``"entry"`` only the entry function's own code; ``"user"`` any code
+            outside the standard library and site-packages. tracegym's own frames never.
+        files: extra source files whose functions are traced too.
+        max_depth: frames deeper than this many traced calls below the entry (the entry is 0)
+            are not recorded, nor anything they call. None: no limit.
+        max_events: recording stops after this many events (``Trace.truncated``); the call goes
+            on untraced. None: no limit.
+        max_repr: a repr longer than this is cut to ``max_repr`` characters plus ``TRUNCATED``.
+        context: the source context written before the frames: the entry's whole ``"file"``
+            (CWM's setting) or only the entry ``"function"``.
+    """
+
+    scope: Literal["file", "entry", "user"] = "file"
+    files: tuple[str, ...] = ()
+    max_depth: int | None = None
+    max_events: int | None = 1_000_000
+    max_repr: int = 200
+    context: Literal["file", "function"] = "file"
+
+    def __post_init__(self) -> None:
+        if self.scope not in ("file", "entry", "user"):
+            raise ValueError(f"scope must be 'file', 'entry' or 'user', got {self.scope!r}")
+        if self.context not in ("file", "function"):
+            raise ValueError(f"context must be 'file' or 'function', got {self.context!r}")
+        for name in ("max_depth", "max_events"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 0):
+                raise ValueError(f"{name} must be None or an int >= 0, got {v!r}")
+        if not isinstance(self.max_repr, int) or self.max_repr < 1:
+            raise ValueError(f"max_repr must be an int >= 1, got {self.max_repr!r}")
+        if isinstance(self.files, str):
+            raise ValueError(f"files must be a tuple of paths, got the string {self.files!r}")
+
+
+def safe_repr(value: Any) -> str:
+    """``repr(value)``, or ``<repr failed: ExcType>`` when that raises."""
+    try:
+        r = repr(value)
+    except Exception as e:  # noqa: BLE001 - a traced program's __repr__ may raise anything
+        return f"<repr failed: {type(e).__name__}>"
+    if type(r) is not str:  # a __repr__ returning a str subclass; keep the text only
+        r = str.__str__(r)
+    return r
+
+
+_IMMUTABLE = frozenset({int, str, float, bool, type(None), complex})  # kept by reference
+# The C pickler saves plain functions and classes by name, importing their module: a module
+# missing from sys.modules (exec'd code) would mean an import search at every event. Such values
+# are repr'd at once when they are locals themselves; nested in a container they still pickle.
+_BY_NAME = frozenset({types.FunctionType, type})
+_SNAP_ERRORS = (pickle.PicklingError, ValueError, TypeError, AttributeError, RecursionError)
+
+
+class _Refuse(dict):
+    """A dispatch table that refuses every type it is asked about. The C pickler asks only for
+    types without a built-in saver, so pickling succeeds only for None, bool, int, float, str,
+    bytes, bytearray, tuple, list, dict, set, frozenset (exact types, no subclasses) and
+    module-level functions and classes (by name): no user code (``__reduce__``) ever runs."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: Any) -> Any:
+        raise TypeError(f"not snapshotted: {key!r}")
+
+
+class _Pickler(pickle.Pickler):
+    dispatch_table = _Refuse()
+
+
+class _Sink:
+    __slots__ = ("write",)
+
+
+def _new_pickler() -> tuple[Callable[[Any], None], Callable[[], bytes]]:
+    """``(dump, pop)``: ``dump(v); pop()`` gives v's pickle bytes, two C calls.
+
+    Protocol 3 (no framing) writes each pickle with one ``write``; fast mode (no memo) needs no
+    clearing between dumps, and refuses cycles (then the value is repr'd at once).
+    """
+    chunks: list[bytes] = []
+    sink = _Sink()
+    sink.write = chunks.append
+    p = _Pickler(sink, 3)
+    p.fast = True
+    return p.dump, chunks.pop
+
+
+_SMALL = 400  # bytes of pickle under which re-pickling a container to find its repr costs more
+
+
+class _Eager(str):
+    """A repr taken at event time: the value could not be snapshotted exactly."""
+
+    __slots__ = ()
+
+
+# Sets and frozensets pickle (protocol 3) as ``builtins set`` + their items: rebuilt, a set may
+# iterate in another order, so its repr could differ. Their global's name gives them away
+# (a string holding "set\n" only costs a per-value pass, never a wrong repr).
+_SET_MARK = b"set\n"
+
+
+class _Recorder:
+    """The hot loop. One per traced call; ``events`` is a flat list of raw event tuples.
+
+    A call or line event records ``(kind, frame, lineno, names, snapshot)``; the snapshot is
+    the locals' values at that instant, deep, in a form whose repr later is exact:
+
+    - ``tuple``: the values themselves, all immutable atoms (int, str, float, bool, None);
+    - ``bytes``: the pickle of the values tuple (C speed; a deep copy of builtin containers);
+    - ``list``: one item per value: the atom itself, its pickle bytes, or an :class:`_Eager`
+      repr taken now (a user object, a set, a cycle: anything the pickler refuses).
+    """
+
+    __slots__ = ("events", "wanted", "decide", "stack", "max_depth", "left", "stopped",
+                 "truncated", "local", "dump", "pop", "uninstall")
+
+    def __init__(self, decide: Callable[[Any], bool], max_depth: int | None,
+                 max_events: int | None) -> None:
+        self.events: list[tuple] = []
+        self.wanted: dict[Any, bool] = {}
+        self.decide = decide
+        self.stack: list[Any] = []
+        self.max_depth = sys.maxsize if max_depth is None else max_depth
+        self.left = sys.maxsize if max_events is None else max_events
+        self.stopped = False
+        self.truncated = False
+        self.dump, self.pop = _new_pickler()
+        self.uninstall: Callable[[], Any] = lambda: sys.settrace(None)
+        self.local = self._make_local()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.left = 0
+        self.uninstall()
+
+    def snapshot(self, values: tuple) -> tuple | bytes | list:
+        kinds = set(map(type, values))
+        if kinds <= _IMMUTABLE:
+            return values
+        if not kinds.isdisjoint(_BY_NAME):
+            return self.per_value(values)
+        try:
+            self.dump(values)
+        except _SNAP_ERRORS:
+            self.dump, self.pop = _new_pickler()  # a failed dump may leave state behind
+            return self.per_value(values)
+        blob = self.pop()
+        return blob if _SET_MARK not in blob else self.per_value(values)
+
+    def per_value(self, values: tuple) -> list:
+        out = []
+        for v in values:
+            if type(v) in _IMMUTABLE:
+                out.append(v)
+                continue
+            if type(v) in _BY_NAME:
+                out.append(_Eager(safe_repr(v)))
+                continue
+            try:
+                self.dump(v)
+            except _SNAP_ERRORS:
+                self.dump, self.pop = _new_pickler()
+                out.append(_Eager(safe_repr(v)))
+                continue
+            blob = self.pop()
+            out.append(blob if _SET_MARK not in blob else _Eager(safe_repr(v)))
+        return out
+
+    # settrace's global function: only "call" events arrive here.
+    def __call__(self, frame, event, arg):
+        if self.stopped:
+            return None
+        code = frame.f_code
+        want = self.wanted.get(code)
+        if want is None:
+            want = self.wanted[code] = self.decide(code)
+        if not want or len(self.stack) > self.max_depth:
+            return None
+        if self.left <= 0:
+            self.truncated = True
+            self.stop()
+            return None
+        self.left -= 1
+        self.stack.append(frame)
+        loc = frame.f_locals
+        self.events.append((_CALL, frame, frame.f_lineno, tuple(loc),
+                            self.snapshot(tuple(loc.values())), len(self.stack) - 1))
+        return self.local
+
+    def _make_local(self) -> Callable[[Any, str, Any], Any]:
+        """The local trace function: a closure, since reading cells is cheaper than attributes
+        on the hottest path. ``left`` counts events still allowed; stopping sets it to 0."""
+        append = self.events.append
+        stack = self.stack
+        stack_pop = stack.pop
+        dump, pop = self.dump, self.pop
+        immutable, by_name = _IMMUTABLE, _BY_NAME
+        mark = _SET_MARK
+        rec = self
+
+        def local(frame, event, arg):
+            nonlocal dump, pop
+            left = rec.left
+            if left <= 0:
+                if not rec.stopped:
+                    rec.truncated = True
+                    rec.stop()
+                return None
+            rec.left = left - 1
+            if event == "line":  # the hot path: snapshot() inlined
+                loc = frame.f_locals
+                values = tuple(loc.values())
+                kinds = set(map(type, values))
+                if kinds <= immutable:
+                    pass
+                elif not kinds.isdisjoint(by_name):
+                    values = rec.per_value(values)
+                    dump, pop = rec.dump, rec.pop
+                else:
+                    try:
+                        dump(values)
+                        values = pop()
+                        if mark in values:
+                            values = rec.per_value(tuple(loc.values()))
+                            dump, pop = rec.dump, rec.pop  # per_value may renew the pickler
+                    except _SNAP_ERRORS:
+                        rec.dump, rec.pop = _new_pickler()  # a failed dump may leave state
+                        values = rec.per_value(tuple(loc.values()))
+                        dump, pop = rec.dump, rec.pop
+                append((_LINE, frame, frame.f_lineno, tuple(loc), values, len(stack) - 1))
+                return local
+            if event == "return":
+                append((_RETURN, frame, frame.f_lineno, frame.f_lasti, safe_repr(arg),
+                        len(stack) - 1))
+                stack_pop()
+                return local
+            if event == "exception":
+                append((_EXCEPTION, frame, frame.f_lineno, None, safe_repr(arg[1]),
+                        len(stack) - 1))
+                return local
+            rec.left = left  # opcode events are not recorded
+            return local
+
+        return local
+
+
+class Tracer:
+    """Traces calls with fixed :class:`TraceOptions`; ``Tracer().trace(fn, *a, **kw)``."""
+
+    def __init__(self, options: TraceOptions | None = None) -> None:
+        self.options = options if options is not None else TraceOptions()
+
+    def trace(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Trace:
+        """Run ``fn(*args, **kwargs)`` under the tracer; return the :class:`Trace`."""
+        if not callable(fn):
+            raise ValueError(f"fn must be callable, got {fn!r}")
+        opts = self.options
+        entry_code = _code_of(fn)
+        decide = _scope_predicate(opts, entry_code)
+        rec = _Recorder(decide, opts.max_depth, opts.max_events)
+        run = _run_monitored if _MONITORING else _run_settrace
+        result, exception = run(rec, fn, args, kwargs)
+        enabled = gc.isenabled()
+        gc.disable()  # building ~1e5 small objects: collections would only rescan them
+        try:
+            return _build(rec, fn, entry_code, opts, result, exception)
+        finally:
+            if enabled:
+                gc.enable()
+
+
+def _run_settrace(rec: _Recorder, fn: Any, args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    result = exception = None
+    prior = sys.gettrace()
+    sys.settrace(rec)
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as e:  # noqa: BLE001 - handed back on the Trace
+        exception = e
+    finally:
+        sys.settrace(prior)
+        rec.stopped, rec.left = True, 0  # generators made here may resume: f_trace goes quiet
+    return result, exception
+
+
+def _run_monitored(rec: _Recorder, fn: Any, args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    """Python >= 3.12: the same recorder fed by ``sys.monitoring`` (PEP 669) callbacks.
+
+    PY_START/PY_RESUME play settrace's "call"; LINE, PY_RETURN/PY_YIELD ("return"), RAISE
+    ("exception") and PY_UNWIND (settrace's "return" while unwinding, dropped by ``_build``)
+    are local events, switched on only for code objects the scope wants. Any settrace tracer
+    stays in place; our tool id is freed afterwards.
+    """
+    mon = sys.monitoring  # type: ignore[attr-defined]
+    ev = mon.events
+    tool = next((i for i in range(6) if mon.get_tool(i) is None), None)
+    if tool is None:
+        raise RuntimeError("sys.monitoring has no free tool id for the tracer")
+    mon.use_tool_id(tool, "tracegym")
+    local_events = ev.LINE | ev.PY_RETURN | ev.PY_YIELD | ev.RAISE | ev.PY_UNWIND
+    watched: list[Any] = []
+    getframe = sys._getframe
+
+    def on_start(code, offset):
+        if rec.stopped:
+            return None
+        if code not in rec.wanted and rec.decide(code):
+            mon.set_local_events(tool, code, local_events)
+            watched.append(code)
+        rec(getframe(1), "call", None)
+
+    def local(event, arg=None):
+        frame = getframe(2)
+        if not rec.stopped and rec.stack and rec.stack[-1] is frame:
+            rec.local(frame, event, arg)
+
+    callbacks = {
+        ev.PY_START: on_start,
+        ev.PY_RESUME: on_start,
+        ev.LINE: lambda code, line: local("line"),
+        ev.PY_RETURN: lambda code, offset, value: local("return", value),
+        ev.PY_YIELD: lambda code, offset, value: local("return", value),
+        ev.PY_UNWIND: lambda code, offset, exc: local("return", None),
+        ev.RAISE: lambda code, offset, exc: local("exception", (type(exc), exc, None)),
+    }
+    rec.uninstall = lambda: mon.set_events(tool, 0)
+    result = exception = None
+    try:
+        for event, cb in callbacks.items():
+            mon.register_callback(tool, event, cb)
+        mon.set_events(tool, ev.PY_START | ev.PY_RESUME)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - handed back on the Trace
+            exception = e
+    finally:
+        rec.stopped, rec.left = True, 0
+        mon.set_events(tool, 0)
+        for code in watched:
+            mon.set_local_events(tool, code, 0)
+        for event in callbacks:
+            mon.register_callback(tool, event, None)
+        mon.free_tool_id(tool)
+    return result, exception
+
+
+def trace(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Trace:
+    """Trace ``fn(*args, **kwargs)`` with the default :class:`TraceOptions`.
+
+    Every argument after ``fn`` goes to ``fn``; choose options with ``Tracer(options).trace``.
+    The call's own exception does not propagate: it is on ``Trace.exception``.
+    """
+    return Tracer().trace(fn, *args, **kwargs)
+
+
+# ------------------------------------------------------------------------------ helpers
+def _code_of(fn: Any) -> Any:
+    f = fn
+    for _ in range(100):  # unwrap bound methods, functools.partial, decorators with __wrapped__
+        if hasattr(f, "__code__"):
+            return f.__code__
+        f = getattr(f, "__func__", None) or getattr(f, "func", None) or \
+            getattr(f, "__wrapped__", None) or getattr(type(f), "__call__", None)  # noqa: B004
+        if f is None:
+            return None
+    return None
+
+
+def _is_library(filename: str) -> bool:
+    if filename.startswith("<frozen "):
+        return True
+    path = os.path.abspath(filename)
+    return path.startswith(_LIBRARY_DIRS) or path.startswith(_HERE + os.sep)
+
+
+def _scope_predicate(opts: TraceOptions, entry_code: Any) -> Callable[[Any], bool]:
+    # Decided once per code object (the recorder caches the answer), so it may be slow-ish.
+    entry_file = entry_code.co_filename if entry_code is not None else None
+    files = {os.path.abspath(f) for f in opts.files}
+    if entry_file is not None and opts.scope != "entry":
+        files.add(os.path.abspath(entry_file) if not entry_file.startswith("<") else entry_file)
+
+    def decide(code: Any) -> bool:
+        fname = code.co_filename
+        if fname.startswith(_HERE + os.sep):
+            return False  # never our own frames
+        if opts.scope == "entry" and code is entry_code:
+            return True
+        if fname in files or os.path.abspath(fname) in files:
+            return True
+        return opts.scope == "user" and not _is_library(fname)
+
+    return decide
+
+
+def _reprs_small(values: tuple, repr_of: dict, limit: int) -> list[str]:
+    """Reprs of builtin values whose pickle is small: ``map(repr)`` at C speed."""
+    try:
+        reprs = list(map(repr, values))
+    except Exception:  # noqa: BLE001 - e.g. an int past the digit limit; go value by value
+        return _reprs(values, repr_of, limit, None, True)
+    if reprs and max(map(len, reprs)) > limit:
+        reprs = [r if len(r) <= limit else r[:limit] + TRUNCATED for r in reprs]
+    return reprs
+
+
+def _reprs(values: Any, repr_of: dict, limit: int, key: Callable[[Any], bytes] | None,
+           loaded: bool) -> list[str]:
+    """Reprs of snapshot items (see :class:`_Recorder`), cut at ``limit``.
+
+    A container's repr is cached by its pickle bytes (equal bytes, equal repr), so a list that
+    did not change between events is repr'd once. ``loaded``: the values were unpickled from a
+    whole-tuple snapshot (a bytes item is then a value, not a pickle).
+    """
+    out = []
+    for v in values:
+        t = type(v)
+        if t in _IMMUTABLE:
+            r = safe_repr(v) if t is int else repr(v)  # ints past the digit limit refuse
+        elif t is _Eager:
+            r = str(v)
+        elif t is bytes and not loaded:  # one value's pickle
+            r = repr_of.get(v)
+            if r is None:
+                r = repr_of[v] = safe_repr(pickle.loads(v))
+        elif key is None:  # a small snapshot: repr is cheaper than a cache key
+            r = safe_repr(v)
+        else:  # a value unpickled from a whole-tuple snapshot: builtins only, so it pickles
+            b = key(v)
+            r = repr_of.get(b)
+            if r is None:
+                r = repr_of[b] = safe_repr(v)
+        out.append(r if len(r) <= limit else r[:limit] + TRUNCATED)
+    return out
+
+
+def _build(rec: _Recorder, fn: Any, entry_code: Any, opts: TraceOptions, result: Any,
+           exception: BaseException | None) -> Trace:
+    """Turn raw events into frames: reprs, truncation, source lines, depths."""
+    limit = opts.max_repr
+    lines_of: dict[str, list[str]] = {}
+    code_info: dict[Any, tuple[list[str], str, bytes]] = {}
+    frames: list[Frame] = []
+    append = frames.append
+    new = tuple.__new__
+
+    # Equal marshal bytes mean equal reprs: each distinct snapshot is repr'd once per trace,
+    # whole (all the locals of one event) and per container value.
+    repr_of: dict[bytes | str, str] = {}
+    whole_of: dict[bytes, list[str]] = {}
+    whole = whole_of.get
+    dump, pop = _new_pickler()
+
+    def key(v: Any) -> bytes:
+        dump(v)
+        return pop()
+
+    for ev in rec.events:
+        kind, frame, lineno, depth = ev[0], ev[1], ev[2], ev[5]
+        code = frame.f_code
+        info = code_info.get(code)
+        if info is None:
+            fname = code.co_filename
+            lines = lines_of.get(fname)
+            if lines is None:  # index = line number; [0] and past the end: ""
+                lines = lines_of[fname] = [""] + [
+                    s.rstrip("\r\n") for s in linecache.getlines(fname)]
+            info = code_info[code] = (lines, getattr(code, "co_qualname", code.co_name),
+                                      code.co_code)
+        lines, qualname, co_code = info
+        try:
+            source = lines[lineno]
+        except (IndexError, TypeError):  # no source, or f_lineno None
+            source = ""
+        if kind <= _LINE:
+            snap = ev[4]
+            if type(snap) is bytes:
+                reprs = whole(snap)
+                if reprs is None:
+                    values = pickle.loads(snap)
+                    reprs = whole_of[snap] = (
+                        _reprs(values, repr_of, limit, key, True) if len(snap) > _SMALL
+                        else _reprs_small(values, repr_of, limit))
+            elif type(snap) is tuple:
+                reprs = _reprs_small(snap, repr_of, limit)
+            else:
+                reprs = _reprs(snap, repr_of, limit, key, False)
+            append(new(Frame, ("line" if kind else "call", lineno, source,
+                               dict(zip(ev[3], reprs)), None, qualname, depth)))
+        elif kind == _RETURN:
+            # settrace also sends "return" when an exception unwinds the frame: the opcode at
+            # f_lasti then is not a return or a yield. That frame's last frame is the exception.
+            if ev[3] >= 0 and co_code[ev[3]] not in _RETURN_OPS:
+                continue
+            r = ev[4]
+            append(new(Frame, ("return", lineno, source, {}, r if len(r) <= limit else
+                               r[:limit] + TRUNCATED, qualname, depth)))
+        else:
+            r = ev[4]
+            append(new(Frame, ("exception", lineno, source, {}, r if len(r) <= limit else
+                               r[:limit] + TRUNCATED, qualname, depth)))
+
+    context, context_lineno, entry_lineno, filename = "", 1, None, ""
+    if entry_code is not None:
+        filename = entry_code.co_filename
+        entry_lineno = entry_code.co_firstlineno
+        all_lines = linecache.getlines(filename)
+        if opts.context == "file":
+            context = "".join(all_lines)
+        else:
+            import inspect
+
+            try:
+                src, start = inspect.getsourcelines(entry_code)
+                context, context_lineno = "".join(src), max(start, 1)
+            except (OSError, TypeError):
+                context = ""
+    entry = getattr(fn, "__qualname__", None) or (
+        getattr(entry_code, "co_qualname", "") if entry_code is not None else repr(fn))
+    ret = None if exception is not None else safe_repr(result)
+    exc = None if exception is None else safe_repr(exception)
+    if ret is not None and len(ret) > limit:
+        ret = ret[:limit] + TRUNCATED
+    if exc is not None and len(exc) > limit:
+        exc = exc[:limit] + TRUNCATED
+    return Trace(entry=entry, context=context, frames=frames, entry_lineno=entry_lineno,
+                 context_lineno=context_lineno, filename=filename, return_repr=ret,
+                 exception_repr=exc, truncated=rec.truncated, result=result, exception=exception)
