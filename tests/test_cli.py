@@ -76,3 +76,19 @@ def test_data_sudoku__bad_arguments_exit_2(tmp_path, extra, message, capsys):
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "d").exists()
+
+
+def test_trace__prints_cwm_of_a_file_and_rejects_bad_input(tmp_path, capsys):
+    source = tmp_path / "prog.py"
+    source.write_text("def f(xs, k=2):\n    out = [x * k for x in xs]\n    return out\n")
+    assert main(["trace", str(source), "--entry", "f", "--args", "[1, 2], k=3",
+                 "--in-process"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("<|trace_context_start|>def f(xs, k=2):  # << START_OF_TRACE")
+    assert '<|arg_sep|>"[3, 6]"<|frame_sep|>' in out
+    assert main(["trace", str(source), "--entry", "g", "--in-process"]) == 2
+    assert "entry" in capsys.readouterr().err
+    assert main(["trace", str(source), "--entry", "f", "--args", "[1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "args: not an argument list" in err
+    assert main(["trace", str(tmp_path / "missing.py"), "--entry", "f"]) == 2

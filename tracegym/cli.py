@@ -21,6 +21,8 @@ import sys
 from tracegym.errors import TracegymError
 
 DEFAULT_TASK = "sudoku"  # the task of `tracegym <command>` when no task word follows
+# modules whose COMMANDS table, {name: (help, add_arguments, main)}, adds top-level commands
+COMMAND_MODULES = ("tracegym.tracers.cli",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         add_arguments(sub)
         sub.set_defaults(run=run)
+
+    for module in COMMAND_MODULES:
+        table = importlib.import_module(module).COMMANDS
+        for name, (help_text, add_arguments, run) in table.items():
+            cmd = commands.add_parser(name, help=help_text, description=help_text)
+            add_arguments(cmd)
+            cmd.set_defaults(run=run)
 
     for name, per_task in sorted(_env_commands().items()):
         helps = "; ".join(f"{task}: {spec[0]}" for task, spec in per_task.items())
