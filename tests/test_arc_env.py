@@ -75,7 +75,7 @@ def test_answer_mode__size_and_cells_form():
 @pytest.mark.parametrize("action, message", [
     (np.zeros((31, 2), np.int8), "action: expected a grid of 1..30 x 1..30 cells, got shape"),
     (np.full((2, 2), 10), "action: cell at row 1, column 1 has colour 10 outside 0..9"),
-    (np.zeros((2, 2), float), "action: expected integer colours, got dtype float64"),
+    (np.zeros((2, 2), float), "action: expected integer cells, got dtype float64"),
     ({"height": 0, "width": 2, "grid": np.zeros((30, 30), np.int8)},
      "action['height']: expected an int in 1..30, got 0"),
     ({"height": 2, "width": 2}, "action: missing keys ['grid']"),

@@ -67,7 +67,7 @@ def test_conflict__is_a_value_error_subclass():
 
 @pytest.mark.parametrize("grid, message", [
     (np.zeros((9, 8), int), "puzzle: expected a square grid"),
-    (np.full((4, 4), 5), "puzzle: cell (row 1, column 1) has value 5 outside 0..4"),
+    (np.full((4, 4), 5), "puzzle: cell at row 1, column 1 has value 5 outside 0..4"),
     (np.zeros((4, 4), float), "puzzle: expected integer cells"),
 ])
 def test_as_grid__bad_arrays(grid, message):

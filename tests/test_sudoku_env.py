@@ -133,7 +133,7 @@ def test_answer_mode__any_valid_completion_counts():
 
 @pytest.mark.parametrize("answer, message", [
     (np.zeros((4, 5), np.int8), "action: expected an answer grid of shape (4, 4), got (4, 5)"),
-    (np.full((4, 4), 9), "action: cell (row 1, column 1) has value 9 outside 0..4"),
+    (np.full((4, 4), 9), "action: cell at row 1, column 1 has value 9 outside 0..4"),
     (np.zeros((4, 4)), "action: expected integer cells, got dtype float64"),
 ])
 def test_answer_mode__bad_answers(answer, message, small_puzzles):

@@ -15,6 +15,23 @@ from tracegym.errors import PuzzleFormatError
 
 PAD_ID = 0
 
+
+def check_cells(grid: np.ndarray, high: int, *, field: str, name: str = "value",
+                error: type[ValueError] = PuzzleFormatError) -> np.ndarray:
+    """``grid`` (any shape, checked by the caller) as int8 with every cell in ``0..high``.
+
+    Non-integer cells or the first cell out of range raise ``error`` naming ``field``, the cell
+    (rows and columns counted from 1) and its ``name`` ("value", "code", "colour").
+    """
+    if not np.issubdtype(grid.dtype, np.integer):
+        raise error(f"{field}: expected integer cells, got dtype {grid.dtype}")
+    bad = np.argwhere((grid < 0) | (grid > high))
+    if len(bad):
+        r, c = bad[0]
+        raise error(f"{field}: cell at row {r + 1}, column {c + 1} has {name} "
+                    f"{int(grid[r, c])} outside 0..{high}")
+    return grid.astype(np.int8)
+
 # Symbols of the common text formats: `.`/`0` blank, then 1-9, then A.. for 10 and up (16x16
 # Sudoku writes 10..16 as A..G, so the digit 0 never collides with the blank).
 DIGIT_CHARS = "123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -10,6 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from tracegym.errors import ActionError
+from tracegym.grid import check_cells
 
 from . import edits
 from .edits import MAX_SIDE
@@ -55,14 +56,7 @@ def check_answer(action, field: str = "action") -> np.ndarray:
         if grid.ndim != 2 or not all(1 <= side <= MAX_SIDE for side in grid.shape):
             raise ActionError(f"{field}: expected a grid of 1..30 x 1..30 cells, got shape "
                               f"{grid.shape}")
-    if not np.issubdtype(grid.dtype, np.integer):
-        raise ActionError(f"{field}: expected integer colours, got dtype {grid.dtype}")
-    bad = np.argwhere((grid < 0) | (grid > 9))
-    if len(bad):
-        r, c = bad[0]
-        raise ActionError(f"{field}: cell at row {r + 1}, column {c + 1} has colour "
-                          f"{int(grid[r, c])} outside 0..9")
-    return grid.astype(np.int8)
+    return check_cells(grid, 9, field=field, name="colour", error=ActionError)
 
 
 def _task_source(dataset) -> Callable[[np.random.Generator], object]:

@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from tracegym.errors import ActionError
+from tracegym.grid import check_cells
 
 from . import rules
 from .board import PATH
@@ -55,14 +56,7 @@ def check_answer(answer, shape: tuple[int, int], field: str = "action") -> np.nd
     arr = np.asarray(answer)
     if arr.shape != shape:
         raise ActionError(f"{field}: expected an answer grid of shape {shape}, got {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ActionError(f"{field}: expected integer cells, got dtype {arr.dtype}")
-    bad = np.argwhere((arr < 0) | (arr > PATH))
-    if len(bad):
-        r, c = bad[0]
-        raise ActionError(f"{field}: cell at row {r + 1}, column {c + 1} has code "
-                          f"{int(arr[r, c])} outside 0..5")
-    return arr.astype(np.int8)
+    return check_cells(arr, PATH, field=field, name="code", error=ActionError)
 
 
 class MazeEnv(gym.Env):

@@ -17,7 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from tracegym.errors import ConflictError, PuzzleFormatError
-from tracegym.grid import DIGIT_CHARS, digit_alphabet, format_char_grid, parse_char_grid
+from tracegym.grid import (
+    DIGIT_CHARS,
+    check_cells,
+    digit_alphabet,
+    format_char_grid,
+    parse_char_grid,
+)
 
 # size -> (box rows, box cols)
 BOX_SHAPES: dict[int, tuple[int, int]] = {4: (2, 2), 6: (2, 3), 9: (3, 3), 16: (4, 4)}
@@ -131,15 +137,7 @@ def as_grid(puzzle, size: int | None = None, *, field: str = "puzzle") -> np.nda
                                 f"got shape {arr.shape}")
     if size is not None and arr.shape[0] != size:
         raise PuzzleFormatError(f"{field}: expected a {size}x{size} grid, got {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise PuzzleFormatError(f"{field}: expected integer cells, got dtype {arr.dtype}")
-    n = arr.shape[0]
-    bad = np.argwhere((arr < 0) | (arr > n))
-    if len(bad):
-        r, c = bad[0]
-        raise PuzzleFormatError(f"{field}: cell (row {r + 1}, column {c + 1}) has value "
-                                f"{int(arr[r, c])} outside 0..{n}")
-    grid = arr.astype(np.int8)
+    grid = check_cells(arr, arr.shape[0], field=field)
     check_givens(grid, field=field)
     return grid
 

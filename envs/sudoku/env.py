@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from tracegym.errors import ActionError
+from tracegym.grid import check_cells
 
 from . import rules
 from .board import geometry
@@ -62,14 +63,7 @@ def check_answer(answer, size: int, field: str = "action") -> np.ndarray:
     if arr.shape != (size, size):
         raise ActionError(f"{field}: expected an answer grid of shape ({size}, {size}), "
                           f"got {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ActionError(f"{field}: expected integer cells, got dtype {arr.dtype}")
-    bad = np.argwhere((arr < 0) | (arr > size))
-    if len(bad):
-        r, c = bad[0]
-        raise ActionError(f"{field}: cell (row {r + 1}, column {c + 1}) has value "
-                          f"{int(arr[r, c])} outside 0..{size}")
-    return arr.astype(np.int8)
+    return check_cells(arr, size, field=field, error=ActionError)
 
 
 class SudokuEnv(gym.Env):
