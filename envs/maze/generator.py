@@ -143,31 +143,19 @@ def _pick(rng, dist, lo):
 
 
 @numba.njit(cache=True)
-def _largest_component_cell(rng, passable, seen, queue):
-    """A random cell of the largest 4-connected open region (-1 if no open cell)."""
+def _largest_component_cell(passable, seen, dist, queue):
+    """The first cell (row-major) of the largest 4-connected open region; -1 if none is open."""
     h, w = passable.shape
     seen[:] = False
     best_size, best_start = 0, -1
     for first in range(h * w):
         if not passable[first // w, first % w] or seen[first // w, first % w]:
             continue
-        seen[first // w, first % w] = True
-        queue[0] = first
-        head, tail = 0, 1
-        while head < tail:
-            cell = queue[head]
-            head += 1
-            r, c = cell // w, cell % w
-            for k in range(4):
-                nr, nc = r + _DR[k], c + _DC[k]
-                if 0 <= nr < h and 0 <= nc < w and passable[nr, nc] and not seen[nr, nc]:
-                    seen[nr, nc] = True
-                    queue[tail] = nr * w + nc
-                    tail += 1
-        if tail > best_size:
-            best_size, best_start = tail, first
-    if best_start < 0:
-        return -1
+        size = bfs(passable, first, dist, queue)  # queue[:size]: the region's cells
+        for i in range(size):
+            seen[queue[i] // w, queue[i] % w] = True
+        if size > best_size:
+            best_size, best_start = size, first
     return best_start
 
 
@@ -234,7 +222,7 @@ def _generate(seed, index, kind, density, min_path, max_attempts, maze, label, s
                     if (next_u64(rng) >> np.uint64(11)) >= threshold:
                         maze[r, c] = OPEN
         passable = maze != WALL
-        start = _largest_component_cell(rng, passable, seen, queue)
+        start = _largest_component_cell(passable, seen, dist, queue)
         if start < 0:
             continue
         # double sweep: an end of a long path is a random one of the cells farthest from any
