@@ -1,0 +1,88 @@
+"""Reasoners: models that map a puzzle's input tokens to its answer tokens.
+
+>>> import torch
+>>> from tracegym.agents.reasoners import build_policy
+>>> model = build_policy("trm", "mlp_mixer", "sudoku4", dim=32, depth=1, N_sup=2)
+>>> batch = {"inputs": torch.ones(2, 16, dtype=torch.long), "labels": torch.full((2, 16), 2)}
+>>> [round(out.metrics["steps"]) for out in model.supervision_steps(batch)]
+[1, 2]
+>>> model.solve(batch["inputs"]).shape
+torch.Size([2, 16])
+
+``build_policy(**NAMED_CONFIGS["trm-sudoku-extreme"])`` builds a paper configuration, and
+``build_policy(**model.config)`` rebuilds a model's architecture (checkpoints store ``config``).
+"""
+
+from __future__ import annotations
+
+from .autoregressive import Autoregressive
+from .base import (
+    LOSSES,
+    InputEmbedding,
+    Reasoner,
+    StepOutput,
+    log_stablemax,
+    sequence_loss,
+    token_loss,
+)
+from .diffusion import MaskedDiffusion
+from .feedforward import FeedForward
+from .hrm import HRM
+from .tasks import TASKS, TaskSpec, resolve_task
+from .trm import TRM
+
+REASONERS: dict[str, type[Reasoner]] = {
+    cls.NAME: cls for cls in (FeedForward, TRM, HRM, MaskedDiffusion, Autoregressive)
+}
+
+# TRM (config/arch/trm.yaml and the README's commands): 2 layers, hidden 512, 8 heads, expansion 4,
+# stablemax, halt exploration 0.1, up to 16 supervision steps, a 16-token puzzle embedding of
+# hidden size (for Sudoku and maze there is one identifier, so it is a learned prefix).
+# Sudoku uses the attention-free mlp_t (our mlp_mixer) with T=3, n=6; maze and ARC attention
+# with T=3, n=4.
+_TRM = dict(reasoner="trm", dim=512, depth=2, heads=8, norm="post", expansion=4.0,
+            loss="stablemax", N_sup=16, halt_exploration_prob=0.1, puzzle_emb_len=16)
+# HRM (config/arch/hrm_v1.yaml): 4 + 4 transformer layers, hidden 512, 8 heads, H_cycles 2,
+# L_cycles 2, 16 ACT segments, one puzzle-embedding token of hidden size.
+_HRM = dict(reasoner="hrm", backbone="transformer", dim=512, heads=8, norm="post",
+            expansion=4.0, loss="stablemax", H_cycles=2, L_cycles=2, H_layers=4, L_layers=4,
+            halt_max_steps=16, halt_exploration_prob=0.1, puzzle_emb_len=1)
+NAMED_CONFIGS: dict[str, dict] = {
+    "trm-sudoku-extreme": {**_TRM, "backbone": "mlp_mixer", "task": "sudoku",
+                           "H_cycles": 3, "L_cycles": 6},
+    "trm-att-sudoku-extreme": {**_TRM, "backbone": "transformer", "task": "sudoku",
+                               "H_cycles": 3, "L_cycles": 6},
+    "trm-maze-hard": {**_TRM, "backbone": "transformer", "task": "maze",
+                      "H_cycles": 3, "L_cycles": 4},
+    # ARC: pass the dataset's task, TaskSpec.from_metadata("arc", meta), so the puzzle table has
+    # one row per augmented task identifier.
+    "trm-arc-agi-1": {**_TRM, "backbone": "transformer", "task": "arc",
+                      "H_cycles": 3, "L_cycles": 4},
+    "hrm-sudoku-extreme": {**_HRM, "task": "sudoku"},
+    "hrm-maze-hard": {**_HRM, "task": "maze"},
+    "hrm-arc-agi-1": {**_HRM, "task": "arc"},
+    # The CPU feasibility setting of ../shared/REFERENCES.md: a tiny TRM on 4x4 Sudoku.
+    "trm-sudoku4-tiny": dict(reasoner="trm", backbone="mlp_mixer", task="sudoku4", dim=64,
+                             depth=2, heads=4, H_cycles=3, L_cycles=6, N_sup=8, multiple_of=32),
+}
+
+__all__ = [
+    "LOSSES", "NAMED_CONFIGS", "REASONERS", "TASKS", "HRM", "TRM", "Autoregressive",
+    "FeedForward", "InputEmbedding", "MaskedDiffusion", "Reasoner", "StepOutput", "TaskSpec",
+    "build_policy", "log_stablemax", "sequence_loss", "token_loss",
+]
+
+
+def build_policy(reasoner: str, backbone: str, task: TaskSpec | str | dict, **config) -> Reasoner:
+    """Build a reasoner by name over a backbone by name for a task.
+
+    Args:
+        reasoner (str): one of ``REASONERS``.
+        backbone (str): one of ``tracegym.agents.backbones.BACKBONES``.
+        task (TaskSpec | str | dict): a spec, a name in ``TASKS``, or a stored spec dict.
+        **config: the reasoner's config keys (see each class; ``REASONERS[name].valid_keys()``);
+            an unknown key raises ValueError listing the valid ones.
+    """
+    if reasoner not in REASONERS:
+        raise ValueError(f"unknown reasoner {reasoner!r}; valid names: {', '.join(REASONERS)}")
+    return REASONERS[reasoner](backbone, resolve_task(task), **config)
