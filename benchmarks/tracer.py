@@ -1,11 +1,14 @@
-"""Tracer speed: tracegym against a naive settrace+repr tracer, PySnooper and hunter.
+"""Tracer speed: tracegym (both recorders) against a naive settrace+repr tracer, PySnooper, hunter.
 
 Two workloads (loops, list and dict mutation, nested calls; ~10k events each), one with bounded
 state and one whose state grows with every iteration, run untraced and under each tracer: a
 burn-in run, then measured repeats (median reported). Every traced run records the
 full state (every local, every event). PySnooper and hunter write to a null sink, so their time is
 tracing and formatting, not I/O. tracegym's time covers ``trace()`` returning a Trace with all
-frames built (reprs, sources, depths). Prints one JSON object.
+frames built (reprs, sources, depths). tracegym runs with each recorder: ``tracegym_python`` (the
+pure-Python recorder) and ``tracegym_c`` (the C extension ``tracegym.tracers._ctrace``, CPython
+3.11; listed under "skipped" when not importable); both must give the same frames, which is
+checked before timing. Prints one JSON object.
 
     python benchmarks/tracer.py [--n 350] [--n-growing 300] [--repeats 5]
 """
@@ -20,7 +23,21 @@ import statistics
 import sys
 import time
 
-from tracegym.tracers import safe_repr, trace
+from tracegym.tracers import TraceOptions, Tracer, safe_repr
+from tracegym.tracers import trace as _trace_fn  # noqa: F401 - the public entry point
+
+BACKENDS = ("python", "c")
+
+
+def _c_unavailable() -> str | None:
+    import importlib
+
+    mod = importlib.import_module("tracegym.tracers.trace")
+    if mod.C_UNAVAILABLE is not None:
+        return mod.C_UNAVAILABLE
+    if sys.version_info >= (3, 12):
+        return "Python >= 3.12 uses sys.monitoring"
+    return None
 
 FRUITS = ["apple", "banana", "cherry", "kiwi", "mango", "plum"]
 
@@ -109,12 +126,16 @@ class _NullStream:
 
 
 def make_runners(fn, n):
-    runners = {
-        "untraced": lambda: fn(n),
-        "tracegym": lambda: trace(fn, n),
-        "naive_settrace_repr": lambda: naive(fn, n),
-    }
+    runners = {"untraced": lambda: fn(n)}
     skipped = {}
+    for backend in BACKENDS:
+        why = _c_unavailable() if backend == "c" else None
+        if why:
+            skipped[f"tracegym_{backend}"] = why
+            continue
+        tracer = Tracer(TraceOptions(backend=backend))
+        runners[f"tracegym_{backend}"] = lambda tracer=tracer: tracer.trace(fn, n)
+    runners["naive_settrace_repr"] = lambda: naive(fn, n)
     try:
         import pysnooper
 
@@ -140,10 +161,13 @@ def make_runners(fn, n):
 
 
 def measure(fn, n, repeats):
-    t = trace(fn, n)
+    runners, skipped = make_runners(fn, n)
+    traces = {b: runners[f"tracegym_{b}"]() for b in BACKENDS if f"tracegym_{b}" in runners}
+    t = traces["python"]
     events = len(t.frames)
     assert not t.truncated and t.result == fn(n)
-    runners, skipped = make_runners(fn, n)
+    for other in traces.values():  # every recorder gives the same frames
+        assert other.frames == t.frames and other.return_repr == t.return_repr
     results = {}
     for name, run in runners.items():
         run()  # burn-in: caches, linecache, imports
@@ -161,10 +185,13 @@ def measure(fn, n, repeats):
         r["slowdown"] = r["cpu_seconds"] / base
     del results["untraced"]["events_per_s"]
     out = {"n": n, "events": events, "results": results, "skipped": skipped}
-    ours = results["tracegym"]["cpu_seconds"]
-    if "pysnooper" in results:
-        out["tracegym_speedup_over_pysnooper"] = results["pysnooper"]["cpu_seconds"] / ours
-    out["tracegym_speedup_over_naive"] = results["naive_settrace_repr"]["cpu_seconds"] / ours
+    for name in [k for k in results if k.startswith("tracegym_")]:
+        ours = results[name]["cpu_seconds"]
+        if "pysnooper" in results:
+            out[f"{name}_speedup_over_pysnooper"] = results["pysnooper"]["cpu_seconds"] / ours
+        if "hunter" in results:
+            out[f"{name}_speedup_over_hunter"] = results["hunter"]["cpu_seconds"] / ours
+        out[f"{name}_speedup_over_naive"] = results["naive_settrace_repr"]["cpu_seconds"] / ours
     return out
 
 
@@ -183,6 +210,8 @@ def main() -> None:
             "sinks": "pysnooper: output=callable that discards; hunter: VarsSnooper(stream=null "
                      "writer); no I/O measured",
             "tracegym_time_includes": "trace() returning a Trace with every frame built",
+            "tracegym_backends": "tracegym_python: pure-Python recorder; tracegym_c: the C "
+                                 "extension (same frames, checked before timing)",
             "pysnooper_options": "depth=2, default max_variable_length (100)",
         },
         "device": {"python": platform.python_version(), "machine": platform.machine(),

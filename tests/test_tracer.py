@@ -1,19 +1,53 @@
 """The in-process tracer: events, locals before each line, limits, safety, and equality with a
-naive eager tracer (the reference the fast snapshot path must match frame for frame)."""
+naive eager tracer (the reference the fast snapshot path must match frame for frame).
+
+Every test runs under both recorders (the ``backend`` fixture: pure Python, and the C extension
+``tracegym.tracers._ctrace``, skipped with the reason when it is not importable); the tests at
+the end compare the two directly."""
 
 from __future__ import annotations
 
 import dis
+import importlib
 import json
 import linecache
 import math
 import re
 import sys
+import threading
 from collections import OrderedDict
 
 import pytest
 
 from tracegym.tracers import TRUNCATED, Frame, Trace, TraceOptions, Tracer, safe_repr, trace
+
+trace_module = importlib.import_module("tracegym.tracers.trace")  # the module, not trace()
+C_SKIP = pytest.mark.skipif(
+    trace_module.C_UNAVAILABLE is not None or sys.version_info >= (3, 12),
+    reason=f"C recorder not in use: {trace_module.C_UNAVAILABLE or 'Python >= 3.12'}")
+BACKENDS = [pytest.param("python"), pytest.param("c", marks=C_SKIP)]
+_REAL_USE_C = trace_module._use_c
+
+
+def both_backends(test):
+    """Marks a test that compares the two recorders itself: it runs once, not per recorder."""
+    test.both_backends = True
+    return test
+
+
+def pytest_generate_tests(metafunc):
+    # Each test runs under each recorder, but those comparing the two themselves run once.
+    if not getattr(metafunc.function, "both_backends", False):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def backend(request, monkeypatch):
+    """The recorder of this run: options left at backend="auto" get this one."""
+    chosen = getattr(request, "param", "auto")
+    monkeypatch.setattr(trace_module, "_use_c",
+                        lambda b: _REAL_USE_C(chosen if b == "auto" else b))
+    return chosen
 
 # ---------------------------------------------------------------------------- programs
 
@@ -178,11 +212,27 @@ def tricky_containers(n):
     return dd, pair, words, funcs, s, deep
 
 
+def containers_galore(n):
+    empty = [[], (), {}, set(), frozenset(), ("one",), [()], {(): frozenset()}]
+    grid = [[i * j for j in range(n)] for i in range(n)]
+    pairs = [(i, str(i), i / 3, -i * 1j, b"\x00'\"") for i in range(n)]
+    table = {str(i): [i, {i: (i,)}, {i, -i}] for i in range(n)}
+    sets = [frozenset({i, (i, "x")}) for i in range(n)]
+    big = [1, 2, 10 ** 700]
+    unicode = ["é\u2028", "\U0001f600" * n, True, None, -0.0, float("inf")]
+    for i in range(n * 3):
+        grid[i % n].append(i)
+        table[str(i % n)][1][i] = (i, None)
+        sets.append(frozenset(range(i % 4)))
+        big[0] += 1
+    return len(grid), empty, pairs, unicode
+
+
 PROGRAMS = [
     (loop_sum, (5,)), (nested, (3,)), (fact, (4,)), (caught, ("boom",)), (uncaught, (1,)),
     (calls_uncaught, (2,)), (use_gen, (3,)), (closure, (3,)), (mutate_all, (4,)),
     (nested_sets, (5,)), (odd_values, (3,)), (with_objects, (2,)), (long_values, (500,)),
-    (uses_stdlib, (3,)), (tricky_containers, (4,)),
+    (uses_stdlib, (3,)), (tricky_containers, (4,)), (containers_galore, (12,)),
 ]
 
 
@@ -207,7 +257,7 @@ def naive_trace(fn, *args, max_repr=200):
         code = frame.f_code
         depth = stack.index(frame) if frame in stack else len(stack) - 1
         if event == "line":
-            loc = {k: cut(safe_repr(v)) for k, v in frame.f_locals.items()}
+            loc = {k: cut(safe_repr(v)) for k, v in frame.f_locals.items() if k[:1] != "."}
             frames.append(Frame("line", frame.f_lineno, src(frame), loc, None, code.co_qualname,
                                 depth))
         elif event == "return":
@@ -224,7 +274,7 @@ def naive_trace(fn, *args, max_repr=200):
         if frame.f_code.co_filename != filename:
             return None
         stack.append(frame)
-        loc = {k: cut(safe_repr(v)) for k, v in frame.f_locals.items()}
+        loc = {k: cut(safe_repr(v)) for k, v in frame.f_locals.items() if k[:1] != "."}
         frames.append(Frame("call", frame.f_lineno, src(frame), loc, None,
                             frame.f_code.co_qualname, len(stack) - 1))
         return local
@@ -400,6 +450,7 @@ def test_trace__marshal_sensitive_values_repr_exactly():
         ({"max_events": 1.5}, "max_events must be None or an int >= 0, got 1.5"),
         ({"max_repr": 0}, "max_repr must be an int >= 1, got 0"),
         ({"files": "a.py"}, "files must be a tuple of paths, got the string 'a.py'"),
+        ({"backend": "rust"}, "backend must be 'auto', 'python' or 'c', got 'rust'"),
     ],
 )
 def test_trace_options__bad_values(kwargs, message):
@@ -452,3 +503,252 @@ def test_trace__gc_state_is_left_as_found():
     assert gc.isenabled()
     trace(loop_sum, 3)
     assert gc.isenabled()
+
+
+# ------------------------------------------------------------- backends: C against Python
+def _both(fn, *args, **opts):
+    py = Tracer(TraceOptions(backend="python", **opts)).trace(fn, *args)
+    c = Tracer(TraceOptions(backend="c", **opts)).trace(fn, *args)
+    return py, c
+
+
+def _same(py, c):
+    assert _no_addresses(c.frames) == _no_addresses(py.frames)
+    assert (c.return_repr is None) == (py.return_repr is None)
+    assert c.truncated == py.truncated and c.context == py.context and c.entry == py.entry
+    assert type(c.exception) is type(py.exception)
+
+
+@C_SKIP
+@both_backends
+@pytest.mark.parametrize("fn,args", PROGRAMS, ids=[p[0].__name__ for p in PROGRAMS])
+@pytest.mark.parametrize("opts", [{}, {"max_repr": 1}, {"max_repr": 7}, {"max_repr": 64},
+                                  {"max_events": 9}, {"max_depth": 0}, {"scope": "entry"}],
+                         ids=str)
+def test_backends__identical_traces(fn, args, opts):
+    _same(*_both(fn, *args, **opts))
+
+
+def test_trace__hidden_comprehension_locals_are_skipped():
+    t = trace(closure, 3)
+    assert not any(k.startswith(".") for f in t.frames for k in f.locals)
+    assert any(f.function.endswith("<listcomp>") for f in t.frames)
+
+
+class CallsTraced:
+    def __repr__(self):
+        return f"CallsTraced({helper(2)})"  # traced code run from inside the tracer
+
+
+def repr_calls_traced(n):
+    obj = CallsTraced()
+    return n, obj
+
+
+def test_trace__repr_calling_traced_code_is_not_traced():
+    t = trace(repr_calls_traced, 1)
+    assert {f.function for f in t.frames} == {"repr_calls_traced"}
+    assert t.frames[-1].arg == "(1, CallsTraced(4))"
+    assert _no_addresses(t.frames) == _no_addresses(naive_trace(repr_calls_traced, 1))
+
+
+class Interrupting:
+    def __repr__(self):
+        raise KeyboardInterrupt  # a BaseException from __repr__ is not a repr failure
+
+
+def deep(n):
+    return 0 if n == 0 else 1 + deep(n - 1)
+
+
+def test_trace__recursion_error_with_event_limit():
+    t = Tracer(TraceOptions(max_events=300)).trace(deep, 100_000)
+    assert isinstance(t.exception, RecursionError) and t.truncated and len(t.frames) == 300
+    assert [f.depth for f in t.frames if f.event == "call"] == list(range(150))
+
+
+def test_trace__prior_profile_and_tracer_restored():
+    seen = []
+
+    def prof(frame, event, arg):
+        seen.append(event)
+
+    def prior(frame, event, arg):
+        return None
+
+    sys.setprofile(prof)
+    sys.settrace(prior)
+    try:
+        t = trace(loop_sum, 3)
+        assert sys.gettrace() is prior and sys.getprofile() is prof
+    finally:
+        sys.settrace(None)
+        sys.setprofile(None)
+    assert t.result == 3 and "call" in seen
+
+
+def test_trace__prior_tracer_restored_after_max_events():
+    def prior(frame, event, arg):
+        return None
+
+    sys.settrace(prior)
+    try:
+        assert Tracer(TraceOptions(max_events=3)).trace(loop_sum, 50).truncated
+        assert sys.gettrace() is prior
+    finally:
+        sys.settrace(None)
+
+
+def test_trace__from_a_thread():
+    out = {}
+
+    def work():
+        out["t"] = trace(nested, 3)
+        out["after"] = sys.gettrace()
+
+    th = threading.Thread(target=work)
+    th.start()
+    th.join()
+    assert out["t"] == trace(nested, 3) and out["after"] is None
+    assert sys.gettrace() is None
+
+
+@C_SKIP
+@both_backends
+def test_backends__threads_trace_independently():
+    res = {}
+
+    def work(i):
+        res[i] = _both(tricky_containers, 3)
+
+    ths = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    for py, c in res.values():
+        _same(py, c)
+
+
+@C_SKIP
+@both_backends
+def test_backends__base_exception_from_repr_propagates():
+    def f():
+        x = Interrupting()  # noqa: F841
+        return 1
+
+    py, c = _both(f)
+    assert isinstance(py.exception, KeyboardInterrupt)
+    assert isinstance(c.exception, KeyboardInterrupt)
+    assert sys.gettrace() is None
+
+
+@C_SKIP
+@both_backends
+def test_backends__c_is_used_by_auto_on_3_11():
+    assert _REAL_USE_C("auto") is True and _REAL_USE_C("c") is True
+    assert _REAL_USE_C("python") is False
+
+
+@both_backends
+def test_backends__c_unavailable_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(trace_module, "_use_c", _REAL_USE_C)
+    monkeypatch.setattr(trace_module, "_ctrace", None)
+    monkeypatch.setattr(trace_module, "C_UNAVAILABLE", "not built")
+    with pytest.raises(RuntimeError, match="backend='c' needs the C recorder"):
+        Tracer(TraceOptions(backend="c")).trace(loop_sum, 2)
+    assert Tracer(TraceOptions(backend="auto")).trace(loop_sum, 2).result == 1
+
+
+@C_SKIP
+@both_backends
+def test_backends__hypothesis_programs():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tracegym.tracers.strategies import inputs_for, programs
+
+    @settings(max_examples=60, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(programs(), st.data())
+    def check(program, data):
+        call = data.draw(inputs_for(program))
+        fn = program.load()
+        a, b = call.copy(), call.copy()
+        py = Tracer(TraceOptions(backend="python")).trace(fn, *a.args, **a.kwargs)
+        c = Tracer(TraceOptions(backend="c")).trace(fn, *b.args, **b.kwargs)
+        _same(py, c)
+        assert c == py
+
+    check()
+
+
+def swaps_tracer(n):
+    saved = sys.gettrace()  # the tracer's own object, handed back below
+    sys.settrace(None)
+    x = helper(n)
+    sys.settrace(saved)
+    y = helper(x)
+    return x + y
+
+
+def test_trace__program_that_swaps_the_tracer_out_and_back():
+    t = trace(swaps_tracer, 2)
+    assert t.exception is None and t.result == 12
+    assert [f.locals.get("x") for f in t.frames if f.function == "helper" and
+            f.event == "call"] == ["4"]  # only the call made after the tracer came back
+    assert [f.source.strip() for f in t.frames if f.function == "swaps_tracer"] == [
+        "def swaps_tracer(n):", "saved = sys.gettrace()  # the tracer's own object, handed back "
+        "below", "sys.settrace(None)", "y = helper(x)", "return x + y",
+        "return x + y"]
+    assert sys.gettrace() is None
+
+
+def traces_inside(n):
+    inner = Tracer(TraceOptions(backend="python")).trace(loop_sum, n)  # tracegym's own frames
+    total = len(inner.frames)  # are not traced; the inner trace is whole, the outer goes on
+    return total + helper(n)
+
+
+def deep_nest(x):
+    y = {"k": x}
+    return len(y)
+
+
+def _nested(n):
+    x = []
+    for _ in range(n):
+        x = [x]
+    return x
+
+
+class Namespace(dict):
+    pass
+
+
+class Meta(type):
+    @classmethod
+    def __prepare__(mcs, name, bases):
+        return Namespace()
+
+
+def makes_classes(n):
+    class Plain:
+        a = n
+        b = [a, a]
+
+    class Custom(metaclass=Meta):
+        c = n + 1
+
+    return Plain.b, Custom.c
+
+
+@pytest.mark.parametrize("fn,args", [(traces_inside, (3,)), (deep_nest, (_nested(3000),)),
+                                     (makes_classes, (2,))], ids=["nested", "deep", "classes"])
+def test_trace__nested_tracing_deep_values_class_bodies(fn, args):
+    t = trace(fn, *args)
+    assert t.exception is None
+    assert _no_addresses(t.frames) == _no_addresses(naive_trace(fn, *args))
+    if fn is deep_nest:
+        # far past the recursion limit: no tracer's own stack depth makes a difference
+        assert t.frames[-2].locals["y"] == "<repr failed: RecursionError>"

@@ -31,6 +31,14 @@ address differ between any two runs.
 
 Python 3.12+ uses ``sys.monitoring`` (PEP 669) behind the same recorder; 3.11 uses
 ``sys.settrace``. The tracer, a profiler and any earlier trace function are left as they were.
+Hidden comprehension locals (``.0``, an iterator whose repr shows an address) are not recorded.
+
+On CPython 3.11 an optional C recorder, ``tracegym.tracers._ctrace`` (built from
+``tracers/_ctrace.c`` when a compiler is present), does the same work without a Python frame per
+event: a C trace function (``PyEval_SetTrace``) keeps immutable atoms by reference and reprs
+anything else at once, and builds the frames in C. ``TraceOptions(backend=...)`` chooses:
+``"auto"`` (the C recorder when it is importable, else Python), ``"python"`` or ``"c"``. Both
+give the same frames.
 """
 
 from __future__ import annotations
@@ -48,6 +56,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tracegym.tracers.cwm import Frame, Trace
+
+try:  # the optional C recorder (CPython 3.11 only; see setup.py)
+    from tracegym.tracers import _ctrace
+except ImportError as _e:  # not built, no compiler, or another Python
+    _ctrace = None
+    C_UNAVAILABLE: str | None = f"tracegym.tracers._ctrace is not importable ({_e})"
+else:
+    C_UNAVAILABLE = None
 
 TRUNCATED = "...<truncated>"
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -81,6 +97,8 @@ class TraceOptions:
         max_repr: a repr longer than this is cut to ``max_repr`` characters plus ``TRUNCATED``.
         context: the source context written before the frames: the entry's whole ``"file"``
             (CWM's setting) or only the entry ``"function"``.
+        backend: the recorder: ``"c"`` (the C extension, CPython 3.11), ``"python"``, or
+            ``"auto"`` (C when importable, else Python). Both give the same frames.
     """
 
     scope: Literal["file", "entry", "user"] = "file"
@@ -89,12 +107,15 @@ class TraceOptions:
     max_events: int | None = 1_000_000
     max_repr: int = 200
     context: Literal["file", "function"] = "file"
+    backend: Literal["auto", "python", "c"] = "auto"
 
     def __post_init__(self) -> None:
         if self.scope not in ("file", "entry", "user"):
             raise ValueError(f"scope must be 'file', 'entry' or 'user', got {self.scope!r}")
         if self.context not in ("file", "function"):
             raise ValueError(f"context must be 'file' or 'function', got {self.context!r}")
+        if self.backend not in ("auto", "python", "c"):
+            raise ValueError(f"backend must be 'auto', 'python' or 'c', got {self.backend!r}")
         for name in ("max_depth", "max_events"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 0):
@@ -121,7 +142,10 @@ _IMMUTABLE = frozenset({int, str, float, bool, type(None), complex})  # kept by 
 # missing from sys.modules (exec'd code) would mean an import search at every event. Such values
 # are repr'd at once when they are locals themselves; nested in a container they still pickle.
 _BY_NAME = frozenset({types.FunctionType, type})
-_SNAP_ERRORS = (pickle.PicklingError, ValueError, TypeError, AttributeError, RecursionError)
+# Any failure of a snapshot dump means "repr it now": besides refusals (TypeError), cycles
+# (ValueError) and depth (RecursionError), fast mode can fail with a KeyError on its own id-memo
+# (a frozenset saved by reduce, protocol 3): that must never reach the traced program.
+_SNAP_ERRORS = (Exception,)
 
 
 class _Refuse(dict):
@@ -171,6 +195,11 @@ class _Eager(str):
 # iterate in another order, so its repr could differ. Their global's name gives them away
 # (a string holding "set\n" only costs a per-value pass, never a wrong repr).
 _SET_MARK = b"set\n"
+
+
+def _visible(loc: dict) -> dict:
+    """The locals without hidden ones (``.0``: a comprehension's iterator, shown by address)."""
+    return {k: v for k, v in loc.items() if k[:1] != "."}
 
 
 class _Recorder:
@@ -257,6 +286,8 @@ class _Recorder:
         self.left -= 1
         self.stack.append(frame)
         loc = frame.f_locals
+        if ".0" in loc:
+            loc = _visible(loc)
         self.events.append((_CALL, frame, frame.f_lineno, tuple(loc),
                             self.snapshot(tuple(loc.values())), len(self.stack) - 1))
         return self.local
@@ -271,6 +302,7 @@ class _Recorder:
         immutable, by_name = _IMMUTABLE, _BY_NAME
         mark = _SET_MARK
         rec = self
+        visible = _visible
 
         def local(frame, event, arg):
             nonlocal dump, pop
@@ -283,6 +315,8 @@ class _Recorder:
             rec.left = left - 1
             if event == "line":  # the hot path: snapshot() inlined
                 loc = frame.f_locals
+                if ".0" in loc:  # a comprehension's hidden iterator
+                    loc = visible(loc)
                 values = tuple(loc.values())
                 kinds = set(map(type, values))
                 if kinds <= immutable:
@@ -331,16 +365,65 @@ class Tracer:
         opts = self.options
         entry_code = _code_of(fn)
         decide = _scope_predicate(opts, entry_code)
-        rec = _Recorder(decide, opts.max_depth, opts.max_events)
-        run = _run_monitored if _MONITORING else _run_settrace
-        result, exception = run(rec, fn, args, kwargs)
+        use_c = _use_c(opts.backend)
+        if use_c:
+            crec = _ctrace.Recorder(decide, opts.max_depth, opts.max_events, opts.max_repr,
+                                    TRUNCATED, bytes(_RETURN_OPS))
+            result, exception = _run_c(crec, fn, args, kwargs)
+        else:
+            rec = _Recorder(decide, opts.max_depth, opts.max_events)
+            run = _run_monitored if _MONITORING else _run_settrace
+            result, exception = run(rec, fn, args, kwargs)
         enabled = gc.isenabled()
         gc.disable()  # building ~1e5 small objects: collections would only rescan them
         try:
+            if use_c:
+                frames = crec.build(_InfoOf(), Frame, _EVENT_NAMES)
+                return _finish(frames, crec.truncated, fn, entry_code, opts, result, exception)
             return _build(rec, fn, entry_code, opts, result, exception)
         finally:
             if enabled:
                 gc.enable()
+
+
+_EVENT_NAMES = ("call", "line", "return", "exception")
+
+
+def _use_c(backend: str) -> bool:
+    if backend == "python":
+        return False
+    ok = _ctrace is not None and not _MONITORING
+    if backend == "c" and not ok:
+        raise RuntimeError("backend='c' needs the C recorder on CPython 3.11: " + (
+            C_UNAVAILABLE or "this Python uses sys.monitoring"))
+    return ok
+
+
+class _InfoOf:
+    """``info_of(code) -> (lines, qualname)`` for the C recorder's build (once per code)."""
+
+    def __init__(self) -> None:
+        self.lines_of: dict[str, list[str]] = {}
+
+    def __call__(self, code: Any) -> tuple[list[str], str]:
+        fname = code.co_filename
+        lines = self.lines_of.get(fname)
+        if lines is None:  # index = line number; [0] and past the end: ""
+            lines = self.lines_of[fname] = [""] + [
+                s.rstrip("\r\n") for s in linecache.getlines(fname)]
+        return lines, getattr(code, "co_qualname", code.co_name)
+
+
+def _run_c(crec: Any, fn: Any, args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    result = exception = None
+    crec.install()
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as e:  # noqa: BLE001 - handed back on the Trace
+        exception = e
+    finally:
+        crec.uninstall()  # puts back the trace function found at install()
+    return result, exception
 
 
 def _run_settrace(rec: _Recorder, fn: Any, args: tuple, kwargs: dict) -> tuple[Any, Any]:
@@ -573,7 +656,13 @@ def _build(rec: _Recorder, fn: Any, entry_code: Any, opts: TraceOptions, result:
             r = ev[4]
             append(new(Frame, ("exception", lineno, source, {}, r if len(r) <= limit else
                                r[:limit] + TRUNCATED, qualname, depth)))
+    return _finish(frames, rec.truncated, fn, entry_code, opts, result, exception)
 
+
+def _finish(frames: list[Frame], truncated: bool, fn: Any, entry_code: Any, opts: TraceOptions,
+            result: Any, exception: BaseException | None) -> Trace:
+    """The Trace around built frames: context, entry, outcome."""
+    limit = opts.max_repr
     context, context_lineno, entry_lineno, filename = "", 1, None, ""
     if entry_code is not None:
         filename = entry_code.co_filename
@@ -599,4 +688,4 @@ def _build(rec: _Recorder, fn: Any, entry_code: Any, opts: TraceOptions, result:
         exc = exc[:limit] + TRUNCATED
     return Trace(entry=entry, context=context, frames=frames, entry_lineno=entry_lineno,
                  context_lineno=context_lineno, filename=filename, return_repr=ret,
-                 exception_repr=exc, truncated=rec.truncated, result=result, exception=exception)
+                 exception_repr=exc, truncated=truncated, result=result, exception=exception)
