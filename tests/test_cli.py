@@ -92,3 +92,10 @@ def test_trace__prints_cwm_of_a_file_and_rejects_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "args: not an argument list" in err
     assert main(["trace", str(tmp_path / "missing.py"), "--entry", "f"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    broken = tmp_path / "broken.py"
+    broken.write_text("def f(:\n    pass\n")
+    for mode in (["--in-process"], []):
+        assert main(["trace", str(broken), "--entry", "f", *mode]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "line 1" in err, err

@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from tracegym.errors import EntryPointError, ProgramSyntaxError
     from tracegym.tracers import Limits, TraceOptions, Tracer, trace_source
     from tracegym.tracers.programs import Program, parse_arguments
 
@@ -42,9 +43,14 @@ def main(args: argparse.Namespace) -> int:
     if args.in_process:
         program = Program(path.stem, source, args.entry, (call,), origin="directory",
                           location=str(path))
-        namespace = program.namespace()
+        try:
+            namespace = program.namespace()
+        except SyntaxError as err:
+            raise ProgramSyntaxError(f"{args.file}: line {err.lineno}: {err.msg}",
+                                     lineno=err.lineno, offset=err.offset, text=err.text) from None
         if not callable(namespace.get(args.entry)):
-            raise ValueError(f"entry: {args.entry!r} is not a function defined in {args.file}")
+            raise EntryPointError(f"entry: {args.entry!r} is not a function defined in "
+                                  f"{args.file}")
         result = Tracer(options).trace(namespace[args.entry], *call.args, **call.kwargs)
     else:
         result = trace_source(source, args.entry, call.args, call.kwargs,
