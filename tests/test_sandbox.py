@@ -227,8 +227,11 @@ def test_hostile__file_writes_outside_work_dir_are_contained():
         """)
     assert result.outcome == "ok", result
     lines = result.stdout.splitlines()
-    # /tmp inside the sandbox is the private work dir; local files land there too.
-    assert f"wrote /tmp/{token}" in lines and "wrote local.txt" in lines
+    # /tmp inside the sandbox is the private work dir, unless tracegym itself lives under /tmp
+    # (a CI clone): then /tmp holds its read-only binds. Local files land in the work dir.
+    assert "wrote local.txt" in lines
+    tmp_line = f"wrote /tmp/{token}" if not REPO.startswith("/tmp/") else f"blocked /tmp/{token} "
+    assert any(line.startswith(tmp_line) for line in lines), result.stdout
     for path in targets[1:-1]:
         assert any(line.startswith(f"blocked {path} ") for line in lines), result.stdout
     for path in targets[:-1]:

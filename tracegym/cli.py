@@ -4,8 +4,7 @@ Subcommands are found, not listed here: ``tracegym data <task>`` for every datas
 ``tracegym.datasets.<task>`` that defines ``add_arguments(parser)`` and ``main(args)``, and
 ``tracegym <command> <task>`` for every ``COMMANDS`` table in an env's ``cli`` module
 (``tracegym.envs.<task>.cli``); the task word may be left out for the default task, so
-``tracegym solve PUZZLE`` means ``tracegym solve sudoku PUZZLE``. ``train``, ``eval`` and ``plot``
-come from ``tracegym.training.cli.COMMANDS``. Bad input prints one line on
+``tracegym solve PUZZLE`` means ``tracegym solve sudoku PUZZLE``. Bad input prints one line on
 stderr and exits with status 2.
 """
 
@@ -22,7 +21,7 @@ from tracegym.errors import TracegymError
 
 DEFAULT_TASK = "sudoku"  # the task of `tracegym <command>` when no task word follows
 # modules whose COMMANDS table, {name: (help, add_arguments, main)}, adds top-level commands
-COMMAND_MODULES = ("tracegym.tracers.cli",)
+COMMAND_MODULES = ("tracegym.tracers.cli", "tracegym.training.cli")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,13 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
                                       formatter_class=argparse.RawDescriptionHelpFormatter)
             builder.add_arguments(sub)
             sub.set_defaults(run=builder.main)
-
-    from tracegym.training.cli import COMMANDS as TRAINING_COMMANDS  # argparse only: cheap
-
-    for name, (help_text, add_arguments, run) in TRAINING_COMMANDS.items():
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        add_arguments(sub)
-        sub.set_defaults(run=run)
 
     for module in COMMAND_MODULES:
         table = importlib.import_module(module).COMMANDS

@@ -26,7 +26,10 @@ file reads                     only read-only binds: ``/usr``, whatever the uid 
                                the interpreter, the venv,
                                tracegym's package folders
 file writes                    only ``/sandbox`` (``/tmp`` is  whatever the uid may write
-                               a link to it)
+                               a link to it, unless Python or
+                               tracegym lives under /tmp: then
+                               /tmp holds their read-only
+                               binds)
 network                        none (empty net namespace)      not restricted
 other processes                invisible (pid namespace); the  visible; signalable when the
                                program is pid 2, not init      uid is shared

@@ -1,1 +1,33 @@
-"""tracegym.training: filled in by later issues."""
+"""tracegym.training: one Trainer for every reasoner, and evaluation in the environments.
+
+:mod:`.config` (``TrainConfig``), :mod:`.trainer` (the loop: deep supervision, EMA, AMP, DDP,
+exact resume), :mod:`.optim` (AdamATan2, lr schedule, EMA), :mod:`.checkpoint` (safetensors),
+:mod:`.evaluate` (``evaluate_in_env``), :mod:`.plot`, :mod:`.cli` (``tracegym train/eval/plot``).
+Names below load on first use, so the CLI can list commands without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# public name -> submodule defining it
+_EXPORTS = {
+    "TrainConfig": "config", "load_config": "config", "apply_overrides": "config",
+    "Trainer": "trainer", "NonFiniteError": "trainer", "policy_from_checkpoint": "trainer",
+    "AdamATan2": "optim", "EMA": "optim", "lr_factor": "optim", "build_optimizer": "optim",
+    "Checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
+    "evaluate_in_env": "evaluate", "plot_run": "plot",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

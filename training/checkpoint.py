@@ -1,0 +1,163 @@
+"""Checkpoints as one safetensors file: every tensor flattened under a prefix, everything else as
+JSON in the file's metadata. Written to a temporary name and renamed, so a crash never leaves a
+half-written checkpoint.
+
+Tensors::
+
+    model.<name>            the policy's state_dict (compile prefixes stripped)
+    ema.<name>              EMA shadow weights (when EMA is on)
+    optim.<i>.<key>         optimizer state of parameter i (moments, step)
+    rng.torch, rng.numpy, rng.cuda.<d>   random generator states
+
+Metadata (all strings): ``format`` ("tracegym-checkpoint-v1"), ``config`` (TrainConfig JSON),
+``task_spec`` (TaskSpec fields), ``policy_config`` (``policy.config``), ``optim_groups`` (param
+groups without params), ``trainer`` (step, batches, best metric), ``rng_python``, ``rng_numpy``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+FORMAT = "tracegym-checkpoint-v1"
+_COMPILE_PREFIX = "_orig_mod."
+
+
+def _clean_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """state_dict with torch.compile's prefix removed and storage made contiguous and unshared."""
+    out = {}
+    for k, v in module.state_dict().items():
+        out[k.replace(_COMPILE_PREFIX, "")] = v.detach().cpu().contiguous().clone()
+    return out
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) capturing torch, numpy, python and CUDA generator states."""
+    tensors = {"rng.torch": torch.get_rng_state()}
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    tensors["rng.numpy"] = torch.from_numpy(np.asarray(keys, np.int64))
+    if torch.cuda.is_available():
+        for d, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{d}"] = state
+    version, internal, gauss = random.getstate()
+    meta = {"rng_python": json.dumps([version, list(internal), gauss]),
+            "rng_numpy": json.dumps([kind, int(pos), int(has_gauss), float(cached)])}
+    return tensors, meta
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    kind, pos, has_gauss, cached = json.loads(meta["rng_numpy"])
+    np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss,
+                         cached))
+    version, internal, gauss = json.loads(meta["rng_python"])
+    random.setstate((version, tuple(internal), gauss))
+    if torch.cuda.is_available():
+        states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+        if len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states)
+
+
+def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, optimizer, ema=None,
+                    config: dict, task_spec: dict, policy_config: dict,
+                    trainer_state: dict) -> Path:
+    """Write a checkpoint atomically (temp file + rename); returns the path."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v for k, v in _clean_state(model).items()}
+    if ema is not None:
+        tensors.update({f"ema.{k.replace(_COMPILE_PREFIX, '')}": v.detach().cpu().contiguous()
+                        .clone() for k, v in ema.state_dict().items()})
+    optim = optimizer.state_dict()
+    for i, state in optim["state"].items():
+        for key, value in state.items():
+            value = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"optim.{i}.{key}"] = value.detach().cpu().contiguous().clone()
+    groups = [{k: v for k, v in g.items()} for g in optim["param_groups"]]
+    rng_tensors, rng_meta = rng_state()
+    tensors.update(rng_tensors)
+    metadata = {
+        "format": FORMAT,
+        "config": json.dumps(config, sort_keys=True),
+        "task_spec": json.dumps(task_spec, sort_keys=True),
+        "policy_config": json.dumps(policy_config, sort_keys=True, default=str),
+        "optim_groups": json.dumps(groups, default=list),
+        "trainer": json.dumps(trainer_state, sort_keys=True),
+        **rng_meta,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+class Checkpoint:
+    """A loaded checkpoint: ``tensors`` (by prefix helpers below) and parsed metadata."""
+
+    def __init__(self, path: str | os.PathLike):
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "checkpoint.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint: no such file {str(path)!r}")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+            self.tensors = load_file(str(path))
+        except Exception as err:  # safetensors raises its own error types for corrupt files
+            raise ValueError(f"checkpoint: {str(path)!r} is not a safetensors file ({err})") \
+                from err
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"checkpoint: {str(path)!r} has format {meta.get('format')!r}, "
+                             f"expected {FORMAT!r}")
+        self.path = path
+        self.meta = meta
+        self.config = json.loads(meta["config"])
+        self.task_spec = json.loads(meta["task_spec"])
+        self.policy_config = json.loads(meta["policy_config"])
+        self.trainer_state = json.loads(meta["trainer"])
+
+    def section(self, prefix: str) -> dict[str, torch.Tensor]:
+        n = len(prefix) + 1
+        return {k[n:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
+
+    def load_model(self, model: nn.Module, *, weights: str = "model") -> None:
+        """Load ``"model"`` or ``"ema"`` weights (EMA falls back to model when absent)."""
+        state = self.section("ema") if weights == "ema" else {}
+        if not state:
+            state = self.section("model")
+        target = model._orig_mod if hasattr(model, "_orig_mod") else model
+        target.load_state_dict(state)
+
+    def load_optimizer(self, optimizer) -> None:
+        groups = json.loads(self.meta["optim_groups"])
+        current = optimizer.state_dict()
+        if len(groups) != len(current["param_groups"]):
+            raise ValueError(f"checkpoint: optimizer has {len(groups)} parameter groups, the "
+                             f"model now gives {len(current['param_groups'])}")
+        state: dict[int, dict] = {}
+        for k, v in self.section("optim").items():
+            i, key = k.split(".", 1)
+            state.setdefault(int(i), {})[key] = v
+        for g in groups:
+            if "betas" in g:
+                g["betas"] = tuple(g["betas"])
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+    def restore_rng(self) -> None:
+        set_rng_state({f"rng.{k}": v for k, v in self.section("rng").items()}, self.meta)

@@ -1,0 +1,237 @@
+"""``TrainConfig``: every knob of a training run, loadable from YAML/JSON, overridable as
+``key=value`` pairs (``lr=3e-4``, ``model.dim=64``), and compared field by field on resume.
+
+>>> cfg = TrainConfig(task="sudoku", data="data/sudoku")
+>>> apply_overrides(cfg, ["lr=3e-4", "model.dim=64", "betas=[0.9,0.95]"]).lr
+0.0003
+>>> cfg.model
+{'dim': 64}
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+OPTIMIZERS = ("adamw", "adam_atan2")
+LOSSES = ("stablemax", "softmax")
+AMP_MODES = ("auto", "bf16", "off")
+SAMPLERS = ("examples", "groups")
+
+# Fields that may change when a run resumes: how long to run (a longer max_steps also stretches
+# the cosine from there on), how often to log/save, where (the data may move to another path: the
+# Trainer checks its dataset.json against the checkpoint's instead) and on what hardware. Every
+# other field shapes the result and must match the checkpoint.
+RESUMABLE_FIELDS = frozenset({
+    "data", "epochs", "max_steps", "eval_every", "eval_examples", "checkpoint_every", "log_every",
+    "out", "device", "compile", "progress",
+})
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Defaults are a small CPU run; ``configs/*.yaml`` hold the paper's."""
+
+    task: str = "sudoku"
+    """task name (an env folder: sudoku, maze, arc); with dataset.json it gives the TaskSpec"""
+    data: str = ""
+    """dataset directory in the TRM layout (holds identifiers.json, train/, test/)"""
+    reasoner: str = "trm"
+    """reasoner name (tracegym.agents.reasoners.REASONERS)"""
+    backbone: str = "mlp_mixer"
+    """backbone name (transformer, mlp_mixer, hybrid, ...)"""
+    model: dict = field(default_factory=dict)
+    """extra constructor arguments of the policy (``model.dim=64`` on the command line)"""
+    epochs: int = 1
+    """passes over the train split (ignored when max_steps is set)"""
+    max_steps: int | None = None
+    """stop after this many optimizer steps (checked between batches); None: use epochs"""
+    batch_size: int = 64
+    """global batch size (split evenly across DDP ranks)"""
+    sampler: str = "examples"
+    """train order: "examples" (shuffled examples) or "groups" (one example per group, as TRM)"""
+    lr: float = 1e-3
+    """peak learning rate of the network weights"""
+    lr_embed: float = 1e-2
+    """peak learning rate of per-puzzle embedding tables (embed.puzzle.*; TRM 1e-2)"""
+    weight_decay: float = 0.1
+    """decoupled weight decay (TRM: 1.0 Sudoku/Maze, 0.1 ARC)"""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """Adam betas"""
+    warmup_steps: int = 100
+    """linear warm-up steps from 0 to the peak lr"""
+    min_lr_ratio: float = 1.0
+    """cosine floor as a fraction of the peak; 1.0 = constant lr after warm-up (as TRM)"""
+    optimizer: str = "adamw"
+    """"adamw" or "adam_atan2" (Everett et al. 2024, as TRM)"""
+    ema: float = 0.0
+    """EMA decay of the weights (TRM 0.999); 0 = off"""
+    grad_clip: float = 1.0
+    """clip the global gradient norm to this; 0 = off"""
+    loss: str = "stablemax"
+    """cross-entropy flavour passed to the model: "stablemax" or "softmax\""""
+    seed: int = 0
+    """base seed; DDP rank r seeds with seed + r; data order depends on (seed, epoch) only"""
+    device: str = "auto"
+    """"auto" (cuda when present), "cpu", "cuda", "cuda:1", ..."""
+    compile: bool = False
+    """torch.compile the policy's modules (CUDA only; ignored on CPU)"""
+    amp: str = "auto"
+    """"auto" (bf16 autocast on CUDA, off on CPU), "bf16", or "off\""""
+    eval_every: int = 0
+    """evaluate on the test split every this many steps; 0 = only at the end"""
+    eval_examples: int | None = 1024
+    """test examples per evaluation; None = all"""
+    checkpoint_every: int = 0
+    """write OUT/checkpoint.safetensors every this many steps; 0 = only at the end"""
+    log_every: int = 10
+    """write a metrics line every this many steps"""
+    out: str = "runs/run"
+    """run directory: metrics.jsonl, config.json, checkpoint.safetensors"""
+    progress: bool = True
+    """show a tqdm progress bar (rank 0)"""
+
+    def validate(self) -> TrainConfig:
+        """Raise ValueError naming the first bad field; returns self."""
+        def choice(name, options):
+            if getattr(self, name) not in options:
+                raise ValueError(f"{name} must be one of {list(options)}, "
+                                 f"got {getattr(self, name)!r}")
+
+        choice("optimizer", OPTIMIZERS)
+        choice("loss", LOSSES)
+        choice("amp", AMP_MODES)
+        choice("sampler", SAMPLERS)
+        positive = ["batch_size", "epochs", "log_every"]
+        if self.max_steps is not None:
+            positive.append("max_steps")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("warmup_steps", "eval_every", "checkpoint_every", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        for name in ("lr", "lr_embed"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema!r}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError(f"weight_decay and grad_clip must be >= 0, got "
+                             f"{self.weight_decay!r}, {self.grad_clip!r}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if not isinstance(self.model, dict):
+            raise ValueError(f"model must be a mapping, got {self.model!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["betas"] = list(self.betas)
+        return out
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(TrainConfig)]
+
+
+def _coerce(name: str, value):
+    """Give ``value`` (from YAML, JSON or a ``key=value`` string) the type of field ``name``."""
+    kind = {f.name: f.type for f in fields(TrainConfig)}[name]
+    if value is None:
+        return None
+    if name == "betas":
+        return tuple(float(v) for v in value)
+    if "bool" in kind and isinstance(value, bool):
+        return value
+    if isinstance(value, str) and kind.split(" ")[0] in ("int", "float"):
+        try:  # PyYAML reads 1e-4 (no dot) as a string
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if kind.startswith("int") and isinstance(value, float) and value.is_integer():
+        return int(value)  # 2e3 in YAML
+    if kind.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def from_dict(values: dict, base: TrainConfig | None = None) -> TrainConfig:
+    """A config from a mapping; unknown keys raise ValueError listing the valid ones."""
+    valid = field_names()
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ValueError(f"config: unknown key(s) {unknown}; valid keys: {', '.join(valid)}")
+    updates = {k: _coerce(k, v) for k, v in values.items()}
+    if "model" in updates:
+        updates["model"] = dict(updates["model"] or {})
+    return replace(base or TrainConfig(), **updates)
+
+
+def load_config(path: str | os.PathLike) -> TrainConfig:
+    """Read a YAML (``.yaml``/``.yml``) or JSON config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config: no such file {str(path)!r}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        values = yaml.safe_load(text) or {}
+    else:
+        values = json.loads(text)
+    if not isinstance(values, dict):
+        raise ValueError(f"config: {str(path)!r} must hold a mapping, got {type(values).__name__}")
+    return from_dict(values)
+
+
+def _parse_value(text: str):
+    """``3e-4`` -> float, ``true`` -> True, ``none`` -> None, ``[0.9,0.95]`` -> list, else str."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_overrides(cfg: TrainConfig, pairs: list[str]) -> TrainConfig:
+    """Apply ``key=value`` pairs in place (``model.key=value`` for policy arguments)."""
+    top: dict = {}
+    model = dict(cfg.model)
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override: expected key=value, got {pair!r}")
+        if key.startswith("model."):
+            model[key[len("model."):]] = _parse_value(text)
+        else:
+            top[key] = _parse_value(text)
+    new = from_dict({**top, "model": model}, base=cfg)
+    for f in fields(TrainConfig):
+        setattr(cfg, f.name, getattr(new, f.name))
+    return cfg
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """Fields outside ``RESUMABLE_FIELDS`` whose values differ, as ``name: saved -> current``."""
+    diffs = []
+    for name in sorted(set(saved) | set(current)):
+        if name in RESUMABLE_FIELDS:
+            continue
+        a, b = saved.get(name), current.get(name)
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            a, b = list(a), list(b)
+        if a != b:
+            diffs.append(f"{name}: {a!r} -> {b!r}")
+    return diffs

@@ -1,0 +1,66 @@
+"""``tracegym plot RUN_DIR``: loss and accuracy curves of a run's metrics.jsonl, as one PNG."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    """The records of ``RUN_DIR/metrics.jsonl`` (one JSON object per line)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"plot: no metrics file {str(path)!r}")
+    records = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"plot: {path}: line {i} is not JSON ({err.msg})") from err
+    return records
+
+
+def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Draw train loss (left) and train/eval exact accuracy (right); returns the PNG's path
+    (default ``RUN_DIR/curves.png``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(run_dir)
+    train = [r for r in records if r.get("split") == "train"]
+    evals = [r for r in records if r.get("split") == "eval"]
+    if not train and not evals:
+        raise ValueError(f"plot: {run_dir}: metrics.jsonl has no train or eval records")
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    if train:
+        steps = [r["step"] for r in train]
+        ax_loss.plot(steps, [r.get("loss", float("nan")) for r in train], label="train loss")
+        for key in ("exact_acc", "token_acc"):
+            if any(key in r for r in train):
+                ax_acc.plot(steps, [r.get(key, float("nan")) for r in train],
+                            label=f"train {key}", alpha=0.6)
+    for key in ("exact_acc", "token_acc"):
+        if any(key in r for r in evals):
+            ax_acc.plot([r["step"] for r in evals], [r.get(key, float("nan")) for r in evals],
+                        marker="o", label=f"eval {key}")
+    ax_loss.set(xlabel="step", ylabel="loss", title="loss")
+    ax_acc.set(xlabel="step", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+    fig.suptitle(str(run_dir))
+    fig.tight_layout()
+    path = Path(out) if out is not None else Path(run_dir) / "curves.png"
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return path
