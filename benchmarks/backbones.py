@@ -13,8 +13,18 @@ Prints one JSON object; draws a PNG (``--plot``) when matplotlib is installed.
   held before it. On CPU there is no allocator peak to read, so the figure is the bytes of the
   tensors autograd saves for backward (distinct storages, via ``saved_tensors_hooks``): the
   activation memory training needs, which is what grows with T. Parameters are not counted.
-- delta_rule: the op alone at T = 1024 (B 1, H 4, K = V = 64), recurrent vs chunked (chunk 64),
-  forward+backward and forward under no_grad; on CUDA with fla installed, torch chunked vs fla.
+- delta_rule, kda: each op alone at T = 1024 (B 1, H 4, K = V = 64), recurrent vs chunked
+  (chunk 64), forward+backward and forward under no_grad; on CUDA with fla installed, torch
+  chunked vs fla. KDA's decay is per key channel (g is (B, T, H, K)).
+- cache_bytes: every causal backbone prefilled with T = 1024 and 8192 random tokens (batch 1, in
+  pieces of ``--prefill-chunk`` tokens, no_grad), then the bytes of the tensors its decoding cache
+  holds, read from the cache itself: ``bytes`` (numel x element size of every cached tensor) and
+  ``storage_bytes`` (distinct storages those tensors keep alive; larger when a cached tensor is a
+  slice of a bigger one). Per token = bytes / T: constant for a KV cache (transformer: 2 heads
+  head_dim layers 4 bytes, given as ``kv_formula_per_token``), smaller for MLA's latent, falling
+  as 1/T for the bounded sliding window and the constant-size Gated DeltaNet / KDA states.
+- Recipes (qwen3_next, kimi_linear, gdn_h1) run at depth max(--depth, pattern length), so every
+  layer kind of the recipe is present; sliding-window layers use ``--window``.
 
 Usage: ``python benchmarks/backbones.py [--quick] [--plot benchmarks/backbones.png]``.
 """
@@ -27,6 +37,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import fields
 
 import torch
 import torch.nn.functional as F
@@ -34,18 +45,44 @@ import torch.nn.functional as F
 from tracegym.agents.backbones import (
     BACKBONES,
     HAS_FLA,
+    HAS_FLA_KDA,
     build_backbone,
     chunk_gated_delta_rule,
+    chunk_kda,
     gated_delta_rule,
+    kda,
     recurrent_gated_delta_rule,
+    recurrent_kda,
 )
 
 MIXER_MAX_LEN = 2048
+RECIPES = ("qwen3_next", "kimi_linear", "gdn_h1")
+CACHE_LENGTHS = (1024, 8192)
 
 
 def hybrid_pattern(depth: int) -> str:
     # Qwen3-Next's 3:1 needs four layers; a shallower stack alternates so it holds attention.
     return "GGGA" if depth >= 4 else "GA"
+
+
+def bench_depth(name: str, depth: int) -> int:
+    # A recipe cut below its pattern length would lose its attention layers ("GGGA" -> "GG").
+    return max(depth, len(BACKBONES[name])) if name in RECIPES else depth
+
+
+def make_net(name: str, args, T: int, causal: bool):
+    pattern = hybrid_pattern(args.depth) if name == "hybrid" else None
+    return build_backbone(
+        name,
+        args.dim,
+        bench_depth(name, args.depth),
+        args.heads,
+        T,
+        causal,
+        multiple_of=64,
+        pattern=pattern,
+        window=args.window,
+    )
 
 
 def sync(device: torch.device) -> None:
@@ -90,10 +127,7 @@ def bench_scaling(args, device: torch.device) -> tuple[dict, dict]:
                 skipped[name].append(T)
                 continue
             torch.manual_seed(0)
-            pattern = hybrid_pattern(args.depth) if name == "hybrid" else None
-            net = build_backbone(
-                name, args.dim, args.depth, args.heads, T, causal, multiple_of=64, pattern=pattern
-            ).to(device)
+            net = make_net(name, args, T, causal).to(device)
             x = torch.randn(args.batch, T, args.dim, device=device)
 
             def step(net=net, x=x):
@@ -115,13 +149,20 @@ def bench_scaling(args, device: torch.device) -> tuple[dict, dict]:
     return results, skipped
 
 
-def bench_delta_rule(args, device: torch.device) -> dict:
+def bench_delta_rule(args, device: torch.device, per_channel: bool = False) -> dict:
+    """The gated delta rule (``per_channel=False``) or KDA (True): recurrent vs chunked."""
+    recurrent, chunk, dispatch, has_fla = (
+        (recurrent_kda, chunk_kda, kda, HAS_FLA_KDA)
+        if per_channel
+        else (recurrent_gated_delta_rule, chunk_gated_delta_rule, gated_delta_rule, HAS_FLA)
+    )
     B, T, H, K = 1, 1024, 4, 64
+    g_shape = (B, T, H, K) if per_channel else (B, T, H)
     gen = torch.Generator().manual_seed(0)
     q = torch.randn(B, T, H, K, generator=gen)
     k = F.normalize(torch.randn(B, T, H, K, generator=gen), dim=-1)
     v = torch.randn(B, T, H, K, generator=gen)
-    g = F.logsigmoid(torch.randn(B, T, H, generator=gen) + 3)
+    g = F.logsigmoid(torch.randn(*g_shape, generator=gen) + 3)
     beta = torch.sigmoid(torch.randn(B, T, H, generator=gen))
     inputs = [t.to(device) for t in (q, k, v, g, beta)]
     # Best of at least 3 for both forms even with --quick: one pass of the fast form is too
@@ -142,10 +183,7 @@ def bench_delta_rule(args, device: torch.device) -> dict:
 
     for label, wrap in (("fwd_bwd", fwd_bwd), ("fwd_no_grad", fwd)):
         times = {}
-        for impl, fn in (
-            ("recurrent", recurrent_gated_delta_rule),
-            ("chunk", chunk_gated_delta_rule),
-        ):
+        for impl, fn in (("recurrent", recurrent), ("chunk", chunk)):
             run = wrap(fn)
             run()  # burn-in
             times[impl] = time_pass(run, device, repeats)
@@ -153,15 +191,17 @@ def bench_delta_rule(args, device: torch.device) -> dict:
             **{f"{k}_s": v for k, v in times.items()},
             "speedup": times["recurrent"] / times["chunk"],
         }
-    out["target_speedup"] = 15.0
-    out["target_met_fwd_bwd"] = out["fwd_bwd"]["speedup"] >= 15.0
+    if not per_channel:
+        out["target_speedup"] = 15.0
+        out["target_met_fwd_bwd"] = out["fwd_bwd"]["speedup"] >= 15.0
 
-    if device.type == "cuda" and HAS_FLA:
+    if device.type == "cuda" and has_fla:
         fla = {}
         for T_long in (1024, 4096, 8192):
             x = [torch.randn(4, T_long, 8, 64, device=device) for _ in range(3)]
             x[1] = F.normalize(x[1], dim=-1)
-            gg = F.logsigmoid(torch.randn(4, T_long, 8, device=device) + 3)
+            g_long = (4, T_long, 8, 64) if per_channel else (4, T_long, 8)
+            gg = F.logsigmoid(torch.randn(*g_long, device=device) + 3)
             bb = torch.sigmoid(torch.randn(4, T_long, 8, device=device))
             row = {}
             for impl in ("chunk", "fla"):
@@ -171,7 +211,7 @@ def bench_delta_rule(args, device: torch.device) -> dict:
                 ]
 
                 def run(leaves=leaves, impl=impl):
-                    gated_delta_rule(*leaves, impl=impl)[0].float().sum().backward()
+                    dispatch(*leaves, impl=impl)[0].float().sum().backward()
 
                 run()
                 row[f"{impl}_s"] = time_pass(run, device, args.repeats)
@@ -179,6 +219,49 @@ def bench_delta_rule(args, device: torch.device) -> dict:
             fla[str(T_long)] = row
         out["torch_chunk_vs_fla_bf16_B4_H8_K64"] = fla
     return out
+
+
+def cache_tensors(cache) -> list[torch.Tensor]:
+    """Every tensor held by the per-layer records of a decoding cache."""
+    out = []
+    for record in cache.layers:
+        for f in fields(record):
+            value = getattr(record, f.name)
+            if isinstance(value, torch.Tensor):
+                out.append(value)
+    return out
+
+
+def bench_cache_bytes(args, device: torch.device) -> dict:
+    rows: dict[str, list] = {}
+    head_dim = args.dim // args.heads
+    for name in BACKBONES:
+        if name == "mlp_mixer":  # bidirectional only: no decoding cache
+            continue
+        rows[name] = []
+        for T in CACHE_LENGTHS:
+            torch.manual_seed(0)
+            net = make_net(name, args, T, causal=True).to(device).eval()
+            cache = net.init_cache()
+            x = torch.randn(1, T, args.dim, device=device)
+            with torch.no_grad():
+                for start in range(0, T, args.prefill_chunk):
+                    net(x[:, start : start + args.prefill_chunk], cache)
+            tensors = cache_tensors(cache)
+            logical = sum(t.numel() * t.element_size() for t in tensors)
+            storages = {t.untyped_storage().data_ptr(): t.untyped_storage() for t in tensors}
+            row = {
+                "seq_len": T,
+                "depth": len(net.blocks),
+                "bytes": logical,
+                "bytes_per_token": logical / T,
+                "storage_bytes": sum(st.nbytes() for st in storages.values()),
+            }
+            if name == "transformer":
+                row["kv_formula_per_token"] = 2 * args.heads * head_dim * len(net.blocks) * 4
+            rows[name].append(row)
+            del net, cache, x, tensors
+    return rows
 
 
 def plot(results: dict, path: str, device: str, memory_metric: str) -> str | None:
@@ -228,6 +311,10 @@ def main() -> None:
     parser.add_argument(
         "--budget-s", type=float, default=30.0, help="stop a backbone after a pass this long"
     )
+    parser.add_argument("--window", type=int, default=64, help="sliding-window attention window")
+    parser.add_argument(
+        "--prefill-chunk", type=int, default=1024, help="tokens per prefill call (cache_bytes)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.lengths, args.repeats, args.budget_s = [128, 256, 512], 1, min(args.budget_s, 5.0)
@@ -253,6 +340,10 @@ def main() -> None:
             "causal": {name: name != "mlp_mixer" for name in BACKBONES},
             "swiglu_multiple_of": 64,
             "hybrid_pattern": hybrid_pattern(args.depth),
+            "recipe_depths": {name: bench_depth(name, args.depth) for name in RECIPES},
+            "window": args.window,
+            "prefill_chunk": args.prefill_chunk,
+            "cache_lengths": list(CACHE_LENGTHS),
         },
         "device": {
             "type": device.type,
@@ -262,6 +353,7 @@ def main() -> None:
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "fla": HAS_FLA,
+            "fla_kda": HAS_FLA_KDA,
         },
         "memory_metric": memory_metric,
         "scaling": scaling,
@@ -271,6 +363,8 @@ def main() -> None:
             f"mlp_mixer beyond {MIXER_MAX_LEN} tokens (its token MLP has ~8 T^2 parameters)",
         },
         "delta_rule": bench_delta_rule(args, device),
+        "kda": bench_delta_rule(args, device, per_channel=True),
+        "cache_bytes": bench_cache_bytes(args, device),
     }
     report["plot"] = plot(scaling, args.plot, device.type, memory_metric)
     print(json.dumps(report, indent=2))

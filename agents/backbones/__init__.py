@@ -6,6 +6,11 @@
 >>> net(torch.randn(2, 81, 64)).shape
 torch.Size([2, 81, 64])
 
+Hybrid recipes by name: ``qwen3_next`` "GGGA" (3 Gated DeltaNet : 1 gated attention),
+``kimi_linear`` "KKKL" (3 KDA : 1 MLA without rotary, NoPE), ``gdn_h1`` "GS" (Gated DeltaNet and
+sliding-window attention alternating, Gated DeltaNet-H1); any other pattern through
+``build_backbone("hybrid", ..., pattern="KKKL")``. Layer letters are listed in ``hybrid.MIXERS``.
+
 Decoding (causal backbones except mlp_mixer): ``cache = net.init_cache()``, then ``net(x, cache)``
 on a prefix and on each new token; the cache is updated in place (see cache.py).
 """
@@ -13,7 +18,7 @@ on a prefix and on each new token; the cache is updated in place (see cache.py).
 from __future__ import annotations
 
 from .blocks import NORMS, Backbone
-from .cache import Cache, DeltaCache, KVCache
+from .cache import Cache, DeltaCache, KVCache, LatentCache, WindowCache
 from .delta_rule import (
     HAS_FLA,
     IMPLS,
@@ -21,7 +26,8 @@ from .delta_rule import (
     gated_delta_rule,
     recurrent_gated_delta_rule,
 )
-from .hybrid import DEFAULT_HYBRID_PATTERN, layer_kinds, make_mixer
+from .hybrid import DEFAULT_HYBRID_PATTERN, MIXERS, layer_kinds, make_mixer
+from .kda_rule import HAS_FLA_KDA, chunk_kda, kda, recurrent_kda
 
 # name -> layer pattern (letters in hybrid.MIXERS); "hybrid" takes `pattern`.
 BACKBONES = {
@@ -30,6 +36,12 @@ BACKBONES = {
     "gated_attention": "A",
     "gated_deltanet": "G",
     "hybrid": DEFAULT_HYBRID_PATTERN,
+    "kda": "K",
+    "mla": "L",
+    "sliding_window": "S",
+    "qwen3_next": "GGGA",
+    "kimi_linear": "KKKL",
+    "gdn_h1": "GS",
 }
 
 __all__ = [
@@ -38,12 +50,19 @@ __all__ = [
     "Cache",
     "DeltaCache",
     "HAS_FLA",
+    "HAS_FLA_KDA",
     "IMPLS",
     "KVCache",
+    "LatentCache",
+    "MIXERS",
+    "WindowCache",
     "build_backbone",
     "chunk_gated_delta_rule",
+    "chunk_kda",
     "gated_delta_rule",
+    "kda",
     "recurrent_gated_delta_rule",
+    "recurrent_kda",
 ]
 
 
@@ -65,6 +84,10 @@ def build_backbone(
     conv_size: int = 4,
     chunk_size: int = 64,
     impl: str = "auto",
+    latent_dim: int | None = None,
+    window: int = 64,
+    rope: bool | None = None,
+    mla_gate: bool = False,
 ) -> Backbone:
     """Build a backbone by name.
 
@@ -80,12 +103,18 @@ def build_backbone(
         multiple_of (int, default 256): SwiGLU hidden width rounding (TRM).
         pattern (str | None, default None): hybrid only; layer letters from ``hybrid.MIXERS``
             repeated to ``depth``; None means "GGGA" (3 Gated DeltaNet : 1 gated attention).
-        qk_norm (bool, default True): QK-norm in gated attention (the plain transformer has none).
+        qk_norm (bool, default True): QK-norm in gated and sliding-window attention (the plain
+            transformer and MLA have none).
         rope_base (float, default 10000.0): rotary base of the attention layers.
-        expand_v (float, default 1.0): Gated DeltaNet value width over key width.
-        conv_size (int, default 4): Gated DeltaNet short convolution kernel.
-        chunk_size (int, default 64): Gated DeltaNet chunk length.
-        impl (str, default "auto"): gated delta rule implementation, one of ``IMPLS``.
+        expand_v (float, default 1.0): Gated DeltaNet / KDA value width over key width.
+        conv_size (int, default 4): Gated DeltaNet / KDA short convolution kernel.
+        chunk_size (int, default 64): Gated DeltaNet / KDA chunk length.
+        impl (str, default "auto"): gated delta rule / KDA implementation, one of ``IMPLS``.
+        latent_dim (int | None, default None): MLA key-value latent width; None means dim // 2.
+        window (int, default 64): sliding-window attention window (keys seen per query causally).
+        rope (bool | None, default None): rotary embeddings in the attention layers (T, A, S, L);
+            None means on, except off (NoPE) for ``kimi_linear``, as in Kimi Linear's MLA layers.
+        mla_gate (bool, default False): sigmoid output gate in the MLA layers.
     """
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; valid names: {', '.join(BACKBONES)}")
@@ -96,6 +125,12 @@ def build_backbone(
         raise ValueError(f"dim must be divisible by heads, got dim={dim}, heads={heads}")
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got norm={norm!r}")
+    if not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a positive int, got window={window!r}")
+    if latent_dim is not None and (not isinstance(latent_dim, int) or latent_dim < 1):
+        raise ValueError(f"latent_dim must be a positive int, got latent_dim={latent_dim!r}")
+    if rope is None:
+        rope = name != "kimi_linear"
     if pattern is not None and name != "hybrid":
         raise ValueError(
             f"pattern is for the hybrid backbone only, got pattern={pattern!r} for {name!r}"
@@ -108,7 +143,7 @@ def build_backbone(
             heads,
             seq_len,
             causal,
-            qk_norm and kind == "A",
+            qk_norm and kind in "AS",
             rope_base,
             expansion,
             multiple_of,
@@ -116,6 +151,10 @@ def build_backbone(
             conv_size,
             chunk_size,
             impl,
+            latent_dim=latent_dim,
+            window=window,
+            rope=rope,
+            mla_gate=mla_gate,
         )
         for kind in kinds
     ]

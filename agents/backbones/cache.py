@@ -40,8 +40,37 @@ class DeltaCache:
 
 
 @dataclass
+class WindowCache:
+    """Sliding-window attention: at most the last ``window - 1`` keys and values, each
+    (B, H, n, hd) after rotary, plus the count of tokens seen (rotary positions are absolute)."""
+
+    k: torch.Tensor | None = None
+    v: torch.Tensor | None = None
+    seen: int = 0
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.shape[2]
+
+
+@dataclass
+class LatentCache:
+    """Multi-head latent attention: the compressed key-value latent, (B, T_seen, latent_dim), and
+    the decoupled rotary key shared by all heads, (B, T_seen, rope_dim) after rotary (None with
+    NoPE). Keys and values are re-expanded from the latent at each call."""
+
+    latent: torch.Tensor | None = None
+    k_rope: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.latent is None else self.latent.shape[1]
+
+
+@dataclass
 class Cache:
-    """One record per layer (``KVCache`` or ``DeltaCache``) and the count of tokens seen."""
+    """One record per layer (``KVCache``, ``WindowCache``, ``LatentCache`` or ``DeltaCache``) and
+    the count of tokens seen."""
 
     layers: list = field(default_factory=list)
     seen: int = 0
