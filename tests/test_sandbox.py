@@ -155,25 +155,21 @@ def test_run_source__parallel_runs_stay_apart():
     assert [r.trace.return_repr for r in results] == ["0", "1", "4", "9"]
 
 
-CRUXEVAL = os.path.join(os.path.dirname(REPO), "shared", "data", "cruxeval", "cruxeval.jsonl")
-
-
-@pytest.mark.skipif(not os.path.exists(CRUXEVAL), reason=f"no CRUXEval data at {CRUXEVAL}")
 def test_trace_source__cruxeval_programs_reproduce_their_outputs():
     import ast
-    import json
     from concurrent.futures import ThreadPoolExecutor
 
-    with open(CRUXEVAL) as f:
-        samples = [json.loads(line) for line in f][:10]
+    from tracegym.tracers.programs import cruxeval_programs
 
-    def check(sample):
-        args = ast.literal_eval(f"({sample['input']},)")
-        got = trace_source(sample["code"], "f", args, limits=FAST)
-        return ast.literal_eval(got.return_repr), ast.literal_eval(sample["output"])
+    programs = cruxeval_programs()[:10]  # the copy shipped in tracers/data/cruxeval
+
+    def check(program):
+        call = program.inputs[0]
+        got = trace_source(program.source, program.entry, call.args, call.kwargs, limits=FAST)
+        return ast.literal_eval(got.return_repr), ast.literal_eval(program.outputs[0])
 
     with ThreadPoolExecutor(2) as pool:
-        for got, expected in pool.map(check, samples):
+        for got, expected in pool.map(check, programs):
             assert got == expected
 
 

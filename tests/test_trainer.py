@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import socket
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -378,3 +379,12 @@ def test_trainer__bf16_autocast_and_loss_decreases(sudoku4, tmp_path):
     losses = [json.loads(line)["loss"] for line in (tmp_path / "metrics.jsonl").open()
               if '"train"' in line]
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+
+
+def test_trainer__time_budget_stops_between_batches(sudoku4, tmp_path):
+    cfg = tiny_config(sudoku4, tmp_path / "run", max_steps=100_000, time_budget_s=1.0)
+    start = time.perf_counter()
+    result = Trainer(cfg).train()
+    assert 0 < result["step"] < 100_000 and time.perf_counter() - start < 60
+    with pytest.raises(ValueError, match=re.escape("time_budget_s must be > 0 seconds or None")):
+        tiny_config(sudoku4, tmp_path / "bad", time_budget_s=0).validate()

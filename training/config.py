@@ -26,8 +26,8 @@ SAMPLERS = ("examples", "groups")
 # Trainer checks its dataset.json against the checkpoint's instead) and on what hardware. Every
 # other field shapes the result and must match the checkpoint.
 RESUMABLE_FIELDS = frozenset({
-    "data", "epochs", "max_steps", "eval_every", "eval_examples", "checkpoint_every", "log_every",
-    "out", "device", "compile", "progress",
+    "data", "epochs", "max_steps", "time_budget_s", "eval_every", "eval_examples",
+    "checkpoint_every", "log_every", "out", "device", "compile", "progress",
 })
 
 
@@ -49,6 +49,9 @@ class TrainConfig:
     """passes over the train split (ignored when max_steps is set)"""
     max_steps: int | None = None
     """stop after this many optimizer steps (checked between batches); None: use epochs"""
+    time_budget_s: float | None = None
+    """also stop once this many seconds of training have passed (between batches; the lr
+    schedule still follows max_steps/epochs): fixed-budget comparisons"""
     batch_size: int = 64
     """global batch size (split evenly across DDP ranks)"""
     sampler: str = "examples"
@@ -119,6 +122,10 @@ class TrainConfig:
         for name in ("lr", "lr_embed"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.time_budget_s is not None and not (
+                isinstance(self.time_budget_s, (int, float)) and self.time_budget_s > 0):
+            raise ValueError(f"time_budget_s must be > 0 seconds or None, got "
+                             f"{self.time_budget_s!r}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be in [0, 1), got {self.ema!r}")
         if not 0 <= self.min_lr_ratio <= 1:

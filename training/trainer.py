@@ -407,6 +407,9 @@ class Trainer:
     def _done(self) -> bool:
         if self.stop_after is not None and self.step >= self.stop_after:
             return True
+        if self.cfg.time_budget_s is not None and self.dist.any(  # every rank stops together
+                time.perf_counter() - self.started >= self.cfg.time_budget_s, self.device):
+            return True
         if self.cfg.max_steps is not None:
             return self.step >= self.cfg.max_steps
         return self.batches >= self.cfg.epochs * self.batches_per_epoch
@@ -419,6 +422,7 @@ class Trainer:
 
         cfg = self.cfg
         self.stop_after = stop_after
+        self.started = time.perf_counter()
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")

@@ -88,7 +88,8 @@ class GatedDeltaNet(nn.Module):
             left = u.new_zeros(B, C, self.conv_size - 1)
         full = torch.cat((left, u), dim=-1)  # (B, C, conv_size - 1 + T)
         y = F.conv1d(full, weight.to(u.dtype), groups=C)  # (B, C, T)
-        return F.silu(y).transpose(1, 2), full[..., full.shape[-1] - (self.conv_size - 1) :]
+        # clone: the kept tail must not hold the whole (B, C, T) input alive in a cache
+        return F.silu(y).transpose(1, 2), full[..., full.shape[-1] - (self.conv_size - 1) :].clone()
 
     def _heads(self, u: torch.Tensor):
         B, T, _ = u.shape

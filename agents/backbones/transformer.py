@@ -63,6 +63,8 @@ class Attention(nn.Module):
         if cache is not None:
             if past:
                 k, v = torch.cat((cache.k, k), dim=2), torch.cat((cache.v, v), dim=2)
+            else:  # own storage: a view would keep the whole qkv projection (queries too) alive
+                k, v = k.contiguous(), v.contiguous()
             cache.k, cache.v = k, v
         mask, is_causal = None, self.causal
         if self.causal and past:
