@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tracegym.agents import build_policy
 from tracegym.agents.reasoners import (
     NAMED_CONFIGS,
-    REASONERS,
+    PUZZLE_REASONERS,
     TASKS,
     TaskSpec,
     log_stablemax,
@@ -25,7 +25,7 @@ from tracegym.agents.reasoners import (
 )
 
 BACKBONES = ["transformer", "mlp_mixer", "hybrid"]
-PAIRS = [(r, b) for r in REASONERS for b in BACKBONES
+PAIRS = [(r, b) for r in PUZZLE_REASONERS for b in BACKBONES
          if not (r == "autoregressive" and b == "mlp_mixer")]
 TASK = TASKS["sudoku4"]  # vocab 6, seq_len 16
 
@@ -239,7 +239,7 @@ def test_puzzle_embedding__zero_init_one_row_per_identifier(batch):
     assert used.tolist() == [False, False, False, True, False]
 
 
-@pytest.mark.parametrize("reasoner", list(REASONERS))
+@pytest.mark.parametrize("reasoner", list(PUZZLE_REASONERS))
 def test_reasoner__same_seed_same_losses(reasoner, batch):
     def losses():
         torch.manual_seed(7)

@@ -21,7 +21,8 @@ from tracegym.errors import TracegymError
 
 DEFAULT_TASK = "sudoku"  # the task of `tracegym <command>` when no task word follows
 # modules whose COMMANDS table, {name: (help, add_arguments, main)}, adds top-level commands
-COMMAND_MODULES = ("tracegym.tracers.cli", "tracegym.training.cli")
+COMMAND_MODULES = ("tracegym.tracers.cli", "tracegym.training.cli",
+                   "tracegym.agents.trace_model_cli")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -34,6 +34,11 @@ from .trm import TRM
 REASONERS: dict[str, type[Reasoner]] = {
     cls.NAME: cls for cls in (FeedForward, TRM, HRM, MaskedDiffusion, Autoregressive)
 }
+PUZZLE_REASONERS = tuple(REASONERS)  # grid puzzles; the trace models below read trace text
+# the trace models (causal LM and masked diffusion over CWM trace text) train the same way
+from ..trace_model import TraceDiffusion, TraceLM  # noqa: E402 - they import .base above
+
+REASONERS.update({cls.NAME: cls for cls in (TraceLM, TraceDiffusion)})
 
 # TRM (config/arch/trm.yaml and the README's commands): 2 layers, hidden 512, 8 heads, expansion 4,
 # stablemax, halt exploration 0.1, up to 16 supervision steps, a 16-token puzzle embedding of
@@ -67,7 +72,8 @@ NAMED_CONFIGS: dict[str, dict] = {
 }
 
 __all__ = [
-    "LOSSES", "NAMED_CONFIGS", "REASONERS", "TASKS", "HRM", "TRM", "Autoregressive",
+    "LOSSES", "NAMED_CONFIGS", "PUZZLE_REASONERS", "REASONERS", "TASKS", "HRM", "TRM",
+    "Autoregressive", "TraceDiffusion", "TraceLM",
     "FeedForward", "InputEmbedding", "MaskedDiffusion", "Reasoner", "StepOutput", "TaskSpec",
     "build_policy", "log_stablemax", "sequence_loss", "token_loss",
 ]

@@ -1,0 +1,139 @@
+"""Does a small trace model learn on CPU? Train a TraceLM per backbone for a fixed budget and
+report the ExecTrace metrics beside the "copy the previous frame" baseline, as one JSON object.
+
+Data: generated straight-line and loop programs, traced (``build_trace_dataset``) and tokenized
+(``build_trace_lm_dataset``, tasks ``trace,output``: whole-trace LM windows, where every frame
+token is a label, and output prediction) into a temporary directory.
+Training: the Trainer (``trace_model_factory``), in chunks until the backbone's share of
+``--minutes`` is spent (constant lr after warm-up, so the chunking does not change the run).
+Evaluation: ``evaluate_exectrace`` on the *test-split programs* (no program seen in training).
+
+    python benchmarks/trace_model.py --quick          # ~2 minutes
+    python benchmarks/trace_model.py --minutes 25     # the measured setting
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def build_data(root: Path, programs: int, seed: int, seq_len: int) -> tuple[Path, list]:
+    """Traces of ``programs`` straight-line and ``programs`` loop programs -> a trace_lm dataset;
+    returns it and the test-split Program objects (for the env)."""
+    from tracegym.datasets.common import stream_seed
+    from tracegym.datasets.trace_lm import build_trace_lm_dataset
+    from tracegym.datasets.traces import PROGRAM_STREAM, build_trace_dataset, read_traces
+    from tracegym.tracers.programs import generate_program
+
+    dirs, test_programs = [], []
+    for kind in ("straight_line", "loops"):
+        out = root / f"traces_{kind}"
+        build_trace_dataset(out, n=programs, seed=seed, kind=kind, max_events=200,
+                            test_fraction=0.15, progress=False)
+        dirs.append(out)
+        seen = set()
+        for r in read_traces(out):
+            if r["split"] == "test" and r["program_index"] not in seen:
+                seen.add(r["program_index"])
+                p = generate_program(stream_seed(seed, PROGRAM_STREAM), r["program_index"],
+                                     kind=kind, num_inputs=3)
+                assert p.source == r["source"]  # our invariant: the same program rebuilt
+                test_programs.append(p)
+    data = root / "trace_lm"
+    build_trace_lm_dataset(dirs, data, task="trace,output", seq_len=seq_len)
+    return data, test_programs
+
+
+def train_one(data: Path, out: Path, backbone: str, seconds: float, args) -> tuple:
+    from tracegym.agents.trace_model import trace_model_factory
+    from tracegym.training import TrainConfig, Trainer
+
+    cfg = TrainConfig(task="exectrace", data=str(data), reasoner="trace_lm", backbone=backbone,
+                      model=dict(dim=args.dim, depth=args.depth, heads=args.heads,
+                                 multiple_of=32),
+                      loss="softmax", max_steps=10**6, batch_size=args.batch_size, lr=args.lr,
+                      warmup_steps=50, weight_decay=0.1, eval_examples=16, out=str(out),
+                      device="cpu", progress=False, log_every=25, seed=args.seed)
+    trainer = Trainer(cfg, policy_factory=trace_model_factory)
+    start = time.perf_counter()
+    result = {}
+    while time.perf_counter() - start < seconds:
+        result = trainer.train(stop_after=trainer.step + args.chunk)
+    train_s = time.perf_counter() - start
+    losses = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    train = [r for r in losses if r.get("split") == "train"]
+    curve = {"first_loss": train[0]["loss"] if train else None,
+             "last_loss": train[-1]["loss"] if train else None,
+             "last_train_token_acc": train[-1].get("token_acc") if train else None}
+    params = sum(p.numel() for p in trainer.policy.parameters())
+    return trainer.policy, {"steps": trainer.step, "train_seconds": round(train_s, 1),
+                            "parameters": params, **curve,
+                            "trainer_eval": result}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=25.0,
+                        help="total budget, data and evaluation included (<= 30)")
+    parser.add_argument("--quick", action="store_true", help="a ~2 minute smoke run")
+    parser.add_argument("--backbones", default="transformer,hybrid")
+    parser.add_argument("--programs", type=int, default=None,
+                        help="programs per kind (default 300, quick 60)")
+    parser.add_argument("--seq-len", type=int, default=512)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--chunk", type=int, default=100, help="steps between time checks")
+    parser.add_argument("--episodes", type=int, default=None,
+                        help="test episodes per metric (default 30, quick 4)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.minutes = min(args.minutes, 2.0)
+    programs = args.programs or (60 if args.quick else 300)
+    episodes = args.episodes or (4 if args.quick else 30)
+    torch.set_num_threads(args.threads)
+    backbones = [b for b in args.backbones.split(",") if b]
+    t0 = time.perf_counter()
+    report = {"config": {**vars(args), "programs": programs, "episodes": episodes},
+              "device": "cpu", "torch": torch.__version__, "results": {}}
+    with tempfile.TemporaryDirectory(prefix="tracegym-trace-model-") as tmp:
+        root = Path(tmp)
+        data, test_programs = build_data(root, programs, args.seed, args.seq_len)
+        meta = json.loads((data / "meta.json").read_text())
+        report["data"] = {"splits": meta["splits"], "test_programs": len(test_programs),
+                          "seconds": round(time.perf_counter() - t0, 1)}
+        # what is left after the data: ~75% training, the rest evaluation
+        left = args.minutes * 60 - (time.perf_counter() - t0)
+        per_backbone = left / len(backbones)
+        from tracegym.agents.trace_model.decode import evaluate_exectrace
+
+        for backbone in backbones:
+            model, info = train_one(data, root / f"run_{backbone}", backbone,
+                                    0.72 * per_backbone, args)
+            e0 = time.perf_counter()
+            metrics = evaluate_exectrace(model, programs=test_programs, episodes=episodes,
+                                         rollout_episodes=max(2, episodes // 4), seed=args.seed,
+                                         max_frames=200)
+            info["eval_seconds"] = round(time.perf_counter() - e0, 1)
+            report["results"][backbone] = {**info, **metrics}
+    report["total_seconds"] = round(time.perf_counter() - t0, 1)
+    json.dump(report, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    raise SystemExit(main())

@@ -1,0 +1,348 @@
+"""Token datasets for trace language models, in the TRM layout: ``tracegym data trace_lm``.
+
+Reads a ``tracegym data traces`` output directory (``traces.jsonl``) and writes::
+
+    OUT/identifiers.json                   ["<blank>"]
+    OUT/{train,test}/dataset.json          TRM metadata + "tokenizer", "task", "counts"
+    OUT/{train,test}/all__inputs.npy       (N, seq_len) uint16 token ids (vocab 268 > 255)
+    OUT/{train,test}/all__labels.npy       (N, seq_len) uint16
+    OUT/{train,test}/all__puzzle_*.npy, all__group_indices.npy   as the TRM layout
+    OUT/meta.json                          the arguments and counts
+
+The arrays are uint16 because :class:`~tracegym.tracers.tokenizer.TraceTokenizer` has 268 ids;
+``PuzzleDataset`` and the Trainer cast to int64 whatever the dtype. (``datasets/writer.py``
+accepts uint8 only, so this module writes the same files itself.)
+
+Tasks (``--task``):
+
+* ``next_frame``: one example per frame t of each usable trace. Prompt = ``BOS`` + the header
+  (``<|trace_context_start|>`` marked source ``<|frame_sep|>``) + frames ``0..t-1``; target =
+  frame t's CWM text (event token through ``<|frame_sep|>``) + ``EOS``.
+* ``output`` (CRUXEval-O): prompt = ``BOS`` + ``source.rstrip() + "\\n\\n" + f"{entry}({args})"
+  + "\\n"`` (the ExecTrace answer-mode observation); target = the return value's repr (or the
+  exception's repr for a raising call) + ``EOS``.
+* ``trace``: whole-trace windows for a causal LM (every frame token is a label: at seq_len 512
+  ~3x the labels per token of next_frame). Window w: prompt = ``BOS`` + header + the
+  ``TRACE_OVERLAP`` frame(s) before its first frame, if they fit beside it (the most recent
+  context, as the left-truncated prompts at evaluation); target = as many whole frames as fit,
+  + ``EOS`` after the trace's last frame only. A model trained so ends a frame with
+  ``<|frame_sep|>``, not EOS: decoding a frame stops there (``complete(..., frame=True)``). A
+  frame that does not fit even alone is rejected (counted) and the next window starts after it.
+* ``both``: next_frame and output. Tasks may be combined with commas (``trace,output``), the
+  examples of each record in the order named.
+
+Label convention (shifted, for a causal LM). With ``p`` prompt tokens and target ``y_0..y_m-1``
+(``y_m-1`` = EOS), ``inputs[:p]`` = the prompt and ``inputs[p:]`` = PAD (0): the target is *not*
+in the inputs, so ``solve(inputs)`` cannot see it. ``labels[p-1+j] = y_j`` for ``j < m``: the
+label at position ``i`` is the token at position ``i + 1`` of the full sequence prompt + target;
+every other label is 0 (ignored, TRM's ignore_label_id). A teacher-forced model rebuilds the
+sequence as ``x[i+1] = labels[i]`` where ``labels[i] != 0`` (:func:`teacher_forced`).
+
+Length (``--seq-len`` L): an example needs ``p + m <= L`` (the last label sits at position
+``p + m - 2``; position ``p + m - 1`` holds the target's last token in the teacher-forced
+sequence). A next_frame prompt
+that is too long is left-truncated *by whole frames*: BOS and the header (source context) are
+kept, then the most recent frames that fit, and the older frames between are dropped
+(``counts.truncated``). When BOS + header + target alone do not fit, the example is rejected
+(``counts.rejected_too_long``), as is every output example that does not fit (the source is never
+cut). :func:`fit_prompt` is the one rule, used again at evaluation and by ``trace-model predict``.
+
+Split: the ``split`` column of the traces (by program: every call of a program, and every program
+with the same source, is in one split); the builder checks that no source is in both. Traces whose
+outcome is not ``ok`` or ``exception`` (truncated, timeout, ...) are skipped (``counts.skipped``).
+Puzzle = one traced call (its examples), group = one program (all of its calls), identifiers all
+0, so ``sampler="groups"`` draws one example per program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .common import check_int
+from .writer import BLANK_IDENTIFIER, check_output_dir, staged_directory
+
+TASKS = ("next_frame", "output", "trace")
+ALIASES = {"both": ("next_frame", "output")}
+TRACE_OVERLAP = 1  # frames of context before a trace window's first target frame
+USABLE_OUTCOMES = ("ok", "exception")
+DTYPE = np.uint16
+
+
+def _tokenizer():
+    from tracegym.tracers.tokenizer import TraceTokenizer
+
+    return TraceTokenizer()
+
+
+# ---------------------------------------------------------------------------------------------
+# the shared rules: prompts, truncation, the label convention
+
+
+def answer_prompt(source: str, entry: str, args_repr: str) -> str:
+    """The answer-mode text: as ``ExecTraceEnv``'s observation (source, blank line, call)."""
+    return f"{source.rstrip()}\n\n{entry}({args_repr})\n"
+
+
+def fit_prompt(head: np.ndarray, frames: Sequence[np.ndarray], budget: int) -> tuple[np.ndarray,
+                                                                                    int]:
+    """``(prompt ids, frames dropped)``: ``head`` then the most recent ``frames`` that fit in
+    ``budget`` ids (whole frames only; older ones dropped). ValueError when ``head`` alone does
+    not fit."""
+    if len(head) > budget:
+        raise ValueError(f"prompt: the head (BOS + source context) has {len(head)} tokens, more "
+                         f"than the {budget} available")
+    room, keep = budget - len(head), 0
+    for ids in reversed(frames):
+        if len(ids) > room:
+            break
+        room -= len(ids)
+        keep += 1
+    kept = list(frames[len(frames) - keep:]) if keep else []
+    return np.concatenate([head, *kept]).astype(np.int64), len(frames) - keep
+
+
+def encode_example(prompt: np.ndarray, target: np.ndarray, seq_len: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``(inputs, labels)`` of length ``seq_len`` under the shifted label convention."""
+    p, m = len(prompt), len(target)
+    if p < 1 or m < 1 or p + m > seq_len:
+        raise ValueError(f"example: prompt {p} + target {m} tokens must be >= 1 each and fit "
+                         f"seq_len {seq_len}")
+    inputs = np.zeros(seq_len, DTYPE)
+    labels = np.zeros(seq_len, DTYPE)
+    inputs[:p] = prompt
+    labels[p - 1:p - 1 + m] = target
+    return inputs, labels
+
+
+def teacher_forced(inputs, labels, ignore_label_id: int = 0):
+    """The full sequence (torch or numpy, ``(..., T)``): ``x[i+1] = labels[i]`` where labelled."""
+    x = inputs.clone() if hasattr(inputs, "clone") else inputs.copy()
+    valid = labels[..., :-1] != ignore_label_id
+    x[..., 1:][valid] = labels[..., :-1][valid]
+    return x
+
+
+def prompt_lengths(inputs):
+    """Prompt length per row: the count of non-PAD ids (prompts hold no PAD)."""
+    return (inputs != 0).sum(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# examples of one record
+
+
+def record_examples(record: dict, task: str, seq_len: int, tok, counts: Counter
+                    ) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """The ``(inputs, labels, kind)`` examples of one traces record."""
+    from tracegym.envs.exectrace.source import frame_texts
+    from tracegym.tracers.cwm import Trace
+    from tracegym.tracers.tokenizer import BOS, EOS
+
+    bos, eos = np.array([BOS]), np.array([EOS])
+    tasks = parse_tasks(task)
+    out = []
+    if "next_frame" in tasks or "trace" in tasks:
+        header, texts = frame_texts(Trace.from_json(record["trace_json"]))
+        head = np.concatenate([bos, tok.encode(header)])
+        frames = [tok.encode(t) for t in texts]
+    for name in tasks:
+        if name == "next_frame":
+            out += _next_frame(head, frames, seq_len, eos, counts)
+        elif name == "trace":
+            out += _trace_windows(head, frames, seq_len, eos, counts)
+        else:
+            out += _output(record, seq_len, tok, bos, eos, counts)
+    return out
+
+
+def parse_tasks(task: str) -> tuple[str, ...]:
+    """``"both"`` / ``"a,b"`` -> task names; ValueError naming an unknown one."""
+    if not isinstance(task, str):
+        raise ValueError(f"task must be a str, got {task!r}")
+    names = ALIASES.get(task) or tuple(t.strip() for t in task.split(","))
+    bad = [t for t in names if t not in TASKS]
+    if bad or not names or len(set(names)) != len(names):
+        raise ValueError(f"task must be one of {list(TASKS)} or 'both', or a comma list of "
+                         f"distinct ones, got {task!r}")
+    return names
+
+
+def _next_frame(head, frames, seq_len, eos, counts) -> list:
+    out = []
+    for t, frame in enumerate(frames):
+            target = np.concatenate([frame, eos])
+            try:
+                prompt, dropped = fit_prompt(head, frames[:t], seq_len - len(target))
+            except ValueError:
+                counts["rejected_too_long"] += 1
+                continue
+            counts["truncated"] += dropped > 0
+            out.append((*encode_example(prompt, target, seq_len), "next_frame"))
+    return out
+
+
+def _trace_windows(head, frames, seq_len, eos, counts) -> list:
+    out, s, n = [], 0, len(frames)
+    while s < n:
+        try:  # the context frames that fit beside frame s (the most recent first)
+            prompt = fit_prompt(head, frames[max(0, s - TRACE_OVERLAP):s],
+                                seq_len - len(frames[s]) - (s + 1 == n))[0]
+        except ValueError:
+            prompt = head  # not even head + frame s fit: rejected just below
+        room, e = seq_len - len(prompt), s
+        while e < n and len(frames[e]) + (e + 1 == n) <= room:
+            room -= len(frames[e]) + (e + 1 == n)
+            e += 1
+        if e == s:  # frame s does not fit even alone after its context
+            counts["rejected_too_long"] += 1
+            s += 1
+            continue
+        target = np.concatenate([*frames[s:e], eos] if e == n else frames[s:e])
+        out.append((*encode_example(prompt, target, seq_len), "trace"))
+        s = e
+    return out
+
+
+def _output(record, seq_len, tok, bos, eos, counts) -> list:
+    answer = record["exception_repr"] if record["exception_repr"] is not None \
+        else record["return_repr"]
+    prompt = np.concatenate([bos, tok.encode(answer_prompt(record["source"], record["entry"],
+                                                           record["args_repr"]))])
+    target = np.concatenate([tok.encode(answer or ""), eos])
+    if len(prompt) + len(target) > seq_len:
+        counts["rejected_too_long"] += 1
+        return []
+    return [(*encode_example(prompt, target, seq_len), "output")]
+
+
+# ---------------------------------------------------------------------------------------------
+# the builder
+
+
+def build_trace_lm_dataset(traces_dir, out, *, task: str = "next_frame", seq_len: int = 512,
+                           overwrite: bool = False) -> dict:
+    """Build the TRM-layout token dataset of ``task`` from a traces directory (or a list of
+    them, read in order); returns the summary written to ``OUT/meta.json`` (plus ``out``).
+    ValueError for bad arguments, and when a program source is in both splits."""
+    from tracegym.datasets.traces import read_traces
+
+    parse_tasks(task)
+    seq_len = check_int("seq_len", seq_len, 8)
+    if seq_len > np.iinfo(np.int32).max:
+        raise ValueError(f"seq_len is too large: {seq_len}")
+    dirs = [Path(d) for d in ([traces_dir] if isinstance(traces_dir, (str, os.PathLike))
+                              else traces_dir)]
+    for d in dirs or [Path("")]:
+        if not (d / "traces.jsonl").is_file():
+            raise ValueError(f"traces_dir: no traces.jsonl in {str(d)!r} (build it with "
+                             "`tracegym data traces`)")
+    out = check_output_dir(out, overwrite=overwrite)
+    tok = _tokenizer()
+
+    splits: dict[str, dict] = {s: {"rows": [], "labels": [], "puzzles": [0], "groups": [],
+                                   "group_of": {}, "kinds": Counter(), "counts": Counter(),
+                                   "sources": set()} for s in ("train", "test")}
+    records = (r for d in dirs for r in read_traces(d))
+    for record in records:
+        split = splits[record["split"]]
+        counts = split["counts"]
+        if record["outcome"] not in USABLE_OUTCOMES or record["trace_json"] is None:
+            counts["skipped"] += 1
+            continue
+        examples = record_examples(record, task, seq_len, tok, counts)
+        if not examples:
+            counts["calls_without_examples"] += 1
+            continue
+        split["sources"].add(record["source"])
+        # a new group when the program changes (records of one program are contiguous)
+        key = (record["program"], record["source"])
+        if key not in split["group_of"]:
+            split["group_of"][key] = len(split["group_of"])
+            split["groups"].append(len(split["puzzles"]) - 1)  # first puzzle of the group
+        for inputs, labels, kind in examples:
+            split["rows"].append(inputs)
+            split["labels"].append(labels)
+            split["kinds"][kind] += 1
+        split["puzzles"].append(len(split["rows"]))
+        counts["calls"] += 1
+    shared = splits["train"]["sources"] & splits["test"]["sources"]
+    if shared:  # the traces builder splits by source; a mixed-up input directory would not
+        raise ValueError(f"traces_dir: {len(shared)} program source(s) are in both train and "
+                         "test; the split must be by program")
+
+    summary = {"arguments": {"traces_dir": [str(d) for d in dirs], "task": task,
+                             "seq_len": seq_len},
+               "tokenizer": tok.to_dict(), "splits": {}}
+    with staged_directory(out, overwrite=overwrite) as tmp:
+        for name, split in splits.items():
+            n = len(split["rows"])
+            puzzles = np.asarray(split["puzzles"], np.int32)
+            groups = np.asarray(split["groups"] + [len(puzzles) - 1], np.int32)
+            arrays = {
+                "inputs": np.stack(split["rows"]) if n else np.zeros((0, seq_len), DTYPE),
+                "labels": np.stack(split["labels"]) if n else np.zeros((0, seq_len), DTYPE),
+                "puzzle_identifiers": np.zeros(len(puzzles) - 1, np.int32),
+                "puzzle_indices": puzzles,
+                "group_indices": groups,
+            }
+            counts = {**dict(sorted(split["counts"].items())), "examples": n,
+                      **{f"examples_{k}": v for k, v in sorted(split["kinds"].items())},
+                      "programs": len(split["group_of"])}
+            meta = {"pad_id": 0, "ignore_label_id": 0, "blank_identifier_id": 0,
+                    "vocab_size": tok.vocab_size, "seq_len": seq_len,
+                    "num_puzzle_identifiers": 1, "total_groups": len(groups) - 1,
+                    "mean_puzzle_examples": n / max(len(puzzles) - 1, 1),
+                    "total_puzzles": len(puzzles) - 1, "sets": ["all"],
+                    "tokenizer": tok.to_dict(), "task": task, "counts": counts,
+                    "label_convention": "shifted: labels[i] = token i+1 of prompt+target; "
+                                        "inputs hold the prompt only"}
+            folder = tmp / name
+            folder.mkdir()
+            (folder / "dataset.json").write_text(json.dumps(meta, sort_keys=True, indent=2)
+                                                 + "\n", encoding="utf-8")
+            for key, arr in arrays.items():
+                np.save(folder / f"all__{key}.npy", arr, allow_pickle=False)
+            summary["splits"][name] = counts
+        (tmp / "identifiers.json").write_text(json.dumps([BLANK_IDENTIFIER]) + "\n",
+                                              encoding="utf-8")
+        (tmp / "meta.json").write_text(json.dumps(summary, sort_keys=True, indent=2) + "\n",
+                                       encoding="utf-8")
+    return {**summary, "out": str(out)}
+
+
+# ---------------------------------------------------------------------------------------------
+# command line: `tracegym data trace_lm`
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--traces", required=True, metavar="DIR", nargs="+",
+                        help="`tracegym data traces` output directories (read in order)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output directory (missing or empty unless --overwrite)")
+    parser.add_argument("--task", default="next_frame",
+                        help="next_frame (predict frame t), output (predict the return value), "
+                        "trace (whole-trace LM windows), both (= next_frame,output), or a "
+                        "comma list")
+    parser.add_argument("--seq-len", type=int, default=512,
+                        help="tokens per example; long next_frame prompts drop their oldest "
+                        "frames, examples that still do not fit are rejected (counted)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUT if it exists and is not empty")
+
+
+def main(args: argparse.Namespace) -> int:
+    summary = build_trace_lm_dataset(args.traces, args.out, task=args.task,
+                                     seq_len=args.seq_len, overwrite=args.overwrite)
+    parts = "; ".join(f"{s}: {c['examples']} examples, {c['programs']} programs, "
+                      f"{c.get('truncated', 0)} truncated, {c.get('rejected_too_long', 0)} "
+                      f"rejected" for s, c in summary["splits"].items())
+    print(f"wrote {summary['out']} ({args.task}, seq_len {args.seq_len}): {parts}")
+    return 0

@@ -1,0 +1,273 @@
+"""Trace models (issue 9): tokenizer round trip on traces, the trace_lm data builder, TraceLM
+cached decoding, learning on a tiny config, the diffusion variant, and bad inputs."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+
+from tracegym.agents.trace_model import (
+    FRAME_SEP_ID,
+    build_trace_model,
+    load_trace_model,
+    teacher_forced,
+    trace_model_factory,
+)
+from tracegym.agents.trace_model.decode import (
+    evaluate_exectrace,
+    frame_prompt,
+    rollout,
+    trace_ended,
+)
+from tracegym.datasets.torch_dataset import PuzzleDataset
+from tracegym.datasets.trace_lm import build_trace_lm_dataset, encode_example, fit_prompt
+from tracegym.datasets.traces import build_trace_dataset, read_traces
+from tracegym.envs.exectrace.source import frame_texts
+from tracegym.tracers.cwm import Trace
+from tracegym.tracers.strategies import traced_programs
+from tracegym.tracers.tokenizer import BOS, EOS, TraceTokenizer
+
+torch.set_num_threads(1)
+TOK = TraceTokenizer()
+SEQ = 320
+
+
+@pytest.fixture(scope="module")
+def traces_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("traces") / "t"
+    build_trace_dataset(out, n=24, seed=3, kind="straight_line", test_fraction=0.3,
+                        progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def lm_data(traces_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lm") / "d"
+    build_trace_lm_dataset(traces_dir, out, task="both", seq_len=SEQ)
+    return out
+
+
+def tiny(reasoner="trace_lm", backbone="transformer", seq_len=SEQ, **kw):
+    torch.manual_seed(0)
+    return build_trace_model(reasoner, backbone, seq_len=seq_len, dim=32, depth=1, heads=2,
+                             multiple_of=32, **kw)
+
+
+# ------------------------------------------------------------------------------ tokenizer
+
+@settings(max_examples=25)
+@given(traced_programs())
+def test_tokenizer__round_trip_on_traces(traced):
+    text = traced.trace.to_cwm()
+    ids = TOK.encode(text)
+    assert TOK.decode(ids) == text
+    header, frames = frame_texts(traced.trace)
+    assert "".join(TOK.decode(TOK.encode(f)) for f in frames) == text[len(header):]
+
+
+def test_tokenizer__unknown_special_token_is_bytes_and_bad_ids_raise():
+    assert TOK.encode("<|foo|>").tolist() == [b + 4 for b in b"<|foo|>"]
+    with pytest.raises(ValueError, match=re.escape("ids[1] = 268 is outside 0..267")):
+        TOK.decode([5, 268])
+
+
+# ------------------------------------------------------------------------------ data
+
+def test_trace_lm_data__split_by_program_and_metadata(traces_dir, lm_data):
+    records = [r for r in read_traces(traces_dir)]
+    train = {r["source"] for r in records if r["split"] == "train"}
+    test = {r["source"] for r in records if r["split"] == "test"}
+    assert train and test and not train & test
+    for split in ("train", "test"):
+        meta = json.loads((lm_data / split / "dataset.json").read_text())
+        assert meta["vocab_size"] == 268 and meta["seq_len"] == SEQ
+        assert meta["tokenizer"] == TOK.to_dict()
+        data = PuzzleDataset(lm_data, split)
+        assert len(data) == meta["counts"]["examples"] > 0
+        assert len(data.group_indices) - 1 == meta["counts"]["programs"]
+
+
+def test_trace_lm_data__label_convention(traces_dir, lm_data):
+    data = PuzzleDataset(lm_data, "train")
+    record = next(r for r in read_traces(traces_dir) if r["split"] == "train")
+    header, frames = frame_texts(Trace.from_json(record["trace_json"]))
+    ex = data[1]  # the first record's frame 1: prompt = BOS header frame0, target frame1 EOS
+    inputs, labels = ex["inputs"].numpy(), ex["labels"].numpy()
+    prompt = np.concatenate([[BOS], TOK.encode(header), TOK.encode(frames[0])])
+    target = np.concatenate([TOK.encode(frames[1]), [EOS]])
+    p = len(prompt)
+    assert (inputs[:p] == prompt).all() and (inputs[p:] == 0).all()
+    assert (labels[p - 1:p - 1 + len(target)] == target).all()
+    assert (labels[:p - 1] == 0).all() and (labels[p - 1 + len(target):] == 0).all()
+    full = teacher_forced(ex["inputs"][None], ex["labels"][None])[0].numpy()
+    assert (full[:p + len(target)] == np.concatenate([prompt, target])).all()
+
+
+def test_trace_lm_data__truncation_keeps_head_and_recent_frames():
+    head = np.array([1, 10, 11])
+    frames = [np.array([20] * 4), np.array([21] * 3), np.array([22] * 2)]
+    prompt, dropped = fit_prompt(head, frames, 3 + 3 + 2)
+    assert prompt.tolist() == [1, 10, 11, 21, 21, 21, 22, 22] and dropped == 1
+    with pytest.raises(ValueError, match="head"):
+        fit_prompt(head, frames, 2)
+    with pytest.raises(ValueError, match="fit seq_len 4"):
+        encode_example(np.array([1, 5, 6]), np.array([7, 2]), 4)
+
+
+def test_trace_lm_data__counts_truncated_and_rejected(traces_dir, tmp_path):
+    summary = build_trace_lm_dataset(traces_dir, tmp_path / "short", task="next_frame",
+                                     seq_len=200)
+    counts = summary["splits"]["train"]
+    assert counts["truncated"] > 0 and counts["rejected_too_long"] > 0
+    data = PuzzleDataset(tmp_path / "short", "train")
+    assert ((np.asarray(data.inputs) != 0).sum(1) <= 200).all()
+
+
+def test_trace_lm_data__trace_windows_cover_each_frame_once(traces_dir, tmp_path):
+    build_trace_lm_dataset(traces_dir, tmp_path / "w", task="trace,output", seq_len=SEQ)
+    data = PuzzleDataset(tmp_path / "w", "train")
+    record = next(r for r in read_traces(traces_dir) if r["split"] == "train")
+    header, frames = frame_texts(Trace.from_json(record["trace_json"]))
+    first, last = int(data.puzzle_indices[0]), int(data.puzzle_indices[1])
+    labels = [np.asarray(data.labels[i]) for i in range(first, last)]
+    inputs = [np.asarray(data.inputs[i]) for i in range(first, last)]
+    targets = [lab[lab != 0] for lab in labels]
+    assert targets[-2][-1] == EOS  # the trace's last window ends with EOS; then the output
+    assert TOK.decode(np.concatenate(targets[:-1])) == "".join(frames)
+    for x in inputs[:-1]:  # every window starts with BOS + the header
+        assert TOK.decode(x[x != 0]).startswith(header)
+    with pytest.raises(ValueError, match="task must be one of"):
+        build_trace_lm_dataset(traces_dir, tmp_path / "bad", task="next_frame,nope")
+
+
+# ------------------------------------------------------------------------------ TraceLM
+
+@pytest.mark.parametrize("backbone", ["transformer", "hybrid", "gated_deltanet"])
+def test_trace_lm__cached_generation_equals_uncached(backbone):
+    model = tiny(backbone=backbone, seq_len=64).eval()
+    prefix = TOK.encode("<|trace_context_start|>def f(x):", add_bos=True)
+    cached = model.generate(prefix, 20, stop_ids=())
+    assert len(cached) == 20
+    assert (cached == model.generate(prefix, 20, stop_ids=(), use_cache=False)).all()
+    # solve (batched, forced prompt) agrees with generate on each row
+    rows = [prefix, prefix[:5]]
+    inputs = torch.zeros(2, 64, dtype=torch.long)
+    for r, p in enumerate(rows):
+        inputs[r, :len(p)] = torch.from_numpy(p.astype(np.int64))
+    for frame in (False, True):
+        out = model.solve(inputs, stop_at_frame_sep=frame)
+        for r, p in enumerate(rows):
+            ref = model.generate(p, 64, stop_ids=(EOS, FRAME_SEP_ID) if frame else (EOS,))
+            n = min(len(ref), 64 - len(p))
+            assert (out[r, len(p) - 1:len(p) - 1 + n].numpy() == ref[:n]).all()
+            assert (out[r, len(p) - 1 + n:] == 0).all()
+
+
+def _loss_falls(model, lm_data, steps=40, lr=3e-3):
+    data = PuzzleDataset(lm_data, "train")
+    batch = {k: torch.stack([data[i][k] for i in range(8)]) for k in ("inputs", "labels")}
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        out = next(model.supervision_steps(batch))
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(out.loss.item())
+    return losses
+
+
+def test_trace_lm__loss_falls_on_a_tiny_config(lm_data):
+    losses = _loss_falls(tiny(), lm_data)
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
+
+
+def test_trace_diffusion__runs_and_loss_falls(lm_data):
+    model = tiny("trace_diffusion", span_len=96, decode_steps=4)
+    losses = _loss_falls(model, lm_data)
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3])
+    model.eval()
+    prompt = np.asarray(PuzzleDataset(lm_data, "test")[0]["inputs"])
+    prompt = prompt[prompt != 0]
+    (ids,) = model.complete([prompt])
+    assert ids.ndim == 1 and len(ids) <= 96 and not (ids == EOS).any()
+
+
+def test_trace_model__trainer_checkpoint_eval_and_predict(lm_data, tmp_path, capsys):
+    from tracegym.training import TrainConfig, Trainer
+
+    cfg = TrainConfig(task="exectrace", data=str(lm_data), reasoner="trace_lm",
+                      backbone="transformer", loss="softmax", max_steps=4, batch_size=8,
+                      eval_examples=4, out=str(tmp_path / "run"), progress=False, device="cpu",
+                      model=dict(dim=32, depth=1, heads=2, multiple_of=32))
+    Trainer(cfg, policy_factory=trace_model_factory).train()
+    model = load_trace_model(tmp_path / "run")
+    assert model.config["tokenizer"] == TOK.to_dict()
+    result = evaluate_exectrace(model, kind="straight_line", episodes=1, rollout_episodes=1,
+                                max_frames=20)
+    assert 0 <= result["next_frame"]["model"] <= 1
+    assert result["next_frame"]["copy_baseline"] == 0 or result["frames"] > 0
+    assert result["full_trace"]["traces"] == 1 and "output" in result
+    # the predict command: a CWM trace, then the diff against the real (in-process) trace
+    import argparse
+
+    from tracegym.agents import trace_model_cli
+
+    source = tmp_path / "prog.py"
+    source.write_text("def f(x):\n    y = x + 1\n    return y\n")
+    parser = argparse.ArgumentParser()
+    trace_model_cli.add_arguments(parser)
+    args = parser.parse_args(["predict", "--checkpoint", str(tmp_path / "run"), "--source",
+                              str(source), "--entry", "f", "--args", "2", "--max-frames", "2",
+                              "--in-process"])
+    assert trace_model_cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("<|trace_context_start|>def f(x):  # << START_OF_TRACE")
+    assert "--- real" in printed and "# frames:" in printed
+
+
+# ------------------------------------------------------------------------------ bad input
+
+def test_trace_model__another_tokenizer_is_a_clear_error(tmp_path):
+    other = TraceTokenizer(("<|a|>", "<|b|>")).to_dict()
+    with pytest.raises(ValueError, match="tokenizer mismatch"):
+        tiny(tokenizer=other)
+    from tracegym.training.checkpoint import save_checkpoint
+
+    model = tiny(seq_len=32)
+    config = {**model.config, "tokenizer": {**model.config["tokenizer"], "version": 99}}
+    save_checkpoint(tmp_path / "c.safetensors", model=model,
+                    optimizer=torch.optim.SGD(model.parameters(), lr=0.1), config={},
+                    task_spec={}, policy_config=config, trainer_state={"step": 0})
+    with pytest.raises(ValueError, match=re.escape("version: recorded 99")):
+        load_trace_model(tmp_path / "c.safetensors")
+
+
+def test_trace_lm__bad_prefixes():
+    model = tiny(seq_len=16).eval()
+    with pytest.raises(ValueError, match=re.escape("prefix_ids[1] = 268 is outside 0..267")):
+        model.generate([1, 268], 4)
+    with pytest.raises(ValueError, match="more than the model's context seq_len=16"):
+        model.generate(np.ones(17, np.int64), 4)
+    assert len(model.generate(np.ones(14, np.int64), 10, stop_ids=())) == 2  # capped
+    with pytest.raises(ValueError, match="at most 15"):
+        model.complete([np.ones(16, np.int64)])
+    with pytest.raises(ValueError, match="task.vocab_size"):
+        build_trace_model("trace_lm", "transformer", {"name": "x", "vocab_size": 11,
+                                                      "seq_len": 8})
+    with pytest.raises(ValueError, match="causal backbone"):
+        build_trace_model("trace_lm", "mlp_mixer", seq_len=8)
+
+
+def test_rollout__stops_when_the_entry_returns():
+    call, line = "<|call_sep|>{}<|frame_sep|>", "<|line_sep|>{}<|frame_sep|>"
+    assert trace_ended([call, '<|return_sep|><|action_sep|>x<|arg_sep|>"1"<|frame_sep|>'])
+    assert not trace_ended([call, line])
+    assert trace_ended([call, "<|line_sep|>{"])  # cut off: left the grammar
+    model = tiny(seq_len=64).eval()
+    header = "<|trace_context_start|>def f():<|frame_sep|>"
+    assert len(frame_prompt(model, header, [])) == 1 + len(TOK.encode(header))
+    assert 1 <= len(rollout(model, header, max_frames=3)) <= 3
