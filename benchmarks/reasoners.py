@@ -29,6 +29,7 @@ from tracegym.datasets.maze import build_maze_dataset
 from tracegym.datasets.sudoku import build_sudoku_dataset
 from tracegym.training import TrainConfig, Trainer
 from tracegym.training.evaluate import evaluate_in_env
+from tracegym.training.trainer import NonFiniteError
 
 REASONERS = ("feedforward", "trm", "hrm", "diffusion", "autoregressive")
 BACKBONES = ("transformer", "mlp_mixer", "hybrid")
@@ -65,7 +66,14 @@ def run_one(task: str, data: Path, reasoner: str, backbone: str, budget: float, 
                       eval_examples=200, log_every=50, out=str(out), progress=False, seed=0)
     start = time.perf_counter()
     trainer = Trainer(cfg)
-    result = trainer.train()
+    try:
+        result = trainer.train()
+    except NonFiniteError as err:  # a diverged run is a result too: solve rate 0
+        trainer.close()
+        return {"task": task, "reasoner": reasoner, "backbone": backbone, "steps": trainer.step,
+                "train_s": time.perf_counter() - start, "test_exact_acc": 0.0,
+                "env_solve_rate": 0.0, "env_episodes": 0, "diverged": str(err),
+                "parameters": sum(p.numel() for p in trainer.policy.parameters())}
     train_s = time.perf_counter() - start
     trainer.policy.eval()
     env = evaluate_in_env(trainer.policy, env_id, episodes=episodes, seed=EVAL_SEED,
@@ -87,8 +95,13 @@ def markdown(rows: list[dict], budget: float) -> str:
             for task in tasks:
                 hit = [r for r in rows if (r["task"], r["reasoner"], r["backbone"])
                        == (task, reasoner, backbone)]
-                cells.append(f"{100 * hit[0]['env_solve_rate']:.1f}% ({hit[0]['steps']} steps)"
-                             if hit else "n/a")
+                if not hit:
+                    cells.append("n/a")
+                elif "diverged" in hit[0]:
+                    cells.append(f"diverged at step {hit[0]['steps']}")
+                else:
+                    cells.append(f"{100 * hit[0]['env_solve_rate']:.1f}% "
+                                 f"({hit[0]['steps']} steps)")
             if any(c != "n/a" for c in cells):
                 lines.append(f"| {reasoner} | {backbone} | " + " | ".join(cells) + " |")
     return (f"Exact-solve rate in the env after {budget:.0f} s of CPU training each\n\n"
