@@ -1,7 +1,9 @@
 """Reasoner x backbone under one fixed CPU budget each: exact-solve rates in the environments.
 
 Every reasoner (feedforward, TRM, HRM, masked diffusion, autoregressive) on every backbone
-(transformer, mlp_mixer, hybrid; autoregressive needs a causal backbone, so not mlp_mixer) is
+(transformer, mlp_mixer, hybrid by default; any name of ``build_backbone`` with ``--backbones``,
+e.g. the kimi_linear and gdn_h1 recipes; autoregressive needs a causal backbone, so not
+mlp_mixer) is
 trained by the Trainer for ``--budget`` seconds on each task, then its answers are submitted to
 the task's environment in answer mode on held-out episodes (seeds the training data never used),
 and the env's rewards give the exact-solve rate. Tasks: 4x4 and 6x6 Sudoku (minimal puzzles,
@@ -89,8 +91,9 @@ def markdown(rows: list[dict], budget: float) -> str:
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     head = "| reasoner | backbone | " + " | ".join(tasks) + " |"
     lines = [head, "|---|---|" + "---|" * len(tasks)]
+    backbones = list(dict.fromkeys(r["backbone"] for r in rows))
     for reasoner in REASONERS:
-        for backbone in BACKBONES:
+        for backbone in backbones:
             cells = []
             for task in tasks:
                 hit = [r for r in rows if (r["task"], r["reasoner"], r["backbone"])

@@ -404,3 +404,12 @@ def test_solve__rejects_a_wrong_length():
     model = build_policy("feedforward", "mlp_mixer", "sudoku4", dim=32, heads=2, multiple_of=16)
     with pytest.raises(ValueError, match=re.escape("inputs must be (B, 16), got (2, 15)")):
         model.solve(torch.ones(2, 15, dtype=torch.long))
+
+
+def test_log_stablemax__finite_gradient_at_a_logit_of_one():
+    # a logit of exactly 1 made the discarded 1 / (1 - x) branch inf, and its gradient nan
+    from tracegym.agents.reasoners.base import log_stablemax
+
+    x = torch.tensor([[1.0, -2.0, 0.0, 3.0]], dtype=torch.float64, requires_grad=True)
+    log_stablemax(x)[0, 1].backward()
+    assert torch.isfinite(x.grad).all()

@@ -50,7 +50,10 @@ def log_stablemax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     Stablemax (Prieto et al. 2025, used by TRM) grows linearly instead of exponentially, which
     avoids the softmax collapse of long training; callers pass float64 as TRM does.
     """
-    s = torch.where(x < 0, 1 / (1 - x), x + 1)
+    negative = x < 0
+    # each branch sees only its own inputs: 1 / (1 - x) at a positive x (x = 1 gives 1/0) would
+    # put inf into the gradient of the branch torch.where discards, and inf * 0 is nan
+    s = torch.where(negative, 1 / (1 - torch.where(negative, x, 0)), x + 1)
     return torch.log(s / s.sum(dim=dim, keepdim=True))
 
 
