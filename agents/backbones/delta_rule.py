@@ -29,7 +29,7 @@ except Exception:  # ImportError, or Triton failing to initialise on a machine w
     HAS_FLA = False
 
 IMPLS = ("auto", "recurrent", "chunk", "fla")
-_warned = False
+_warned: set[str] = set()  # ops already warned about running without their kernel
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -157,6 +157,45 @@ def chunk_gated_delta_rule(
     return o.to(v.dtype), S
 
 
+def dispatch(forms: tuple, name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+             g: torch.Tensor, beta: torch.Tensor, scale: float | None,
+             initial_state: torch.Tensor | None, impl: str, chunk_size: int):
+    """Run one of an op's three forms, ``forms = (recurrent, chunk, fused or None)``.
+
+    ``auto``: the fused fla kernel on CUDA when installed, else the loop for one token (decoding),
+    else the chunked form; one warning when CUDA runs without the kernel.
+    """
+    recurrent, chunk, fused = forms
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got impl={impl!r}")
+    if impl == "auto":
+        if q.is_cuda and fused is not None:
+            impl = "fla"
+        else:
+            if q.is_cuda and name not in _warned:
+                warnings.warn(f"flash-linear-attention (fla) has no {name} kernel here; the "
+                              "pure-torch chunked form runs on CUDA (slower). pip install "
+                              "flash-linear-attention for the fused kernels.", stacklevel=3)
+                _warned.add(name)
+            impl = "recurrent" if q.shape[1] == 1 else "chunk"
+    if impl == "recurrent":
+        return recurrent(q, k, v, g, beta, scale, initial_state)
+    if impl == "chunk":
+        return chunk(q, k, v, g, beta, scale, initial_state, chunk_size)
+    if fused is None:
+        raise ValueError(f"impl='fla' for {name} needs flash-linear-attention "
+                         "(pip install flash-linear-attention)")
+    if not q.is_cuda:
+        raise ValueError(f"impl='fla' runs on CUDA only, got tensors on {q.device}")
+    if initial_state is not None:
+        initial_state = initial_state.float()
+    # As fla's layers call the kernels: g (log decay) in float32, beta in the activation dtype,
+    # q and k already L2-normalised by the caller.
+    o, state = fused(q, k, v, g.float(), beta.to(q.dtype), scale=scale,
+                     initial_state=initial_state, output_final_state=True)
+    return o, state.float()
+
+
 def gated_delta_rule(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -168,44 +207,7 @@ def gated_delta_rule(
     impl: str = "auto",
     chunk_size: int = 64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dispatch. ``auto``: fla on CUDA when installed, else recurrent for one token, else chunk."""
-    global _warned
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got impl={impl!r}")
-    if impl == "auto":
-        if q.is_cuda and HAS_FLA:
-            impl = "fla"
-        else:
-            if q.is_cuda and not _warned:
-                warnings.warn(
-                    "flash-linear-attention (fla) is not installed; the gated delta rule runs "
-                    "the pure-torch chunked form on CUDA (slower). pip install "
-                    "flash-linear-attention for the fused kernels.",
-                    stacklevel=2,
-                )
-                _warned = True
-            impl = "recurrent" if q.shape[1] == 1 else "chunk"
-    if impl == "recurrent":
-        return recurrent_gated_delta_rule(q, k, v, g, beta, scale, initial_state)
-    if impl == "chunk":
-        return chunk_gated_delta_rule(q, k, v, g, beta, scale, initial_state, chunk_size)
-    if not HAS_FLA:
-        raise ValueError(
-            "impl='fla' needs flash-linear-attention (pip install flash-linear-attention)"
-        )
-    if not q.is_cuda:
-        raise ValueError(f"impl='fla' runs on CUDA only, got tensors on {q.device}")
-    if initial_state is not None:
-        initial_state = initial_state.float()
-    # The kernels take beta in the activation dtype (as fla's own layer passes it), g in float32.
-    o, state = _fla_chunk(
-        q,
-        k,
-        v,
-        g.float(),
-        beta.to(q.dtype),
-        scale=scale,
-        initial_state=initial_state,
-        output_final_state=True,
-    )
-    return o, state.float()
+    """The gated delta rule in the form ``impl`` picks (see :func:`dispatch`)."""
+    forms = (recurrent_gated_delta_rule, chunk_gated_delta_rule, _fla_chunk if HAS_FLA else None)
+    return dispatch(forms, "gated delta rule", q, k, v, g, beta, scale, initial_state, impl,
+                    chunk_size)

@@ -18,12 +18,11 @@ state in float32 (float64 for float64 inputs), autocast off inside the op.
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 import torch.nn.functional as F
 
-from .delta_rule import IMPLS, _compute_dtype, _outside_autocast
+from .delta_rule import _compute_dtype, _outside_autocast, dispatch
 
 try:  # fused Triton kernels; CUDA only
     from fla.ops.kda import chunk_kda as _fla_kda
@@ -33,7 +32,6 @@ except Exception:  # ImportError, or Triton failing to initialise on a machine w
     _fla_kda = None
     HAS_FLA_KDA = False
 
-_warned = False
 SUB_CHUNK = 32
 
 
@@ -189,46 +187,6 @@ def kda(
     impl: str = "auto",
     chunk_size: int = 64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dispatch. ``auto``: fla on CUDA when installed, else recurrent for one token, else chunk."""
-    global _warned
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got impl={impl!r}")
-    if impl == "auto":
-        if q.is_cuda and HAS_FLA_KDA:
-            impl = "fla"
-        else:
-            if q.is_cuda and not _warned:
-                warnings.warn(
-                    "flash-linear-attention (fla) with fla.ops.kda is not installed; KDA runs the "
-                    "pure-torch chunked form on CUDA (slower). pip install flash-linear-attention "
-                    "for the fused kernels.",
-                    stacklevel=2,
-                )
-                _warned = True
-            impl = "recurrent" if q.shape[1] == 1 else "chunk"
-    if impl == "recurrent":
-        return recurrent_kda(q, k, v, g, beta, scale, initial_state)
-    if impl == "chunk":
-        return chunk_kda(q, k, v, g, beta, scale, initial_state, chunk_size)
-    if not HAS_FLA_KDA:
-        raise ValueError(
-            "impl='fla' for KDA needs flash-linear-attention with fla.ops.kda "
-            "(pip install flash-linear-attention)"
-        )
-    if not q.is_cuda:
-        raise ValueError(f"impl='fla' runs on CUDA only, got tensors on {q.device}")
-    if initial_state is not None:
-        initial_state = initial_state.float()
-    # As fla's KDA layer: g already formed (use_gate_in_kernel off), in float32; beta in the
-    # activation dtype; q, k already L2-normalised by the caller.
-    o, state = _fla_kda(
-        q,
-        k,
-        v,
-        g.float(),
-        beta.to(q.dtype),
-        scale=scale,
-        initial_state=initial_state,
-        output_final_state=True,
-    )
-    return o, state.float()
+    """KDA in the form ``impl`` picks (see :func:`~.delta_rule.dispatch`)."""
+    forms = (recurrent_kda, chunk_kda, _fla_kda if HAS_FLA_KDA else None)
+    return dispatch(forms, "KDA", q, k, v, g, beta, scale, initial_state, impl, chunk_size)
