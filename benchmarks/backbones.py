@@ -26,15 +26,24 @@ Prints one JSON object; draws a PNG (``--plot``) when matplotlib is installed.
 - Recipes (qwen3_next, kimi_linear, gdn_h1) run at depth max(--depth, pattern length), so every
   layer kind of the recipe is present; sliding-window layers use ``--window``.
 
-Usage: ``python benchmarks/backbones.py [--quick] [--plot benchmarks/backbones.png]``.
+Each scaling case runs in a fresh process (see ``bench_scaling``); progress goes to stderr.
+On CPU each case also reports ``peak_rss_delta_mb``: the process's peak resident memory minus
+its size before the first pass (parameters, activations, allocator slack: a real peak, where
+``memory_mb`` counts only what autograd saves).
+
+Usage: ``python benchmarks/backbones.py [--quick] [--plot benchmarks/backbones.png]
+[--json benchmarks/results_backbones.json]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
+import resource
+import subprocess
 import sys
 import time
 from dataclasses import fields
@@ -115,38 +124,114 @@ def time_pass(step, device: torch.device, repeats: int) -> float:
     return best
 
 
-def bench_scaling(args, device: torch.device) -> tuple[dict, dict]:
+def rss_bytes() -> int:
+    """Resident set size of this process now (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def run_case(args, name: str, T: int, device: torch.device) -> dict:
+    """One backbone at one length, in this process: time, memory, peak RSS."""
+    causal = name != "mlp_mixer"
+    torch.manual_seed(0)
+    net = make_net(name, args, T, causal).to(device)
+    x = torch.randn(args.batch, T, args.dim, device=device)
+
+    def step():
+        net(x).square().mean().backward()
+        net.zero_grad(set_to_none=True)
+
+    rss_before = rss_bytes()
+    step()  # burn-in: allocator warm-up, kernel selection
+    seconds = time_pass(step, device, args.repeats)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        step()
+        mem = torch.cuda.max_memory_allocated(device) - base
+    else:
+        mem = saved_bytes(lambda: net(x).square().mean())
+    row = {"seq_len": T, "fwd_bwd_s": seconds, "memory_mb": mem / 2**20}
+    if device.type == "cpu" and rss_before:
+        # ru_maxrss is in KiB on Linux: the process's high-water mark minus its size before the
+        # first pass (imports, parameters, input) -- what the passes themselves added at peak.
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        row["peak_rss_delta_mb"] = max(peak - rss_before, 0) / 2**20
+    return row
+
+
+def case_command(args, name: str, T: int) -> list[str]:
+    return [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--case",
+        name,
+        str(T),
+        "--dim",
+        str(args.dim),
+        "--depth",
+        str(args.depth),
+        "--heads",
+        str(args.heads),
+        "--batch",
+        str(args.batch),
+        "--repeats",
+        str(args.repeats),
+        "--window",
+        str(args.window),
+    ]
+
+
+def bench_scaling(args, device: torch.device) -> tuple[dict, dict, dict]:
+    """Every backbone at every length, each case in a fresh process.
+
+    A fresh process per case keeps one backbone's allocations (and the allocator's fragments)
+    from piling onto the next -- the whole sweep in one process was killed for memory on a
+    24 GB machine although no single case needs 5 GB -- and makes the CPU peak RSS a figure of
+    that case alone. A case that fails (killed, out of memory, over ``--case-timeout-s``) is
+    recorded under ``failed`` and the backbone's longer lengths are skipped.
+    """
     results: dict[str, list] = {}
     skipped: dict[str, list] = {}
+    failed: dict[str, dict] = {}
     for name in BACKBONES:
-        causal = name != "mlp_mixer"
         results[name], skipped[name] = [], []
-        over_budget = False
+        stop = False
         for T in args.lengths:
-            if over_budget or (name == "mlp_mixer" and T > MIXER_MAX_LEN):
+            if stop or (name == "mlp_mixer" and T > MIXER_MAX_LEN):
                 skipped[name].append(T)
                 continue
-            torch.manual_seed(0)
-            net = make_net(name, args, T, causal).to(device)
-            x = torch.randn(args.batch, T, args.dim, device=device)
-
-            def step(net=net, x=x):
-                net(x).square().mean().backward()
-                net.zero_grad(set_to_none=True)
-
-            step()  # burn-in: allocator warm-up, kernel selection
-            seconds = time_pass(step, device, args.repeats)
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-                base = torch.cuda.memory_allocated(device)
-                step()
-                mem = torch.cuda.max_memory_allocated(device) - base
+            started = time.perf_counter()
+            try:
+                done = subprocess.run(
+                    case_command(args, name, T),
+                    capture_output=True,
+                    text=True,
+                    timeout=args.case_timeout_s,
+                )
+                error = None if done.returncode == 0 else f"exit {done.returncode}: " + (
+                    done.stderr.strip().splitlines() or [""]
+                )[-1]
+            except subprocess.TimeoutExpired:
+                error = f"over --case-timeout-s {args.case_timeout_s}"
+            if error is None:
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                results[name].append(row)
+                stop = row["fwd_bwd_s"] > args.budget_s
+                note = f"{row['fwd_bwd_s']:.3f} s/pass"
             else:
-                mem = saved_bytes(lambda net=net, x=x: net(x).square().mean())
-            results[name].append({"seq_len": T, "fwd_bwd_s": seconds, "memory_mb": mem / 2**20})
-            over_budget = seconds > args.budget_s
-            del net, x
-    return results, skipped
+                failed[name] = {"seq_len": T, "error": error}
+                stop = True
+                note = error
+            print(
+                f"[scaling] {name} T={T}: {note} ({time.perf_counter() - started:.0f} s wall)",
+                file=sys.stderr,
+                flush=True,
+            )
+    return results, skipped, failed
 
 
 def bench_delta_rule(args, device: torch.device, per_channel: bool = False) -> dict:
@@ -191,6 +276,11 @@ def bench_delta_rule(args, device: torch.device, per_channel: bool = False) -> d
             **{f"{k}_s": v for k, v in times.items()},
             "speedup": times["recurrent"] / times["chunk"],
         }
+        print(
+            f"[{'kda' if per_channel else 'delta_rule'}] {label}: chunk "
+            f"{out[label]['speedup']:.1f}x recurrent",
+            file=sys.stderr,
+        )
     if not per_channel:
         out["target_speedup"] = 15.0
         out["target_met_fwd_bwd"] = out["fwd_bwd"]["speedup"] >= 15.0
@@ -260,7 +350,9 @@ def bench_cache_bytes(args, device: torch.device) -> dict:
             if name == "transformer":
                 row["kv_formula_per_token"] = 2 * args.heads * head_dim * len(net.blocks) * 4
             rows[name].append(row)
+            print(f"[cache] {name} T={T}: {logical / T:.1f} bytes/token", file=sys.stderr)
             del net, cache, x, tensors
+            gc.collect()
     return rows
 
 
@@ -273,13 +365,19 @@ def plot(results: dict, path: str, device: str, memory_metric: str) -> str | Non
     except ImportError:
         print("matplotlib is not installed: no plot (pip install matplotlib)", file=sys.stderr)
         return None
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name, rows in results.items():
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.6))
+    colors = plt.get_cmap("tab20").colors
+    for i, (name, rows) in enumerate(results.items()):
         if not rows:
             continue
+        # solid: only full attention / the mixer (quadratic in T); dashed: holds layers linear
+        # in T (Gated DeltaNet, KDA, sliding window)
+        linear = any(letter in BACKBONES[name] for letter in "GKS")
+        style = dict(marker="o", markersize=4, color=colors[(2 * i) % 20 + (i >= 10)],
+                     linestyle="--" if linear else "-", label=name)
         lens = [r["seq_len"] for r in rows]
-        ax_t.plot(lens, [r["fwd_bwd_s"] for r in rows], marker="o", label=name)
-        ax_m.plot(lens, [r["memory_mb"] for r in rows], marker="o", label=name)
+        ax_t.plot(lens, [r["fwd_bwd_s"] for r in rows], **style)
+        ax_m.plot(lens, [r["memory_mb"] for r in rows], **style)
     for ax, title in (
         (ax_t, "forward+backward time (s)"),
         (ax_m, "memory (MiB)"),
@@ -315,7 +413,26 @@ def main() -> None:
     parser.add_argument(
         "--prefill-chunk", type=int, default=1024, help="tokens per prefill call (cache_bytes)"
     )
+    parser.add_argument(
+        "--case-timeout-s", type=float, default=900.0, help="give up on one scaling case after"
+    )
+    parser.add_argument(
+        "--json", default=None, help="also write the report here (written whole, then renamed)"
+    )
+    parser.add_argument(
+        "--replot", metavar="JSON", help="only redraw --plot from a saved report (--json)"
+    )
+    parser.add_argument("--case", nargs=2, metavar=("BACKBONE", "T"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.replot:
+        saved = json.loads(open(args.replot).read())
+        print(plot(saved["scaling"], args.plot, saved["device"]["type"], saved["memory_metric"]))
+        return
+    if args.case:  # one scaling case, in the fresh process bench_scaling started
+        name, T = args.case[0], int(args.case[1])
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        print(json.dumps(run_case(args, name, T, device)))
+        return
     if args.quick:
         args.lengths, args.repeats, args.budget_s = [128, 256, 512], 1, min(args.budget_s, 5.0)
     else:
@@ -326,7 +443,7 @@ def main() -> None:
         if device.type == "cuda"
         else "bytes saved for backward (autograd saved tensors, distinct storages)"
     )
-    scaling, skipped = bench_scaling(args, device)
+    scaling, skipped, failed = bench_scaling(args, device)
     report = {
         "config": {
             "quick": args.quick,
@@ -360,14 +477,22 @@ def main() -> None:
         "skipped": {
             "lengths": {k: v for k, v in skipped.items() if v},
             "why": f"a pass over {args.budget_s} s at a shorter length (quadratic growth), or "
-            f"mlp_mixer beyond {MIXER_MAX_LEN} tokens (its token MLP has ~8 T^2 parameters)",
+            f"mlp_mixer beyond {MIXER_MAX_LEN} tokens (its token MLP has ~8 T^2 parameters), "
+            "or a failed case (under failed)",
         },
+        "failed": failed,
         "delta_rule": bench_delta_rule(args, device),
         "kda": bench_delta_rule(args, device, per_channel=True),
         "cache_bytes": bench_cache_bytes(args, device),
     }
     report["plot"] = plot(scaling, args.plot, device.type, memory_metric)
-    print(json.dumps(report, indent=2))
+    text = json.dumps(report, indent=2)
+    if args.json:
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text + "\n")
+        os.replace(tmp, args.json)
+    print(text)
 
 
 if __name__ == "__main__":
