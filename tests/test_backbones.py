@@ -4,6 +4,7 @@ forward pass, gradients reach every parameter, causality holds, bad configuratio
 from __future__ import annotations
 
 import re
+import warnings
 
 import pytest
 import torch
@@ -254,3 +255,15 @@ def test_mlp_mixer__other_seq_len_raises():
         ValueError, match=re.escape("mlp_mixer was built for seq_len=8, got an input of length 9")
     ):
         net(torch.randn(1, 9, 16))
+
+
+def test_a_pattern_cut_below_its_length_warns_when_it_loses_a_layer_kind():
+    with pytest.warns(UserWarning, match=r"hybrid at depth=2 has layers 'GG'.*\['A'\]"):
+        build_backbone("hybrid", 32, 2, 4, 16, True)
+    with pytest.warns(UserWarning, match=r"kimi_linear at depth=3 has layers 'KKK'"):
+        build_backbone("kimi_linear", 32, 3, 4, 16, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_backbone("hybrid", 32, 2, 4, 16, True, pattern="GA")
+        build_backbone("hybrid", 32, 4, 4, 16, True)
+        build_backbone("gdn_h1", 32, 2, 4, 16, True)

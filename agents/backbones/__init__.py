@@ -17,6 +17,8 @@ on a prefix and on each new token; the cache is updated in place (see cache.py).
 
 from __future__ import annotations
 
+import warnings
+
 from .blocks import NORMS, Backbone
 from .cache import Cache, DeltaCache, KVCache, LatentCache, WindowCache
 from .delta_rule import (
@@ -136,6 +138,15 @@ def build_backbone(
             f"pattern is for the hybrid backbone only, got pattern={pattern!r} for {name!r}"
         )
     kinds = layer_kinds(pattern or BACKBONES[name], depth)
+    lost = sorted(set(pattern or BACKBONES[name]) - set(kinds))
+    if lost:  # e.g. hybrid at depth 2 is "GG": no attention layer at all
+        warnings.warn(
+            f"{name} at depth={depth} has layers {kinds!r}: the pattern "
+            f"{pattern or BACKBONES[name]!r} cut to {depth} loses its {lost} layer(s); use "
+            f"depth >= {len(pattern or BACKBONES[name])} or (hybrid) a shorter pattern such as "
+            f"'GA'",
+            stacklevel=2,
+        )
     mixers = [
         make_mixer(
             kind,
