@@ -4,8 +4,8 @@ report the ExecTrace metrics beside the "copy the previous frame" baseline, as o
 Data: generated straight-line and loop programs, traced (``build_trace_dataset``) and tokenized
 (``build_trace_lm_dataset``, tasks ``trace,output``: whole-trace LM windows, where every frame
 token is a label, and output prediction) into a temporary directory.
-Training: the Trainer (``trace_model_factory``), in chunks until the backbone's share of
-``--minutes`` is spent (constant lr after warm-up, so the chunking does not change the run).
+Training: the Trainer (``trace_model_factory``) for the backbone's share of ``--minutes``: a
+short timed run plans the number of steps, so the warm-up + cosine schedule ends on time.
 Evaluation: ``evaluate_exectrace`` on the *test-split programs* (no program seen in training).
 
     python benchmarks/trace_model.py --quick          # ~2 minutes
@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 
-def build_data(root: Path, programs: int, seed: int, seq_len: int) -> tuple[Path, list]:
+def build_data(root: Path, programs: int, seed: int, seq_len: int, size: dict
+               ) -> tuple[Path, list]:
     """Traces of ``programs`` straight-line and ``programs`` loop programs -> a trace_lm dataset;
     returns it and the test-split Program objects (for the env)."""
     from tracegym.datasets.common import stream_seed
@@ -37,14 +38,14 @@ def build_data(root: Path, programs: int, seed: int, seq_len: int) -> tuple[Path
     for kind in ("straight_line", "loops"):
         out = root / f"traces_{kind}"
         build_trace_dataset(out, n=programs, seed=seed, kind=kind, max_events=200,
-                            test_fraction=0.15, progress=False)
+                            test_fraction=0.15, progress=False, **size)
         dirs.append(out)
         seen = set()
         for r in read_traces(out):
             if r["split"] == "test" and r["program_index"] not in seen:
                 seen.add(r["program_index"])
                 p = generate_program(stream_seed(seed, PROGRAM_STREAM), r["program_index"],
-                                     kind=kind, num_inputs=3)
+                                     kind=kind, num_inputs=3, **size)
                 assert p.source == r["source"]  # our invariant: the same program rebuilt
                 test_programs.append(p)
     data = root / "trace_lm"
@@ -53,20 +54,36 @@ def build_data(root: Path, programs: int, seed: int, seq_len: int) -> tuple[Path
 
 
 def train_one(data: Path, out: Path, backbone: str, seconds: float, args) -> tuple:
+    """Train for about ``seconds``: a short calibration run measures the time per step, then a
+    fresh run is planned to that many steps so its cosine schedule ends with the budget
+    (``time_budget_s`` stops it anyway if the machine slows down)."""
     from tracegym.agents.trace_model import trace_model_factory
     from tracegym.training import TrainConfig, Trainer
 
-    cfg = TrainConfig(task="exectrace", data=str(data), reasoner="trace_lm", backbone=backbone,
-                      model=dict(dim=args.dim, depth=args.depth, heads=args.heads,
-                                 multiple_of=32),
-                      loss="softmax", max_steps=10**6, batch_size=args.batch_size, lr=args.lr,
-                      warmup_steps=50, weight_decay=0.1, eval_examples=16, out=str(out),
-                      device="cpu", progress=False, log_every=25, seed=args.seed)
-    trainer = Trainer(cfg, policy_factory=trace_model_factory)
+    def config(max_steps: int, budget: float, run_out: Path, log_every: int = 25
+               ) -> TrainConfig:
+        return TrainConfig(task="exectrace", data=str(data), reasoner="trace_lm",
+                           backbone=backbone,
+                           model=dict(dim=args.dim, depth=args.depth, heads=args.heads,
+                                      norm=args.norm, multiple_of=32),
+                           loss="softmax", max_steps=max_steps, time_budget_s=budget,
+                           batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup,
+                           min_lr_ratio=args.min_lr_ratio, weight_decay=0.1, eval_examples=16,
+                           out=str(run_out), device="cpu", progress=False, log_every=log_every,
+                           seed=args.seed)
+
     start = time.perf_counter()
-    result = {}
-    while time.perf_counter() - start < seconds:
-        result = trainer.train(stop_after=trainer.step + args.chunk)
+    calibration = Trainer(config(2 * args.calibration_steps, seconds, out / "calibration",
+                                 log_every=args.calibration_steps),
+                          policy_factory=trace_model_factory)
+    calibration.train()
+    # the second logged stretch: steady-state steps (the first holds start-up costs)
+    logged = [json.loads(line) for line in open(out / "calibration" / "metrics.jsonl")]
+    step_s = [r["sec"] for r in logged if r.get("split") == "train"][-1] / args.calibration_steps
+    left = seconds - (time.perf_counter() - start)
+    planned = max(args.calibration_steps, int(left / step_s))
+    trainer = Trainer(config(planned, 1.1 * left, out), policy_factory=trace_model_factory)
+    result = trainer.train()
     train_s = time.perf_counter() - start
     losses = [json.loads(line) for line in open(out / "metrics.jsonl")]
     train = [r for r in losses if r.get("split") == "train"]
@@ -74,8 +91,9 @@ def train_one(data: Path, out: Path, backbone: str, seconds: float, args) -> tup
              "last_loss": train[-1]["loss"] if train else None,
              "last_train_token_acc": train[-1].get("token_acc") if train else None}
     params = sum(p.numel() for p in trainer.policy.parameters())
-    return trainer.policy, {"steps": trainer.step, "train_seconds": round(train_s, 1),
-                            "parameters": params, **curve,
+    return trainer.policy, {"steps": trainer.step, "planned_steps": planned,
+                            "seconds_per_step": round(step_s, 3),
+                            "train_seconds": round(train_s, 1), "parameters": params, **curve,
                             "trainer_eval": result}
 
 
@@ -88,14 +106,27 @@ def main(argv=None) -> int:
     parser.add_argument("--programs", type=int, default=None,
                         help="programs per kind (default 300, quick 60)")
     parser.add_argument("--seq-len", type=int, default=512)
+    parser.add_argument("--max-statements", type=int, default=8,
+                        help="statements per generated program (at most)")
+    parser.add_argument("--max-params", type=int, default=3,
+                        help="parameters per generated program (at most)")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--norm", default="pre", choices=("pre", "post"),
+                        help="block norm (pre: as LMs such as CWM; post: TRM's)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--chunk", type=int, default=100, help="steps between time checks")
+    parser.add_argument("--warmup", type=int, default=50, help="lr warm-up steps")
+    parser.add_argument("--min-lr-ratio", type=float, default=0.1,
+                        help="cosine floor (fraction of --lr) reached at the planned last step")
+    parser.add_argument("--calibration-steps", type=int, default=20,
+                        help="a first run of 2x this many steps plans the run's length from "
+                        "its second half")
     parser.add_argument("--episodes", type=int, default=None,
                         help="test episodes per metric (default 30, quick 4)")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="build the data and the runs (checkpoints) here, and keep them")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -109,8 +140,10 @@ def main(argv=None) -> int:
     report = {"config": {**vars(args), "programs": programs, "episodes": episodes},
               "device": "cpu", "torch": torch.__version__, "results": {}}
     with tempfile.TemporaryDirectory(prefix="tracegym-trace-model-") as tmp:
-        root = Path(tmp)
-        data, test_programs = build_data(root, programs, args.seed, args.seq_len)
+        root = Path(args.keep) if args.keep else Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        size = {"max_statements": args.max_statements, "max_params": args.max_params}
+        data, test_programs = build_data(root, programs, args.seed, args.seq_len, size)
         meta = json.loads((data / "meta.json").read_text())
         report["data"] = {"splits": meta["splits"], "test_programs": len(test_programs),
                           "seconds": round(time.perf_counter() - t0, 1)}

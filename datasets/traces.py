@@ -128,7 +128,7 @@ def _resolve_source(source, spec) -> tuple[str, Path | None]:
 
 
 def _programs(kind: str, folder, spec, *, n, seed, program_kind, inputs_per_program,
-              lo: int, hi: int | None) -> tuple[list, int]:
+              lo: int, hi: int | None, size: dict) -> tuple[list, int]:
     """``(programs, size)``: generated programs ``lo..hi-1`` and ``n``; for the other sources
     their first ``n`` (or all) programs and that count, which the caller then shards."""
     from tracegym.tracers.programs import (
@@ -140,7 +140,7 @@ def _programs(kind: str, folder, spec, *, n, seed, program_kind, inputs_per_prog
     if kind == "generated":
         derived = stream_seed(seed, PROGRAM_STREAM)
         num_inputs = 3 if inputs_per_program is None else inputs_per_program
-        return [generate_program(derived, i, kind=program_kind, num_inputs=num_inputs)
+        return [generate_program(derived, i, kind=program_kind, num_inputs=num_inputs, **size)
                 for i in range(lo, hi)], n
     found = cruxeval_programs() if kind == "cruxeval" else programs_from_directory(folder, spec)
     total = len(found) if n is None else min(n, len(found))
@@ -375,7 +375,8 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
                         max_events: int = 10_000, sandbox: bool | None = None,
                         inputs_per_program: int | None = None, test_fraction: float = 0.1,
                         timeout: float = 10.0, workers: int = 1, overwrite: bool = False,
-                        progress: bool = True) -> dict:
+                        progress: bool = True, max_statements: int = 8,
+                        max_params: int = 3) -> dict:
     """Trace programs and write ``OUT/traces.parquet``, ``traces.jsonl`` and ``meta.json``.
 
     Args:
@@ -396,11 +397,14 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
             in-process calls always run one at a time. The records' order does not change.
         overwrite: replace a non-empty ``out``.
         progress: show a progress bar.
+        max_statements, max_params: generated programs only: at most this many statements in
+            ``f``'s body (>= 2, nested ones included) and parameters (``generate_program``'s options;
+            smaller programs give shorter traces, e.g. for a model with a short context).
 
     Returns the summary written to ``meta.json`` plus ``out``. Raises ValueError naming the
     argument for bad input, before anything runs.
     """
-    from tracegym.tracers.programs import KINDS
+    from tracegym.tracers.programs import KINDS, ProgramConfig
 
     source_kind, folder = _resolve_source(source, spec)
     if n is not None:
@@ -410,6 +414,9 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
     seed = check_int("seed", seed, 0)
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    size = {"max_statements": check_int("max_statements", max_statements, 2),
+            "max_params": check_int("max_params", max_params, 1)}
+    ProgramConfig(kind=kind, **size).validate()  # the generator's own limits
     shard = check_shard(shard)
     max_events = check_int("max_events", max_events, 1)
     if inputs_per_program is not None:
@@ -429,7 +436,7 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
 
     lo, hi = shard_slice(n, shard) if n is not None else (0, None)
     programs, total = _programs(source_kind, folder, spec, n=n, seed=seed, program_kind=kind,
-                                inputs_per_program=inputs_per_program, lo=lo, hi=hi)
+                                inputs_per_program=inputs_per_program, lo=lo, hi=hi, size=size)
     if source_kind != "generated":  # the size was known only after loading
         lo, hi = shard_slice(total, shard)
         programs = programs[lo:hi]
@@ -468,7 +475,7 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
                 "spec": None if spec is None else str(spec), "n": n, "seed": seed,
                 "kind": kind, "shard": list(shard), "max_events": max_events,
                 "sandbox": sandbox, "inputs_per_program": inputs_per_program,
-                "test_fraction": test_fraction, "timeout": float(timeout),
+                "test_fraction": test_fraction, "timeout": float(timeout), **size,
             },
             "programs_in_source": total, "programs": len(programs), "records": len(jobs),
             "program_range": [lo, lo + len(programs)],
@@ -529,6 +536,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seeds the generated programs and the train/test split")
     parser.add_argument("--kind", default="mixed", choices=("straight_line", "loops", "mixed"),
                         help="kind of generated program")
+    parser.add_argument("--max-statements", type=int, default=8,
+                        help="generated programs: at most this many statements in f (>= 2)")
+    parser.add_argument("--max-params", type=int, default=3,
+                        help="generated programs: at most this many parameters of f (>= 1)")
     parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n",
                         help="build only slice i of n of the programs (default 0/1)")
     parser.add_argument("--max-events", type=int, default=10_000,
@@ -559,7 +570,8 @@ def main(args: argparse.Namespace) -> int:
         shard=args.shard, max_events=args.max_events, sandbox=args.sandbox,
         inputs_per_program=args.inputs_per_program, test_fraction=args.test_fraction,
         timeout=args.timeout, workers=args.workers, overwrite=args.overwrite,
-        progress=not args.no_progress)
+        progress=not args.no_progress, max_statements=args.max_statements,
+        max_params=args.max_params)
     i, n = summary["arguments"]["shard"]
     counts = ", ".join(f"{k} {v}" for k, v in summary["outcomes"].items()) or "none"
     print(f"wrote {summary['out']}: {summary['records']} traces of {summary['programs']} "

@@ -210,6 +210,9 @@ def test_trace_model__trainer_checkpoint_eval_and_predict(lm_data, tmp_path, cap
                                 max_frames=20)
     assert 0 <= result["next_frame"]["model"] <= 1
     assert result["next_frame"]["copy_baseline"] == 0 or result["frames"] > 0
+    for who in ("model", "copy_baseline"):  # an exact frame has both parts right
+        parts = result["next_frame_parts"]
+        assert result["next_frame"][who] <= min(parts["state"][who], parts["action"][who]) <= 1
     assert result["full_trace"]["traces"] == 1 and "output" in result
     # the predict command: a CWM trace, then the diff against the real (in-process) trace
     import argparse
@@ -271,3 +274,12 @@ def test_rollout__stops_when_the_entry_returns():
     header = "<|trace_context_start|>def f():<|frame_sep|>"
     assert len(frame_prompt(model, header, [])) == 1 + len(TOK.encode(header))
     assert 1 <= len(rollout(model, header, max_frames=3)) <= 3
+
+
+def test_frame_parts__split_at_the_first_action_sep():
+    from tracegym.agents.trace_model.decode import frame_parts
+
+    frame = '<|line_sep|>{"x": ".."}<|action_sep|>    y = x\n<|frame_sep|>'
+    assert frame_parts(frame) == ('<|line_sep|>{"x": ".."}', "    y = x\n<|frame_sep|>")
+    assert frame_parts("<|line_sep|>{}") == ("<|line_sep|>{}", None)
+    assert frame_parts("") == ("", None)

@@ -225,6 +225,8 @@ def test_build__overwrite_replaces(tmp_path):
     ({"timeout": 0}, "timeout must be a number of seconds > 0, got 0"),
     ({"workers": 0}, "workers must be >= 1, got 0"),
     ({"inputs_per_program": 0}, "inputs_per_program must be >= 1, got 0"),
+    ({"max_statements": 1}, "max_statements must be >= 2, got 1"),
+    ({"max_params": 0}, "max_params must be >= 1, got 0"),
 ])
 def test_build__bad_arguments_name_the_field(tmp_path, kwargs, message):
     if kwargs.get("source") == "DIR":
@@ -232,6 +234,20 @@ def test_build__bad_arguments_name_the_field(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         build_trace_dataset(tmp_path / "d", progress=False, **kwargs)
     assert not (tmp_path / "d").exists()
+
+
+def test_build__program_size_options_bound_the_generated_programs(tmp_path):
+    import ast
+
+    summary = build_trace_dataset(tmp_path / "d", n=12, kind="straight_line", max_statements=3,
+                                  max_params=1, progress=False)
+    assert summary["arguments"]["max_statements"] == 3 and summary["arguments"]["max_params"] == 1
+    sources = {r["source"] for r in read_traces(tmp_path / "d")}
+    assert len(sources) > 1
+    for source in sources:
+        f = ast.parse(source).body[-1]
+        assert len(f.args.args) == 1
+        assert 1 <= len(f.body) - 1 <= 3  # the statements, then the return
 
 
 def test_build__non_empty_out_needs_overwrite(tmp_path):

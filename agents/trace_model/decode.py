@@ -8,7 +8,9 @@ half the context). A header (source context) that does not fit raises ValueError
 Metrics (:func:`evaluate_exectrace`), on ``tracegym/ExecTrace-v0``:
 
 * ``next_frame``: step mode, teacher forcing: frame t predicted from the true frames 0..t-1;
-  exact match of the frame text, averaged over frames.
+  exact match of the frame text, averaged over frames. ``next_frame_parts`` splits the same
+  frames at ``<|action_sep|>``: ``state`` (event token and locals) and ``action`` (the source
+  line) matched alone -- where a miss comes from, not a replacement for exact match.
 * ``full_trace``: teacher forcing off: :func:`rollout` feeds the model's own frames back until
   the entry call returns (or ``len(true) + ROLLOUT_SLACK`` frames); exact match of the whole list.
 * ``output``: answer mode: the return value's repr from source + call (CRUXEval-O).
@@ -25,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tracegym.datasets.trace_lm import answer_prompt, fit_prompt
-from tracegym.tracers.cwm import CALL_SEP, EXCEPTION_SEP, FRAME_SEP, RETURN_SEP
+from tracegym.tracers.cwm import ACTION_SEP, CALL_SEP, EXCEPTION_SEP, FRAME_SEP, RETURN_SEP
 from tracegym.tracers.tokenizer import BOS
 
 DEFAULT_RESERVE = 160  # tokens left for a predicted frame (90% of generated frames are < 100)
@@ -98,6 +100,13 @@ def predict_output(model, source: str, entry: str, args_repr: str) -> str:
     return complete_texts(model, [prompt], frame=False)[0]
 
 
+def frame_parts(text: str) -> tuple[str, str | None]:
+    """``(state, action)``: a frame's text before and after its first ``<|action_sep|>``
+    (action None when there is none)."""
+    state, sep, action = text.partition(ACTION_SEP)
+    return state, (action if sep else None)
+
+
 def evaluate_exectrace(model, *, programs="generated", kind: str = "mixed", episodes: int = 20,
                        seed: int = 0, max_frames: int = 200, reserve: int | None = None,
                        rollout_episodes: int | None = None, output: bool = True) -> dict:
@@ -117,6 +126,7 @@ def evaluate_exectrace(model, *, programs="generated", kind: str = "mixed", epis
     step_env = gym.make("tracegym/ExecTrace-v0", programs=programs, kind=kind, mode="step",
                         max_frames=max_frames, max_tokens=1 << 20)
     frames_total = model_hits = copy_hits = traces = trace_hits = copy_trace_hits = skipped = 0
+    part_hits = {(part, who): 0 for part in ("state", "action") for who in ("model", "copy")}
     for e in range(episodes):
         obs, _ = step_env.reset(seed=seed + e)
         ep = step_env.unwrapped.episode
@@ -134,6 +144,10 @@ def evaluate_exectrace(model, *, programs="generated", kind: str = "mixed", epis
             _, reward, terminated, truncated, info = step_env.step(text)
             model_hits += int(reward)
             copy_hits += int(baseline == info["frame"])
+            truth = frame_parts(info["frame"])
+            for who, guess in (("model", frame_parts(text)), ("copy", frame_parts(baseline))):
+                part_hits["state", who] += guess[0] == truth[0]
+                part_hits["action", who] += guess[1] == truth[1]
             seen.append(info["frame"])
         frames_total += len(predictions)
         if e < (episodes if rollout_episodes is None else rollout_episodes):
@@ -149,6 +163,10 @@ def evaluate_exectrace(model, *, programs="generated", kind: str = "mixed", epis
         "episodes": episodes, "skipped": skipped, "frames": frames_total,
         "next_frame": {"model": model_hits / max(frames_total, 1),
                        "copy_baseline": copy_hits / max(frames_total, 1)},
+        "next_frame_parts": {
+            part: {"model": part_hits[part, "model"] / max(frames_total, 1),
+                   "copy_baseline": part_hits[part, "copy"] / max(frames_total, 1)}
+            for part in ("state", "action")},
     }
     if traces:
         result["full_trace"] = {"model": trace_hits / max(traces, 1),
