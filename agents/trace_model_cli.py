@@ -1,7 +1,12 @@
-"""``tracegym trace-model predict --checkpoint CKPT --source FILE --entry f --args "..."``.
+"""``tracegym trace-model predict --checkpoint CKPT --source FILE --entry f --args "..."`` and
+``tracegym trace-model eval --checkpoint CKPT [--kind loops --episodes 50]``.
+
+``eval`` prints :func:`~tracegym.agents.trace_model.decode.evaluate_exectrace` as JSON: next-frame,
+full-trace and output exact match on ``tracegym/ExecTrace-v0``, each beside the copy baseline.
 
 Prints the trace a trained trace model predicts for one call, in CWM format (its own frames fed
-back: :func:`~tracegym.agents.trace_model.decode.rollout`), then, when the program runs in the
+back: :func:`~tracegym.agents.trace_model.decode.rollout`; the call frame, which holds the
+argument values, is taken from the real trace when there is one, else predicted too), then, when the program runs in the
 sandbox (:func:`~tracegym.tracers.trace_source`; ``--in-process`` traces it here instead), a
 unified diff against the real trace and a one-line score. The header (source context marked
 ``# << START_OF_TRACE``) comes from the real trace when there is one, else from the file with the
@@ -31,6 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--in-process", action="store_true",
                    help="run the real call in this process, without the sandbox (trusted code)")
     p.add_argument("--no-run", action="store_true", help="do not run the program (no diff)")
+    e = sub.add_parser("eval", help="the ExecTrace metrics beside the copy baseline; prints JSON")
+    e.add_argument("--checkpoint", required=True, help="a trace model checkpoint (file or run dir)")
+    e.add_argument("--kind", default="mixed", choices=("straight_line", "loops", "mixed"),
+                   help="generated programs the env draws (tracegym/ExecTrace-v0 kind=)")
+    e.add_argument("--episodes", type=int, default=20, help="episodes per metric")
+    e.add_argument("--rollout-episodes", type=int, default=None,
+                   help="of those, how many also get a full-trace rollout (default all)")
+    e.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
+    e.add_argument("--max-frames", type=int, default=200, help="frames per trace at most")
+    e.add_argument("--score-call", action="store_true",
+                   help="also score the call frame (its argument values are not in the prompt)")
 
 
 def fallback_header(source: str, entry: str) -> str:
@@ -64,7 +80,29 @@ def real_trace(source: str, entry: str, call, args):
     return scrub_addresses(trace), None
 
 
+def evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from tracegym.agents.trace_model import load_trace_model
+    from tracegym.agents.trace_model.decode import evaluate_exectrace
+
+    for name in ("episodes", "max_frames"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(args, name)}")
+    if args.rollout_episodes is not None and args.rollout_episodes < 0:
+        raise ValueError(f"rollout_episodes must be >= 0, got {args.rollout_episodes}")
+    model = load_trace_model(args.checkpoint)
+    result = evaluate_exectrace(model, kind=args.kind, episodes=args.episodes, seed=args.seed,
+                                max_frames=args.max_frames,
+                                rollout_episodes=args.rollout_episodes,
+                                given_call=not args.score_call)
+    print(json.dumps({"checkpoint": str(args.checkpoint), "kind": args.kind, **result}))
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.action == "eval":
+        return evaluate(args)
     from tracegym.agents.trace_model import load_trace_model
     from tracegym.agents.trace_model.decode import rollout
     from tracegym.envs.exectrace.source import frame_texts
@@ -83,7 +121,10 @@ def main(args: argparse.Namespace) -> int:
         header, true_frames = frame_texts(trace)
     else:
         header, true_frames = fallback_header(source, args.entry), None
-    predicted = rollout(model, header, args.max_frames)
+    # The call frame holds the argument values, which the header (source only) does not: when
+    # the real trace is at hand it is given, as in evaluation; otherwise it is predicted too.
+    given = true_frames[:1] if true_frames else []
+    predicted = rollout(model, header, args.max_frames, given=given)
     text = header + "".join(predicted)
     out = sys.stdout
     out.write(text if text.endswith("\n") else text + "\n")
@@ -94,11 +135,12 @@ def main(args: argparse.Namespace) -> int:
     diff = list(difflib.unified_diff(real.splitlines(True), text.splitlines(True),
                                      "real", "predicted"))
     out.write("".join(line if line.endswith("\n") else line + "\n" for line in diff))
-    hits = sum(p == t for p, t in zip(predicted, true_frames))
-    out.write(f"# frames: {len(predicted)} predicted, {len(true_frames)} real, {hits} equal at "
-              f"their position; full trace exact: {tuple(predicted) == tuple(true_frames)}\n")
+    hits = sum(p == t for p, t in zip(predicted[1:], true_frames[1:]))
+    out.write(f"# frames: the call frame given, {len(predicted) - 1} predicted after it, "
+              f"{len(true_frames) - 1} real, {hits} equal at their position; full trace exact: "
+              f"{tuple(predicted) == tuple(true_frames)}\n")
     return 0
 
 
-COMMANDS = {"trace-model": ("predict a trace with a trained trace model (predict)",
+COMMANDS = {"trace-model": ("use a trained trace model: predict one trace, or eval on ExecTrace",
                             add_arguments, main)}

@@ -65,7 +65,9 @@ def train_one(data: Path, out: Path, backbone: str, seconds: float, args) -> tup
         return TrainConfig(task="exectrace", data=str(data), reasoner="trace_lm",
                            backbone=backbone,
                            model=dict(dim=args.dim, depth=args.depth, heads=args.heads,
-                                      norm=args.norm, multiple_of=32),
+                                      norm=args.norm, multiple_of=32,
+                                      **({"pattern": args.hybrid_pattern}
+                                         if backbone == "hybrid" else {})),
                            loss="softmax", max_steps=max_steps, time_budget_s=budget,
                            batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup,
                            min_lr_ratio=args.min_lr_ratio, weight_decay=0.1, eval_examples=16,
@@ -113,6 +115,9 @@ def main(argv=None) -> int:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--hybrid-pattern", default="GA",
+                        help="the hybrid's layer letters, repeated to --depth (GA: one Gated "
+                        "DeltaNet then one gated attention layer; GGGA is Qwen3-Next's 3:1)")
     parser.add_argument("--norm", default="pre", choices=("pre", "post"),
                         help="block norm (pre: as LMs such as CWM; post: TRM's)")
     parser.add_argument("--batch-size", type=int, default=16)

@@ -52,7 +52,8 @@ def lm_data(traces_dir, tmp_path_factory):
 
 def tiny(reasoner="trace_lm", backbone="transformer", seq_len=SEQ, **kw):
     torch.manual_seed(0)
-    return build_trace_model(reasoner, backbone, seq_len=seq_len, dim=32, depth=1, heads=2,
+    kw = {"depth": 1, **kw}
+    return build_trace_model(reasoner, backbone, seq_len=seq_len, dim=32, heads=2,
                              multiple_of=32, **kw)
 
 
@@ -147,7 +148,9 @@ def test_trace_lm_data__trace_windows_cover_each_frame_once(traces_dir, tmp_path
 
 @pytest.mark.parametrize("backbone", ["transformer", "hybrid", "gated_deltanet"])
 def test_trace_lm__cached_generation_equals_uncached(backbone):
-    model = tiny(backbone=backbone, seq_len=64).eval()
+    # the hybrid with both of its layer kinds: a Gated DeltaNet state and a KV cache
+    extra = {"depth": 2, "pattern": "GA"} if backbone == "hybrid" else {}
+    model = tiny(backbone=backbone, seq_len=64, **extra).eval()
     prefix = TOK.encode("<|trace_context_start|>def f(x):", add_bos=True)
     cached = model.generate(prefix, 20, stop_ids=())
     assert len(cached) == 20
@@ -229,7 +232,17 @@ def test_trace_model__trainer_checkpoint_eval_and_predict(lm_data, tmp_path, cap
     assert trace_model_cli.main(args) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("<|trace_context_start|>def f(x):  # << START_OF_TRACE")
-    assert "--- real" in printed and "# frames:" in printed
+    assert "--- real" in printed and "# frames: the call frame given" in printed
+    # the call frame (argument values) is given, so the printed trace holds the real one
+    assert '<|call_sep|>{"x": "2"}<|action_sep|>def f(x):' in printed.split("--- real")[0]
+    args = parser.parse_args(["eval", "--checkpoint", str(tmp_path / "run"), "--kind",
+                              "straight_line", "--episodes", "1", "--max-frames", "20"])
+    assert trace_model_cli.main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["given_call"] is True and report["episodes"] == 1
+    assert {"next_frame", "next_frame_parts", "full_trace", "output"} <= set(report)
+    with pytest.raises(ValueError, match="episodes must be >= 1, got 0"):
+        trace_model_cli.main(parser.parse_args(["eval", "--checkpoint", "x", "--episodes", "0"]))
 
 
 # ------------------------------------------------------------------------------ bad input

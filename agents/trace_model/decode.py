@@ -16,7 +16,8 @@ Metrics (:func:`evaluate_exectrace`), on ``tracegym/ExecTrace-v0``:
 * ``output``: answer mode: the return value's repr from source + call (CRUXEval-O).
 
 The "copy the previous frame" baseline (``copy_previous_frame_prediction``) is scored beside the
-model for next_frame and, fed its own copies, for full_trace (always 0: its first frame is "").
+model for next_frame and, fed its own copies, for full_trace (0 unless the call frame is the
+whole trace: every later frame at least moves to another line or event).
 It has no answer-mode form; ``output`` reports ``copy_baseline`` as None.
 """
 
@@ -80,11 +81,13 @@ def trace_ended(frames: Sequence[str]) -> bool:
     return False
 
 
-def rollout(model, header: str, max_frames: int, reserve: int | None = None) -> list[str]:
+def rollout(model, header: str, max_frames: int, reserve: int | None = None,
+            given: Sequence[str] = ()) -> list[str]:
     """Predict a whole trace from its header, feeding each predicted frame back (no teacher
-    forcing), until :func:`trace_ended` or ``max_frames`` frames."""
-    frames: list[str] = []
-    ids: list[np.ndarray] = []
+    forcing), until :func:`trace_ended` or ``max_frames`` frames. ``given``: frames known in
+    advance (the call frame, holding the arguments); they start the returned list."""
+    frames: list[str] = list(given)
+    ids: list[np.ndarray] = [model.tokenizer.encode(text) for text in frames]
     while len(frames) < max_frames and not trace_ended(frames):
         text = complete_texts(model, [frame_prompt(model, header, ids, reserve)],
                               reserve_of(model, reserve))[0]
@@ -109,13 +112,19 @@ def frame_parts(text: str) -> tuple[str, str | None]:
 
 def evaluate_exectrace(model, *, programs="generated", kind: str = "mixed", episodes: int = 20,
                        seed: int = 0, max_frames: int = 200, reserve: int | None = None,
-                       rollout_episodes: int | None = None, output: bool = True) -> dict:
+                       rollout_episodes: int | None = None, output: bool = True,
+                       given_call: bool = True) -> dict:
     """The three ExecTrace metrics of ``model`` beside the copy baseline (module docstring).
 
     ``programs``/``kind`` are the env's options (a list of Program: e.g. the test split's);
     episode e is ``reset(seed=seed + e)``; the first ``rollout_episodes`` (default all) also
     get a full-trace rollout (the slow part: one decode per frame). Episodes whose header does
     not fit the model's context are skipped and counted (``skipped``).
+
+    ``given_call`` (default): the first frame, the call with its argument values, is input, not
+    prediction (the header holds the source only, so no model could know the arguments): the
+    env's first step is answered with it and not scored, next_frame counts frames 1.., and
+    rollouts start from it. ``False`` scores every frame (the call frame is then a guess).
     """
     import gymnasium as gym
 
@@ -137,23 +146,27 @@ def evaluate_exectrace(model, *, programs="generated", kind: str = "mixed", epis
         except ValueError:
             skipped += 1
             continue
-        predictions = complete_texts(model, prompts, reserve_of(model, reserve))
+        first = 1 if given_call else 0
+        predictions = list(ep.frame_texts[:first]) + complete_texts(
+            model, prompts[first:], reserve_of(model, reserve))
         seen: list[str] = []
-        for text in predictions:  # the env scores the model; the baseline is scored alike
+        for t, text in enumerate(predictions):  # the env scores the model; the baseline alike
             baseline = copy_previous_frame_prediction(seen)
             _, reward, terminated, truncated, info = step_env.step(text)
+            seen.append(info["frame"])
+            if t < first:
+                continue
             model_hits += int(reward)
             copy_hits += int(baseline == info["frame"])
             truth = frame_parts(info["frame"])
             for who, guess in (("model", frame_parts(text)), ("copy", frame_parts(baseline))):
                 part_hits["state", who] += guess[0] == truth[0]
                 part_hits["action", who] += guess[1] == truth[1]
-            seen.append(info["frame"])
-        frames_total += len(predictions)
+        frames_total += len(predictions) - first
         if e < (episodes if rollout_episodes is None else rollout_episodes):
             cap = len(ep.frame_texts) + ROLLOUT_SLACK
-            predicted = rollout(model, obs, cap, reserve)
-            copies: list[str] = []
+            predicted = rollout(model, obs, cap, reserve, given=ep.frame_texts[:first])
+            copies: list[str] = list(ep.frame_texts[:first])
             while len(copies) < len(ep.frame_texts):
                 copies.append(copy_previous_frame_prediction(copies))
             traces += 1
@@ -161,6 +174,7 @@ def evaluate_exectrace(model, *, programs="generated", kind: str = "mixed", epis
             copy_trace_hits += tuple(copies) == ep.frame_texts
     result = {
         "episodes": episodes, "skipped": skipped, "frames": frames_total,
+        "given_call": given_call,
         "next_frame": {"model": model_hits / max(frames_total, 1),
                        "copy_baseline": copy_hits / max(frames_total, 1)},
         "next_frame_parts": {
