@@ -38,8 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--no-run", action="store_true", help="do not run the program (no diff)")
     e = sub.add_parser("eval", help="the ExecTrace metrics beside the copy baseline; prints JSON")
     e.add_argument("--checkpoint", required=True, help="a trace model checkpoint (file or run dir)")
+    e.add_argument("--traces", metavar="DIR",
+                   help="evaluate on the test-split programs of this `tracegym data traces` "
+                   "output (programs the model never trained on); default: fresh generated ones")
     e.add_argument("--kind", default="mixed", choices=("straight_line", "loops", "mixed"),
-                   help="generated programs the env draws (tracegym/ExecTrace-v0 kind=)")
+                   help="without --traces: the generated programs' kind")
     e.add_argument("--episodes", type=int, default=20, help="episodes per metric")
     e.add_argument("--rollout-episodes", type=int, default=None,
                    help="of those, how many also get a full-trace rollout (default all)")
@@ -91,12 +94,18 @@ def evaluate(args: argparse.Namespace) -> int:
             raise ValueError(f"{name} must be >= 1, got {getattr(args, name)}")
     if args.rollout_episodes is not None and args.rollout_episodes < 0:
         raise ValueError(f"rollout_episodes must be >= 0, got {args.rollout_episodes}")
+    programs = "generated"
+    if args.traces:
+        from tracegym.datasets.traces import split_programs
+
+        programs = split_programs(args.traces, "test")
     model = load_trace_model(args.checkpoint)
-    result = evaluate_exectrace(model, kind=args.kind, episodes=args.episodes, seed=args.seed,
+    result = evaluate_exectrace(model, programs=programs, kind=args.kind, episodes=args.episodes, seed=args.seed,
                                 max_frames=args.max_frames,
                                 rollout_episodes=args.rollout_episodes,
                                 given_call=not args.score_call)
-    print(json.dumps({"checkpoint": str(args.checkpoint), "kind": args.kind, **result}))
+    where = {"traces": args.traces} if args.traces else {"kind": args.kind}
+    print(json.dumps({"checkpoint": str(args.checkpoint), **where, **result}))
     return 0
 
 

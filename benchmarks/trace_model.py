@@ -29,10 +29,8 @@ def build_data(root: Path, programs: int, seed: int, seq_len: int, size: dict
                ) -> tuple[Path, list]:
     """Traces of ``programs`` straight-line and ``programs`` loop programs -> a trace_lm dataset;
     returns it and the test-split Program objects (for the env)."""
-    from tracegym.datasets.common import stream_seed
     from tracegym.datasets.trace_lm import build_trace_lm_dataset
-    from tracegym.datasets.traces import PROGRAM_STREAM, build_trace_dataset, read_traces
-    from tracegym.tracers.programs import generate_program
+    from tracegym.datasets.traces import build_trace_dataset, split_programs
 
     dirs, test_programs = [], []
     for kind in ("straight_line", "loops"):
@@ -40,14 +38,7 @@ def build_data(root: Path, programs: int, seed: int, seq_len: int, size: dict
         build_trace_dataset(out, n=programs, seed=seed, kind=kind, max_events=200,
                             test_fraction=0.15, progress=False, **size)
         dirs.append(out)
-        seen = set()
-        for r in read_traces(out):
-            if r["split"] == "test" and r["program_index"] not in seen:
-                seen.add(r["program_index"])
-                p = generate_program(stream_seed(seed, PROGRAM_STREAM), r["program_index"],
-                                     kind=kind, num_inputs=3, **size)
-                assert p.source == r["source"]  # our invariant: the same program rebuilt
-                test_programs.append(p)
+        test_programs += split_programs(out, "test")
     data = root / "trace_lm"
     build_trace_lm_dataset(dirs, data, task="trace,output", seq_len=seq_len)
     return data, test_programs

@@ -518,6 +518,34 @@ def read_traces(out) -> Iterator[dict]:
             yield json.loads(line)
 
 
+def split_programs(out, split: str = "test") -> list:
+    """The programs of one ``split`` of a trace dataset, as :class:`Program` objects with the
+    dataset's calls (for ``tracegym/ExecTrace-v0``'s ``programs=``: evaluate on programs a model
+    never trained on). Calls whose arguments are not Python literals are left out; a program
+    left with no call is dropped. ValueError when the split holds no program."""
+    from tracegym.tracers.programs import Program, parse_arguments
+
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    found: dict[tuple, dict] = {}
+    for r in read_traces(out):
+        if r["split"] != split:
+            continue
+        item = found.setdefault((r["program_index"], r["source"], r["entry"]),
+                                {"name": r["program"], "origin": r["origin"],
+                                 "location": r["location"], "calls": {}})
+        try:
+            item["calls"][r["call_index"]] = parse_arguments(r["args_repr"], field_name="args")
+        except ValueError:
+            continue  # not literal: the env could not rebuild this call
+    programs = [Program(v["name"], source, entry, tuple(c for _, c in sorted(v["calls"].items())),
+                        origin=v["origin"], location=v["location"])
+                for (_, source, entry), v in found.items() if v["calls"]]
+    if not programs:
+        raise ValueError(f"traces: no {split} program with literal arguments in {str(out)!r}")
+    return programs
+
+
 # ---------------------------------------------------------------------------------------------
 # command line: `tracegym data traces`
 

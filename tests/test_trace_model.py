@@ -199,7 +199,7 @@ def test_trace_diffusion__runs_and_loss_falls(lm_data):
     assert ids.ndim == 1 and len(ids) <= 96 and not (ids == EOS).any()
 
 
-def test_trace_model__trainer_checkpoint_eval_and_predict(lm_data, tmp_path, capsys):
+def test_trace_model__trainer_checkpoint_eval_and_predict(traces_dir, lm_data, tmp_path, capsys):
     from tracegym.training import TrainConfig, Trainer
 
     cfg = TrainConfig(task="exectrace", data=str(lm_data), reasoner="trace_lm",
@@ -235,11 +235,12 @@ def test_trace_model__trainer_checkpoint_eval_and_predict(lm_data, tmp_path, cap
     assert "--- real" in printed and "# frames: the call frame given" in printed
     # the call frame (argument values) is given, so the printed trace holds the real one
     assert '<|call_sep|>{"x": "2"}<|action_sep|>def f(x):' in printed.split("--- real")[0]
-    args = parser.parse_args(["eval", "--checkpoint", str(tmp_path / "run"), "--kind",
-                              "straight_line", "--episodes", "1", "--max-frames", "20"])
+    args = parser.parse_args(["eval", "--checkpoint", str(tmp_path / "run"), "--traces",
+                              str(traces_dir), "--episodes", "1", "--max-frames", "20"])
     assert trace_model_cli.main(args) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["given_call"] is True and report["episodes"] == 1
+    assert report["traces"] == str(traces_dir)
     assert {"next_frame", "next_frame_parts", "full_trace", "output"} <= set(report)
     with pytest.raises(ValueError, match="episodes must be >= 1, got 0"):
         trace_model_cli.main(parser.parse_args(["eval", "--checkpoint", "x", "--episodes", "0"]))

@@ -303,3 +303,23 @@ def test_build__sandbox_and_in_process_give_the_same_cwm(tmp_path):
                             workers=2, progress=False)
         runs[sandbox] = [(r["outcome"], r["cwm"], r["return_repr"]) for r in read_traces(out)]
     assert runs[True] == runs[False]
+
+
+def test_split_programs__rebuild_the_split_for_the_env(tmp_path):
+    from tracegym.datasets.traces import split_programs
+
+    build_trace_dataset(tmp_path / "d", n=20, kind="loops", test_fraction=0.3, progress=False)
+    records = list(read_traces(tmp_path / "d"))
+    for split in ("train", "test"):
+        programs = split_programs(tmp_path / "d", split)
+        want = {r["source"] for r in records if r["split"] == split}
+        assert {p.source for p in programs} == want
+        for p in programs:  # the same calls, in order: each gives the recorded result
+            rows = sorted((r for r in records if r["source"] == p.source),
+                          key=lambda r: r["call_index"])
+            assert len(p.inputs) == len(rows)
+            for i, r in enumerate(rows):
+                if r["outcome"] == "ok":
+                    assert repr(p.run(i)) == r["return_repr"]
+    with pytest.raises(ValueError, match="split must be 'train' or 'test', got 'dev'"):
+        split_programs(tmp_path / "d", "dev")
