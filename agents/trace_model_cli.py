@@ -1,16 +1,16 @@
 """``tracegym trace-model predict --checkpoint CKPT --source FILE --entry f --args "..."`` and
-``tracegym trace-model eval --checkpoint CKPT [--kind loops --episodes 50]``.
+``tracegym trace-model eval --checkpoint CKPT [--traces DIR] [--episodes 50]``.
 
 ``eval`` prints :func:`~tracegym.agents.trace_model.decode.evaluate_exectrace` as JSON: next-frame,
 full-trace and output exact match on ``tracegym/ExecTrace-v0``, each beside the copy baseline.
 
-Prints the trace a trained trace model predicts for one call, in CWM format (its own frames fed
-back: :func:`~tracegym.agents.trace_model.decode.rollout`; the call frame, which holds the
-argument values, is taken from the real trace when there is one, else predicted too), then, when the program runs in the
-sandbox (:func:`~tracegym.tracers.trace_source`; ``--in-process`` traces it here instead), a
-unified diff against the real trace and a one-line score. The header (source context marked
-``# << START_OF_TRACE``) comes from the real trace when there is one, else from the file with the
-``def <entry>`` line marked. A checkpoint made with another tokenizer is a clear error.
+``predict`` prints the trace a trained trace model predicts for one call, in CWM format (its own
+frames fed back: :func:`~tracegym.agents.trace_model.decode.rollout`; the call frame, which holds
+the argument values, is taken from the real trace when there is one, else predicted too), then,
+when the program runs in the sandbox (:func:`~tracegym.tracers.trace_source`; ``--in-process``
+traces it here instead), a unified diff against the real trace and a one-line score. The header
+(source context marked ``# << START_OF_TRACE``) comes from the real trace when there is one, else
+from the file with the ``def <entry>`` line marked. A checkpoint made with another tokenizer is a clear error.
 """
 
 from __future__ import annotations
@@ -100,8 +100,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
         programs = split_programs(args.traces, "test")
     model = load_trace_model(args.checkpoint)
-    result = evaluate_exectrace(model, programs=programs, kind=args.kind, episodes=args.episodes, seed=args.seed,
-                                max_frames=args.max_frames,
+    result = evaluate_exectrace(model, programs=programs, kind=args.kind,
+                                episodes=args.episodes, seed=args.seed, max_frames=args.max_frames,
                                 rollout_episodes=args.rollout_episodes,
                                 given_call=not args.score_call)
     where = {"traces": args.traces} if args.traces else {"kind": args.kind}

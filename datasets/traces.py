@@ -398,8 +398,8 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
         overwrite: replace a non-empty ``out``.
         progress: show a progress bar.
         max_statements, max_params: generated programs only: at most this many statements in
-            ``f``'s body (>= 2, nested ones included) and parameters (``generate_program``'s options;
-            smaller programs give shorter traces, e.g. for a model with a short context).
+            ``f``'s body (>= 2, nested ones included) and parameters (``generate_program``'s
+            options; smaller programs give shorter traces, e.g. for a short-context model).
 
     Returns the summary written to ``meta.json`` plus ``out``. Raises ValueError naming the
     argument for bad input, before anything runs.
