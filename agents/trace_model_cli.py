@@ -10,7 +10,8 @@ the argument values, is taken from the real trace when there is one, else predic
 when the program runs in the sandbox (:func:`~tracegym.tracers.trace_source`; ``--in-process``
 traces it here instead), a unified diff against the real trace and a one-line score. The header
 (source context marked ``# << START_OF_TRACE``) comes from the real trace when there is one, else
-from the file with the ``def <entry>`` line marked. A checkpoint made with another tokenizer is a clear error.
+from the file with the ``def <entry>`` line marked. A checkpoint made with another tokenizer is a
+clear error.
 """
 
 from __future__ import annotations
