@@ -35,6 +35,7 @@ from tracegym.training.trainer import NonFiniteError
 
 REASONERS = ("feedforward", "trm", "hrm", "diffusion", "autoregressive")
 BACKBONES = ("transformer", "mlp_mixer", "hybrid")
+RECIPES = ("qwen3_next", "kimi_linear", "gdn_h1")
 # one small width for every pair; per-reasoner settings follow the CPU runs of REFERENCES.md
 COMMON = {"dim": 64, "heads": 4}
 MODEL = {
@@ -58,11 +59,22 @@ TASKS = {  # name -> (builder, builder options, env id, env options)
 EVAL_SEED = 1_000_000  # env episodes are drawn from seeds far from the dataset's streams
 
 
+def model_config(reasoner: str, backbone: str) -> dict:
+    """The pair's model keys. A recipe (qwen3_next "GGGA", kimi_linear "KKKL") runs at least one
+    layer per letter of its pattern, so a depth-2 run still holds its attention / MLA layer."""
+    from tracegym.agents.backbones import BACKBONES as PATTERNS
+
+    model = {**COMMON, **MODEL[reasoner]}
+    if backbone in RECIPES and "depth" in model:
+        model["depth"] = max(model["depth"], len(PATTERNS[backbone]))
+    return model
+
+
 def run_one(task: str, data: Path, reasoner: str, backbone: str, budget: float, episodes: int,
             out: Path) -> dict:
     _, _, env_id, env_options = TASKS[task]
     cfg = TrainConfig(task="sudoku" if task.startswith("sudoku") else "maze", data=str(data),
-                      reasoner=reasoner, backbone=backbone, model={**COMMON, **MODEL[reasoner]},
+                      reasoner=reasoner, backbone=backbone, model=model_config(reasoner, backbone),
                       max_steps=1_000_000, time_budget_s=budget, batch_size=64, lr=2e-3,
                       warmup_steps=20, weight_decay=0.1, optimizer="adamw", ema=0.0,
                       eval_examples=200, log_every=50, out=str(out), progress=False, seed=0)
