@@ -55,6 +55,7 @@ from tracegym.agents.backbones import (
     BACKBONES,
     HAS_FLA,
     HAS_FLA_KDA,
+    RECIPES,
     build_backbone,
     chunk_gated_delta_rule,
     chunk_kda,
@@ -62,10 +63,10 @@ from tracegym.agents.backbones import (
     kda,
     recurrent_gated_delta_rule,
     recurrent_kda,
+    whole_depth,
 )
 
 MIXER_MAX_LEN = 2048
-RECIPES = ("qwen3_next", "kimi_linear", "gdn_h1")
 CACHE_LENGTHS = (1024, 8192)
 
 
@@ -76,7 +77,7 @@ def hybrid_pattern(depth: int) -> str:
 
 def bench_depth(name: str, depth: int) -> int:
     # A recipe cut below its pattern length would lose its attention layers ("GGGA" -> "GG").
-    return max(depth, len(BACKBONES[name])) if name in RECIPES else depth
+    return whole_depth(name, depth) if name in RECIPES else depth
 
 
 def make_net(name: str, args, T: int, causal: bool):
@@ -164,25 +165,10 @@ def run_case(args, name: str, T: int, device: torch.device) -> dict:
 
 
 def case_command(args, name: str, T: int) -> list[str]:
-    return [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--case",
-        name,
-        str(T),
-        "--dim",
-        str(args.dim),
-        "--depth",
-        str(args.depth),
-        "--heads",
-        str(args.heads),
-        "--batch",
-        str(args.batch),
-        "--repeats",
-        str(args.repeats),
-        "--window",
-        str(args.window),
-    ]
+    """This script, run for one scaling case with the sweep's model settings."""
+    settings = ("dim", "depth", "heads", "batch", "repeats", "window")
+    return [sys.executable, os.path.abspath(__file__), "--case", name, str(T),
+            *(f"--{key}={getattr(args, key)}" for key in settings)]
 
 
 def bench_scaling(args, device: torch.device) -> tuple[dict, dict, dict]:

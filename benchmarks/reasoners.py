@@ -35,7 +35,6 @@ from tracegym.training.trainer import NonFiniteError
 
 REASONERS = ("feedforward", "trm", "hrm", "diffusion", "autoregressive")
 BACKBONES = ("transformer", "mlp_mixer", "hybrid")
-RECIPES = ("qwen3_next", "kimi_linear", "gdn_h1")
 # one small width for every pair; per-reasoner settings follow the CPU runs of REFERENCES.md
 COMMON = {"dim": 64, "heads": 4}
 MODEL = {
@@ -62,11 +61,11 @@ EVAL_SEED = 1_000_000  # env episodes are drawn from seeds far from the dataset'
 def model_config(reasoner: str, backbone: str) -> dict:
     """The pair's model keys. A recipe (qwen3_next "GGGA", kimi_linear "KKKL") runs at least one
     layer per letter of its pattern, so a depth-2 run still holds its attention / MLA layer."""
-    from tracegym.agents.backbones import BACKBONES as PATTERNS
+    from tracegym.agents.backbones import RECIPES, whole_depth
 
     model = {**COMMON, **MODEL[reasoner]}
     if backbone in RECIPES and "depth" in model:
-        model["depth"] = max(model["depth"], len(PATTERNS[backbone]))
+        model["depth"] = whole_depth(backbone, model["depth"])
     return model
 
 

@@ -258,7 +258,12 @@ def test_mlp_mixer__other_seq_len_raises():
 
 
 def test_a_pattern_cut_below_its_length_warns_when_it_loses_a_layer_kind():
-    with pytest.warns(UserWarning, match=r"hybrid at depth=2 has layers 'GG'.*\['A'\]"):
+    from tracegym.agents.backbones import whole_depth
+
+    cases = (("hybrid", 2), ("hybrid", 6), ("gdn_h1", 2))
+    assert [whole_depth(name, depth) for name, depth in cases] == [4, 6, 2]
+    assert whole_depth("hybrid", 2, pattern="GA") == 2
+    with pytest.warns(UserWarning, match=r"hybrid at depth=2 has layers 'GG'.*\['A'\].*>= 4"):
         build_backbone("hybrid", 32, 2, 4, 16, True)
     with pytest.warns(UserWarning, match=r"kimi_linear at depth=3 has layers 'KKK'"):
         build_backbone("kimi_linear", 32, 3, 4, 16, True)

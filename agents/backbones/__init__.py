@@ -45,9 +45,18 @@ BACKBONES = {
     "kimi_linear": "KKKL",
     "gdn_h1": "GS",
 }
+RECIPES = ("qwen3_next", "kimi_linear", "gdn_h1")  # published hybrids, run whole by benchmarks
+
+
+def whole_depth(name: str, depth: int, pattern: str | None = None) -> int:
+    """The smallest depth >= ``depth`` that holds every layer kind of ``name``'s pattern (a
+    pattern cut shorter drops its last letters: hybrid "GGGA" at depth 2 is "GG")."""
+    return max(depth, len(pattern or BACKBONES[name]))
+
 
 __all__ = [
     "BACKBONES",
+    "RECIPES",
     "Backbone",
     "Cache",
     "DeltaCache",
@@ -65,6 +74,7 @@ __all__ = [
     "kda",
     "recurrent_gated_delta_rule",
     "recurrent_kda",
+    "whole_depth",
 ]
 
 
@@ -137,14 +147,14 @@ def build_backbone(
         raise ValueError(
             f"pattern is for the hybrid backbone only, got pattern={pattern!r} for {name!r}"
         )
-    kinds = layer_kinds(pattern or BACKBONES[name], depth)
-    lost = sorted(set(pattern or BACKBONES[name]) - set(kinds))
+    full = pattern or BACKBONES[name]
+    kinds = layer_kinds(full, depth)
+    lost = sorted(set(full) - set(kinds))
     if lost:  # e.g. hybrid at depth 2 is "GG": no attention layer at all
         warnings.warn(
-            f"{name} at depth={depth} has layers {kinds!r}: the pattern "
-            f"{pattern or BACKBONES[name]!r} cut to {depth} loses its {lost} layer(s); use "
-            f"depth >= {len(pattern or BACKBONES[name])} or (hybrid) a shorter pattern such as "
-            f"'GA'",
+            f"{name} at depth={depth} has layers {kinds!r}: the pattern {full!r} cut to {depth} "
+            f"loses its {lost} layer(s); use depth >= {whole_depth(name, depth, pattern)} or "
+            "(hybrid) a shorter pattern such as 'GA'",
             stacklevel=2,
         )
     mixers = [
