@@ -1,8 +1,9 @@
-"""``tracegym trace-model predict --checkpoint CKPT --source FILE --entry f --args "..."`` and
-``tracegym trace-model eval --checkpoint CKPT [--traces DIR] [--episodes 50]``.
+"""``tracegym trace-model predict --checkpoint CHECKPOINT --source FILE --entry f --args "..."``
+and ``tracegym trace-model eval --checkpoint CHECKPOINT [--traces DIR] [--episodes 50]``.
 
 ``eval`` prints :func:`~tracegym.agents.trace_model.decode.evaluate_exectrace` as JSON: next-frame,
-full-trace and output exact match on ``tracegym/ExecTrace-v0``, each beside the copy baseline.
+full-trace and output exact match on ``tracegym/ExecTrace-v0``, each beside the copy baseline
+(a progress bar on stderr while it runs).
 
 ``predict`` prints the trace a trained trace model predicts for one call, in CWM format (its own
 frames fed back: :func:`~tracegym.agents.trace_model.decode.rollout`; the call frame, which holds
@@ -22,12 +23,15 @@ import re
 import sys
 from pathlib import Path
 
+from tracegym.errors import TracegymError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     p = sub.add_parser("predict",
                        help="predict the trace of one call and diff it with the real one")
-    p.add_argument("--checkpoint", required=True, help="a trace model checkpoint (file or run dir)")
+    p.add_argument("--checkpoint", required=True, metavar="CHECKPOINT",
+                   help="trace model checkpoint file or run directory")
     p.add_argument("--source", required=True, metavar="FILE", help="Python source file")
     p.add_argument("--entry", required=True, help="name of the function to call")
     p.add_argument("--args", default="", metavar="ARGS",
@@ -38,19 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="run the real call in this process, without the sandbox (trusted code)")
     p.add_argument("--no-run", action="store_true", help="do not run the program (no diff)")
     e = sub.add_parser("eval", help="the ExecTrace metrics beside the copy baseline; prints JSON")
-    e.add_argument("--checkpoint", required=True, help="a trace model checkpoint (file or run dir)")
+    e.add_argument("--checkpoint", required=True, metavar="CHECKPOINT",
+                   help="trace model checkpoint file or run directory")
     e.add_argument("--traces", metavar="DIR",
-                   help="evaluate on the test-split programs of this `tracegym data traces` "
-                   "output (programs the model never trained on); default: fresh generated ones")
+                   help="`tracegym data traces` output whose test programs to use "
+                   "(default: freshly generated programs)")
     e.add_argument("--kind", default="mixed", choices=("straight_line", "loops", "mixed"),
                    help="without --traces: the generated programs' kind")
     e.add_argument("--episodes", type=int, default=20, help="episodes per metric")
-    e.add_argument("--rollout-episodes", type=int, default=None,
-                   help="of those, how many also get a full-trace rollout (default all)")
+    e.add_argument("--rollout-episodes", type=int, default=None, metavar="N",
+                   help="of those, how many also get a full-trace rollout (all if omitted)")
     e.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
     e.add_argument("--max-frames", type=int, default=200, help="frames per trace at most")
     e.add_argument("--score-call", action="store_true",
-                   help="also score the call frame (its argument values are not in the prompt)")
+                   help="also score the call frame (its arguments are not in the prompt)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
 def fallback_header(source: str, entry: str) -> str:
@@ -61,7 +67,7 @@ def fallback_header(source: str, entry: str) -> str:
     pattern = re.compile(rf"^\s*(async\s+)?def\s+{re.escape(entry)}\s*\(")
     lineno = next((i + 1 for i, line in enumerate(lines) if pattern.match(line)), None)
     if lineno is None:
-        raise ValueError(f"entry: no 'def {entry}(' line in the source")
+        raise TracegymError(f"entry: no 'def {entry}(' line in the source")
     return Trace(entry=entry, context=source, frames=[], entry_lineno=lineno).to_cwm()
 
 
@@ -92,9 +98,9 @@ def evaluate(args: argparse.Namespace) -> int:
 
     for name in ("episodes", "max_frames"):
         if getattr(args, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(args, name)}")
+            raise TracegymError(f"{name} must be >= 1, got {getattr(args, name)}")
     if args.rollout_episodes is not None and args.rollout_episodes < 0:
-        raise ValueError(f"rollout_episodes must be >= 0, got {args.rollout_episodes}")
+        raise TracegymError(f"rollout_episodes must be >= 0, got {args.rollout_episodes}")
     programs = "generated"
     if args.traces:
         from tracegym.datasets.traces import split_programs
@@ -104,7 +110,7 @@ def evaluate(args: argparse.Namespace) -> int:
     result = evaluate_exectrace(model, programs=programs, kind=args.kind,
                                 episodes=args.episodes, seed=args.seed, max_frames=args.max_frames,
                                 rollout_episodes=args.rollout_episodes,
-                                given_call=not args.score_call)
+                                given_call=not args.score_call, progress=not args.no_progress)
     where = {"traces": args.traces} if args.traces else {"kind": args.kind}
     print(json.dumps({"checkpoint": str(args.checkpoint), **where, **result}))
     return 0
@@ -122,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise FileNotFoundError(f"source: no such file {args.source!r}")
     if args.max_frames < 1:
-        raise ValueError(f"max_frames must be >= 1, got {args.max_frames}")
+        raise TracegymError(f"max_frames must be >= 1, got {args.max_frames}")
     source = path.read_text(encoding="utf-8")
     call = parse_arguments(args.args, field_name="args")
     model = load_trace_model(args.checkpoint)

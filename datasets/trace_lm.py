@@ -1,4 +1,4 @@
-"""Token datasets for trace language models, in the TRM layout: ``tracegym data trace_lm``.
+"""Trace LM dataset: token examples for trace language models, in the TRM layout.
 
 Reads a ``tracegym data traces`` output directory (``traces.jsonl``) and writes::
 
@@ -65,7 +65,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import check_int
+from tracegym.errors import TracegymError
+
+from .common import add_out_arguments, check_int
 from .writer import BLANK_IDENTIFIER, check_output_dir, staged_directory
 
 TASKS = ("next_frame", "output", "trace")
@@ -93,11 +95,11 @@ def answer_prompt(source: str, entry: str, args_repr: str) -> str:
 def fit_prompt(head: np.ndarray, frames: Sequence[np.ndarray], budget: int) -> tuple[np.ndarray,
                                                                                     int]:
     """``(prompt ids, frames dropped)``: ``head`` then the most recent ``frames`` that fit in
-    ``budget`` ids (whole frames only; older ones dropped). ValueError when ``head`` alone does
+    ``budget`` ids (whole frames only; older ones dropped). TracegymError when ``head`` alone does
     not fit."""
     if len(head) > budget:
-        raise ValueError(f"prompt: the head (BOS + source context) has {len(head)} tokens, more "
-                         f"than the {budget} available")
+        raise TracegymError(f"prompt: the head (BOS + source context) has {len(head)} tokens, more "
+                            f"than the {budget} available")
     room, keep = budget - len(head), 0
     for ids in reversed(frames):
         if len(ids) > room:
@@ -113,8 +115,8 @@ def encode_example(prompt: np.ndarray, target: np.ndarray, seq_len: int
     """``(inputs, labels)`` of length ``seq_len`` under the shifted label convention."""
     p, m = len(prompt), len(target)
     if p < 1 or m < 1 or p + m > seq_len:
-        raise ValueError(f"example: prompt {p} + target {m} tokens must be >= 1 each and fit "
-                         f"seq_len {seq_len}")
+        raise TracegymError(f"example: prompt {p} + target {m} tokens must be >= 1 each and fit "
+                            f"seq_len {seq_len}")
     inputs = np.zeros(seq_len, DTYPE)
     labels = np.zeros(seq_len, DTYPE)
     inputs[:p] = prompt
@@ -164,14 +166,14 @@ def record_examples(record: dict, task: str, seq_len: int, tok, counts: Counter
 
 
 def parse_tasks(task: str) -> tuple[str, ...]:
-    """``"both"`` / ``"a,b"`` -> task names; ValueError naming an unknown one."""
+    """``"both"`` / ``"a,b"`` -> task names; TracegymError naming an unknown one."""
     if not isinstance(task, str):
-        raise ValueError(f"task must be a str, got {task!r}")
+        raise TracegymError(f"task must be a str, got {task!r}")
     names = ALIASES.get(task) or tuple(t.strip() for t in task.split(","))
     bad = [t for t in names if t not in TASKS]
     if bad or not names or len(set(names)) != len(names):
-        raise ValueError(f"task must be one of {list(TASKS)} or 'both', or a comma list of "
-                         f"distinct ones, got {task!r}")
+        raise TracegymError(f"task must be one of {list(TASKS)} or 'both', or a comma list of "
+                            f"distinct ones, got {task!r}")
     return names
 
 
@@ -231,19 +233,19 @@ def build_trace_lm_dataset(traces_dir, out, *, task: str = "next_frame", seq_len
                            overwrite: bool = False) -> dict:
     """Build the TRM-layout token dataset of ``task`` from a traces directory (or a list of
     them, read in order); returns the summary written to ``OUT/meta.json`` (plus ``out``).
-    ValueError for bad arguments, and when a program source is in both splits."""
+    TracegymError for bad arguments, and when a program source is in both splits."""
     from tracegym.datasets.traces import read_traces
 
     parse_tasks(task)
     seq_len = check_int("seq_len", seq_len, 8)
     if seq_len > np.iinfo(np.int32).max:
-        raise ValueError(f"seq_len is too large: {seq_len}")
+        raise TracegymError(f"seq_len is too large: {seq_len}")
     dirs = [Path(d) for d in ([traces_dir] if isinstance(traces_dir, (str, os.PathLike))
                               else traces_dir)]
     for d in dirs or [Path("")]:
         if not (d / "traces.jsonl").is_file():
-            raise ValueError(f"traces_dir: no traces.jsonl in {str(d)!r} (build it with "
-                             "`tracegym data traces`)")
+            raise TracegymError(f"traces_dir: no traces.jsonl in {str(d)!r} (build it with "
+                                "`tracegym data traces`)")
     out = check_output_dir(out, overwrite=overwrite)
     tok = _tokenizer()
 
@@ -275,8 +277,8 @@ def build_trace_lm_dataset(traces_dir, out, *, task: str = "next_frame", seq_len
         counts["calls"] += 1
     shared = splits["train"]["sources"] & splits["test"]["sources"]
     if shared:  # the traces builder splits by source; a mixed-up input directory would not
-        raise ValueError(f"traces_dir: {len(shared)} program source(s) are in both train and "
-                         "test; the split must be by program")
+        raise TracegymError(f"traces_dir: {len(shared)} program source(s) are in both train and "
+                            "test; the split must be by program")
 
     summary = {"arguments": {"traces_dir": [str(d) for d in dirs], "task": task,
                              "seq_len": seq_len},
@@ -324,21 +326,18 @@ def build_trace_lm_dataset(traces_dir, out, *, task: str = "next_frame", seq_len
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--traces", required=True, metavar="DIR", nargs="+",
-                        help="`tracegym data traces` output directories (read in order)")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output directory (missing or empty unless --overwrite)")
-    parser.add_argument("--task", default="next_frame",
-                        help="next_frame (predict frame t), output (predict the return value), "
-                        "trace (whole-trace LM windows), both (= next_frame,output), or a "
-                        "comma list")
-    parser.add_argument("--seq-len", type=int, default=512,
-                        help="tokens per example; long next_frame prompts drop their oldest "
-                        "frames, examples that still do not fit are rejected (counted)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace OUT if it exists and is not empty")
+                        help="`tracegym data traces` output directories, read in order")
+    add_out_arguments(parser)
+    parser.add_argument("--task", default="next_frame", metavar="TASK",
+                        help="next_frame, output, trace, both (next_frame,output) or a comma "
+                             "list")
+    parser.add_argument("--seq-len", type=int, default=512, metavar="N",
+                        help="tokens per example (longer next_frame prompts drop old frames; "
+                             "what still does not fit is rejected)")
 
 
 def main(args: argparse.Namespace) -> int:
+    """Build the dataset and print a one-line summary."""
     summary = build_trace_lm_dataset(args.traces, args.out, task=args.task,
                                      seq_len=args.seq_len, overwrite=args.overwrite)
     parts = "; ".join(f"{s}: {c['examples']} examples, {c['programs']} programs, "

@@ -1,4 +1,4 @@
-"""Execution traces of Python programs: one record per traced call, as Parquet and JSON Lines.
+"""Trace dataset: execution traces of Python programs as Parquet and JSON Lines.
 
 Layout::
 
@@ -24,9 +24,10 @@ runs have no memory limit: use ``--sandbox`` for anything untrusted.
 
 Outcomes: ``ok``; ``exception`` (the traced function raised: still a full trace);
 ``truncated`` (``--max-events`` hit: the trace holds the first events); ``timeout``; ``memory``;
-``exit`` (``sys.exit``); and from the sandbox also ``output_limit``, ``crash``, ``syntax_error``,
-``entry_missing``, ``module_error``, ``violation``... as :class:`~tracegym.tracers.sandbox.
-RunResult` names them; ``argument_error`` (arguments that cannot be sent to the sandbox) and
+``exit`` (``sys.exit``); ``syntax_error`` (a listed file that does not parse: each of its calls
+gets this record, and the build goes on); ``module_error``; and from the sandbox also
+``output_limit``, ``crash``, ``entry_missing``, ``violation``... as :class:`~tracegym.tracers.
+sandbox.RunResult` names them; ``argument_error`` (arguments that cannot be sent to the sandbox) and
 ``format_error`` (a trace whose text cannot be written as CWM). Nothing is dropped: every call of
 every program in the shard has its record.
 
@@ -45,6 +46,7 @@ programs; the shards' records, concatenated in order, equal the whole build's.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import functools
 import hashlib
@@ -62,7 +64,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .common import check_int, check_shard, parse_shard, shard_slice, stream_seed
+from tracegym.errors import TracegymError
+
+from .common import (
+    add_out_arguments,
+    add_progress_argument,
+    add_shard_argument,
+    check_int,
+    check_shard,
+    shard_slice,
+    stream_seed,
+    user_options,
+)
 from .writer import check_output_dir, staged_directory
 
 SOURCES = ("generated", "cruxeval")
@@ -114,16 +127,16 @@ def _resolve_source(source, spec) -> tuple[str, Path | None]:
     """``(kind, directory)``: kind is generated, cruxeval or directory."""
     if source in SOURCES:
         if spec is not None:
-            raise ValueError(f"spec: only a directory source takes a spec, got spec={str(spec)!r} "
-                             f"with source={source!r}")
+            raise TracegymError(f"spec: only a directory source takes a spec, got "
+                                f"spec={str(spec)!r} with source={source!r}")
         return source, None
     if not isinstance(source, (str, os.PathLike)) or not Path(source).is_dir():
-        raise ValueError(f"source: expected 'generated', 'cruxeval' or a directory, got "
-                         f"{source!r}" + (" (no such directory)" if isinstance(source, str)
-                                          else ""))
+        raise TracegymError(f"source: expected 'generated', 'cruxeval' or a directory, got "
+                            f"{source!r}" + (" (no such directory)" if isinstance(source, str)
+                                             else ""))
     if spec is None:
-        raise ValueError(f"spec: a directory source needs a spec file (--spec) listing its "
-                         f"entries and inputs, got none for source={str(source)!r}")
+        raise TracegymError(f"spec: a directory source needs a spec file (--spec) listing its "
+                            f"entries and inputs, got none for source={str(source)!r}")
     return "directory", Path(source)
 
 
@@ -131,20 +144,75 @@ def _programs(kind: str, folder, spec, *, n, seed, program_kind, inputs_per_prog
               lo: int, hi: int | None, size: dict) -> tuple[list, int]:
     """``(programs, size)``: generated programs ``lo..hi-1`` and ``n``; for the other sources
     their first ``n`` (or all) programs and that count, which the caller then shards."""
-    from tracegym.tracers.programs import (
-        cruxeval_programs,
-        generate_program,
-        programs_from_directory,
-    )
+    from tracegym.tracers.programs import cruxeval_programs, generate_program
 
     if kind == "generated":
         derived = stream_seed(seed, PROGRAM_STREAM)
         num_inputs = 3 if inputs_per_program is None else inputs_per_program
         return [generate_program(derived, i, kind=program_kind, num_inputs=num_inputs, **size)
                 for i in range(lo, hi)], n
-    found = cruxeval_programs() if kind == "cruxeval" else programs_from_directory(folder, spec)
+    found = cruxeval_programs() if kind == "cruxeval" else _directory_programs(folder, spec)
     total = len(found) if n is None else min(n, len(found))
     return found[:total], total
+
+
+def _directory_programs(folder: Path, spec) -> list:
+    """:func:`~tracegym.tracers.programs.programs_from_directory`, file by file, except that a
+    file that does not parse still gives one program per listed entry, so each of its calls gets
+    a ``syntax_error`` record instead of stopping the build. Other spec errors (a missing file
+    or entry, bad inputs) still raise, before anything runs."""
+    from tracegym.tracers.programs import _load_spec, programs_from_directory
+
+    with user_options():  # a missing or malformed spec file
+        data, where = _load_spec(spec)
+    programs = []
+    for file_name, entries in data.items():
+        file = folder / file_name
+        try:
+            source = file.read_text()
+            ast.parse(source, str(file))
+        except SyntaxError:
+            programs += _unparsable_programs(file, source, entries, f"{where}[{file_name!r}]")
+            continue
+        except (OSError, ValueError):
+            pass  # a missing or unreadable file: programs_from_directory names it
+        try:
+            programs += programs_from_directory(folder, {file_name: entries})
+        except ValueError as err:  # its messages start "spec[...]": name the user's spec file
+            message = str(err)
+            raise TracegymError(where + message[len("spec"):] if message.startswith("spec[")
+                                else message) from None
+    return programs
+
+
+def _unparsable_programs(file: Path, source: str, entries, field_name: str) -> list:
+    """The programs of a file that does not parse: its listed entries and their calls."""
+    from tracegym.tracers.programs import Call, Program, parse_arguments
+
+    if not isinstance(entries, dict) or not entries:
+        raise TracegymError(f"{field_name}: must be a non-empty table of entry -> inputs, "
+                            f"got {entries!r}")
+    programs = []
+    for entry, inputs in entries.items():
+        entry_field = f"{field_name}[{entry!r}]"
+        if not isinstance(inputs, list):
+            raise TracegymError(f"{entry_field}: inputs must be a list, got {inputs!r}")
+        calls = []
+        for i, item in enumerate(inputs):
+            if isinstance(item, list):
+                calls.append(Call(tuple(item)))
+                continue
+            if not isinstance(item, str):
+                raise TracegymError(f"{entry_field}[{i}]: an input is an argument-list string "
+                                    f"or a list of arguments, got {item!r}")
+            try:
+                calls.append(parse_arguments(item, field_name=f"{entry_field}[{i}]"))
+            except ValueError as err:
+                raise TracegymError(str(err)) from None
+        # named as programs_from_directory names them
+        programs.append(Program(name=f"{file.stem}.{entry}", source=source, entry=entry,
+                                inputs=tuple(calls), origin="directory", location=str(file)))
+    return programs
 
 
 def _split_of(seed: int, source: str, test_fraction: float) -> str:
@@ -259,6 +327,8 @@ def _in_sandbox(program, call, settings: _Settings) -> tuple[str, str | None, ob
         return "argument_error", str(err), None
     if result.outcome == "ok":
         return _trace_outcome(result.trace), None, result.trace
+    if result.outcome == "syntax_error":  # the same text as in-process
+        return "syntax_error", f"line {result.detail.get('lineno')}: {result.message}", None
     return result.outcome, result.message or None, result.trace
 
 
@@ -401,7 +471,7 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
             ``f``'s body (>= 2, nested ones included) and parameters (``generate_program``'s
             options; smaller programs give shorter traces, e.g. for a short-context model).
 
-    Returns the summary written to ``meta.json`` plus ``out``. Raises ValueError naming the
+    Returns the summary written to ``meta.json`` plus ``out``. Raises TracegymError naming the
     argument for bad input, before anything runs.
     """
     from tracegym.tracers.programs import KINDS, ProgramConfig
@@ -413,25 +483,26 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
         n = 100
     seed = check_int("seed", seed, 0)
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        raise TracegymError(f"kind must be one of {KINDS}, got {kind!r}")
     size = {"max_statements": check_int("max_statements", max_statements, 2),
             "max_params": check_int("max_params", max_params, 1)}
-    ProgramConfig(kind=kind, **size).validate()  # the generator's own limits
+    with user_options():
+        ProgramConfig(kind=kind, **size).validate()  # the generator's own limits
     shard = check_shard(shard)
     max_events = check_int("max_events", max_events, 1)
     if inputs_per_program is not None:
         inputs_per_program = check_int("inputs_per_program", inputs_per_program, 1)
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) \
             or not 0 <= test_fraction <= 1:
-        raise ValueError(f"test_fraction must be a number in 0..1, got {test_fraction!r}")
+        raise TracegymError(f"test_fraction must be a number in 0..1, got {test_fraction!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
             or not math.isfinite(timeout) or timeout <= 0:
-        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        raise TracegymError(f"timeout must be a number of seconds > 0, got {timeout!r}")
     workers = check_int("workers", workers, 1)
     if sandbox is None:
         sandbox = source_kind == "directory"
     elif not isinstance(sandbox, bool):
-        raise ValueError(f"sandbox must be True, False or None, got {sandbox!r}")
+        raise TracegymError(f"sandbox must be True, False or None, got {sandbox!r}")
     out = check_output_dir(out, overwrite=overwrite)  # fail before the slow part
 
     lo, hi = shard_slice(n, shard) if n is not None else (0, None)
@@ -522,11 +593,11 @@ def split_programs(out, split: str = "test") -> list:
     """The programs of one ``split`` of a trace dataset, as :class:`Program` objects with the
     dataset's calls (for ``tracegym/ExecTrace-v0``'s ``programs=``: evaluate on programs a model
     never trained on). Calls whose arguments are not Python literals are left out; a program
-    left with no call is dropped. ValueError when the split holds no program."""
+    left with no call is dropped. TracegymError when the split holds no program."""
     from tracegym.tracers.programs import Program, parse_arguments
 
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise TracegymError(f"split must be 'train' or 'test', got {split!r}")
     found: dict[tuple, dict] = {}
     for r in read_traces(out):
         if r["split"] != split:
@@ -542,7 +613,7 @@ def split_programs(out, split: str = "test") -> list:
                         origin=v["origin"], location=v["location"])
                 for (_, source, entry), v in found.items() if v["calls"]]
     if not programs:
-        raise ValueError(f"traces: no {split} program with literal arguments in {str(out)!r}")
+        raise TracegymError(f"traces: no {split} program with literal arguments in {str(out)!r}")
     return programs
 
 
@@ -551,44 +622,41 @@ def split_programs(out, split: str = "test") -> list:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", default="generated", metavar="generated|cruxeval|DIR",
-                        help="where the programs come from (default generated)")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output directory (missing or empty unless --overwrite)")
+    # the source is an option, not a positional FILE: it defaults to generated programs
+    parser.add_argument("--source", default="generated", metavar="SOURCE",
+                        help="generated, cruxeval, or a DIR of .py files (with --spec FILE)")
     parser.add_argument("--spec", default=None, metavar="FILE",
-                        help="a DIR source's spec (.json/.toml): file -> entry -> inputs")
-    parser.add_argument("--n", type=int, default=None,
-                        help="programs in the whole dataset (>= 1; default 100 generated, "
-                        "else all)")
-    parser.add_argument("--seed", type=int, default=0,
+                        help="a DIR source's .json/.toml spec: file -> entry -> inputs")
+    add_out_arguments(parser)
+    parser.add_argument("--n", type=int, default=None, metavar="N",
+                        help="programs in the whole dataset (>= 1; unset: 100 generated, or "
+                             "every program of the source)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="seeds the generated programs and the train/test split")
     parser.add_argument("--kind", default="mixed", choices=("straight_line", "loops", "mixed"),
                         help="kind of generated program")
-    parser.add_argument("--max-statements", type=int, default=8,
-                        help="generated programs: at most this many statements in f (>= 2)")
-    parser.add_argument("--max-params", type=int, default=3,
-                        help="generated programs: at most this many parameters of f (>= 1)")
-    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n",
-                        help="build only slice i of n of the programs (default 0/1)")
-    parser.add_argument("--max-events", type=int, default=10_000,
-                        help="trace events recorded per call before 'truncated' (>= 1)")
+    parser.add_argument("--max-statements", type=int, default=8, metavar="N",
+                        help="generated programs: at most N statements in f (>= 2)")
+    parser.add_argument("--max-params", type=int, default=3, metavar="N",
+                        help="generated programs: at most N parameters of f (>= 1)")
+    add_shard_argument(parser, "the programs")
+    parser.add_argument("--max-events", type=int, default=10_000, metavar="N",
+                        help="trace events recorded per call, then 'truncated' (>= 1)")
     run = parser.add_mutually_exclusive_group()
     run.add_argument("--sandbox", dest="sandbox", action="store_true", default=None,
-                     help="run each call in the sandbox (default for a DIR source)")
-    run.add_argument("--in-process", dest="sandbox", action="store_false",
-                     help="run calls in this process (default for generated and cruxeval)")
+                     help="run each call in the sandbox (the default for a DIR source)")
+    run.add_argument("--in-process", dest="sandbox", action="store_false", default=None,
+                     help="run calls in this process (the default for generated and cruxeval)")
     parser.add_argument("--inputs-per-program", type=int, default=None, metavar="K",
-                        help="calls generated per program (default 3), or at most K of each "
-                        "listed program's calls (default all)")
-    parser.add_argument("--test-fraction", type=float, default=0.1,
+                        help="calls generated per program (unset: 3), or at most K of each "
+                             "listed program's calls (unset: all)")
+    parser.add_argument("--test-fraction", type=float, default=0.1, metavar="F",
                         help="share of programs in the test split, by source hash (0..1)")
-    parser.add_argument("--timeout", type=float, default=10.0,
-                        help="wall seconds per call (> 0)")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="wall time per call (> 0)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="sandboxed calls run at once (>= 1; in-process runs use one)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace OUT if it exists and is not empty")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_progress_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -21,22 +21,29 @@ The Parquet file is a convenience copy for inspection and for other tools: colum
 (int32), then the caller's extra per-example columns in the order given.
 
 Writing is atomic: everything goes into a hidden sibling directory ``.DIR.partial-<pid>`` that is
-renamed to ``DIR`` at the end and removed if anything fails. The same arguments give
+renamed to ``DIR`` at the end and removed if anything fails. Builders call
+:func:`check_output_dir` before their slow part, so a location that cannot be written fails at
+once, with an OSError naming ``DIR`` (never the hidden directory). The same arguments give
 byte-identical files (sorted JSON keys, no timestamps anywhere).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+
+from tracegym.errors import TracegymError
 
 SET_NAME = "all"
 ARRAY_NAMES = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
@@ -151,13 +158,13 @@ def _offsets(values, name: str, end: int, where: str) -> np.ndarray:
     """Check an offsets array (first 0, last ``end``, strictly increasing) -> int32."""
     arr = np.asarray(values)
     if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{where}.{name}: expected a non-empty 1-D integer array, got shape "
-                         f"{arr.shape} dtype {arr.dtype}")
+        raise TracegymError(f"{where}.{name}: expected a non-empty 1-D integer array, got shape "
+                            f"{arr.shape} dtype {arr.dtype}")
     if arr[0] != 0 or arr[-1] != end:
-        raise ValueError(f"{where}.{name}: must start at 0 and end at {end}, got "
-                         f"{int(arr[0])}..{int(arr[-1])}")
+        raise TracegymError(f"{where}.{name}: must start at 0 and end at {end}, got "
+                            f"{int(arr[0])}..{int(arr[-1])}")
     if (np.diff(arr) <= 0).any():
-        raise ValueError(f"{where}.{name}: must be strictly increasing (no empty puzzle/group)")
+        raise TracegymError(f"{where}.{name}: must be strictly increasing (no empty puzzle/group)")
     return arr.astype(np.int32)
 
 
@@ -167,23 +174,23 @@ def _check_split(name: str, split: SplitData, meta: DatasetMetadata) -> dict[str
     inputs, labels = np.asarray(split.inputs), np.asarray(split.labels)
     for key, arr in (("inputs", inputs), ("labels", labels)):
         if arr.dtype != np.uint8 or arr.ndim != 2:
-            raise ValueError(f"{where}.{key}: expected a 2-D uint8 array, got shape {arr.shape} "
-                             f"dtype {arr.dtype}")
+            raise TracegymError(f"{where}.{key}: expected a 2-D uint8 array, got shape {arr.shape} "
+                                f"dtype {arr.dtype}")
         if arr.shape[1] != meta.seq_len:
-            raise ValueError(f"{where}.{key}: seq_len {arr.shape[1]} != metadata seq_len "
-                             f"{meta.seq_len}")
+            raise TracegymError(f"{where}.{key}: seq_len {arr.shape[1]} != metadata seq_len "
+                                f"{meta.seq_len}")
         if arr.size and int(arr.max()) >= meta.vocab_size:
-            raise ValueError(f"{where}.{key}: token id {int(arr.max())} >= vocab_size "
-                             f"{meta.vocab_size}")
+            raise TracegymError(f"{where}.{key}: token id {int(arr.max())} >= vocab_size "
+                                f"{meta.vocab_size}")
     if labels.shape != inputs.shape:
-        raise ValueError(f"{where}.labels: shape {labels.shape} != inputs shape {inputs.shape}")
+        raise TracegymError(f"{where}.labels: shape {labels.shape} != inputs shape {inputs.shape}")
     ids = np.asarray(split.puzzle_identifiers)
     if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"{where}.puzzle_identifiers: expected a 1-D integer array, got shape "
-                         f"{ids.shape} dtype {ids.dtype}")
+        raise TracegymError(f"{where}.puzzle_identifiers: expected a 1-D integer array, got shape "
+                            f"{ids.shape} dtype {ids.dtype}")
     if ids.size and not (0 <= ids.min() and ids.max() < meta.num_puzzle_identifiers):
-        raise ValueError(f"{where}.puzzle_identifiers: ids must be in "
-                         f"0..{meta.num_puzzle_identifiers - 1}")
+        raise TracegymError(f"{where}.puzzle_identifiers: ids must be in "
+                            f"0..{meta.num_puzzle_identifiers - 1}")
     n, p = inputs.shape[0], ids.shape[0]
     if n == 0:  # an empty split (e.g. a shard with no items): no puzzle, no group
         puzzle_indices = _empty_offsets(split.puzzle_indices, "puzzle_indices", where)
@@ -194,16 +201,17 @@ def _check_split(name: str, split: SplitData, meta: DatasetMetadata) -> dict[str
     got = {"total_puzzles": p, "total_groups": group_indices.shape[0] - 1}
     for key, value in got.items():
         if getattr(meta, key) != value:
-            raise ValueError(f"metadata[{name!r}].{key}: {getattr(meta, key)} != {value} "
-                             f"in the arrays")
+            raise TracegymError(f"metadata[{name!r}].{key}: {getattr(meta, key)} != {value} "
+                                f"in the arrays")
     if tuple(meta.sets) != (SET_NAME,):
-        raise ValueError(f"metadata[{name!r}].sets: only [{SET_NAME!r}] is supported, "
-                         f"got {list(meta.sets)}")
+        raise TracegymError(f"metadata[{name!r}].sets: only [{SET_NAME!r}] is supported, "
+                            f"got {list(meta.sets)}")
     for column, values in split.columns.items():
         if column in RESERVED_COLUMNS:
-            raise ValueError(f"{where}.columns: name {column!r} is reserved")
+            raise TracegymError(f"{where}.columns: name {column!r} is reserved")
         if len(values) != n:
-            raise ValueError(f"{where}.columns[{column!r}]: {len(values)} values for {n} examples")
+            raise TracegymError(f"{where}.columns[{column!r}]: {len(values)} values for {n} "
+                                f"examples")
     return {"inputs": inputs, "labels": labels, "puzzle_identifiers": ids.astype(np.int32),
             "puzzle_indices": puzzle_indices, "group_indices": group_indices}
 
@@ -211,26 +219,56 @@ def _check_split(name: str, split: SplitData, meta: DatasetMetadata) -> dict[str
 def _empty_offsets(values, name: str, where: str) -> np.ndarray:
     arr = np.asarray(values)
     if arr.shape != (1,) or arr[0] != 0:
-        raise ValueError(f"{where}.{name}: an empty split needs [0], got {arr.tolist()}")
+        raise TracegymError(f"{where}.{name}: an empty split needs [0], got {arr.tolist()}")
     return arr.astype(np.int32)
 
 
 def check_output_dir(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Return ``out`` as an absolute path; raise ValueError if it may not be written.
+    """Return ``out`` as an absolute path if a dataset may be written there; raise otherwise.
 
-    A missing or empty directory is fine; a non-empty one needs ``overwrite``; a file is never
-    replaced. Builders call this before their slow part, :func:`write_dataset` again at the end.
+    A missing or empty directory is fine; a non-empty one needs ``overwrite``
+    (:class:`TracegymError`); a file is never replaced. The location must also be creatable and
+    writable: the nearest existing ancestor must be a directory in which a directory can be made
+    (tried, then removed), else an OSError (PermissionError, NotADirectoryError, ...) naming
+    ``out``. Builders call this before their slow part, :func:`write_dataset` again at the end.
     """
     path = Path(os.path.abspath(os.fspath(out)))
     if not path.name:
-        raise ValueError(f"out: {str(out)!r} is not a directory name")
+        raise TracegymError(f"out: {str(out)!r} is not a directory name")
     if path.exists() or path.is_symlink():
         if not path.is_dir():
-            raise ValueError(f"out: {str(path)!r} exists and is not a directory")
+            raise _os_error(FileExistsError, errno.EEXIST, path,
+                            "exists and is not a directory")
         if not overwrite and any(path.iterdir()):
-            raise ValueError(f"out: directory {str(path)!r} exists and is not empty; pass "
-                             f"overwrite=True (--overwrite) to replace it")
+            raise TracegymError(f"out: directory {str(path)!r} exists and is not empty; pass "
+                                f"overwrite=True (--overwrite) to replace it")
+    _check_creatable(path)
     return path
+
+
+def _os_error(kind: type[OSError], code: int | None, path: Path, why: str) -> OSError:
+    """``kind("out: 'PATH' why")`` with ``errno`` set: one line naming the user's path."""
+    err = kind(f"out: {str(path)!r} {why}")
+    err.errno = code
+    return err
+
+
+def _check_creatable(path: Path) -> None:
+    """Raise an OSError naming ``path`` unless its dataset (staged in a sibling directory, then
+    renamed) can be created: checked by making and removing a directory where the staging one
+    will go, since permission bits alone miss read-only mounts, /proc and /sys."""
+    parent = path.parent
+    while not (parent.exists() or parent.is_symlink()):  # missing parents are made later
+        parent = parent.parent
+    if not parent.is_dir():
+        raise _os_error(NotADirectoryError, errno.ENOTDIR, path,
+                        f"cannot be created: {str(parent)!r} is not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.probe-", dir=parent))
+    except OSError as err:
+        why = err.strerror or str(err)
+        raise _os_error(type(err), err.errno, path,
+                        f"cannot be created: {why} (in {str(parent)!r})") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,8 +291,9 @@ def _arrow_column(values):
 PARQUET_ROWS = 65536  # rows per row group, written one at a time so memory stays bounded
 
 
-def _write_parquet(path: Path, arrays: dict[str, np.ndarray], columns: Mapping) -> None:
-    """One row per example; deterministic (no pandas metadata, fixed compression)."""
+def _write_parquet(path: Path, arrays: dict[str, np.ndarray], columns: Mapping, bar) -> None:
+    """One row per example; deterministic (no pandas metadata, fixed compression). Advances the
+    tqdm ``bar`` by the examples of each row group written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -288,9 +327,11 @@ def _write_parquet(path: Path, arrays: dict[str, np.ndarray], columns: Mapping) 
     with pq.ParquetWriter(path, first.schema, compression="zstd", compression_level=3,
                           use_dictionary=strings) as writer:
         writer.write_table(first, row_group_size=PARQUET_ROWS)
+        bar.update(len(first))
         for lo in range(PARQUET_ROWS, n, PARQUET_ROWS):
-            writer.write_table(rows(lo, min(n, lo + PARQUET_ROWS)).cast(first.schema),
-                               row_group_size=PARQUET_ROWS)
+            hi = min(n, lo + PARQUET_ROWS)
+            writer.write_table(rows(lo, hi).cast(first.schema), row_group_size=PARQUET_ROWS)
+            bar.update(hi - lo)
 
 
 def _swap_in(tmp: Path, out: Path, overwrite: bool) -> None:
@@ -318,54 +359,78 @@ def staged_directory(out: str | os.PathLike, *, overwrite: bool = False) -> Iter
     block raises it is removed, so ``out`` is never half-written."""
     out = check_output_dir(out, overwrite=overwrite)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    if tmp.exists():  # left by a killed run of a process with our pid
-        shutil.rmtree(tmp)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp.mkdir()
+    try:
+        if tmp.exists():  # left by a killed run of a process with our pid
+            shutil.rmtree(tmp)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as err:
+        raise _os_error(type(err), err.errno, out,
+                        f"cannot be created: {err.strerror or err}") from None
     try:
         yield tmp
         _swap_in(tmp, out, overwrite)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not _names(err, tmp):
+            raise
+        # e.g. a full disk: the user knows OUT, not our hidden staging directory
+        raise _os_error(type(err), err.errno, out,
+                        f"could not be written: {err.strerror or err}") from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
+def _names(err: OSError, folder: Path) -> bool:
+    """Whether ``err`` is about a file in ``folder``."""
+    names = [os.fspath(f) for f in (err.filename, err.filename2)
+             if isinstance(f, (str, os.PathLike))]
+    return any(name == str(folder) or name.startswith(str(folder) + os.sep) for name in names)
+
+
 def write_dataset(out: str | os.PathLike, splits: Mapping[str, SplitData],
                   metadata: Mapping[str, DatasetMetadata],
                   identifiers: Sequence[str] = (BLANK_IDENTIFIER,), *,
-                  overwrite: bool = False) -> Path:
+                  overwrite: bool = False, progress: bool = False) -> Path:
     """Write ``splits`` (e.g. ``{"train": ..., "test": ...}``) to ``out`` in the TRM layout.
 
     ``metadata`` holds one :class:`DatasetMetadata` per split, checked against the arrays;
-    ``identifiers`` names the puzzle identifiers (``"<blank>"`` for id 0). Raises ValueError for
-    inconsistent input or a non-empty ``out`` without ``overwrite``. Returns the absolute path.
+    ``identifiers`` names the puzzle identifiers (``"<blank>"`` for id 0). Raises TracegymError for
+    inconsistent input or a non-empty ``out`` without ``overwrite``, an OSError naming ``out``
+    when it cannot be written. ``progress`` shows a bar of the examples written (the Parquet
+    file is the slow part of a large build). Returns the absolute path.
     """
     out = check_output_dir(out, overwrite=overwrite)
     if not splits:
-        raise ValueError("splits: need at least one split")
+        raise TracegymError("splits: need at least one split")
     if set(metadata) != set(splits):
-        raise ValueError(f"metadata: keys {sorted(metadata)} != split names {sorted(splits)}")
+        raise TracegymError(f"metadata: keys {sorted(metadata)} != split names {sorted(splits)}")
     identifiers = list(identifiers)
     if not identifiers or not all(isinstance(x, str) for x in identifiers):
-        raise ValueError(f"identifiers: expected a non-empty list of str, got {identifiers!r}")
+        raise TracegymError(f"identifiers: expected a non-empty list of str, got {identifiers!r}")
     checked = {}
     for name, split in splits.items():
         if not isinstance(name, str) or not _SPLIT_NAME.match(name):
-            raise ValueError(f"splits: bad split name {name!r} (letters, digits, _ and - only)")
+            raise TracegymError(f"splits: bad split name {name!r} (letters, digits, _ and - only)")
         meta = metadata[name]
         if meta.num_puzzle_identifiers != len(identifiers):
-            raise ValueError(f"metadata[{name!r}].num_puzzle_identifiers: "
-                             f"{meta.num_puzzle_identifiers} != {len(identifiers)} identifiers")
+            raise TracegymError(f"metadata[{name!r}].num_puzzle_identifiers: "
+                                f"{meta.num_puzzle_identifiers} != {len(identifiers)} identifiers")
         checked[name] = _check_split(name, split, meta)
 
-    with staged_directory(out, overwrite=overwrite) as tmp:
+    total = sum(arrays["inputs"].shape[0] for arrays in checked.values())
+    with staged_directory(out, overwrite=overwrite) as tmp, \
+            tqdm(total=total, desc="writing", unit="example", disable=not progress, delay=1.0,
+                 leave=False) as bar:
         for name, arrays in checked.items():
+            bar.set_description(f"writing {name}", refresh=False)  # shown after the delay
             folder = tmp / name
             folder.mkdir()
             _write_json(folder / "dataset.json", metadata[name].to_json())
             for key in ARRAY_NAMES:
                 np.save(folder / f"{SET_NAME}__{key}.npy", arrays[key], allow_pickle=False)
-            _write_parquet(folder / f"{SET_NAME}.parquet", arrays, splits[name].columns)
+            _write_parquet(folder / f"{SET_NAME}.parquet", arrays, splits[name].columns, bar)
         _write_json(tmp / "identifiers.json", identifiers)
     return out
 
@@ -379,7 +444,7 @@ def read_split(path: str | os.PathLike, split: str = "train", *,
     """Read one split: ``(dataset.json as a dict, {array name: array})``.
 
     With ``mmap`` the arrays are memory-mapped read-only. Raises FileNotFoundError naming the
-    missing directory or file and ValueError for arrays that disagree with each other.
+    missing directory or file and TracegymError for arrays that disagree with each other.
     """
     root = Path(path)
     if not root.is_dir():
@@ -391,7 +456,10 @@ def read_split(path: str | os.PathLike, split: str = "train", *,
     meta_path = folder / "dataset.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"dataset: missing file {str(meta_path)!r}")
-    metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except ValueError as err:  # JSONDecodeError, or bytes that are not UTF-8
+        raise TracegymError(f"dataset: {str(meta_path)!r} is not valid JSON: {err}") from None
     arrays = {}
     for key in ARRAY_NAMES:
         file = folder / f"{SET_NAME}__{key}.npy"
@@ -400,13 +468,13 @@ def read_split(path: str | os.PathLike, split: str = "train", *,
         arrays[key] = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
     n = arrays["inputs"].shape[0]
     if arrays["labels"].shape != arrays["inputs"].shape:
-        raise ValueError(f"dataset: {folder}: labels shape {arrays['labels'].shape} != inputs "
-                         f"shape {arrays['inputs'].shape}")
+        raise TracegymError(f"dataset: {folder}: labels shape {arrays['labels'].shape} != inputs "
+                            f"shape {arrays['inputs'].shape}")
     if arrays["inputs"].shape[1] != metadata.get("seq_len"):
-        raise ValueError(f"dataset: {folder}: inputs have seq_len {arrays['inputs'].shape[1]}, "
-                         f"dataset.json says {metadata.get('seq_len')}")
+        raise TracegymError(f"dataset: {folder}: inputs have seq_len {arrays['inputs'].shape[1]}, "
+                            f"dataset.json says {metadata.get('seq_len')}")
     if (len(arrays["puzzle_indices"]) != len(arrays["puzzle_identifiers"]) + 1
             or arrays["puzzle_indices"][-1] != n):
-        raise ValueError(f"dataset: {folder}: puzzle_indices do not match {n} examples and "
-                         f"{len(arrays['puzzle_identifiers'])} puzzles")
+        raise TracegymError(f"dataset: {folder}: puzzle_indices do not match {n} examples and "
+                            f"{len(arrays['puzzle_identifiers'])} puzzles")
     return metadata, arrays

@@ -41,6 +41,26 @@ def test_env__passes_check_env(mode, render_mode):
               skip_render_check=False)
 
 
+@pytest.mark.parametrize("mode", ["step", "answer"])
+def test_env__action_mask_fits_the_action_space(mode):
+    """README samples ``env.action_space.sample(mask=info["action_mask"])``: the mask, where the
+    mode has one, is in the form the action space's ``sample`` takes."""
+    env = ArcEnv(dataset=TASKS, mode=mode)
+    env.action_space.seed(0)
+    obs, info = env.reset(seed=0)
+    if mode == "answer":
+        assert "action_mask" not in info  # a Box grid takes no mask
+        return
+    for _ in range(50):
+        mask = info["action_mask"]
+        assert set(mask) == set(env.action_space)
+        action = env.action_space.sample(mask=mask)
+        assert mask["op"][action["op"]] == 1
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            obs, info = env.reset()
+
+
 def test_env__same_seed_same_task_and_observation():
     a, b = ArcEnv(dataset=TASKS), ArcEnv(dataset=TASKS)
     (oa, ia), (ob, ib) = a.reset(seed=3), b.reset(seed=3)
@@ -107,13 +127,14 @@ def test_step_mode__edits_can_solve_a_rotation_task():
 def test_step_mode__selection_ops_and_mask():
     env = ArcEnv(dataset=TASKS, mode="step")
     obs, info = env.reset(seed=0)
-    mask = info["action_mask"]
+    mask = info["action_mask"]["op"]
     assert [OPS[i] for i in np.flatnonzero(mask == 0)] == ["copy", "paste", "rotate", "flip_h",
                                                            "flip_v"]
     env.step(_edit("resize", 3, 3))
     env.step(_edit("select", 0, 0, 1, 1))
     obs, _, _, _, info = env.step(_edit("copy"))
-    assert info["action_mask"][OP["rotate"]] == 1 and info["action_mask"][OP["paste"]] == 1
+    assert info["action_mask"]["op"][OP["rotate"]] == 1
+    assert info["action_mask"]["op"][OP["paste"]] == 1
     before = env.canvas.copy()
     env.step(_edit("rotate"))
     assert np.array_equal(env.canvas[:2, :2], np.rot90(before[:2, :2], -1))

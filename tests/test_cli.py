@@ -1,9 +1,14 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from tracegym.cli import main
+from tracegym.cli import DEBUG_ENV, main
+from tracegym.envs.sudoku import cli as sudoku_cli
+from tracegym.envs.sudoku.board import format_puzzle
+from tracegym.envs.sudoku.solver import count_solutions
+from tracegym.errors import SandboxTimeout, TracegymError
 
 SOLVED = "417369825632158947958724316825437169791586432346912758289643571573291684164875293"
 
@@ -55,6 +60,208 @@ def test_cli__help_on_every_command(argv):
     out = subprocess.run([sys.executable, "-m", "tracegym", *argv], capture_output=True,
                          text=True, check=True).stdout
     assert out.startswith("usage: tracegym")
+
+
+def _help(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0
+    return capsys.readouterr().out
+
+
+def _modules_after(argv: list[str]) -> list[str]:
+    """Which heavy modules a fresh interpreter has loaded after running ``tracegym argv``."""
+    code = ("import sys\nfrom tracegym.cli import main\ntry:\n    main(sys.argv[1:])\n"
+            "except SystemExit:\n    pass\n"
+            "print('LOADED', [m for m in ('torch', 'numba', 'pyarrow') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                         check=True).stdout
+    return eval(out.split("LOADED ")[-1])
+
+
+def test_cli__help_imports_no_command_module():
+    """The parser is built from names read from source: neither torch nor numba at --help."""
+    assert _modules_after(["--help"]) == []
+    assert _modules_after(["data", "--help"]) == []
+
+
+def test_cli__solve_imports_no_torch(top95_lines):
+    assert "torch" not in _modules_after(["solve", top95_lines[0]])
+    assert "torch" not in _modules_after(["data", "sudoku", "--help"])
+
+
+def test_cli__help_lists_every_command_and_builder(capsys):
+    out = _help([], capsys)
+    for name in ("data", "trace", "train", "eval", "plot", "trace-model", "solve", "generate"):
+        assert f"\n    {name} " in out or f"\n    {name}\n" in out, name
+    out = _help(["data"], capsys)
+    for task in ("arc", "maze", "sudoku", "traces"):
+        assert f"\n    {task} " in out, task
+
+
+@pytest.mark.parametrize("task", ["sudoku", "maze", "arc", "traces", "trace_lm"])
+def test_data_help__short_plain_description_and_options(task, capsys):
+    out = _help(["data", task], capsys)
+    assert "--out" in out  # the builder's own options are there
+    for markup in ("``", ":func:", ":mod:", ":class:", "COLUMNS"):
+        assert markup not in out, markup
+    description = out.split("\n\n")[1]  # usage, description, options
+    assert 0 < len(description.splitlines()) <= 6, out
+
+
+def test_help__defaults_shown_and_task_optional(capsys):
+    out = _help(["generate", "sudoku"], capsys)
+    assert "how many puzzles (default: 10)" in out
+    assert "--solutions" in out and "(default: False)" not in out
+    assert "[TASK]" in _help(["solve"], capsys)
+    assert _help(["solve", "sudoku"], capsys).startswith("usage: tracegym solve [sudoku] ")
+    assert _help(["solve", "maze"], capsys).startswith("usage: tracegym solve maze ")
+    # and without the task word the default task's options are there too
+    with pytest.raises(SystemExit):
+        main(["solve"])
+    assert "tracegym solve [sudoku]: error: the following arguments are required: PUZZLE" \
+        in capsys.readouterr().err
+
+
+def test_cli__version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and out.startswith("tracegym ") and out.count("\n") == 1
+
+
+# --------------------------------------------------------------------------------------------
+# central error handling: every command's exceptions go through main()
+
+
+def _failing_solve(monkeypatch, error: BaseException) -> None:
+    def run(args):
+        raise error
+
+    help_text, add_arguments, _ = sudoku_cli.COMMANDS["solve"]
+    monkeypatch.setitem(sudoku_cli.COMMANDS, "solve", (help_text, add_arguments, run))
+
+
+@pytest.mark.parametrize("error, code, message", [
+    (PermissionError(13, "Permission denied", "/sys/kernel/x"), 2,
+     "tracegym: error: /sys/kernel/x: Permission denied"),
+    (NotADirectoryError(20, "Not a directory", "afile/sub"), 2,
+     "tracegym: error: afile/sub: Not a directory"),
+    (FileExistsError(17, "File exists", "runs/x"), 2, "tracegym: error: runs/x: File exists"),
+    (FileNotFoundError("puzzles: no such file 'x'"), 2,
+     "tracegym: error: puzzles: no such file 'x'"),
+    (TracegymError("size: must be one of [4, 9], got 5"), 2,
+     "tracegym: error: size: must be one of [4, 9], got 5"),
+    (ValueError("count must be >= 0, got -1"), 2, "tracegym: error: count must be >= 0"),
+    (SandboxTimeout("program ran past its 1 s limit"), 1,
+     "tracegym: error: program ran past its 1 s limit"),
+    (KeyboardInterrupt(), 130, "tracegym: interrupted"),
+])
+def test_cli__errors_are_one_line(monkeypatch, capsys, error, code, message):
+    _failing_solve(monkeypatch, error)
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    assert main(["solve", "x"]) == code
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("error", [RuntimeError("internal state"), ZeroDivisionError(),
+                                   KeyError("k")])
+def test_cli__bugs_keep_their_traceback(monkeypatch, error):
+    _failing_solve(monkeypatch, error)
+    with pytest.raises(type(error)):
+        main(["solve", "x"])
+
+
+@pytest.mark.parametrize("error", [TracegymError("bad"), PermissionError(13, "denied", "p"),
+                                   SandboxTimeout("slow"), KeyboardInterrupt()])
+def test_cli__debug_env_shows_every_traceback(monkeypatch, error):
+    _failing_solve(monkeypatch, error)
+    monkeypatch.setenv(DEBUG_ENV, "1")
+    with pytest.raises(type(error)):
+        main(["solve", "x"])
+
+
+# --------------------------------------------------------------------------------------------
+# solve FILE: bulk parse, batch solve, bulk write
+
+
+def _per_line_answers(lines: list[str]) -> list[str]:
+    """What the per-puzzle library calls say about each line (the bulk path must agree)."""
+    out = []
+    for line in lines:
+        result = count_solutions(line, 2)
+        out.append({0: "no solution", 1: None}.get(result.num_solutions, "multiple solutions")
+                   or format_puzzle(result.solution))
+    return out
+
+
+def test_solve_file__matches_per_puzzle_solver(tmp_path, top95_lines, capsys):
+    rng = np.random.default_rng(0)
+    lines = [top95_lines[i] for i in rng.integers(0, len(top95_lines), 300)]  # >= 256: parallel
+    lines += [".2341" + "." * 11, "." * 16, "1" + "." * 35]
+    path = tmp_path / "p.txt"
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["solve", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines() == _per_line_answers(lines)
+
+
+def test_solve_file__mixed_sizes_comments_and_spaces_keep_order(tmp_path, top95_lines, capsys):
+    four = "1234341221434321"
+    text = (f"# a comment\n\n{top95_lines[1]}\n  {' '.join(four)}  \r\n"
+            f"{top95_lines[2].replace('.', '0')}\n")
+    path = tmp_path / "mixed.txt"
+    path.write_text(text)
+    assert main(["solve", str(path), "--stats"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == _per_line_answers(
+        [top95_lines[1], four, top95_lines[2]])
+    assert all("nodes=" in line and "guesses=" in line for line in out)
+    assert main(["solve", str(path), "--grid"]) == 0
+    assert capsys.readouterr().out.count("|") == 2 * 9 + 4 + 2 * 9  # 2 per 9x9 row, 1 per 4x4
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("12", "p.txt:4: length 2 is not a Sudoku size"),
+    ("11" + "." * 79, "p.txt:4: digit 1 appears twice in row 1"),
+    ("x" + "." * 80, "p.txt:4: bad character 'x' at position 0"),
+    ("A" + "." * 80, "p.txt:4: bad character 'A' at position 0"),
+    ("é" + "." * 80, "p.txt:4: bad character"),
+])
+def test_solve_file__malformed_line_names_the_first_bad_line(tmp_path, top95_lines, bad, message,
+                                                              capsys):
+    lines = [top95_lines[0], "# comment", top95_lines[1], bad, "13", top95_lines[2]]
+    for spaced in (False, True):  # the plain-file fast path and the line-by-line one
+        path = tmp_path / "p.txt"
+        path.write_text("\n".join(f" {line}" if spaced else line for line in lines) + "\n")
+        assert main(["solve", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"tracegym: error: {message}") and err.count("\n") == 1, err
+
+
+def test_solve_file__empty_file_and_directory(tmp_path, capsys):
+    path = tmp_path / "empty.txt"
+    path.write_text("# nothing\n\n")
+    assert main(["solve", str(path)]) == 2
+    assert "holds no puzzle" in capsys.readouterr().err
+    assert main(["solve", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"tracegym: error: {tmp_path}: Is a directory\n"
+
+
+@pytest.mark.parametrize("arg", ["nonexistent.txt", "puzzles.sdk", "some/dir/p", "./x"])
+def test_solve__missing_file_is_named_not_parsed_as_a_puzzle(arg, capsys):
+    assert main(["solve", arg]) == 2
+    assert capsys.readouterr().err == f"tracegym: error: {arg}: no such puzzle file\n"
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("1x2" + "." * 78, "bad character 'x'"),  # a typo is still a puzzle error
+    ("." * 79 + ".A", "bad character 'A'"),  # looks like `name.A` but every char is a cell
+    ("." * 15, "length 15 is not a Sudoku size"),
+])
+def test_solve__puzzle_like_text_is_a_puzzle(arg, message, capsys):
+    assert main(["solve", arg]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_cli__python_m_exit_code_on_bad_input():

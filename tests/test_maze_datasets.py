@@ -12,6 +12,7 @@ from tracegym.datasets.maze import build_maze_dataset
 from tracegym.envs.maze.board import PATH, WALL, format_maze, parse_maze
 from tracegym.envs.maze.generator import MazeGenerator
 from tracegym.envs.maze.solver import path_verdict
+from tracegym.errors import TracegymError
 from tracegym.grid import dihedral
 
 ARRAYS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
@@ -255,7 +256,7 @@ def test_build_maze_dataset__bad_arguments(tmp_path, kwargs, message):
 
 def test_redraws__give_up_with_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "MAX_REDRAWS", 0)
-    with pytest.raises(RuntimeError, match=r"train item \d+: 0 redraws all resemble a test maze"):
+    with pytest.raises(TracegymError, match=r"train item \d+: 0 redraws all resemble a test maze"):
         _build(tmp_path / "out", **SEVEN)
     assert not (tmp_path / "out").exists()
 

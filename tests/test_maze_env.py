@@ -28,6 +28,42 @@ def test_env__passes_check_env(mode, render_mode, kwargs):
     check_env(env.unwrapped, skip_render_check=False)
 
 
+@pytest.mark.parametrize("mode", ["step", "answer"])
+def test_env__action_mask_fits_the_action_space(mode):
+    """README samples ``env.action_space.sample(mask=info["action_mask"])``: in step mode the
+    mask is the Discrete space's, in answer mode (a Box, which takes no mask) there is none."""
+    env = gym.make(ID, size=9, kind="kruskal", mode=mode)
+    env.action_space.seed(0)
+    obs, info = env.reset(seed=0)
+    if mode == "answer":
+        assert "action_mask" not in info
+        assert "action_mask" not in env.step(env.action_space.sample())[4]
+        return
+    for _ in range(30):
+        action = env.action_space.sample(mask=info["action_mask"])
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert not info["blocked"]
+        if terminated or truncated:
+            obs, info = env.reset()
+
+
+@pytest.mark.parametrize("mode", ["step", "answer"])
+def test_vector_env__action_mask_fits_the_action_space(mode):
+    """The stacked mask, as a tuple of rows, is what the batched action space's sample takes."""
+    env = gym.make_vec(ID, num_envs=3, vectorization_mode="vector_entry_point", size=9,
+                       kind="kruskal", mode=mode)
+    env.action_space.seed(0)
+    obs, info = env.reset(seed=0)
+    if mode == "answer":
+        assert "action_mask" not in info
+        assert "action_mask" not in env.step(env.action_space.sample())[4]
+        return
+    for _ in range(10):
+        actions = env.action_space.sample(mask=tuple(info["action_mask"]))
+        obs, reward, terminated, truncated, info = env.step(actions)
+        assert not info["blocked"].any()
+
+
 def test_env__same_seed_same_mazes():
     a, b = MazeEnv(size=12), MazeEnv(size=12)
     assert data_equivalence(a.reset(seed=5), b.reset(seed=5))
@@ -155,7 +191,9 @@ def test_vector_env__equals_sync_of_single_envs(kwargs):
     for _ in range(80):
         assert data_equivalence(a[0], b[0])
         info_a, info_b = a[-1], b[-1]
-        assert np.array_equal(info_a["action_mask"], info_b["action_mask"])
+        assert ("action_mask" in info_a) == ("action_mask" in info_b)
+        if "action_mask" in info_a:
+            assert np.array_equal(info_a["action_mask"], info_b["action_mask"])
         if native.unwrapped.mode == "answer":
             grids = a[0]["grid"]
             labels = np.stack([shortest_path(g)[1] for g in grids])

@@ -18,6 +18,7 @@ from tracegym.envs.sudoku import tokens
 from tracegym.envs.sudoku.augment import equivalence_fingerprints
 from tracegym.envs.sudoku.board import is_valid_solution, parse_puzzle
 from tracegym.envs.sudoku.solver import count_solutions
+from tracegym.errors import TracegymError
 
 ARRAYS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
 SPLIT_FILES = sorted(["dataset.json", "all.parquet", *(f"all__{key}.npy" for key in ARRAYS)])
@@ -203,7 +204,7 @@ def test_build_sudoku_dataset__non_empty_out_needs_overwrite(tmp_path):
     assert len(read_split(out, "train")[1]["inputs"]) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp or old dirs left
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ValueError, match="exists and is not a directory"):
+    with pytest.raises(FileExistsError, match="exists and is not a directory"):
         _build(tmp_path / "file", size=4, train=2, test=1, overwrite=True)
 
 
@@ -247,7 +248,7 @@ def test_build_sudoku_dataset__bad_arguments(tmp_path, kwargs, message):
 
 def test_redraws__give_up_with_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "MAX_REDRAWS", 0)
-    with pytest.raises(RuntimeError, match=r"train item \d+: 0 redraws all resemble a test"):
+    with pytest.raises(TracegymError, match=r"train item \d+: 0 redraws all resemble a test"):
         _build(tmp_path / "out", **FOUR)
 
 

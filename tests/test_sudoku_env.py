@@ -20,6 +20,28 @@ def test_env__passes_check_env(mode, size):
     check_env(env.unwrapped, skip_render_check=False)
 
 
+@pytest.mark.parametrize("mode", ["step", "answer"])
+@pytest.mark.parametrize("size", [4, 9])
+def test_env__action_mask_fits_the_action_space(mode, size):
+    """README samples ``env.action_space.sample(mask=info["action_mask"])``: in step mode the
+    mask is the Discrete space's, in answer mode (a Box, which takes no mask) there is none."""
+    env = gym.make("tracegym/Sudoku-v0", size=size, mode=mode)
+    env.action_space.seed(0)
+    obs, info = env.reset(seed=0)
+    if mode == "answer":
+        assert "action_mask" not in info
+        info = env.step(env.action_space.sample())[4]
+        assert "action_mask" not in info
+        return
+    for _ in range(20):
+        action = env.action_space.sample(mask=info["action_mask"])
+        assert info["action_mask"][action] == 1
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert not info["illegal"]
+        if terminated or truncated:
+            obs, info = env.reset()
+
+
 def test_env__same_seed_same_puzzles_and_rewards():
     envs = [gym.make("tracegym/Sudoku-v0", size=6), gym.make("tracegym/Sudoku-v0", size=6)]
     outs = [env.reset(seed=123) for env in envs]

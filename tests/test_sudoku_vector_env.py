@@ -18,7 +18,7 @@ def _run_both(kwargs, num_envs, steps, seed, action_fn):
     assert isinstance(native.unwrapped, SudokuVectorEnv)
     a, b = native.reset(seed=seed), sync.reset(seed=seed)
     assert data_equivalence(a[0], b[0])
-    assert np.array_equal(a[1]["action_mask"], b[1]["action_mask"])
+    _assert_same_mask(a[1], b[1])
     rng = np.random.default_rng(seed)
     ends = 0
     info = a[1]
@@ -28,10 +28,17 @@ def _run_both(kwargs, num_envs, steps, seed, action_fn):
         assert data_equivalence(a[0], b[0])
         for x, y in zip(a[1:4], b[1:4]):
             assert np.array_equal(x, y)
-        assert np.array_equal(a[4]["action_mask"], b[4]["action_mask"])
+        _assert_same_mask(a[4], b[4])
         info = a[4]
         ends += int(a[2].sum() + a[3].sum())
     return ends
+
+
+def _assert_same_mask(native_info, sync_info):
+    """Both have the step mode's mask, stacked alike, or neither has one (answer mode)."""
+    assert ("action_mask" in native_info) == ("action_mask" in sync_info)
+    if "action_mask" in native_info:
+        assert np.array_equal(native_info["action_mask"], sync_info["action_mask"])
 
 
 def _random_any(rng, info, env):
@@ -92,6 +99,24 @@ def test_vector_env__bad_actions():
         env.step(np.array([0, 1]))
     with pytest.raises(ValueError, match=re.escape("num_envs must be a positive int, got 0")):
         SudokuVectorEnv(0)
+
+
+@pytest.mark.parametrize("mode", ["step", "answer"])
+def test_vector_env__action_mask_fits_the_action_space(mode):
+    """The stacked mask, as a tuple of rows, is what the batched action space's sample takes;
+    answer mode (a Box per env) has no mask, as the single env."""
+    env = gym.make_vec(ID, num_envs=3, vectorization_mode="vector_entry_point", size=4,
+                       mode=mode)
+    env.action_space.seed(0)
+    obs, info = env.reset(seed=0)
+    if mode == "answer":
+        assert "action_mask" not in info
+        assert "action_mask" not in env.step(env.action_space.sample())[4]
+        return
+    for _ in range(10):
+        actions = env.action_space.sample(mask=tuple(info["action_mask"]))
+        assert info["action_mask"][np.arange(3), actions].all()
+        obs, reward, terminated, truncated, info = env.step(actions)
 
 
 @pytest.mark.parametrize("mode", ["vector_entry_point", "sync", "async"])

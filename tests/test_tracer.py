@@ -228,17 +228,69 @@ def containers_galore(n):
     return len(grid), empty, pairs, unicode
 
 
+def one_line_loops(n):
+    # settrace sends a line event for each backward jump, even to the same line
+    while n > 0: n -= 1  # noqa: E701
+    for i in range(3): n += i  # noqa: E701
+    squares = [i * i for i in range(4)]; total = sum(x for x in squares)  # noqa: E702
+    return n, squares, total
+
+
+def catching_gen():
+    try:
+        yield 1
+    except KeyError:
+        yield "caught"
+
+
+def generator_protocols(n):
+    g = catching_gen()
+    first = next(g)
+    second = g.throw(KeyError(n))  # resumed by throw(): a "call" too
+    g.close()
+    it = iter(range(n))
+    out = []
+    while True:
+        try:
+            out.append(next(it))
+        except StopIteration:
+            break
+    return first, second, out, next(iter([]), "empty")
+
+
+async def _add_one(x):
+    return x + 1
+
+
+def drives_a_coroutine(n):
+    co = _add_one(n)
+    try:
+        co.send(None)
+    except StopIteration as stop:
+        return stop.value
+
+
 PROGRAMS = [
     (loop_sum, (5,)), (nested, (3,)), (fact, (4,)), (caught, ("boom",)), (uncaught, (1,)),
     (calls_uncaught, (2,)), (use_gen, (3,)), (closure, (3,)), (mutate_all, (4,)),
     (nested_sets, (5,)), (odd_values, (3,)), (with_objects, (2,)), (long_values, (500,)),
     (uses_stdlib, (3,)), (tricky_containers, (4,)), (containers_galore, (12,)),
+    (one_line_loops, (3,)), (generator_protocols, (3,)), (drives_a_coroutine, (1,)),
 ]
 
 
 # ---------------------------------------------------------------------- naive reference
 _RETURN_OPS = {dis.opmap[n] for n in ("RETURN_VALUE", "RETURN_CONST", "YIELD_VALUE")
                if n in dis.opmap}
+MONITORING = sys.version_info >= (3, 12)  # the recorder runs on sys.monitoring, not settrace
+
+
+def _is_return(code, lasti):
+    """settrace's "return" at f_lasti: a return or yield (True) or an exception unwinding."""
+    op = code.co_code[lasti]
+    if sys.version_info >= (3, 13) and op == dis.opmap["RESUME"] and lasti >= 2:
+        return code.co_code[lasti - 2] == dis.opmap["YIELD_VALUE"]  # 3.13: past the yield
+    return op in _RETURN_OPS
 
 
 def naive_trace(fn, *args, max_repr=200):
@@ -254,15 +306,17 @@ def naive_trace(fn, *args, max_repr=200):
         return linecache.getline(frame.f_code.co_filename, frame.f_lineno).rstrip("\r\n")
 
     def local(frame, event, arg):
+        if not stack or stack[-1] is not frame:
+            return local  # events only between a frame's call and its return
         code = frame.f_code
-        depth = stack.index(frame) if frame in stack else len(stack) - 1
+        depth = len(stack) - 1
         if event == "line":
             loc = {k: cut(safe_repr(v)) for k, v in frame.f_locals.items() if k[:1] != "."}
             frames.append(Frame("line", frame.f_lineno, src(frame), loc, None, code.co_qualname,
                                 depth))
         elif event == "return":
             stack.pop()
-            if code.co_code[frame.f_lasti] in _RETURN_OPS:
+            if _is_return(code, frame.f_lasti):
                 frames.append(Frame("return", frame.f_lineno, src(frame), {}, cut(safe_repr(arg)),
                                     code.co_qualname, depth))
         elif event == "exception":
@@ -532,7 +586,8 @@ def test_backends__identical_traces(fn, args, opts):
 def test_trace__hidden_comprehension_locals_are_skipped():
     t = trace(closure, 3)
     assert not any(k.startswith(".") for f in t.frames for k in f.locals)
-    assert any(f.function.endswith("<listcomp>") for f in t.frames)
+    # From 3.12 a comprehension runs inline in its function (PEP 709): no frame of its own.
+    assert any(f.function.endswith("<listcomp>") for f in t.frames) == (not MONITORING)
 
 
 class CallsTraced:
@@ -695,12 +750,19 @@ def swaps_tracer(n):
 def test_trace__program_that_swaps_the_tracer_out_and_back():
     t = trace(swaps_tracer, 2)
     assert t.exception is None and t.result == 12
-    assert [f.locals.get("x") for f in t.frames if f.function == "helper" and
-            f.event == "call"] == ["4"]  # only the call made after the tracer came back
-    assert [f.source.strip() for f in t.frames if f.function == "swaps_tracer"] == [
-        "def swaps_tracer(n):", "saved = sys.gettrace()  # the tracer's own object, handed back "
-        "below", "sys.settrace(None)", "y = helper(x)", "return x + y",
-        "return x + y"]
+    sources = [f.source.strip() for f in t.frames if f.function == "swaps_tracer"]
+    helper_calls = [f.locals["x"] for f in t.frames if f.function == "helper" and
+                    f.event == "call"]
+    if MONITORING:  # sys.monitoring: the program's settrace calls do not touch the tracer
+        assert helper_calls == ["2", "4"]
+        assert sources == ["def swaps_tracer(n):", sources[1], "sys.settrace(None)",
+                           "x = helper(n)", "sys.settrace(saved)", "y = helper(x)",
+                           "return x + y", "return x + y"]
+    else:  # only the call made after the tracer came back
+        assert helper_calls == ["4"]
+        assert sources == ["def swaps_tracer(n):", sources[1], "sys.settrace(None)",
+                           "y = helper(x)", "return x + y", "return x + y"]
+    assert sources[1].startswith("saved = sys.gettrace()")
     assert sys.gettrace() is None
 
 
@@ -749,6 +811,88 @@ def test_trace__nested_tracing_deep_values_class_bodies(fn, args):
     t = trace(fn, *args)
     assert t.exception is None
     assert _no_addresses(t.frames) == _no_addresses(naive_trace(fn, *args))
-    if fn is deep_nest:
+    if fn is deep_nest and sys.version_info < (3, 13):  # 3.13's repr has a deeper C stack
         # far past the recursion limit: no tracer's own stack depth makes a difference
         assert t.frames[-2].locals["y"] == "<repr failed: RecursionError>"
+
+
+# ------------------------------------------------------------- failures of the tracer itself
+def _tool_ids():
+    return [sys.monitoring.get_tool(i) for i in range(6)] if MONITORING else []
+
+
+def test_trace__a_failing_scope_decision_is_raised_not_put_on_the_trace(monkeypatch):
+    real = trace_module._scope_predicate
+
+    def broken(opts, entry_code):
+        decide = real(opts, entry_code)
+
+        def fails_on_helper(code):
+            if code is helper.__code__:
+                raise LookupError("injected")
+            return decide(code)
+
+        return fails_on_helper
+
+    monkeypatch.setattr(trace_module, "_scope_predicate", broken)
+    tools = _tool_ids()
+    with pytest.raises(RuntimeError, match="the tracer failed while tracing nested: "
+                                           "LookupError: injected") as info:
+        trace(nested, 2)
+    assert isinstance(info.value.__cause__, LookupError)
+    assert sys.gettrace() is None and _tool_ids() == tools  # nothing left installed
+
+
+@both_backends
+def test_trace__a_failing_recorder_is_raised_not_put_on_the_trace(monkeypatch):
+    def broken(self, values):
+        raise AttributeError("injected")
+
+    # per_value runs for locals the pickler refuses, such as with_objects' Counter
+    monkeypatch.setattr(trace_module._Recorder, "per_value", broken)
+    with pytest.raises(RuntimeError, match="AttributeError: injected"):
+        Tracer(TraceOptions(backend="python")).trace(with_objects, 2)
+    assert sys.gettrace() is None
+    # the traced call's own exception still goes on the Trace
+    t = Tracer(TraceOptions(backend="python")).trace(uncaught, 1)
+    assert isinstance(t.exception, KeyError)
+
+
+def test_trace__calls_from_other_threads_are_not_recorded():
+    started, done = threading.Event(), threading.Event()
+
+    def other():
+        started.wait(5)
+        helper(100)  # traced code, run by another thread while this one traces
+        done.set()
+
+    def waits(n):
+        started.set()
+        done.wait(5)
+        return helper(n)
+
+    th = threading.Thread(target=other)
+    th.start()
+    t = trace(waits, 1)
+    th.join()
+    assert t.result == 2 and done.is_set()
+    assert [f.locals["x"] for f in t.frames if f.function == "helper" and
+            f.event == "call"] == ["1"]
+
+
+# ------------------------------------------------- sys.monitoring against settrace (3.12+)
+@pytest.mark.skipif(not MONITORING, reason="sys.monitoring is used from Python 3.12")
+@both_backends
+@pytest.mark.parametrize("fn,args", PROGRAMS, ids=[p[0].__name__ for p in PROGRAMS])
+@pytest.mark.parametrize("opts", [{}, {"max_events": 9}, {"max_events": 40}, {"max_depth": 0},
+                                  {"scope": "user"}], ids=str)
+def test_recorders__monitoring_equals_settrace(fn, args, opts, monkeypatch):
+    tracer = Tracer(TraceOptions(backend="python", **opts))
+    monitored = tracer.trace(fn, *args)
+    monkeypatch.setattr(trace_module, "_MONITORING", False)
+    settraced = tracer.trace(fn, *args)
+    assert monitored.frames  # 3.12's first fix: traces were empty
+    assert _no_addresses(monitored.frames) == _no_addresses(settraced.frames)
+    assert monitored.truncated == settraced.truncated
+    assert type(monitored.exception) is type(settraced.exception)
+    assert monitored.return_repr == settraced.return_repr

@@ -9,6 +9,7 @@ import pytest
 from tracegym import cli
 from tracegym.datasets import traces
 from tracegym.datasets.traces import COLUMNS, build_trace_dataset, read_traces
+from tracegym.errors import TracegymError
 from tracegym.tracers import Trace
 from tracegym.tracers.programs import Call
 
@@ -323,3 +324,48 @@ def test_split_programs__rebuild_the_split_for_the_env(tmp_path):
                     assert repr(p.run(i)) == r["return_repr"]
     with pytest.raises(ValueError, match="split must be 'train' or 'test', got 'dev'"):
         split_programs(tmp_path / "d", "dev")
+
+
+@pytest.mark.parametrize("sandbox", [True, False])
+def test_build__a_file_that_does_not_parse_is_a_per_record_outcome(tmp_path, program_dir,
+                                                                   sandbox):
+    folder, _ = program_dir
+    (folder / "broken.py").write_text("def f(x):\n    return x +\n")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"broken.py": {"f": ["1", "2"]}, "progs.py": {"add": ["1, 2"]}}))
+    out = tmp_path / "d"
+    summary = build_trace_dataset(out, source=folder, spec=spec, sandbox=sandbox,
+                                  progress=False)
+    records = list(read_traces(out))
+    assert [(r["program"], r["outcome"]) for r in records] == [
+        ("broken.f", "syntax_error"), ("broken.f", "syntax_error"), ("progs.add", "ok")]
+    assert records[0]["error"] == "line 2: invalid syntax" and records[0]["cwm"] is None
+    assert records[1]["args_repr"] == "2" and records[1]["num_frames"] == 0
+    assert records[2]["return_repr"] == "3"
+    assert summary["outcomes"] == {"ok": 1, "syntax_error": 2}
+
+
+def test_build__directory_spec_errors_still_name_the_spec_file(tmp_path, program_dir):
+    folder, _ = program_dir
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"progs.py": {"nope": ["1"]}}))
+    with pytest.raises(TracegymError, match=re.escape(f"spec {str(spec)!r}['progs.py']['nope']: "
+                                                      f"no top-level function 'nope'")):
+        build_trace_dataset(tmp_path / "d", source=folder, spec=spec, progress=False)
+    (folder / "broken.py").write_text("def f(:\n")
+    spec.write_text(json.dumps({"broken.py": {"f": ["1 +"]}}))  # inputs are checked all the same
+    with pytest.raises(TracegymError, match=re.escape(f"spec {str(spec)!r}['broken.py']['f'][0]: "
+                                                      f"not an argument list")):
+        build_trace_dataset(tmp_path / "d", source=folder, spec=spec, progress=False)
+    assert not (tmp_path / "d").exists()
+
+
+def test_cli__directory_with_a_broken_file_builds(tmp_path, program_dir, cli_main, capsys):
+    folder, _ = program_dir
+    (folder / "broken.py").write_text("def f(:\n")
+    spec = tmp_path / "spec.toml"
+    spec.write_text('["broken.py"]\nf = ["1"]\n["progs.py"]\nadd = ["1, 2"]\n')
+    out = tmp_path / "d"
+    assert cli_main(["data", "traces", "--source", str(folder), "--spec", str(spec), "--out",
+                     str(out), "--in-process", "--no-progress"]) == 0
+    assert "syntax_error 1" in capsys.readouterr().out

@@ -352,6 +352,7 @@ def test_cli_plot__writes_png_and_rejects_missing_run(sudoku4, tmp_path, capsys)
     assert main(_train_argv(sudoku4, tmp_path)) == 0
     assert main(["plot", str(tmp_path)]) == 0
     assert (tmp_path / "curves.png").is_file()
+    capsys.readouterr()
     assert main(["plot", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.startswith("tracegym: error: plot: no metrics file")
 

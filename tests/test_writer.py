@@ -1,7 +1,20 @@
+import errno
+import os
+import re
+
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
-from tracegym.datasets.writer import RowSpill, SplitData, read_split, write_dataset
+from tracegym.datasets import writer
+from tracegym.datasets.writer import (
+    RowSpill,
+    SplitData,
+    check_output_dir,
+    read_split,
+    staged_directory,
+    write_dataset,
+)
 
 
 def test_row_spill__keeps_small_arrays_in_memory(tmp_path):
@@ -47,3 +60,96 @@ def test_write_dataset__memory_mapped_split_round_trips_through_many_row_groups(
     assert table.num_rows == 30 and table["name"].to_pylist()[-1] == "p9"
     assert table["group_index"].to_pylist() == [0] * 12 + [1] * 18
     assert np.array_equal(np.array(table["labels"].to_pylist()), inputs[:, ::-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# the output location: checked before anything is generated, errors name the user's path
+
+
+def _tiny_split():
+    split = SplitData(np.ones((3, 2), np.uint8), np.ones((3, 2), np.uint8),
+                      np.zeros(3, np.int32), np.arange(4, dtype=np.int32),
+                      np.arange(4, dtype=np.int32))
+    return {"train": split}, {"train": split.metadata(vocab_size=2)}
+
+
+def test_check_output_dir__a_file_as_parent_is_an_os_error_naming_out(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile" / "sub", tmp_path / "afile" / "sub" / "deeper"):
+        with pytest.raises(NotADirectoryError, match=re.escape(f"out: {str(out)!r} cannot be "
+                                                               f"created: ")) as info:
+            check_output_dir(out)
+        assert info.value.errno == errno.ENOTDIR and "afile' is not a directory" in str(info.value)
+    with pytest.raises(FileExistsError, match="exists and is not a directory"):
+        check_output_dir(tmp_path / "afile", overwrite=True)
+
+
+def test_check_output_dir__missing_parents_are_fine_and_nothing_is_left(tmp_path):
+    out = tmp_path / "a" / "b" / "c"
+    assert check_output_dir(out) == out
+    assert list(tmp_path.iterdir()) == []  # the probe directory was removed, no parent made
+
+
+def test_check_output_dir__an_unwritable_parent_names_out_not_the_probe(tmp_path, monkeypatch):
+    # root ignores permission bits, so refuse the probe the way a read-only mount would
+    def refuse(prefix, dir):
+        raise PermissionError(errno.EROFS, "Read-only file system", f"{dir}/{prefix}xyz")
+
+    monkeypatch.setattr(writer.tempfile, "mkdtemp", refuse)
+    out = tmp_path / "d"
+    with pytest.raises(PermissionError) as info:
+        write_dataset(out, *_tiny_split())
+    message = str(info.value)
+    assert message == f"out: {str(out)!r} cannot be created: Read-only file system (in " \
+                      f"{str(tmp_path)!r})"
+    assert info.value.errno == errno.EROFS and "probe" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_check_output_dir__proc_is_refused_up_front():
+    with pytest.raises(OSError, match=re.escape("out: '/proc/tracegym-x' cannot be created")):
+        check_output_dir("/proc/tracegym-x")
+
+
+def test_staged_directory__an_os_error_inside_names_out_not_the_staging_dir(tmp_path):
+    out = tmp_path / "d"
+    with pytest.raises(OSError) as info, staged_directory(out) as tmp:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "all.parquet"))
+    assert info.value.errno == errno.ENOSPC
+    assert str(info.value) == f"out: {str(out)!r} could not be written: No space left on device"
+    assert list(tmp_path.iterdir()) == []  # the staging directory is gone
+
+
+def test_staged_directory__other_errors_pass_unchanged(tmp_path):
+    elsewhere = OSError(errno.ENOENT, "No such file or directory", str(tmp_path / "input.txt"))
+    with pytest.raises(OSError) as info, staged_directory(tmp_path / "d"):
+        raise elsewhere
+    assert info.value is elsewhere
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_dataset__progress_counts_every_example_written(tmp_path, monkeypatch):
+    bars = []
+
+    class Bar:
+        def __init__(self, total, disable, **kwargs):
+            self.total, self.disable, self.n = total, disable, 0
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def set_description(self, text, refresh=True):
+            self.text = text
+
+        def update(self, n):
+            self.n += n
+
+    monkeypatch.setattr(writer, "tqdm", Bar)
+    monkeypatch.setattr(writer, "PARQUET_ROWS", 2)  # two row groups for three examples
+    write_dataset(tmp_path / "d", *_tiny_split(), progress=True)
+    assert [(b.total, b.n, b.disable) for b in bars] == [(3, 3, False)]

@@ -1,125 +1,307 @@
 """The ``tracegym`` command line (also ``python -m tracegym``).
 
-Subcommands are found, not listed here: ``tracegym data <task>`` for every dataset builder module
-``tracegym.datasets.<task>`` that defines ``add_arguments(parser)`` and ``main(args)``, and
-``tracegym <command> <task>`` for every ``COMMANDS`` table in an env's ``cli`` module
-(``tracegym.envs.<task>.cli``); the task word may be left out for the default task, so
-``tracegym solve PUZZLE`` means ``tracegym solve sudoku PUZZLE``. Bad input prints one line on
-stderr and exits with status 2.
+Commands are found, not listed here: ``tracegym data TASK`` for every dataset builder module
+``tracegym.datasets.TASK`` that defines ``add_arguments(parser)`` and ``main(args)``; the commands
+of the ``COMMANDS`` table, ``{name: (help, add_arguments, main)}``, of each module in
+``COMMAND_MODULES``; and ``tracegym COMMAND [TASK]`` for every ``COMMANDS`` table in an env's
+``cli`` module (``tracegym.envs.TASK.cli``). The task word may be left out for the default task,
+so ``tracegym solve PUZZLE`` means ``tracegym solve sudoku PUZZLE``.
+
+Start-up stays light: the names and one-line helps come from the modules' source, read with
+:mod:`ast` (the ``COMMANDS`` literal, a builder's docstring), not from importing them (torch,
+numba). Only the command being run is imported and gets its full parser.
+
+Errors: bad input (:class:`~tracegym.errors.TracegymError`, any ``ValueError``) and file-system
+errors (``OSError``, naming the path) print one line on stderr and exit with status 2; a sandboxed
+run that failed (:class:`~tracegym.errors.SandboxError`) one line and status 1; Ctrl-C status 130.
+Anything else is a bug and keeps its traceback. ``TRACEGYM_DEBUG=1`` shows the traceback of
+every error.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import pkgutil
+import re
 import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from tracegym.errors import TracegymError
+from tracegym.errors import SandboxError
 
 DEFAULT_TASK = "sudoku"  # the task of `tracegym <command>` when no task word follows
 # modules whose COMMANDS table, {name: (help, add_arguments, main)}, adds top-level commands
 COMMAND_MODULES = ("tracegym.tracers.cli", "tracegym.training.cli",
                    "tracegym.agents.trace_model_cli")
+DEBUG_ENV = "TRACEGYM_DEBUG"  # set to 1 for the traceback of every error
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except the empty ones (``None``, an unset flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
+    """argparse with defaults in ``--help`` and a usage error as one line on stderr, exit 2."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _task_names() -> list[str]:
-    from tracegym import envs
+class _VersionAction(argparse.Action):
+    """``--version``; reads the installed metadata only when asked (importlib.metadata is slow
+    to import)."""
 
-    return sorted(m.name for m in pkgutil.iter_modules(envs.__path__) if m.ispkg)
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="print the version and exit"):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("tracegym")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            found = "unknown (not installed)"
+        print(f"{parser.prog} {found}")
+        parser.exit(0)
 
 
-def _builder_names() -> list[str]:
+# ---------------------------------------------------------------------------------------------
+# the catalog: names and helps read from source, without importing
+
+
+@dataclass
+class _Command:
+    """One top-level command: a plain one (``module``) or one with a task word (``tasks``)."""
+
+    help: str
+    module: str | None = None
+    tasks: dict[str, tuple[str, str]] = field(default_factory=dict)  # task -> (module, help)
+    default_task: str | None = None
+    builder: bool = False  # `data TASK`: the module's own add_arguments/main, not COMMANDS
+
+
+def _spec(module: str) -> importlib.machinery.ModuleSpec | None:
+    """Where ``module``'s source is, or None if there is no such module.
+
+    Neither the module nor its parent package is imported (``tracegym.agents`` imports torch);
+    only the packages above the parent are.
+    """
+    parent, _, leaf = module.rpartition(".")
+    try:
+        package = importlib.util.find_spec(parent)
+    except ModuleNotFoundError:  # a package above is absent
+        return None
+    if package is None or package.submodule_search_locations is None:
+        return None
+    spec = importlib.machinery.PathFinder.find_spec(leaf, package.submodule_search_locations)
+    return spec if spec is not None and (spec.origin or "").endswith(".py") else None
+
+
+def _source(module: str) -> ast.Module | None:
+    """The parsed source of ``module`` (not imported), or None if there is no such module."""
+    spec = _spec(module)
+    if spec is None:
+        return None
+    return ast.parse(Path(spec.origin).read_text(encoding="utf-8"), spec.origin)
+
+
+def _commands_table(module: str) -> dict[str, str]:
+    """name -> help of ``module.COMMANDS``: read from the literal in the source when it is one,
+    else (a table built by code) by importing the module."""
+    tree = _source(module)
+    if tree is None:
+        return {}
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+            else getattr(node, "target", None)
+        if isinstance(target, ast.Name) and target.id == "COMMANDS":
+            try:
+                table = {key.value: value.elts[0].value for key, value in
+                         zip(node.value.keys, node.value.values)}
+            except AttributeError:
+                break
+            if all(isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
+                return table
+            break
+    return {name: spec[0] for name, spec in getattr(importlib.import_module(module),
+                                                    "COMMANDS", {}).items()}
+
+
+def _strip_markup(text: str) -> str:
+    """reStructuredText roles and literals to plain text: ``:func:`~a.b` `` -> ``b``."""
+    text = re.sub(r":\w+:`~[\w.]*?(\w+)`", r"\1", text)
+    text = re.sub(r":\w+:`([^`]+)`", r"\1", text)
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    return re.sub(r"`([^`]+)`", r"\1", text).replace("::", ":")
+
+
+def _summary(doc: str | None) -> str:
+    """The first paragraph of a docstring as one plain line."""
+    first = (doc or "").strip().split("\n\n")[0]
+    return _strip_markup(" ".join(first.split()))
+
+
+def _builders() -> dict[str, tuple[str, str]]:
+    """task -> (module, help) of every dataset builder module.
+
+    Read from each module's compiled code (the cached .pyc, or compiled once and cached), which is
+    several times faster than parsing the source and runs nothing: its docstring and the names of
+    its top-level functions.
+    """
     from tracegym import datasets
 
-    return sorted(m.name for m in pkgutil.iter_modules(datasets.__path__) if not m.ispkg)
-
-
-def _optional_module(name: str):
-    """Import ``name`` if it exists (a task may have no builder or no CLI module)."""
-    try:
-        found = importlib.util.find_spec(name)
-    except ModuleNotFoundError:  # the parent package is absent
-        return None
-    return importlib.import_module(name) if found else None
-
-
-def _env_commands() -> dict[str, dict[str, tuple]]:
-    """command -> task -> (help, add_arguments, main), from every env's ``cli.COMMANDS``."""
-    found: dict[str, dict[str, tuple]] = {}
-    for task in _task_names():
-        env_cli = _optional_module(f"tracegym.envs.{task}.cli")
-        for name, spec in getattr(env_cli, "COMMANDS", {}).items():
-            found.setdefault(name, {})[task] = spec
+    found = {}
+    for info in sorted(pkgutil.iter_modules(datasets.__path__), key=lambda m: m.name):
+        module = f"tracegym.datasets.{info.name}"
+        spec = None if info.ispkg else _spec(module)
+        if spec is None:
+            continue
+        code = spec.loader.get_code(spec.name)
+        functions = {c.co_name for c in code.co_consts if isinstance(c, types.CodeType)}
+        if {"add_arguments", "main"} <= functions:
+            # a module docstring compiles to `__doc__ = <first constant>`
+            doc = code.co_consts[0] if "__doc__" in code.co_names else None
+            found[info.name] = (module, _summary(doc if isinstance(doc, str) else None))
     return found
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _catalog() -> dict[str, _Command]:
+    """Every command, in the order ``--help`` lists them."""
+    catalog = {"data": _Command("build a dataset in the TRM layout plus Parquet",
+                                tasks=_builders(), builder=True)}
+    for module in COMMAND_MODULES:
+        for name, help_text in _commands_table(module).items():
+            catalog[name] = _Command(help_text, module=module)
+    from tracegym import envs
+
+    per_command: dict[str, dict[str, tuple[str, str]]] = {}
+    for info in sorted(pkgutil.iter_modules(envs.__path__), key=lambda m: m.name):
+        if info.ispkg:
+            module = f"tracegym.envs.{info.name}.cli"
+            for name, help_text in _commands_table(module).items():
+                per_command.setdefault(name, {})[info.name] = (module, help_text)
+    for name, tasks in sorted(per_command.items()):
+        helps = "; ".join(f"{task}: {help_text}" for task, (_, help_text) in tasks.items())
+        catalog[name] = _Command(helps, tasks=tasks,
+                                 default_task=DEFAULT_TASK if DEFAULT_TASK in tasks else None)
+    return catalog
+
+
+# ---------------------------------------------------------------------------------------------
+# the parser
+
+
+def _add_full(parser: argparse.ArgumentParser, module_name: str, name: str, builder: bool):
+    """Import the command's module and give ``parser`` its arguments and ``run``."""
+    module = importlib.import_module(module_name)
+    if builder:
+        add_arguments, run = module.add_arguments, module.main
+        parser.description = _summary(module.__doc__)
+        parser.epilog = f"Full description: python -m pydoc {module_name}"
+    else:
+        help_text, add_arguments, run = module.COMMANDS[name]
+        parser.description = help_text
+    add_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _with_default_task(argv: list[str], catalog: dict[str, _Command]) -> list[str]:
+    """``solve PUZZLE`` -> ``solve sudoku PUZZLE`` (not ``solve --help``: that lists tasks)."""
+    command = catalog.get(argv[0]) if argv else None
+    if command is None or command.default_task is None:
+        return argv
+    if len(argv) >= 2 and (argv[1] in command.tasks or argv[1] in ("-h", "--help")):
+        return argv
+    return [argv[0], command.default_task, *argv[1:]]
+
+
+def build_parser(argv: list[str] | tuple[str, ...] = (), *,
+                 catalog: dict[str, _Command] | None = None) -> argparse.ArgumentParser:
+    """The ``tracegym`` parser. Every command is listed; only the one ``argv`` names (and its
+    task) is imported and gets its full arguments, so parsing ``argv`` works as if all had."""
+    catalog = _catalog() if catalog is None else catalog
+    argv = _with_default_task(list(argv), catalog)
+    chosen = argv[0] if argv else None
+    chosen_task = argv[1] if len(argv) > 1 else None
+
     parser = _Parser(prog="tracegym", description="Puzzle and code-execution environments, "
                      "datasets and models.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     parser_class=_Parser)
-
-    data = commands.add_parser("data", help="build a dataset in the TRM layout plus Parquet")
-    builders = data.add_subparsers(dest="task", required=True, metavar="TASK",
-                                   parser_class=_Parser)
-    for task in _builder_names():
-        builder = _optional_module(f"tracegym.datasets.{task}")
-        if builder is not None and hasattr(builder, "add_arguments") and hasattr(builder, "main"):
-            sub = builders.add_parser(task, help=(builder.__doc__ or "").strip().splitlines()[0],
-                                      description=builder.__doc__,
-                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-            builder.add_arguments(sub)
-            sub.set_defaults(run=builder.main)
-
-    for module in COMMAND_MODULES:
-        table = importlib.import_module(module).COMMANDS
-        for name, (help_text, add_arguments, run) in table.items():
-            cmd = commands.add_parser(name, help=help_text, description=help_text)
-            add_arguments(cmd)
-            cmd.set_defaults(run=run)
-
-    for name, per_task in sorted(_env_commands().items()):
-        helps = "; ".join(f"{task}: {spec[0]}" for task, spec in per_task.items())
-        cmd = commands.add_parser(name, help=helps)
-        tasks = cmd.add_subparsers(dest="task", required=True, metavar="TASK",
-                                   parser_class=_Parser)
-        for task, (help_text, add_arguments, run) in per_task.items():
-            sub = tasks.add_parser(task, help=help_text, description=help_text)
-            add_arguments(sub)
-            sub.set_defaults(run=run)
+    parser.add_argument("--version", action=_VersionAction)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in catalog.items():
+        cmd = commands.add_parser(name, help=command.help, description=command.help)
+        if not command.tasks:
+            if name == chosen:
+                _add_full(cmd, command.module, name, builder=False)
+            continue
+        optional = command.default_task is not None
+        if optional:
+            cmd.description = f"{command.help}. TASK defaults to {command.default_task}."
+        tasks = cmd.add_subparsers(dest="task", required=True,
+                                   metavar="[TASK]" if optional else "TASK")
+        for task, (module, help_text) in command.tasks.items():
+            # the default task's usage shows its word as optional: `tracegym solve [sudoku] ...`
+            prog = f"{cmd.prog} [{task}]" if task == command.default_task else None
+            sub = tasks.add_parser(task, help=help_text, description=help_text,
+                                   **({"prog": prog} if prog else {}))
+            if name == chosen and task == chosen_task:
+                _add_full(sub, module, name, command.builder)
     return parser
 
 
-def _with_default_task(argv: list[str]) -> list[str]:
-    commands = _env_commands()
-    if len(argv) >= 2 and argv[0] in commands and argv[1] not in commands[argv[0]] \
-            and argv[1] not in ("-h", "--help") and DEFAULT_TASK in commands[argv[0]]:
-        return [argv[0], DEFAULT_TASK, *argv[1:]]
-    return argv
+# ---------------------------------------------------------------------------------------------
+# running
+
+
+def _error_line(err: BaseException) -> str:
+    """One line for the user: an OSError names its path (``path: No such file or directory``)."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        paths = f"{err.filename} -> {err.filename2}" if err.filename2 is not None \
+            else f"{err.filename}"
+        return f"{paths}: {err.strerror}"
+    return str(err) or type(err).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(_with_default_task(sys.argv[1:] if argv is None else list(argv)))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
+        catalog = _catalog()
+        argv = _with_default_task(argv, catalog)
+        args = build_parser(argv, catalog=catalog).parse_args(argv)
         return int(args.run(args) or 0)
     except BrokenPipeError:  # `tracegym ... | head`: the reader left, not an error of ours
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter exit quiet
         return 0
-    except (TracegymError, ValueError, FileNotFoundError, RuntimeError) as err:
+    except SandboxError as err:  # the program ran and failed: an outcome, not bad input
+        if debug:
+            raise
         print(f"tracegym: error: {err}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as err:  # TracegymError is a ValueError: bad input
+        if debug:
+            raise
+        print(f"tracegym: error: {_error_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if debug:
+            raise
         print("tracegym: interrupted", file=sys.stderr)
         return 130
 

@@ -1,7 +1,14 @@
-"""Exceptions raised for bad input anywhere in tracegym.
+"""Exceptions of tracegym: bad input, and sandboxed runs that ended without a trace.
 
-All of them subclass :class:`ValueError`, so ``except ValueError`` catches bad input; the CLI turns
-any of them into one line on stderr and exit code 2.
+Bad input (a malformed puzzle, an impossible option, a program that does not parse) raises a
+:class:`TracegymError`, a :class:`ValueError`, so ``except ValueError`` catches it; the CLI prints
+it as one line on stderr and exits with status 2.
+
+A sandboxed program that times out, runs out of memory or crashes is an outcome of running it,
+not bad input: :class:`SandboxError` and its subclasses are a separate root (not ValueErrors), the
+CLI prints them as one line and exits with status 1. :class:`SandboxTimeout` is also a
+:class:`TimeoutError`, so ``except TimeoutError`` sees it; as TimeoutError is an OSError, code that
+treats OSError as bad input must catch SandboxError first.
 """
 
 from __future__ import annotations
@@ -50,20 +57,27 @@ class ArgumentSerialisationError(TracegymError):
     """Arguments for a sandboxed call cannot be sent to the child (no literal round trip)."""
 
 
-class SandboxError(TracegymError):
-    """A sandboxed program did not produce a trace; ``result`` holds the full outcome record."""
+class SandboxError(Exception):
+    """A sandboxed program did not produce a trace; ``result`` holds the full outcome record.
+
+    Not a TracegymError: the input was fine, running it went wrong (see the module docstring).
+    """
 
     def __init__(self, message: str, result: object = None) -> None:
-        super().__init__(message)
+        super().__init__(message)  # one argument: OSError would read two as (errno, strerror)
         self.result = result
 
 
-class SandboxTimeout(SandboxError):
+class SandboxTimeout(SandboxError, TimeoutError):
     """The program ran past its wall-clock or CPU-time limit and was killed."""
 
 
 class SandboxMemoryError(SandboxError):
-    """The program ran out of its address-space limit."""
+    """The program ran out of its address-space limit.
+
+    Not a :class:`MemoryError`: that means *this* process is out of memory, and code that catches
+    it (to shrink a batch, say) would misread a child's limit as its own.
+    """
 
 
 class SandboxOutputLimit(SandboxError):

@@ -1,62 +1,129 @@
 """``tracegym trace FILE --entry f --args "[1, 2], k=3"``: print the trace of one call.
 
-The file runs in the sandbox by default (:func:`~tracegym.tracers.sandbox.trace_source`), since it
+The file runs in the sandbox by default (:func:`~tracegym.tracers.sandbox.run_source`), since it
 may be anyone's code; ``--in-process`` traces it in this process instead (faster, no isolation).
 Output is CWM trace text (``--format cwm``) or the lossless JSON (``--format json``).
+
+Exit status: 0 when the call returned. 1 when it raised: the trace is still printed, ending with
+its exception frames, and stderr names the exception (a call whose arguments do not fit the
+function raises before its first line, so its trace has no frame); 1 also when the sandboxed run
+failed (timeout, memory, crash), with one line on stderr. 2 for bad input: an option out of
+range, ``--args`` that are not literals, a file that does not parse, a missing entry.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="Python source file")
-    parser.add_argument("--entry", required=True, help="name of the function to call")
+    parser.add_argument("file", metavar="FILE", help="Python source file")
+    parser.add_argument("--entry", required=True, metavar="NAME", help="the function to call")
     parser.add_argument("--args", default="", metavar="ARGS",
                         help='the call\'s arguments as Python literals, e.g. "[1, 2], k=3"')
     parser.add_argument("--format", choices=("cwm", "json"), default="cwm",
-                        help="CWM trace text (default) or JSON")
-    parser.add_argument("--max-events", type=int, default=10_000,
-                        help="stop recording after this many events (default 10000)")
-    parser.add_argument("--max-repr", type=int, default=200,
-                        help="truncate value reprs to this many characters (default 200)")
-    parser.add_argument("--timeout", type=float, default=10.0,
-                        help="wall-time limit of the call in seconds, sandbox only (default 10)")
+                        help="CWM trace text or lossless JSON")
+    parser.add_argument("--max-events", type=int, default=10_000, metavar="N",
+                        help="stop recording after N events (>= 1)")
+    parser.add_argument("--max-repr", type=int, default=200, metavar="N",
+                        help="cut value reprs to N characters (>= 1)")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="wall time of the call, sandbox only (> 0)")
     parser.add_argument("--in-process", action="store_true",
                         help="trace in this process, without the sandbox (trusted code only)")
 
 
-def main(args: argparse.Namespace) -> int:
-    from tracegym.errors import EntryPointError, ProgramSyntaxError
-    from tracegym.tracers import Limits, TraceOptions, Tracer, trace_source
-    from tracegym.tracers.programs import Program, parse_arguments
+def _check_options(args: argparse.Namespace) -> None:
+    from tracegym.errors import TracegymError
+
+    for name in ("max_events", "max_repr"):
+        if getattr(args, name) < 1:  # 0 events would print an empty trace and look fine
+            raise TracegymError(f"--{name.replace('_', '-')} must be >= 1, got "
+                                f"{getattr(args, name)}")
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise TracegymError(f"--timeout must be a number of seconds > 0, got {args.timeout}")
+
+
+def _read(args: argparse.Namespace) -> tuple[str, object]:
+    """``(source, call)`` from the file and ``--args``; bad input raises TracegymError."""
+    from tracegym.errors import TracegymError
+    from tracegym.tracers.programs import parse_arguments
 
     path = Path(args.file)
     if not path.is_file():
         raise FileNotFoundError(f"file: no such file {args.file!r}")
-    source = path.read_text(encoding="utf-8")
-    call = parse_arguments(args.args, field_name="args")
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise TracegymError(f"file: {args.file!r} is not UTF-8 text ({err.reason} at byte "
+                            f"{err.start})") from None
+    try:
+        call = parse_arguments(args.args, field_name="args")
+    except ValueError as err:  # programs.py raises plain ValueError for what the user typed
+        raise TracegymError(str(err)) from None
+    return source, call
+
+
+def _in_process(args: argparse.Namespace, source: str, call, options):
+    """The trace, or None (after one line on stderr) when the module code itself raised."""
+    from tracegym.errors import EntryPointError, ProgramSyntaxError
+    from tracegym.tracers import Tracer
+    from tracegym.tracers.programs import Program
+
+    path = Path(args.file)
+    program = Program(path.stem, source, args.entry, (call,), origin="directory",
+                      location=str(path))
+    try:
+        namespace = program.namespace()
+    except SyntaxError as err:
+        raise ProgramSyntaxError(f"{args.file}: line {err.lineno}: {err.msg}",
+                                 lineno=err.lineno, offset=err.offset, text=err.text) from None
+    except Exception as err:  # noqa: BLE001 - the file's module code may raise anything
+        print(f"tracegym: trace: {args.file}: the module code raised {err!r}", file=sys.stderr)
+        return None
+    if not callable(namespace.get(args.entry)):
+        raise EntryPointError(f"entry: {args.entry!r} is not a function defined in "
+                              f"{args.file}")
+    trace = Tracer(options).trace(namespace[args.entry], *call.args, **call.kwargs)
+    if isinstance(trace.exception, KeyboardInterrupt):  # Ctrl-C during the call: stop here
+        raise trace.exception
+    return trace
+
+
+def main(args: argparse.Namespace) -> int:
+    from tracegym.tracers import TraceOptions
+    from tracegym.tracers.sandbox import Limits, run_source
+
+    _check_options(args)
+    source, call = _read(args)
     options = TraceOptions(max_events=args.max_events, max_repr=args.max_repr)
+    result = None
     if args.in_process:
-        program = Program(path.stem, source, args.entry, (call,), origin="directory",
-                          location=str(path))
-        try:
-            namespace = program.namespace()
-        except SyntaxError as err:
-            raise ProgramSyntaxError(f"{args.file}: line {err.lineno}: {err.msg}",
-                                     lineno=err.lineno, offset=err.offset, text=err.text) from None
-        if not callable(namespace.get(args.entry)):
-            raise EntryPointError(f"entry: {args.entry!r} is not a function defined in "
-                                  f"{args.file}")
-        result = Tracer(options).trace(namespace[args.entry], *call.args, **call.kwargs)
+        trace = _in_process(args, source, call, options)
+        if trace is None:
+            return 1
     else:
-        result = trace_source(source, args.entry, call.args, call.kwargs,
-                              limits=Limits(wall_time_s=args.timeout), trace_options=options)
-    text = result.to_cwm() if args.format == "cwm" else result.to_json()
+        result = run_source(source, args.entry, call.args, call.kwargs,
+                            limits=Limits(wall_time_s=args.timeout), trace_options=options)
+        if result.trace is None:
+            result.unwrap()  # raises: bad input (no parse, no entry) or a SandboxError
+        trace = result.trace
+    text = trace.to_cwm() if args.format == "cwm" else trace.to_json()
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()  # the trace before the error line, when both go to a terminal
+    if result is not None and result.outcome != "ok":
+        result.unwrap()  # a trace came back, but the run failed (memory, sys.exit)
+    if trace.exception_repr is not None:
+        why = "" if trace.frames else " before its first line (do --args fit its parameters?)"
+        print(f"tracegym: trace: {args.entry}({args.args}) raised {trace.exception_repr}{why}",
+              file=sys.stderr)
+        return 1
+    if trace.truncated:
+        print(f"tracegym: trace: recording stopped after {args.max_events} events "
+              f"(--max-events); the call itself ran to its end", file=sys.stderr)
     return 0
 
 

@@ -53,6 +53,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import importlib.util
 import json
 import math
 import os
@@ -187,19 +188,25 @@ def sandbox_capabilities() -> dict:
     return caps
 
 
-def _package_dirs() -> list[str]:
-    """Folders the child needs to import tracegym: the editable-install mapping or the packages."""
-    dirs: set[str] = set()
-    for finder in sys.meta_path:
-        mapping = getattr(finder, "MAPPING", None) or getattr(
-            sys.modules.get(getattr(finder, "__module__", ""), None), "MAPPING", None)
-        if isinstance(mapping, dict) and "tracegym" in mapping:
-            dirs.update(mapping.values())
-    import tracegym
-    import tracegym.tracers
+# What the child imports: tracegym, the tracers, and the env packages ``import tracegym``
+# registers (tests/test_sandbox.py checks this covers every tracegym package that loads).
+_CHILD_PACKAGES = ("tracegym", "tracegym.envs", "tracegym.tracers")
 
-    dirs.update(tracegym.__path__)
-    dirs.update(tracegym.tracers.__path__)
+
+def _package_dirs() -> list[str]:
+    """Folders the child needs to import tracegym, found as the import system finds them.
+
+    An editable install maps each root folder (``envs/``, ``tracers/``, ...) to
+    ``tracegym.<name>`` from the source tree; a wheel keeps them all under
+    ``site-packages/tracegym``. Either way each package's search path names its folder.
+    """
+    dirs: set[str] = set()
+    for name in _CHILD_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError(f"the sandbox cannot locate the package {name!r} to bind",
+                                      name=name)
+        dirs.update(spec.submodule_search_locations)
     return sorted(os.path.realpath(d) for d in dirs)
 
 

@@ -15,7 +15,9 @@ with :data:`TRUNCATED`; a ``__repr__`` that raises gives ``<repr failed: ValueEr
 
 The traced call behaves as untraced: it returns the same value or raises the same exception
 (``Trace.result`` / ``Trace.exception`` hold the real objects). At ``max_events`` recording stops,
-``Trace.truncated`` is set, and the call runs on, untraced, to its end.
+``Trace.truncated`` is set, and the call runs on, untraced, to its end. Should the tracer itself
+fail, recording stops the same way and ``trace`` then raises a RuntimeError from that failure:
+only the call's own exception goes on ``Trace.exception``.
 
 How it is fast (and still exact): the per-event work is the least Python can do, and the repr
 work waits until the call is over. A line event appends ``(kind, frame, lineno, names,
@@ -29,9 +31,10 @@ then cut to ``max_repr``. The frames are exactly those of an eager repr-every-lo
 (tests/test_tracer.py compares on many functions), except that objects' ``repr`` showing an
 address differ between any two runs.
 
-Python 3.12+ uses ``sys.monitoring`` (PEP 669) behind the same recorder; 3.11 uses
-``sys.settrace``. The tracer, a profiler and any earlier trace function are left as they were.
-Hidden comprehension locals (``.0``, an iterator whose repr shows an address) are not recorded.
+Python 3.12+ uses ``sys.monitoring`` (PEP 669) behind the same recorder, fed the events settrace
+would send (tests/test_tracer.py compares the two); 3.10 and 3.11 use ``sys.settrace``. A
+profiler and any earlier trace function are left as they were. Hidden comprehension locals
+(``.0``, an iterator whose repr shows an address) are not recorded.
 
 On CPython 3.11 an optional C recorder, ``tracegym.tracers._ctrace`` (built from
 ``tracers/_ctrace.c`` when a compiler is present), does the same work without a Python frame per
@@ -51,6 +54,7 @@ import pickle
 import sys
 import sysconfig
 import types
+from _thread import get_ident
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -61,7 +65,9 @@ try:  # the optional C recorder (CPython 3.11 only; see setup.py)
     from tracegym.tracers import _ctrace
 except ImportError as _e:  # not built, no compiler, or another Python
     _ctrace = None
-    C_UNAVAILABLE: str | None = f"tracegym.tracers._ctrace is not importable ({_e})"
+    C_UNAVAILABLE: str | None = (
+        f"tracegym.tracers._ctrace is not importable ({_e})" if sys.version_info[:2] == (3, 11)
+        else f"the C recorder is for CPython 3.11, this is {sys.version.split()[0]}")
 else:
     C_UNAVAILABLE = None
 
@@ -73,12 +79,25 @@ _LIBRARY_DIRS = tuple(
      if p}
 )
 _MONITORING = sys.version_info >= (3, 12)
+# sys.monitoring tool ids to try, first those PEP 669 leaves unassigned (0 debugger, 1 coverage,
+# 2 profiler, 5 optimizer)
+_TOOL_IDS = (3, 4, 5, 2, 1, 0)
 _CALL, _LINE, _RETURN, _EXCEPTION = 0, 1, 2, 3
 # settrace's "return" event fires on a return, a yield, and an exception unwinding the frame;
-# the opcode at f_lasti tells them apart (PY_UNWIND, fed in as "return", is told apart so too).
+# the opcode at f_lasti tells them apart (sys.monitoring has an event for each).
 _RETURN_OPS = frozenset(
     dis.opmap[n] for n in ("RETURN_VALUE", "RETURN_CONST", "YIELD_VALUE") if n in dis.opmap
 )
+# From 3.13 a yield's f_lasti is already on the RESUME after the YIELD_VALUE.
+_YIELD_RESUME = (dis.opmap["YIELD_VALUE"], dis.opmap["RESUME"]) \
+    if sys.version_info >= (3, 13) else None
+
+
+def _returns_at(co_code: bytes, lasti: int) -> bool:
+    """Is settrace's "return" at ``f_lasti`` a return or a yield (not an exception unwinding)?"""
+    op = co_code[lasti]
+    return op in _RETURN_OPS or (_YIELD_RESUME is not None and lasti >= 2
+                                 and (co_code[lasti - 2], op) == _YIELD_RESUME)
 
 
 @dataclass(frozen=True)
@@ -146,6 +165,11 @@ _BY_NAME = frozenset({types.FunctionType, type})
 # (ValueError) and depth (RecursionError), fast mode can fail with a KeyError on its own id-memo
 # (a frozenset saved by reduce, protocol 3): that must never reach the traced program.
 _SNAP_ERRORS = (Exception,)
+# Reaching the recursion or memory limit while recording is the program's doing (the tracer adds
+# a few frames and copies of the program's values): it reaches the program, as it would have
+# untraced. Any other exception in the tracer's own code is a tracer bug: recording stops, the
+# call runs on untraced, and Tracer.trace raises it afterwards (never on Trace.exception).
+_PROGRAM_LIMITS = (RecursionError, MemoryError)
 
 
 class _Refuse(dict):
@@ -215,7 +239,7 @@ class _Recorder:
     """
 
     __slots__ = ("events", "wanted", "decide", "stack", "max_depth", "left", "stopped",
-                 "truncated", "local", "dump", "pop", "uninstall")
+                 "truncated", "error", "local", "dump", "pop", "uninstall")
 
     def __init__(self, decide: Callable[[Any], bool], max_depth: int | None,
                  max_events: int | None) -> None:
@@ -227,6 +251,7 @@ class _Recorder:
         self.left = sys.maxsize if max_events is None else max_events
         self.stopped = False
         self.truncated = False
+        self.error: Exception | None = None  # the tracer's own failure, raised after the call
         self.dump, self.pop = _new_pickler()
         self.uninstall: Callable[[], Any] = lambda: sys.settrace(None)
         self.local = self._make_local()
@@ -235,6 +260,12 @@ class _Recorder:
         self.stopped = True
         self.left = 0
         self.uninstall()
+
+    def fail(self, error: Exception) -> None:
+        """The tracer itself failed: stop recording, let the call go on untouched."""
+        if self.error is None:
+            self.error = error
+        self.stop()
 
     def snapshot(self, values: tuple) -> tuple | bytes | list:
         kinds = set(map(type, values))
@@ -273,24 +304,30 @@ class _Recorder:
     def __call__(self, frame, event, arg):
         if self.stopped:
             return None
-        code = frame.f_code
-        want = self.wanted.get(code)
-        if want is None:
-            want = self.wanted[code] = self.decide(code)
-        if not want or len(self.stack) > self.max_depth:
+        try:
+            code = frame.f_code
+            want = self.wanted.get(code)
+            if want is None:
+                want = self.wanted[code] = self.decide(code)
+            if not want or len(self.stack) > self.max_depth:
+                return None
+            if self.left <= 0:
+                self.truncated = True
+                self.stop()
+                return None
+            self.left -= 1
+            self.stack.append(frame)
+            loc = frame.f_locals
+            if ".0" in loc:
+                loc = _visible(loc)
+            self.events.append((_CALL, frame, frame.f_lineno, tuple(loc),
+                                self.snapshot(tuple(loc.values())), len(self.stack) - 1))
+            return self.local
+        except _PROGRAM_LIMITS:
+            raise
+        except Exception as e:  # noqa: BLE001 - our own failure: raised by Tracer.trace
+            self.fail(e)
             return None
-        if self.left <= 0:
-            self.truncated = True
-            self.stop()
-            return None
-        self.left -= 1
-        self.stack.append(frame)
-        loc = frame.f_locals
-        if ".0" in loc:
-            loc = _visible(loc)
-        self.events.append((_CALL, frame, frame.f_lineno, tuple(loc),
-                            self.snapshot(tuple(loc.values())), len(self.stack) - 1))
-        return self.local
 
     def _make_local(self) -> Callable[[Any, str, Any], Any]:
         """The local trace function: a closure, since reading cells is cheaper than attributes
@@ -306,48 +343,62 @@ class _Recorder:
 
         def local(frame, event, arg):
             nonlocal dump, pop
+            if not stack or stack[-1] is not frame:
+                # Not a frame we entered: from 3.12 settrace (and sys.monitoring) can send a
+                # generator closed at a yield its unwinding, without a call before it.
+                return local
             left = rec.left
             if left <= 0:
                 if not rec.stopped:
                     rec.truncated = True
                     rec.stop()
                 return None
-            rec.left = left - 1
-            if event == "line":  # the hot path: snapshot() inlined
-                loc = frame.f_locals
-                if ".0" in loc:  # a comprehension's hidden iterator
-                    loc = visible(loc)
-                values = tuple(loc.values())
-                kinds = set(map(type, values))
-                if kinds <= immutable:
-                    pass
-                elif not kinds.isdisjoint(by_name):
-                    values = rec.per_value(values)
-                    dump, pop = rec.dump, rec.pop
-                else:
-                    try:
-                        dump(values)
-                        values = pop()
-                        if mark in values:
-                            values = rec.per_value(tuple(loc.values()))
-                            dump, pop = rec.dump, rec.pop  # per_value may renew the pickler
-                    except _SNAP_ERRORS:
-                        rec.dump, rec.pop = _new_pickler()  # a failed dump may leave state
-                        values = rec.per_value(tuple(loc.values()))
+            try:
+                rec.left = left - 1
+                if event == "line":  # the hot path: snapshot() inlined
+                    loc = frame.f_locals
+                    if ".0" in loc:  # a comprehension's hidden iterator
+                        loc = visible(loc)
+                    values = tuple(loc.values())
+                    kinds = set(map(type, values))
+                    if kinds <= immutable:
+                        pass
+                    elif not kinds.isdisjoint(by_name):
+                        values = rec.per_value(values)
                         dump, pop = rec.dump, rec.pop
-                append((_LINE, frame, frame.f_lineno, tuple(loc), values, len(stack) - 1))
+                    else:
+                        try:
+                            dump(values)
+                            values = pop()
+                            if mark in values:
+                                values = rec.per_value(tuple(loc.values()))
+                                dump, pop = rec.dump, rec.pop  # per_value may renew the pickler
+                        except _SNAP_ERRORS:
+                            rec.dump, rec.pop = _new_pickler()  # a failed dump may leave state
+                            values = rec.per_value(tuple(loc.values()))
+                            dump, pop = rec.dump, rec.pop
+                    append((_LINE, frame, frame.f_lineno, tuple(loc), values, len(stack) - 1))
+                    return local
+                if event == "return":  # settrace: a return, a yield or an unwind (see _build)
+                    append((_RETURN, frame, frame.f_lineno, frame.f_lasti, safe_repr(arg),
+                            len(stack) - 1))
+                    stack_pop()
+                    return local
+                if event == "exit":  # sys.monitoring: PY_RETURN or PY_YIELD, for certain
+                    append((_RETURN, frame, frame.f_lineno, -1, safe_repr(arg), len(stack) - 1))
+                    stack_pop()
+                    return local
+                if event == "exception":
+                    append((_EXCEPTION, frame, frame.f_lineno, None, safe_repr(arg[1]),
+                            len(stack) - 1))
+                    return local
+                rec.left = left  # opcode events are not recorded
                 return local
-            if event == "return":
-                append((_RETURN, frame, frame.f_lineno, frame.f_lasti, safe_repr(arg),
-                        len(stack) - 1))
-                stack_pop()
-                return local
-            if event == "exception":
-                append((_EXCEPTION, frame, frame.f_lineno, None, safe_repr(arg[1]),
-                        len(stack) - 1))
-                return local
-            rec.left = left  # opcode events are not recorded
-            return local
+            except _PROGRAM_LIMITS:
+                raise
+            except Exception as e:  # noqa: BLE001 - our own failure: raised by Tracer.trace
+                rec.fail(e)
+                return None
 
         return local
 
@@ -364,7 +415,8 @@ class Tracer:
             raise ValueError(f"fn must be callable, got {fn!r}")
         opts = self.options
         entry_code = _code_of(fn)
-        decide = _scope_predicate(opts, entry_code)
+        failures: list[Exception] = []
+        decide = _guarded(_scope_predicate(opts, entry_code), failures)
         use_c = _use_c(opts.backend)
         if use_c:
             crec = _ctrace.Recorder(decide, opts.max_depth, opts.max_events, opts.max_repr,
@@ -374,6 +426,11 @@ class Tracer:
             rec = _Recorder(decide, opts.max_depth, opts.max_events)
             run = _run_monitored if _MONITORING else _run_settrace
             result, exception = run(rec, fn, args, kwargs)
+            if rec.error is not None:
+                failures.append(rec.error)
+        if failures:
+            raise RuntimeError(f"the tracer failed while tracing {_name_of(fn, entry_code)}: "
+                               f"{type(failures[0]).__name__}: {failures[0]}") from failures[0]
         enabled = gc.isenabled()
         gc.disable()  # building ~1e5 small objects: collections would only rescan them
         try:
@@ -387,6 +444,24 @@ class Tracer:
 
 
 _EVENT_NAMES = ("call", "line", "return", "exception")
+
+
+def _guarded(decide: Callable[[Any], bool], failures: list) -> Callable[[Any], bool]:
+    """``decide`` that records its failure in ``failures`` (then traces nothing more) instead
+    of raising into the traced program; Tracer.trace raises it after the call."""
+
+    def guarded(code: Any) -> bool:
+        if failures:
+            return False
+        try:
+            return bool(decide(code))
+        except _PROGRAM_LIMITS:
+            raise
+        except Exception as e:  # noqa: BLE001 - our own failure: raised by Tracer.trace
+            failures.append(e)
+            return False
+
+    return guarded
 
 
 def _use_c(backend: str) -> bool:
@@ -441,51 +516,86 @@ def _run_settrace(rec: _Recorder, fn: Any, args: tuple, kwargs: dict) -> tuple[A
 
 
 def _run_monitored(rec: _Recorder, fn: Any, args: tuple, kwargs: dict) -> tuple[Any, Any]:
-    """Python >= 3.12: the same recorder fed by ``sys.monitoring`` (PEP 669) callbacks.
+    """Python >= 3.12: the same recorder fed by ``sys.monitoring`` (PEP 669) callbacks, sending
+    it what ``sys.settrace`` sends on these Pythons (CPython's Python/legacy_tracing.c):
 
-    PY_START/PY_RESUME play settrace's "call"; LINE, PY_RETURN/PY_YIELD ("return"), RAISE
-    ("exception") and PY_UNWIND (settrace's "return" while unwinding, dropped by ``_build``)
-    are local events, switched on only for code objects the scope wants. Any settrace tracer
-    stays in place; our tool id is freed afterwards.
+    - "call": PY_START, PY_RESUME, PY_THROW;
+    - "line": LINE, and a backward JUMP that stays on one line (a loop, or an inlined
+      comprehension, written on one line: settrace sends a line event per iteration);
+    - "return": PY_RETURN, PY_YIELD, and PY_UNWIND (an exception leaving the frame), which
+      ``_build`` tells apart from a return by the opcode at f_lasti exactly as for settrace;
+    - "exception": RAISE, STOP_ITERATION.
+
+    PEP 669 allows only some events per code object: LINE, JUMP, PY_RETURN, PY_YIELD and
+    STOP_ITERATION are switched on for the code objects the scope wants; the call events, RAISE
+    and PY_UNWIND are global. Events come from every thread, so only calls made by this thread
+    are recorded, and every other event only for the frame on top of the recorder's stack
+    (``rec.local`` checks). A settrace tracer stays in place; our tool id is freed afterwards.
     """
     mon = sys.monitoring  # type: ignore[attr-defined]
     ev = mon.events
-    tool = next((i for i in range(6) if mon.get_tool(i) is None), None)
+    tool = next((i for i in _TOOL_IDS if mon.get_tool(i) is None), None)
     if tool is None:
         raise RuntimeError("sys.monitoring has no free tool id for the tracer")
     mon.use_tool_id(tool, "tracegym")
-    local_events = ev.LINE | ev.PY_RETURN | ev.PY_YIELD | ev.RAISE | ev.PY_UNWIND
+    local_events = ev.LINE | ev.JUMP | ev.PY_RETURN | ev.PY_YIELD | ev.STOP_ITERATION
     watched: list[Any] = []
+    lines_of: dict[Any, dict[int, int | None]] = {}
     getframe = sys._getframe
+    owner = get_ident()
+    disable = mon.DISABLE
 
-    def on_start(code, offset):
-        if rec.stopped:
+    def on_start(code, offset, exc=None):
+        if rec.stopped or get_ident() != owner:
             return None
-        if code not in rec.wanted and rec.decide(code):
-            mon.set_local_events(tool, code, local_events)
-            watched.append(code)
+        try:
+            if code not in rec.wanted:
+                want = rec.wanted[code] = rec.decide(code)
+                if want:
+                    mon.set_local_events(tool, code, local_events)
+                    watched.append(code)
+        except _PROGRAM_LIMITS:
+            raise
+        except Exception as e:  # noqa: BLE001 - our own failure: raised by Tracer.trace
+            rec.fail(e)
+            return None
         rec(getframe(1), "call", None)
 
     def local(event, arg=None):
-        frame = getframe(2)
-        if not rec.stopped and rec.stack and rec.stack[-1] is frame:
-            rec.local(frame, event, arg)
+        if not rec.stopped:
+            rec.local(getframe(2), event, arg)
+
+    def on_jump(code, offset, target):
+        if target > offset:
+            return disable  # forward: never a line event (a code's local events, reset below)
+        lines = lines_of.get(code)
+        if lines is None:
+            lines = lines_of[code] = {o: line for start, end, line in code.co_lines()
+                                      for o in range(start, end, 2)}
+        line = lines.get(target)
+        if line is None or line != lines.get(offset):
+            return disable  # another line: its LINE event follows
+        local("line")
+        return None
 
     callbacks = {
         ev.PY_START: on_start,
         ev.PY_RESUME: on_start,
+        ev.PY_THROW: on_start,
         ev.LINE: lambda code, line: local("line"),
-        ev.PY_RETURN: lambda code, offset, value: local("return", value),
-        ev.PY_YIELD: lambda code, offset, value: local("return", value),
+        ev.JUMP: on_jump,
+        ev.PY_RETURN: lambda code, offset, value: local("exit", value),
+        ev.PY_YIELD: lambda code, offset, value: local("exit", value),
         ev.PY_UNWIND: lambda code, offset, exc: local("return", None),
         ev.RAISE: lambda code, offset, exc: local("exception", (type(exc), exc, None)),
+        ev.STOP_ITERATION: lambda code, offset, exc: local("exception", (type(exc), exc, None)),
     }
     rec.uninstall = lambda: mon.set_events(tool, 0)
     result = exception = None
     try:
         for event, cb in callbacks.items():
             mon.register_callback(tool, event, cb)
-        mon.set_events(tool, ev.PY_START | ev.PY_RESUME)
+        mon.set_events(tool, ev.PY_START | ev.PY_RESUME | ev.PY_THROW | ev.RAISE | ev.PY_UNWIND)
         try:
             result = fn(*args, **kwargs)
         except BaseException as e:  # noqa: BLE001 - handed back on the Trace
@@ -493,7 +603,7 @@ def _run_monitored(rec: _Recorder, fn: Any, args: tuple, kwargs: dict) -> tuple[
     finally:
         rec.stopped, rec.left = True, 0
         mon.set_events(tool, 0)
-        for code in watched:
+        for code in watched:  # also undoes the DISABLEs returned above
             mon.set_local_events(tool, code, 0)
         for event in callbacks:
             mon.register_callback(tool, event, None)
@@ -521,6 +631,11 @@ def _code_of(fn: Any) -> Any:
         if f is None:
             return None
     return None
+
+
+def _name_of(fn: Any, entry_code: Any) -> str:
+    return getattr(fn, "__qualname__", None) or (
+        getattr(entry_code, "co_qualname", "") if entry_code is not None else repr(fn))
 
 
 def _is_library(filename: str) -> bool:
@@ -647,7 +762,7 @@ def _build(rec: _Recorder, fn: Any, entry_code: Any, opts: TraceOptions, result:
         elif kind == _RETURN:
             # settrace also sends "return" when an exception unwinds the frame: the opcode at
             # f_lasti then is not a return or a yield. That frame's last frame is the exception.
-            if ev[3] >= 0 and co_code[ev[3]] not in _RETURN_OPS:
+            if ev[3] >= 0 and not _returns_at(co_code, ev[3]):
                 continue
             r = ev[4]
             append(new(Frame, ("return", lineno, source, {}, r if len(r) <= limit else
@@ -678,8 +793,7 @@ def _finish(frames: list[Frame], truncated: bool, fn: Any, entry_code: Any, opts
                 context, context_lineno = "".join(src), max(start, 1)
             except (OSError, TypeError):
                 context = ""
-    entry = getattr(fn, "__qualname__", None) or (
-        getattr(entry_code, "co_qualname", "") if entry_code is not None else repr(fn))
+    entry = _name_of(fn, entry_code)
     ret = None if exception is not None else safe_repr(result)
     exc = None if exception is None else safe_repr(exception)
     if ret is not None and len(ret) > limit:

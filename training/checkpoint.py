@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tracegym.errors import TracegymError
+
 FORMAT = "tracegym-checkpoint-v1"
 _COMPILE_PREFIX = "_orig_mod."
 
@@ -120,11 +122,11 @@ class Checkpoint:
                 meta = f.metadata() or {}
             self.tensors = load_file(str(path))
         except Exception as err:  # safetensors raises its own error types for corrupt files
-            raise ValueError(f"checkpoint: {str(path)!r} is not a safetensors file ({err})") \
-                from err
+            raise TracegymError(f"checkpoint: {str(path)!r} is not a safetensors file "
+                                f"({err})") from err
         if meta.get("format") != FORMAT:
-            raise ValueError(f"checkpoint: {str(path)!r} has format {meta.get('format')!r}, "
-                             f"expected {FORMAT!r}")
+            raise TracegymError(f"checkpoint: {str(path)!r} has format "
+                                f"{meta.get('format')!r}, expected {FORMAT!r}")
         self.path = path
         self.meta = meta
         self.config = json.loads(meta["config"])
@@ -136,11 +138,22 @@ class Checkpoint:
         n = len(prefix) + 1
         return {k[n:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
 
+    @property
+    def has_ema(self) -> bool:
+        """Whether the run kept EMA weights (``ema > 0``)."""
+        return any(k.startswith("ema.") for k in self.tensors)
+
+    def weights_used(self, weights: str) -> str:
+        """The weights :meth:`load_model` loads when asked for ``weights``: ``"ema"`` only when
+        the checkpoint has them."""
+        if weights not in ("ema", "model"):
+            raise TracegymError(f"weights must be 'ema' or 'model', got {weights!r}")
+        return "ema" if weights == "ema" and self.has_ema else "model"
+
     def load_model(self, model: nn.Module, *, weights: str = "model") -> None:
-        """Load ``"model"`` or ``"ema"`` weights (EMA falls back to model when absent)."""
-        state = self.section("ema") if weights == "ema" else {}
-        if not state:
-            state = self.section("model")
+        """Load ``"model"`` or ``"ema"`` weights (EMA falls back to model when absent: see
+        :meth:`weights_used`)."""
+        state = self.section(self.weights_used(weights))
         target = model._orig_mod if hasattr(model, "_orig_mod") else model
         target.load_state_dict(state)
 
@@ -148,8 +161,8 @@ class Checkpoint:
         groups = json.loads(self.meta["optim_groups"])
         current = optimizer.state_dict()
         if len(groups) != len(current["param_groups"]):
-            raise ValueError(f"checkpoint: optimizer has {len(groups)} parameter groups, the "
-                             f"model now gives {len(current['param_groups'])}")
+            raise TracegymError(f"checkpoint: optimizer has {len(groups)} parameter groups, "
+                                f"the model now gives {len(current['param_groups'])}")
         state: dict[int, dict] = {}
         for k, v in self.section("optim").items():
             i, key = k.split(".", 1)

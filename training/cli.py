@@ -2,43 +2,69 @@
 
 Importing this module is cheap (argparse only); torch loads when a command runs.
 
-    tracegym train --task sudoku --data DIR --reasoner trm --backbone mlp_mixer max_steps=500 \\
-        lr=3e-4 model.dim=64
-    tracegym train --config configs/trm-sudoku-extreme.yaml --data DIR
+    tracegym train --task sudoku --data DIR --reasoner trm --backbone mlp_mixer --out runs/x \\
+        max_steps=500 lr=3e-4 model.dim=64
+    tracegym train --config configs/trm-sudoku4-cpu.yaml --data DIR --out runs/x
     torchrun --nproc_per_node=4 -m tracegym train --config configs/trm-arc-agi-1.yaml --data DIR
-    tracegym train --config ... --resume runs/x        # continues exactly where runs/x stopped
+    tracegym train --resume runs/x                     # continues exactly where runs/x stopped
     tracegym eval --checkpoint runs/x --env tracegym/Sudoku-v0 --episodes 100 size=4
     tracegym plot runs/x
+
+A run directory that already holds a run is refused unless ``--overwrite`` or ``--resume``.
+Ctrl-C (SIGINT) or SIGTERM stops training after the step in progress, writes the checkpoint and
+prints the command that resumes it (exit status 130 or 143).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
+import sys
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML or JSON TrainConfig to start from")
-    parser.add_argument("--task", help="task name: sudoku, maze, arc (overrides the config)")
-    parser.add_argument("--data", metavar="DIR", help="dataset directory in the TRM layout")
-    parser.add_argument("--reasoner", help="reasoner name, e.g. trm, hrm, feedforward")
-    parser.add_argument("--backbone", help="backbone name, e.g. mlp_mixer, transformer")
-    parser.add_argument("--out", metavar="DIR", help="run directory (metrics, checkpoint)")
-    parser.add_argument("--resume", metavar="CKPT",
-                        help="checkpoint file or run directory to continue exactly")
+    parser.add_argument("--task", help="sudoku, maze, arc or exectrace; must match the dataset")
+    parser.add_argument("--data", metavar="DIR", help="dataset directory (TRM layout)")
+    parser.add_argument("--reasoner", help="trm, hrm, feedforward, diffusion, ...")
+    parser.add_argument("--backbone", help="mlp_mixer, transformer, hybrid, ...")
+    parser.add_argument("--out", metavar="DIR",
+                        help="run directory; with --resume: the checkpoint's own directory")
+    parser.add_argument("--resume", metavar="CHECKPOINT",
+                        help="continue the run of this checkpoint file or run directory")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --out")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="TrainConfig fields, e.g. lr=3e-4 max_steps=1000 model.dim=64")
+                        help="TrainConfig fields, e.g. max_steps=1000 lr=3e-4 model.dim=64")
+
+
+def _same_dir(a, b) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _summary(cfg, result: dict) -> str:
+    """One line saying which limit ended the run."""
+    limit = {"max_steps": f"max_steps={cfg.max_steps}", "epochs": f"epochs={cfg.epochs}",
+             "time_budget_s": f"time_budget_s={cfg.time_budget_s:g}" if cfg.time_budget_s
+             else "time_budget_s", "stop_after": "stop_after",
+             "interrupt": result.get("signal") or "a signal"}[result["stopped_by"]]
+    line = f"train: stopped by {limit} at step {result['step']} after {result['seconds']:.1f} s"
+    if result["stopped_by"] == "epochs" and cfg.time_budget_s:
+        line += (f", before time_budget_s={cfg.time_budget_s:g}: set a larger epochs or "
+                 "max_steps to use the budget")
+    return line
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .config import TrainConfig, apply_overrides, load_config
-    from .trainer import Trainer
+    from .config import TrainConfig, apply_overrides, from_dict, load_config
+    from .rundir import prepare_run_dir, run_dir_of
 
     if args.config:
         cfg = load_config(args.config)
     elif args.resume:  # continue with the checkpoint's own config unless told otherwise
         from .checkpoint import Checkpoint
-        from .config import from_dict
 
         cfg = from_dict(Checkpoint(args.resume).config)
     else:
@@ -46,52 +72,82 @@ def _train(args: argparse.Namespace) -> int:
     flags = {k: getattr(args, k) for k in ("task", "data", "reasoner", "backbone", "out")}
     apply_overrides(cfg, [f"{k}={v}" for k, v in flags.items() if v is not None])
     apply_overrides(cfg, args.overrides)
+    resume_dir = run_dir_of(args.resume) if args.resume else None
+    out_given = args.out is not None or any(p.startswith("out=") for p in args.overrides)
+    if resume_dir is not None and not out_given:
+        cfg.out = str(resume_dir)  # the run the user pointed at, not the one it was copied from
+    cfg.validate()
     if not cfg.data:
-        raise ValueError("data: give the dataset directory with --data DIR (or data=DIR)")
+        from tracegym.errors import TracegymError
+
+        raise TracegymError("data: give the dataset directory with --data DIR (or data=DIR)")
+    in_place = resume_dir is not None and _same_dir(resume_dir, cfg.out)
+    if int(os.environ.get("RANK", "0")) == 0:  # DDP: rank 0 owns the run directory
+        prepare_run_dir(cfg.out, overwrite=args.overwrite, resume=in_place)
+        if resume_dir is not None and not in_place and (resume_dir / "metrics.jsonl").is_file():
+            import shutil
+
+            shutil.copyfile(resume_dir / "metrics.jsonl", os.path.join(cfg.out, "metrics.jsonl"))
+
+    from .trainer import Trainer
+
     trainer = Trainer(cfg, resume=args.resume)
     try:
         result = trainer.train()
     finally:
         trainer.close()
-    if trainer.dist.is_main:
-        print(json.dumps({"out": str(cfg.out), **result}, sort_keys=True))
-    return 0
+    if not trainer.dist.is_main:
+        return 0
+    print(json.dumps({"out": str(cfg.out), **result}, sort_keys=True))
+    print(_summary(cfg, result), file=sys.stderr)
+    if result["stopped_by"] != "interrupt":
+        return 0
+    print(f"train: checkpoint written to {result['checkpoint']}; resume with:\n"
+          f"  tracegym train --resume {shlex.quote(str(cfg.out))}", file=sys.stderr)
+    return 128 + int(trainer.signal or 2)  # the shell's status for death by that signal
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, metavar="CKPT",
+    parser.add_argument("--checkpoint", required=True, metavar="CHECKPOINT",
                         help="checkpoint file or run directory")
     parser.add_argument("--env", required=True, metavar="ID",
                         help="tracegym/Sudoku-v0, tracegym/Maze-v0 or tracegym/ARC-v0")
-    parser.add_argument("--episodes", type=int, default=100, help="episodes (default 100)")
+    parser.add_argument("--episodes", type=int, default=100, help="episodes to play")
     parser.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
     parser.add_argument("--mode", choices=("answer", "step"), default="answer",
                         help="submit whole answers, or act cell by cell / move by move")
     parser.add_argument("--weights", choices=("ema", "model"), default="ema",
-                        help="EMA weights when the checkpoint has them (default), or raw")
+                        help="EMA weights (when the run kept them) or the raw weights")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--augmentations", type=int, default=8,
                         help="ARC: augmented copies voted per task besides the identity")
     parser.add_argument("--identifiers", metavar="FILE",
                         help="ARC: identifiers.json (default: the training dataset's)")
     parser.add_argument("options", nargs="*", metavar="key=value",
-                        help="env options for gym.make, e.g. size=4 difficulty=easy")
+                        help="env options for gym.make, e.g. size=4 difficulty=hard")
 
 
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .checkpoint import Checkpoint
+    from tracegym.errors import TracegymError
+
     from .config import _parse_value
-    from .evaluate import evaluate_in_env, load_identifiers
-    from .trainer import pick_device, policy_from_checkpoint
 
     options = {}
     for pair in args.options:
         key, sep, text = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"env option: expected key=value, got {pair!r}")
+            raise TracegymError(f"env option: expected key=value, got {pair!r}")
         options[key] = _parse_value(text)
+    if "mode" in options:  # before the slow part: a common slip, with its own advice
+        raise TracegymError(f"mode={options['mode']} is not an env option: use --mode "
+                            f"{options['mode']}")
+
+    from .checkpoint import Checkpoint
+    from .evaluate import evaluate_in_env, load_identifiers
+    from .trainer import pick_device, policy_from_checkpoint
+
     ckpt = Checkpoint(args.checkpoint)
     policy = policy_from_checkpoint(ckpt, pick_device(args.device), weights=args.weights)
     identifiers = None
@@ -103,14 +159,14 @@ def _eval(args: argparse.Namespace) -> int:
                              mode=args.mode, env_options=options, identifiers=identifiers,
                              augmentations=args.augmentations, progress=True)
     result.update(checkpoint=str(ckpt.path), step=ckpt.trainer_state["step"],
-                  weights=args.weights)
+                  weights=ckpt.weights_used(args.weights))
     print(json.dumps(result, sort_keys=True))
     return 0
 
 
 def _plot_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory with metrics.jsonl")
-    parser.add_argument("--out", metavar="PNG", help="output file (default RUN_DIR/curves.png)")
+    parser.add_argument("run_dir", metavar="DIR", help="run directory holding metrics.jsonl")
+    parser.add_argument("--out", metavar="FILE", help="PNG to write; DIR/curves.png if omitted")
 
 
 def _plot(args: argparse.Namespace) -> int:

@@ -16,6 +16,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from tracegym.errors import TracegymError
+
 OPTIMIZERS = ("adamw", "adam_atan2")
 LOSSES = ("stablemax", "softmax")
 AMP_MODES = ("auto", "bf16", "off")
@@ -27,8 +29,12 @@ SAMPLERS = ("examples", "groups")
 # other field shapes the result and must match the checkpoint.
 RESUMABLE_FIELDS = frozenset({
     "data", "epochs", "max_steps", "time_budget_s", "eval_every", "eval_examples",
-    "checkpoint_every", "log_every", "out", "device", "compile", "progress",
+    "checkpoint_every", "checkpoint_minutes", "log_every", "out", "device", "compile", "progress",
 })
+
+
+class ConfigError(TracegymError):
+    """A config file, field or ``key=value`` override that is not a valid TrainConfig."""
 
 
 @dataclass
@@ -48,10 +54,11 @@ class TrainConfig:
     epochs: int = 1
     """passes over the train split (ignored when max_steps is set)"""
     max_steps: int | None = None
-    """stop after this many optimizer steps (checked between batches); None: use epochs"""
+    """stop after exactly this many optimizer steps (even inside a batch); None: use epochs"""
     time_budget_s: float | None = None
     """also stop once this many seconds of training have passed (between batches; the lr
-    schedule still follows max_steps/epochs): fixed-budget comparisons"""
+    schedule still follows max_steps/epochs): fixed-budget comparisons. The run ends at the
+    first limit reached; the result's ``stopped_by`` names it"""
     batch_size: int = 64
     """global batch size (split evenly across DDP ranks)"""
     sampler: str = "examples"
@@ -89,7 +96,10 @@ class TrainConfig:
     eval_examples: int | None = 1024
     """test examples per evaluation; None = all"""
     checkpoint_every: int = 0
-    """write OUT/checkpoint.safetensors every this many steps; 0 = only at the end"""
+    """also write OUT/checkpoint.safetensors every this many steps (between batches); 0 = off"""
+    checkpoint_minutes: float = 10.0
+    """also write it when this many minutes have passed since the last write (between
+    batches); 0 = off. A run always writes one at its end and on SIGINT/SIGTERM"""
     log_every: int = 10
     """write a metrics line every this many steps"""
     out: str = "runs/run"
@@ -98,10 +108,10 @@ class TrainConfig:
     """show a tqdm progress bar (rank 0)"""
 
     def validate(self) -> TrainConfig:
-        """Raise ValueError naming the first bad field; returns self."""
+        """Raise :class:`ConfigError` naming the first bad field; returns self."""
         def choice(name, options):
             if getattr(self, name) not in options:
-                raise ValueError(f"{name} must be one of {list(options)}, "
+                raise ConfigError(f"{name} must be one of {list(options)}, "
                                  f"got {getattr(self, name)!r}")
 
         choice("optimizer", OPTIMIZERS)
@@ -114,29 +124,33 @@ class TrainConfig:
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
         for name in ("warmup_steps", "eval_every", "checkpoint_every", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+                raise ConfigError(f"{name} must be an int >= 0, got {value!r}")
         for name in ("lr", "lr_embed"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.time_budget_s is not None and not (
                 isinstance(self.time_budget_s, (int, float)) and self.time_budget_s > 0):
-            raise ValueError(f"time_budget_s must be > 0 seconds or None, got "
+            raise ConfigError(f"time_budget_s must be > 0 seconds or None, got "
                              f"{self.time_budget_s!r}")
+        if not (isinstance(self.checkpoint_minutes, (int, float))
+                and self.checkpoint_minutes >= 0):
+            raise ConfigError(f"checkpoint_minutes must be a number >= 0, got "
+                              f"{self.checkpoint_minutes!r}")
         if not 0 <= self.ema < 1:
-            raise ValueError(f"ema must be in [0, 1), got {self.ema!r}")
+            raise ConfigError(f"ema must be in [0, 1), got {self.ema!r}")
         if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+            raise ConfigError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
         if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError(f"weight_decay and grad_clip must be >= 0, got "
+            raise ConfigError(f"weight_decay and grad_clip must be >= 0, got "
                              f"{self.weight_decay!r}, {self.grad_clip!r}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         if not isinstance(self.model, dict):
-            raise ValueError(f"model must be a mapping, got {self.model!r}")
+            raise ConfigError(f"model must be a mapping, got {self.model!r}")
         return self
 
     def to_dict(self) -> dict:
@@ -150,53 +164,95 @@ def field_names() -> list[str]:
 
 
 def _coerce(name: str, value):
-    """Give ``value`` (from YAML, JSON or a ``key=value`` string) the type of field ``name``."""
-    kind = {f.name: f.type for f in fields(TrainConfig)}[name]
+    """Give ``value`` (from YAML, JSON or a ``key=value`` string) the type of field ``name``;
+    :class:`ConfigError` when it cannot have it."""
+    kind = {f.name: f.type for f in fields(TrainConfig)}[name]  # a string (future annotations)
+    base = kind.split(" ")[0]
     if value is None:
+        if "None" not in kind:
+            raise ConfigError(f"{name} must not be null")
         return None
     if name == "betas":
-        return tuple(float(v) for v in value)
-    if "bool" in kind and isinstance(value, bool):
+        try:
+            return tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"betas must be two numbers, got {value!r}") from None
+    if name == "model":
+        if not isinstance(value, dict):
+            raise ConfigError(f"model must be a mapping, got {value!r}")
+        return dict(value)
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
         return value
-    if isinstance(value, str) and kind.split(" ")[0] in ("int", "float"):
-        try:  # PyYAML reads 1e-4 (no dot) as a string
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if kind.startswith("int") and isinstance(value, float) and value.is_integer():
-        return int(value)  # 2e3 in YAML
-    if kind.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
+    if base in ("int", "float"):
+        if isinstance(value, str):
+            try:  # PyYAML reads 1e-4 (no dot) as a string
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        if base == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise ConfigError(f"{name} must be an int, got {value!r}")
+            return int(value)  # 2e3 in YAML
         return float(value)
+    if base == "str" and not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {value!r}")
     return value
 
 
 def from_dict(values: dict, base: TrainConfig | None = None) -> TrainConfig:
-    """A config from a mapping; unknown keys raise ValueError listing the valid ones."""
+    """A config from a mapping; unknown keys raise :class:`ConfigError` listing the valid ones."""
     valid = field_names()
     unknown = sorted(set(values) - set(valid))
     if unknown:
-        raise ValueError(f"config: unknown key(s) {unknown}; valid keys: {', '.join(valid)}")
+        raise ConfigError(f"config: unknown key(s) {unknown}; valid keys: {', '.join(valid)}")
     updates = {k: _coerce(k, v) for k, v in values.items()}
-    if "model" in updates:
-        updates["model"] = dict(updates["model"] or {})
     return replace(base or TrainConfig(), **updates)
 
 
 def load_config(path: str | os.PathLike) -> TrainConfig:
-    """Read a YAML (``.yaml``/``.yml``) or JSON config file."""
+    """Read a YAML (``.yaml``/``.yml``) or JSON config file.
+
+    A missing file is FileNotFoundError; a file that does not parse, or holds something other
+    than a mapping of TrainConfig fields, a :class:`ConfigError` naming the file (and the line).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config: no such file {str(path)!r}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config: {str(path)!r} is not UTF-8 text ({err.reason} at byte "
+                          f"{err.start})") from None
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        values = yaml.safe_load(text) or {}
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+            what = getattr(err, "problem", None) or str(err)
+            raise ConfigError(f"config: {str(path)!r}:{where} not valid YAML ({what})") from None
     else:
-        values = json.loads(text)
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"config: {str(path)!r}: line {err.lineno}, column {err.colno}: "
+                              f"not valid JSON ({err.msg})") from None
+    if values is None:  # an empty file
+        values = {}
     if not isinstance(values, dict):
-        raise ValueError(f"config: {str(path)!r} must hold a mapping, got {type(values).__name__}")
-    return from_dict(values)
+        raise ConfigError(f"config: {str(path)!r} must hold a mapping of TrainConfig fields, "
+                          f"got {type(values).__name__}")
+    try:
+        return from_dict(values)
+    except ConfigError as err:
+        raise ConfigError(f"config: {str(path)!r}: {str(err).removeprefix('config: ')}") \
+            from None
 
 
 def _parse_value(text: str):
@@ -219,7 +275,7 @@ def apply_overrides(cfg: TrainConfig, pairs: list[str]) -> TrainConfig:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"override: expected key=value, got {pair!r}")
+            raise ConfigError(f"override: expected key=value, got {pair!r}")
         if key.startswith("model."):
             model[key[len("model."):]] = _parse_value(text)
         else:

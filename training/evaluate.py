@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 import tracegym  # noqa: F401 - registers the envs
+from tracegym.errors import TracegymError
 
 ENV_TASKS = {"tracegym/Sudoku-v0": "sudoku", "tracegym/Maze-v0": "maze", "tracegym/ARC-v0": "arc"}
 MODES = ("answer", "step")
@@ -42,7 +43,7 @@ def _solve(policy, inputs: np.ndarray, identifiers: np.ndarray | None = None) ->
     """``(B, T)`` tokens -> ``(B, T)`` int64 answer tokens, checking the sequence length."""
     task = getattr(policy, "task", None)
     if task is not None and inputs.shape[1] != task.seq_len:
-        raise ValueError(f"env: observations give {inputs.shape[1]} tokens but the model was "
+        raise TracegymError(f"env: observations give {inputs.shape[1]} tokens but the model was "
                          f"trained on seq_len {task.seq_len} (check the env's size option)")
     device = _device_of(policy)
     x = torch.from_numpy(np.asarray(inputs, np.int64)).to(device)
@@ -185,7 +186,7 @@ def _make(env_id: str, mode: str, options: dict):
         return gym.make(env_id, mode=mode, **options)
     except TypeError as err:
         reason = str(err).split(" was raised from", 1)[0]
-        raise ValueError(f"env options {sorted(options)}: {reason}") from err
+        raise TracegymError(f"env options {sorted(options)}: {reason}") from err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,17 +213,18 @@ def evaluate_in_env(policy, env_id: str, *, episodes: int = 100, seed: int = 0,
     from tqdm import tqdm
 
     if env_id not in ENV_TASKS:
-        raise ValueError(f"env: evaluation supports {sorted(ENV_TASKS)}, got {env_id!r}")
+        raise TracegymError(f"env: evaluation supports {sorted(ENV_TASKS)}, got {env_id!r}")
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+        raise TracegymError(f"mode must be one of {list(MODES)}, got {mode!r}")
     if not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+        raise TracegymError(f"episodes must be a positive int, got {episodes!r}")
     task = ENV_TASKS[env_id]
     options = dict(env_options or {})
-    if "mode" in options:
-        raise ValueError("env option 'mode': pass mode=... as the evaluation mode instead")
+    if "mode" in options:  # the evaluation decides how answers reach the env
+        raise TracegymError(f"env option mode={options['mode']!r}: the mode is not an env option; "
+                            f"use --mode {options['mode']} (mode= in evaluate_in_env)")
     if task == "arc" and mode != "answer":
-        raise ValueError("mode: ARC is evaluated in answer mode (pass@2 with voting), "
+        raise TracegymError("mode: ARC is evaluated in answer mode (pass@2 with voting), "
                          f"got {mode!r}")
     was_training = getattr(policy, "training", False)
     if hasattr(policy, "eval"):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
+
+from tracegym.errors import TracegymError
+
+from .rundir import check_writable_dir, os_error
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
@@ -18,7 +23,7 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as err:
-                raise ValueError(f"plot: {path}: line {i} is not JSON ({err.msg})") from err
+                raise TracegymError(f"plot: {path}: line {i} is not JSON ({err.msg})") from err
     return records
 
 
@@ -31,10 +36,12 @@ def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -
     import matplotlib.pyplot as plt
 
     records = read_metrics(run_dir)
+    path = Path(out) if out is not None else Path(run_dir) / "curves.png"
+    _check_output(path)  # before drawing
     train = [r for r in records if r.get("split") == "train"]
     evals = [r for r in records if r.get("split") == "eval"]
     if not train and not evals:
-        raise ValueError(f"plot: {run_dir}: metrics.jsonl has no train or eval records")
+        raise TracegymError(f"plot: {run_dir}: metrics.jsonl has no train or eval records")
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     if train:
         steps = [r["step"] for r in train]
@@ -55,12 +62,27 @@ def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -
             ax.legend()
     fig.suptitle(str(run_dir))
     fig.tight_layout()
-    path = Path(out) if out is not None else Path(run_dir) / "curves.png"
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
     try:
         fig.savefig(tmp, dpi=100)
         os.replace(tmp, path)
+    except OSError as err:  # name the user's file, not the temporary one
+        raise os_error(type(err), err.errno, f"plot: cannot write {str(path)!r}: "
+                        f"{err.strerror or err}") from None
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _check_output(path: Path) -> None:
+    """Raise an OSError naming ``path`` unless a PNG can be written there (its folder is made
+    if missing; a probe file is written and removed, as permission bits miss /sys and /proc)."""
+    if path.is_dir():
+        raise os_error(IsADirectoryError, errno.EISDIR,
+                        f"plot: --out {str(path)!r} is a directory; give a .png file name")
+    try:
+        check_writable_dir(path.parent, what="plot")
+    except OSError as err:
+        raise os_error(type(err), err.errno, f"plot: cannot write {str(path)!r}: "
+                        f"{str(err).removeprefix('plot: ')}") from None

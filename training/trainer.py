@@ -14,12 +14,20 @@ run sees exactly the batches the straight run would have seen:
 Under DDP (``torchrun --nproc_per_node=K``), rank r takes slice r of each global batch.
 
 Steps. One batch gives up to ``N_sup`` supervision steps (``policy.supervision_steps``); each is
-one optimizer step, so ``step`` counts optimizer steps and ``lr = peak * lr_factor(step)``. A run
-stops between batches once ``step >= max_steps`` (or after ``epochs`` passes), so it may overshoot
-``max_steps`` by less than ``N_sup``. Without ``max_steps`` the schedule's length is
-``epochs * batches per epoch * N_sup`` (every batch assumed to run all its supervision steps; a
-reasoner that halts early ends the run before the cosine reaches its floor). Checkpoints are
-written between batches, and only rank 0 writes them and the metrics.
+one optimizer step, so ``step`` counts optimizer steps and ``lr = peak * lr_factor(step)``.
+``max_steps`` is exact: the run stops at that step even inside a batch (the rest of that batch's
+supervision steps are skipped). Without ``max_steps`` the run makes ``epochs`` passes, and the
+schedule's length is ``epochs * batches per epoch * N_sup`` (every batch assumed to run all its
+supervision steps; a reasoner that halts early ends the run before the cosine reaches its floor).
+``time_budget_s`` is checked between batches. The first limit reached ends the run and
+``train()``'s result names it (``stopped_by``).
+
+Checkpoints. ``OUT/checkpoint.safetensors`` is written at the end, every ``checkpoint_every``
+steps and every ``checkpoint_minutes`` (both between batches, so resuming from them is exact),
+and when SIGINT or SIGTERM arrives: the step in progress finishes, the checkpoint is written and
+``train()`` returns with ``stopped_by="interrupt"`` (a second signal stops at once). A checkpoint
+written inside a batch (interrupt, ``max_steps``) resumes with the next batch. Only rank 0 writes
+checkpoints and metrics; a resumed run drops the metrics lines past the checkpoint's step.
 
 Evaluation during training (``eval_every``) runs ``policy.solve`` with the EMA weights on the
 first ``eval_examples`` test examples, on rank 0 while the other ranks wait; ``tracegym eval``
@@ -37,9 +45,12 @@ import math
 import os
 import pkgutil
 import random
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -47,17 +58,21 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from tracegym.errors import TracegymError
+
 from .checkpoint import Checkpoint, save_checkpoint
 from .config import TrainConfig, config_differences, from_dict
 from .optim import EMA, build_optimizer, lr_factor
+from .rundir import check_writable_dir
 
 ACCELERATOR = "cuda"  # the one device type the Trainer accelerates (bf16 autocast, compile)
 CHECKPOINT_NAME = "checkpoint.safetensors"
 SPEC_FIELDS = ("vocab_size", "seq_len", "num_puzzle_identifiers", "pad_id", "ignore_label_id")
 
 
-class NonFiniteError(RuntimeError):
-    """A loss, metric or gradient norm became NaN or infinite."""
+class NonFiniteError(TracegymError, RuntimeError):
+    """A loss, metric or gradient norm became NaN or infinite (the settings' fault, as a rule:
+    a TracegymError, so the CLI prints its advice as one line)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,10 +86,10 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"device: {name!r} is not a device ({err})") from err
+        raise TracegymError(f"device: {name!r} is not a device ({err})") from err
     if device.type == ACCELERATOR:
         if not torch.cuda.is_available():
-            raise ValueError(f"device: {name!r} requested but CUDA is not available")
+            raise TracegymError(f"device: {name!r} requested but CUDA is not available")
         if device.index is None:
             device = torch.device(ACCELERATOR, local_rank)
     return device
@@ -100,7 +115,46 @@ def check_task(task: str) -> None:
     valid = task_names()
     base = task.rstrip("0123456789")  # "sudoku4" is a 4x4 sudoku dataset
     if task not in valid and base not in valid:
-        raise ValueError(f"task: unknown task {task!r}; valid names: {', '.join(valid)}")
+        raise TracegymError(f"task: unknown task {task!r}; valid names: {', '.join(valid)}")
+
+
+# Parquet columns that only one task's builder writes (datasets/sudoku.py, maze.py, arc.py):
+# how a dataset whose dataset.json does not name its task is recognised
+TASK_COLUMNS = {"sudoku": {"puzzle", "solution", "clues"}, "maze": {"maze", "label", "length"},
+                "arc": {"task_id", "pair"}}
+
+
+def dataset_task(path: str | os.PathLike, metadata: dict) -> str | None:
+    """The env task a dataset was built for, or None when it cannot be told.
+
+    ``metadata`` (train dataset.json) names it in ``"task"`` when that is an env task; a
+    ``tracegym data trace_lm`` dataset (it has a ``"tokenizer"``) is ``exectrace``; otherwise
+    the builder's own Parquet columns tell (the schema only is read).
+    """
+    if metadata.get("task") in task_names():
+        return metadata["task"]
+    if "tokenizer" in metadata:
+        return "exectrace"
+    parquet = Path(path) / "train" / "all.parquet"
+    if not parquet.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        columns = set(pq.read_schema(parquet).names)
+    except Exception:  # noqa: BLE001 - an unreadable Parquet copy: the .npy arrays still train
+        return None
+    found = [task for task, marks in TASK_COLUMNS.items() if marks <= columns]
+    return found[0] if len(found) == 1 else None
+
+
+def check_dataset_task(task: str, path: str | os.PathLike, metadata: dict) -> None:
+    """Raise TracegymError when the dataset at ``path`` was built for another task."""
+    found = dataset_task(path, metadata)
+    if found is not None and task != found and task.rstrip("0123456789") != found:
+        raise TracegymError(f"task: {task!r} does not match the dataset {str(path)!r}, which "
+                            f"holds {found} data; use task {found!r} (--task {found}) or a "
+                            f"{task} dataset")
 
 
 def load_split_checked(path: str | os.PathLike, split: str):
@@ -111,18 +165,18 @@ def load_split_checked(path: str | os.PathLike, split: str):
     where = f"{Path(path) / split / 'dataset.json'}"
     missing = [k for k in SPEC_FIELDS if k not in data.metadata]
     if missing:
-        raise ValueError(f"dataset: {where}: missing field(s) {missing}")
+        raise TracegymError(f"dataset: {where}: missing field(s) {missing}")
     vocab = data.metadata["vocab_size"]
     if not isinstance(vocab, int) or vocab < 2:
-        raise ValueError(f"dataset: {where}: vocab_size must be an int >= 2, got {vocab!r}")
+        raise TracegymError(f"dataset: {where}: vocab_size must be an int >= 2, got {vocab!r}")
     sample = np.asarray(data.inputs[:4096])
     if sample.size and int(sample.max()) >= vocab:
-        raise ValueError(f"dataset: {where}: input token {int(sample.max())} >= vocab_size "
+        raise TracegymError(f"dataset: {where}: input token {int(sample.max())} >= vocab_size "
                          f"{vocab}")
     ids = np.asarray(data.puzzle_identifiers)
     n_ids = data.metadata["num_puzzle_identifiers"]
     if ids.size and int(ids.max()) >= n_ids:
-        raise ValueError(f"dataset: {where}: puzzle identifier {int(ids.max())} >= "
+        raise TracegymError(f"dataset: {where}: puzzle identifier {int(ids.max())} >= "
                          f"num_puzzle_identifiers {n_ids}")
     return data
 
@@ -140,13 +194,19 @@ def default_policy_factory(spec: dict, cfg: TrainConfig) -> nn.Module:
     from tracegym.agents.reasoners import REASONERS, TaskSpec, build_policy
 
     if cfg.reasoner not in REASONERS:
-        raise ValueError(f"reasoner: unknown reasoner {cfg.reasoner!r}; valid names: "
-                         f"{', '.join(REASONERS)}")
+        raise TracegymError(f"reasoner: unknown reasoner {cfg.reasoner!r}; valid names: "
+                            f"{', '.join(REASONERS)}")
     if "loss" in cfg.model and cfg.model["loss"] != cfg.loss:
-        raise ValueError(f"model.loss={cfg.model['loss']!r} disagrees with loss={cfg.loss!r}; "
-                         "set loss only")
+        raise TracegymError(f"model.loss={cfg.model['loss']!r} disagrees with "
+                            f"loss={cfg.loss!r}; set loss only")
     model = {k: v for k, v in cfg.model.items() if k != "loss"}
-    return build_policy(cfg.reasoner, cfg.backbone, TaskSpec(**spec), loss=cfg.loss, **model)
+    try:
+        return build_policy(cfg.reasoner, cfg.backbone, TaskSpec(**spec), loss=cfg.loss,
+                            **model)
+    except TracegymError:
+        raise
+    except ValueError as err:  # the reasoners check their arguments with plain ValueErrors
+        raise TracegymError(str(err)) from err
 
 
 def policy_from_checkpoint(ckpt: Checkpoint, device: torch.device, *, weights: str = "ema",
@@ -229,11 +289,15 @@ class Trainer:
                  policy_factory: Callable | None = None):
         self.cfg = cfg.validate()
         check_task(cfg.task)
+        self.out = Path(cfg.out)
         self.dist = _Distributed(cfg.device)
+        if self.dist.is_main:  # before the slow part: a bad OUT fails now, not after training
+            check_writable_dir(self.out)
         self.device = pick_device(cfg.device, self.dist.local_rank)
         self.amp = cfg.amp == "bf16" or (cfg.amp == "auto" and is_accelerator(self.device))
 
         self.train_data = load_split_checked(cfg.data, "train")
+        check_dataset_task(cfg.task, cfg.data, self.train_data.metadata)
         self.test_data = load_split_checked(cfg.data, "test") \
             if (Path(cfg.data) / "test").is_dir() else None
         self.spec = task_spec_dict(cfg.task, self.train_data.metadata)
@@ -242,20 +306,21 @@ class Trainer:
             diff = [k for k in SPEC_FIELDS if k != "num_puzzle_identifiers"
                     and test_spec[k] != self.spec[k]]
             if diff:
-                raise ValueError(f"dataset: {cfg.data}: train and test dataset.json disagree on "
-                                 + ", ".join(f"{k} ({self.spec[k]} vs {test_spec[k]})"
-                                             for k in diff))
+                raise TracegymError(f"dataset: {cfg.data}: train and test dataset.json disagree "
+                                    "on " + ", ".join(f"{k} ({self.spec[k]} vs {test_spec[k]})"
+                                                      for k in diff))
         # example -> its puzzle's identifier, for batches drawn by example index
         sizes = np.diff(np.asarray(self.train_data.puzzle_indices))
         self.example_ids = np.repeat(np.asarray(self.train_data.puzzle_identifiers), sizes)
         self.local_batch = cfg.batch_size // self.dist.world
         if self.local_batch * self.dist.world != cfg.batch_size:
-            raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the "
-                             f"{self.dist.world} DDP ranks")
+            raise TracegymError(f"batch_size {cfg.batch_size} is not divisible by the "
+                                f"{self.dist.world} DDP ranks")
         self.batches_per_epoch = self._epoch_length() // cfg.batch_size
         if self.batches_per_epoch < 1:
-            raise ValueError(f"batch_size {cfg.batch_size} exceeds the {self._epoch_length()} "
-                             f"train {'groups' if cfg.sampler == 'groups' else 'examples'}")
+            raise TracegymError(f"batch_size {cfg.batch_size} exceeds the "
+                                f"{self._epoch_length()} train "
+                                f"{'groups' if cfg.sampler == 'groups' else 'examples'}")
 
         # the same initial weights on every rank: build under the base seed, then broadcast
         seed_everything(cfg.seed)
@@ -272,6 +337,7 @@ class Trainer:
         self.best = None  # best eval exact accuracy
         self._order_epoch, self._order = -1, None
         self.stop_after: int | None = None
+        self.signal: int | None = None  # SIGINT/SIGTERM received during train()
         if cfg.max_steps is not None:
             self.total_steps = cfg.max_steps
         else:
@@ -282,7 +348,6 @@ class Trainer:
         if cfg.compile and is_accelerator(self.device):
             for module in self.policy.children():
                 module.compile()  # in place: state_dict keys keep their names
-        self.out = Path(cfg.out)
 
     # -- data ------------------------------------------------------------------------------------
     def _epoch_length(self) -> int:
@@ -334,13 +399,14 @@ class Trainer:
         ckpt = Checkpoint(path)
         diffs = config_differences(ckpt.config, self.cfg.to_dict())
         if diffs:
-            raise ValueError(f"checkpoint {str(ckpt.path)!r} was written by a different config; "
-                             f"fields that differ: {'; '.join(diffs)}")
+            raise TracegymError(f"checkpoint {str(ckpt.path)!r} was written by a different "
+                                f"config; fields that differ: {'; '.join(diffs)}")
         spec_diffs = [f"{k}: {ckpt.task_spec.get(k)!r} -> {self.spec[k]!r}" for k in self.spec
                       if ckpt.task_spec.get(k) != self.spec[k]]
         if spec_diffs:
-            raise ValueError(f"checkpoint {str(ckpt.path)!r} was trained on another dataset "
-                             f"layout; dataset.json fields that differ: {'; '.join(spec_diffs)}")
+            raise TracegymError(f"checkpoint {str(ckpt.path)!r} was trained on another "
+                                f"dataset layout; dataset.json fields that differ: "
+                                f"{'; '.join(spec_diffs)}")
         ckpt.load_model(self.policy)
         ckpt.load_optimizer(self.optimizer)
         if self.ema is not None:
@@ -404,37 +470,127 @@ class Trainer:
             raise NonFiniteError(f"step {self.step}: {name} is {value} (not finite); try a lower "
                                  "lr, grad_clip > 0, amp=off, or check the data")
 
-    def _done(self) -> bool:
+    def _step_limit(self) -> str | None:
+        """The step limit reached, if any: exact, so checked after every optimizer step."""
         if self.stop_after is not None and self.step >= self.stop_after:
-            return True
-        if self.cfg.time_budget_s is not None and self.dist.any(  # every rank stops together
+            return "stop_after"
+        if self.cfg.max_steps is not None and self.step >= self.cfg.max_steps:
+            return "max_steps"
+        return None
+
+    def _interrupted(self) -> bool:
+        return self.dist.any(self.signal is not None, self.device)  # every rank stops together
+
+    def _stop_reason(self) -> str | None:
+        """Why the run must end now (checked between batches), or None to go on."""
+        if self._interrupted():
+            return "interrupt"
+        reason = self._step_limit()
+        if reason is not None:
+            return reason
+        if self.cfg.max_steps is None and self.batches >= self.cfg.epochs * self.batches_per_epoch:
+            return "epochs"
+        if self.cfg.time_budget_s is not None and self.dist.any(
                 time.perf_counter() - self.started >= self.cfg.time_budget_s, self.device):
-            return True
-        if self.cfg.max_steps is not None:
-            return self.step >= self.cfg.max_steps
-        return self.batches >= self.cfg.epochs * self.batches_per_epoch
+            return "time_budget_s"
+        return None
+
+    @contextmanager
+    def _signals_caught(self):
+        """SIGINT/SIGTERM set ``self.signal`` (the loop then stops and saves) instead of killing
+        the run; a second one raises KeyboardInterrupt. Handlers live in the main thread only."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.signal is not None:
+                raise KeyboardInterrupt
+            self.signal = signum
+            if self.dist.is_main:
+                print(f"\n{signal.Signals(signum).name}: stopping after this step and writing a "
+                      "checkpoint (send it again to stop at once)", file=sys.stderr, flush=True)
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def _trim_log(self) -> None:
+        """A resumed run continues the log from the checkpoint's step: lines written after that
+        checkpoint (by a run killed later) would be duplicated, so they go."""
+        path = self.out / "metrics.jsonl"
+        if not path.is_file():
+            return
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+                if line.strip() and json.loads(line).get("step", 0) <= self.step]
+        path.write_text("".join(kept), encoding="utf-8")
 
     def train(self, stop_after: int | None = None) -> dict:
-        """Run to the end, or only until ``stop_after`` steps (between batches; the schedule
-        still follows ``max_steps``/``epochs``, as for a job cut short and resumed later).
-        Saves a checkpoint, evaluates, and returns the eval metrics with ``step``."""
+        """Run until the first limit (``max_steps`` or ``epochs``, ``time_budget_s``, a signal),
+        or only until ``stop_after`` steps (the schedule still follows ``max_steps``/``epochs``,
+        as for a job cut short and resumed later). Saves a checkpoint and, unless interrupted,
+        evaluates. Returns the eval metrics with ``step``, ``stopped_by`` (the limit that ended
+        the run: ``"max_steps"``, ``"epochs"``, ``"time_budget_s"``, ``"stop_after"`` or
+        ``"interrupt"``), ``signal`` (its name, when interrupted), ``seconds`` and
+        ``checkpoint``."""
         from tqdm import tqdm
 
         cfg = self.cfg
         self.stop_after = stop_after
+        self.signal = None
         self.started = time.perf_counter()
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
             if self.step == 0:  # a fresh run starts a fresh log
                 (self.out / "metrics.jsonl").write_text("")
+            else:
+                self._trim_log()
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                    disable=not (self.dist.is_main and cfg.progress))
         self.policy.train()
-        tick, last_eval, last_ckpt = time.perf_counter(), self.step, self.step
-        while not self._done():
-            steps = self.policy.supervision_steps(self.batch(self.batches))
-            local_done = False
+        self._tick, last_eval, last_ckpt = time.perf_counter(), self.step, self.step
+        saved_at = time.monotonic()
+        with self._signals_caught():
+            while (stopped_by := self._stop_reason()) is None:
+                self._train_batch(bar)
+                self.batches += 1
+                if self._step_limit() is not None or self._interrupted():
+                    continue  # the loop ends here; the final checkpoint follows
+                # between batches: checkpoints then evals, at the first boundary past each
+                # multiple of *_every, or once checkpoint_minutes have passed
+                due = cfg.checkpoint_every and \
+                    self.step // cfg.checkpoint_every > last_ckpt // cfg.checkpoint_every
+                due = due or (cfg.checkpoint_minutes
+                              and time.monotonic() - saved_at >= 60 * cfg.checkpoint_minutes)
+                if due:
+                    self.save()
+                    last_ckpt, saved_at = self.step, time.monotonic()
+                if cfg.eval_every and self.step // cfg.eval_every > last_eval // cfg.eval_every:
+                    self._eval_and_log()
+                    last_eval = self.step
+            if stopped_by == "epochs":  # the bar's total was an estimate (early halting)
+                bar.total = self.step
+                bar.refresh()
+            bar.close()
+            path = self.save()  # before the final eval, so the saved RNG state is the loop's
+        result = {"step": self.step, "stopped_by": stopped_by,
+                  "seconds": round(time.perf_counter() - self.started, 3),
+                  "checkpoint": str(path) if path is not None else None}
+        if stopped_by == "interrupt":
+            return {**result, "signal": signal.Signals(self.signal).name if self.signal else None}
+        return {**result, **self._eval_and_log()}
+
+    def _train_batch(self, bar) -> None:
+        """The supervision steps of one batch, one optimizer step each, until the batch halts or
+        a step limit or a signal says stop."""
+        cfg = self.cfg
+        steps = self.policy.supervision_steps(self.batch(self.batches))
+        local_done = False
+        try:
             while True:
                 out = None
                 if not local_done:
@@ -469,26 +625,16 @@ class Trainer:
                     now = time.perf_counter()
                     self._log({"split": "train", "step": self.step, "epoch":
                                self.batches / self.batches_per_epoch, "lr": cfg.lr * factor,
-                               "grad_norm": float(norm), "sec": now - tick, **metrics})
+                               "grad_norm": float(norm), "sec": now - self._tick, **metrics})
                     bar.set_postfix(loss=f"{metrics.get('loss', loss.item()):.4f}")
-                    tick = now
+                    self._tick = now
                 if out is not None and out.halted:
                     local_done = True
+                # max_steps is exact, and a signal should not wait for the batch to end
+                if self._step_limit() is not None or self._interrupted():
+                    break
+        finally:
             steps.close()
-            self.batches += 1
-            # between batches: checkpoints then evals, at the first boundary past each multiple
-            if cfg.checkpoint_every and self.step // cfg.checkpoint_every > \
-                    last_ckpt // cfg.checkpoint_every and not self._done():
-                self.save()
-                last_ckpt = self.step
-            if cfg.eval_every and self.step // cfg.eval_every > last_eval // cfg.eval_every \
-                    and not self._done():
-                self._eval_and_log()
-                last_eval = self.step
-        bar.close()
-        self.save()  # before the final eval, so the saved RNG state is the loop's
-        result = self._eval_and_log()
-        return {"step": self.step, **result}
 
     def _eval_and_log(self) -> dict:
         if not self.dist.is_main or self.test_data is None:

@@ -113,7 +113,7 @@ def frame_parts(text: str) -> tuple[str, str | None]:
 def evaluate_exectrace(model, *, programs="generated", kind: str = "mixed", episodes: int = 20,
                        seed: int = 0, max_frames: int = 200, reserve: int | None = None,
                        rollout_episodes: int | None = None, output: bool = True,
-                       given_call: bool = True) -> dict:
+                       given_call: bool = True, progress: bool = False) -> dict:
     """The three ExecTrace metrics of ``model`` beside the copy baseline (module docstring).
 
     ``programs``/``kind`` are the env's options (a list of Program: e.g. the test split's);
@@ -125,8 +125,10 @@ def evaluate_exectrace(model, *, programs="generated", kind: str = "mixed", epis
     prediction (the header holds the source only, so no model could know the arguments): the
     env's first step is answered with it and not scored, next_frame counts frames 1.., and
     rollouts start from it. ``False`` scores every frame (the call frame is then a guess).
+    ``progress`` shows a tqdm bar on stderr (one tick per episode of each pass).
     """
     import gymnasium as gym
+    from tqdm import tqdm
 
     import tracegym.envs.exectrace  # noqa: F401  (registers the env)
     from tracegym.envs.exectrace import copy_previous_frame_prediction
@@ -135,6 +137,8 @@ def evaluate_exectrace(model, *, programs="generated", kind: str = "mixed", epis
     step_env = gym.make("tracegym/ExecTrace-v0", programs=programs, kind=kind, mode="step",
                         max_frames=max_frames, max_tokens=1 << 20)
     frames_total = model_hits = copy_hits = traces = trace_hits = copy_trace_hits = skipped = 0
+    bar = tqdm(total=episodes * (2 if output else 1), unit="episode", desc="trace-model eval",
+               disable=not progress, leave=False)
     part_hits = {(part, who): 0 for part in ("state", "action") for who in ("model", "copy")}
     for e in range(episodes):
         obs, _ = step_env.reset(seed=seed + e)
@@ -145,6 +149,7 @@ def evaluate_exectrace(model, *, programs="generated", kind: str = "mixed", epis
                        for t in range(len(true_ids))]
         except ValueError:
             skipped += 1
+            bar.update(1)
             continue
         first = 1 if given_call else 0
         predictions = list(ep.frame_texts[:first]) + complete_texts(
@@ -172,6 +177,7 @@ def evaluate_exectrace(model, *, programs="generated", kind: str = "mixed", epis
             traces += 1
             trace_hits += tuple(predicted) == ep.frame_texts
             copy_trace_hits += tuple(copies) == ep.frame_texts
+        bar.update(1)
     result = {
         "episodes": episodes, "skipped": skipped, "frames": frames_total,
         "given_call": given_call,
@@ -194,11 +200,12 @@ def evaluate_exectrace(model, *, programs="generated", kind: str = "mixed", epis
             answer_env.reset(seed=seed + e)
             ep = answer_env.unwrapped.episode
             prompt = np.concatenate([[BOS], model.tokenizer.encode(ep.answer_prompt)])
-            if len(prompt) >= model.task.seq_len - 8:
-                continue
-            text = complete_texts(model, [prompt], frame=False)[0]
-            _, reward, *_ = answer_env.step(text)
-            hits += int(reward)
-            n += 1
+            if len(prompt) < model.task.seq_len - 8:  # else the answer does not fit: skipped
+                text = complete_texts(model, [prompt], frame=False)[0]
+                _, reward, *_ = answer_env.step(text)
+                hits += int(reward)
+                n += 1
+            bar.update(1)
         result["output"] = {"model": hits / max(n, 1), "copy_baseline": None, "answers": n}
+    bar.close()
     return result

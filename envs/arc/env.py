@@ -125,10 +125,13 @@ class ArcEnv(gym.Env):
       ``select`` the rectangle spanned by (row, col) and (row2, col2); ``copy`` the selection
       to the clipboard; ``paste`` the clipboard at (row, col), clipped; ``rotate`` (square
       selections, clockwise), ``flip_h``, ``flip_v`` the selection in place; ``reset`` the canvas
-      to the test input; ``submit`` the canvas. ``info["action_mask"]`` (int8, 11) marks the
-      operations possible now (``copy``/``rotate``/``flip`` need a selection, ``rotate`` a square
-      one, ``paste`` a clipboard). A possible operation with a cell outside the canvas is
-      illegal: nothing changes and ``info["illegal"]`` is set.
+      to the test input; ``submit`` the canvas. ``info["action_mask"]`` is a dict of int8 masks
+      with the action's keys, so ``action_space.sample(mask=info["action_mask"])`` works:
+      ``"op"`` (11) marks the operations possible now (``copy``/``rotate``/``flip`` need a
+      selection, ``rotate`` a square one, ``paste`` a clipboard); the cell and colour masks are
+      all ones, as ``resize`` takes any cell. A possible operation with a cell outside the
+      canvas is illegal: nothing changes and ``info["illegal"]`` is set. Answer mode has no
+      ``action_mask`` (its grid is a Box, which takes no mask).
 
     ## Rewards
     ``1`` for a submission equal to the test output (shape and every cell); ``0`` for a wrong
@@ -318,6 +321,10 @@ class ArcEnv(gym.Env):
     def _info(self, illegal: bool = False, correct: bool = False) -> dict[str, Any]:
         info = {"task_id": self.task.task_id, "test_index": self.test_index, "correct": correct}
         if self.mode == "step":
-            info["action_mask"] = self._mask()
+            # One mask per key of the Dict action, the form Dict.sample(mask=...) takes; every
+            # cell and colour is taken by some possible operation (resize takes any cell).
+            info["action_mask"] = {key: self._mask() if key == "op"
+                                   else np.ones(space.n, np.int8)
+                                   for key, space in self.action_space.items()}
             info["illegal"] = illegal
         return info

@@ -71,6 +71,7 @@ class MazeEnv(gym.Env):
     - step mode: ``Discrete(4)``: 0 up, 1 right, 2 down, 3 left. ``info["action_mask"]``
       (int8, 4) is 1 for moves that stay on the grid and do not enter a wall.
     - answer mode: ``Box(0, 5, (H, W), int8)``: the maze with path cells set to 5 (``o``).
+      ``info`` has no ``action_mask``: a Box takes no sampling mask.
 
     ## Observation Space
     ``Dict`` of
@@ -169,8 +170,9 @@ class MazeEnv(gym.Env):
         return {"grid": self._state.grids[0].copy(), "position": self._state.pos[0].copy()}
 
     def _info(self, blocked=False, reached=False, verdict=None):
-        info = {"action_mask": rules.action_masks(self._state, self._rows)[0],
-                "blocked": bool(blocked), "reached": bool(reached)}
-        if self.mode == "answer":
+        info = {"blocked": bool(blocked), "reached": bool(reached)}
+        if self.mode == "answer":  # a mask must fit the action space: the answer Box takes none
             info["verdict"] = verdict
+        else:
+            info["action_mask"] = rules.action_masks(self._state, self._rows)[0]
         return info

@@ -23,8 +23,10 @@ from .solver import path_verdict, solve_batch
 class MazeVectorEnv(NativeVectorEnv):
     """``num_envs`` mazes stepped together; same options as :class:`~.env.MazeEnv`.
 
-    ``info`` holds arrays over the batch: ``action_mask`` (num_envs, 4) int8, ``blocked`` and
-    ``reached`` (num_envs,) bool, and in answer mode ``verdict`` (num_envs,) object.
+    ``info`` holds arrays over the batch: ``blocked`` and ``reached`` (num_envs,) bool; in step
+    mode ``action_mask`` (num_envs, 4) int8, stacked as ``SyncVectorEnv`` stacks it (sample
+    with ``action_space.sample(mask=tuple(info["action_mask"]))``); in answer mode ``verdict``
+    (num_envs,) object.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -61,6 +63,8 @@ class MazeVectorEnv(NativeVectorEnv):
         return {"grid": self._state.grids.copy(), "position": self._state.pos.copy()}
 
     def _extra_info(self):
+        if self.mode == "answer":  # as the single env: no mask for a Box action
+            return {}
         return {"action_mask": rules.action_masks(self._state, self._all)}
 
     def render(self):

@@ -1,63 +1,187 @@
-"""Sudoku subcommands of the ``tracegym`` CLI: ``solve`` and ``generate``."""
+"""Sudoku subcommands of the ``tracegym`` CLI: ``solve`` and ``generate``.
+
+``solve FILE`` works on the whole file at once: numpy turns the lines into grids and checks them,
+the compiled solver runs the batch on every core (:func:`~.solver.solve_batch`), and the answers
+are written in one go, so the rate is the solver's rather than Python's per-line overhead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import re
 import sys
+from pathlib import Path
 
-from tqdm import tqdm
+import numpy as np
 
-from tracegym.errors import MultipleSolutionsError, UnsolvableError
+from tracegym.errors import (
+    MultipleSolutionsError,
+    PuzzleFormatError,
+    TracegymError,
+    UnsolvableError,
+)
+from tracegym.grid import DIGIT_CHARS, digit_alphabet
 
-from .board import SIZES, format_puzzle, parse_puzzle, read_puzzles
-from .generator import DEFAULT_DIFFICULTY, DIFFICULTIES, SudokuGenerator
-from .render import render_ansi
-from .solver import count_solutions
+from .board import SIZES, format_puzzle, geometry, parse_puzzle
+
+# byte -> cell value for every size at once; NOT_A_CELL marks bytes no puzzle holds, and a value
+# above the puzzle's size (an "A" in a 9x9 line) is caught by the same range check
+NOT_A_CELL = 127
+_CELL_OF_BYTE = np.full(256, NOT_A_CELL, dtype=np.int8)
+for _char, _value in digit_alphabet(max(SIZES)).items():
+    _CELL_OF_BYTE[ord(_char)] = _value
+_PUZZLE_CHARS = set(digit_alphabet(max(SIZES)))
+SOLVE_CHUNK = 1 << 14  # puzzles per compiled call: a progress update per chunk on large files
 
 
 def add_solve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("puzzle", help="a puzzle line (81 characters for 9x9, '.' or '0' for "
-                        "blanks) or a file with one puzzle per line")
+    parser.add_argument("puzzle", metavar="PUZZLE", help="a puzzle line (81 characters for 9x9, "
+                        "'.' or '0' for blanks) or a FILE with one puzzle per line")
     parser.add_argument("--grid", action="store_true", help="print solutions as boxed grids")
     parser.add_argument("--stats", action="store_true",
                         help="append the solver's effort (nodes, guesses) to each line")
+
+
+def _looks_like_path(text: str) -> bool:
+    """A path separator, or a file extension (``.txt``) on text no puzzle line could be."""
+    if os.sep in text or (os.altsep and os.altsep in text):
+        return True
+    return bool(re.search(r"\.\w+$", text)) and not set("".join(text.split())) <= _PUZZLE_CHARS
 
 
 def solve_main(args: argparse.Namespace) -> int:
     """One puzzle: print its solution, or fail (exit 2) on none / several. A file: one output
     line per puzzle, ``no solution`` / ``multiple solutions`` in place of the failures, exit 1 if
     any failed."""
+    from .solver import count_solutions
+
     text = args.puzzle
-    if os.path.isfile(text):
-        grids = read_puzzles(text)
-        failed = 0
-        for grid in tqdm(grids, desc="solving", unit="puzzle", delay=1.0, file=sys.stderr):
-            result = count_solutions(grid, 2)
-            if result.num_solutions == 1:
-                _print_solution(result, grid, args)
-            else:
-                failed += 1
-                print("no solution" if result.num_solutions == 0 else "multiple solutions")
-        return 1 if failed else 0
+    if os.path.exists(text):
+        return solve_file(text, grid=args.grid, stats=args.stats)
+    if _looks_like_path(text):  # `solve nonexistent.txt`: not a puzzle of length 15
+        raise FileNotFoundError(errno.ENOENT, "no such puzzle file", text)
     grid = parse_puzzle(text)
     result = count_solutions(grid, 2)
     if result.num_solutions == 0:
         raise UnsolvableError("puzzle: no solution")
     if result.num_solutions > 1:
         raise MultipleSolutionsError("puzzle: multiple solutions")
-    _print_solution(result, grid, args)
+    print(_answer(result.solution, grid, result.nodes, result.guesses, args.grid, args.stats))
     return 0
 
 
-def _print_solution(result, grid, args) -> None:
-    line = render_ansi(result.solution, grid != 0) if args.grid else format_puzzle(result.solution)
-    if args.stats:
-        line = f"{line.rstrip()}  nodes={result.nodes} guesses={result.guesses}"
-    print(line.rstrip("\n"))
+def _answer(solution, grid, nodes, guesses, boxed: bool, stats: bool) -> str:
+    from .render import render_ansi
+
+    line = render_ansi(solution, grid != 0).rstrip("\n") if boxed else format_puzzle(solution)
+    return f"{line}  nodes={nodes} guesses={guesses}" if stats else line
+
+
+def read_puzzle_file(path: str | os.PathLike) -> tuple[dict[int, np.ndarray],
+                                                      dict[int, np.ndarray]]:
+    """All puzzles of a file, parsed and checked in bulk: ``(grids, rows)``, both keyed by size.
+
+    ``grids[n]`` is ``(k, n, n)`` int8 (0 blank), ``rows[n]`` the puzzles' positions among the
+    file's puzzles (empty lines and ``#`` comments skipped; sizes may be mixed). A malformed line
+    raises what :func:`~.board.parse_puzzle` raises for it, naming ``file:line``; the first one in
+    the file is reported.
+    """
+    path = Path(path)
+    raw = path.read_bytes()  # an OSError here carries the user's path
+    if any(mark in raw for mark in (b" ", b"\t", b"\v", b"\f", b"#")):
+        numbers, texts = _puzzle_lines(raw)
+    else:  # the common file, one bare puzzle per line: split in C, count lines only on error
+        numbers, texts = None, raw.split()
+    if not texts:
+        raise PuzzleFormatError(f"puzzles: file {str(path)!r} holds no puzzle")
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    grids, rows, bad = {}, {}, []
+    for length in np.unique(lengths):
+        idx = np.flatnonzero(lengths == length)
+        n = next((s for s in SIZES if s * s == length), None)
+        if n is None:
+            bad.append(idx[0])
+            continue
+        chosen = texts if len(idx) == len(texts) else [texts[i] for i in idx]
+        codes = np.frombuffer(b"".join(chosen), dtype=np.uint8)
+        cells = _CELL_OF_BYTE[codes].reshape(len(idx), n * n)
+        wrong = (cells > n).any(axis=1)
+        wrong[~wrong] = _clashes(cells[~wrong], n)
+        if wrong.any():
+            bad.append(idx[np.argmax(wrong)])
+        grids[n], rows[n] = cells.reshape(-1, n, n), idx
+    if bad:
+        first = min(bad)
+        numbers = numbers or _puzzle_lines(raw)[0]
+        field = f"{path.name}:{numbers[first]}"
+        parse_puzzle(texts[first].decode("utf-8", "replace"), field=field)  # raises
+        raise AssertionError(f"{field}: rejected in bulk but parsed alone")  # a bug of ours
+    return grids, rows
+
+
+def _puzzle_lines(raw: bytes) -> tuple[list[int], list[bytes]]:
+    """(line numbers, texts) of the puzzle lines: whitespace removed, comments and blanks
+    skipped."""
+    lines = ((number, b"".join(line.split()))
+             for number, line in enumerate(raw.split(b"\n"), start=1))
+    kept = [(number, text) for number, text in lines if text and not text.startswith(b"#")]
+    return [number for number, _ in kept], [text for _, text in kept]
+
+
+def _clashes(cells: np.ndarray, n: int) -> np.ndarray:
+    """Rows of ``cells`` (k, n*n) where a digit repeats within a row, column or box."""
+    units = geometry(n).units
+    # one bit per digit: a unit holds a repeat iff the sum of its bits differs from their OR
+    bits = np.where(cells > 0, np.left_shift(1, np.maximum(cells, 1).astype(np.int32) - 1), 0)
+    out = np.zeros(len(cells), dtype=bool)
+    for start in range(0, len(cells), SOLVE_CHUNK):  # bounds the (chunk, 3n, n) temporary
+        in_units = bits[start:start + SOLVE_CHUNK][:, units]
+        out[start:start + SOLVE_CHUNK] = (in_units.sum(axis=-1)
+                                          != np.bitwise_or.reduce(in_units, axis=-1)).any(axis=1)
+    return out
+
+
+def solve_file(path: str | os.PathLike, *, grid: bool = False, stats: bool = False) -> int:
+    """Solve every puzzle of a file (see :func:`solve_main`); returns the exit status."""
+    from tqdm import tqdm
+
+    from .solver import solve_batch
+
+    grids, rows = read_puzzle_file(path)
+    total = sum(len(r) for r in rows.values())
+    out: list[bytes] = [b""] * total
+    failed = 0
+    with tqdm(total=total, desc="solving", unit="puzzle", delay=1.0, file=sys.stderr) as bar:
+        for n, puzzles in grids.items():
+            symbols = np.frombuffer((DIGIT_CHARS[:n]).encode("ascii"), dtype=np.uint8)
+            for start in range(0, len(puzzles), SOLVE_CHUNK):
+                chunk = puzzles[start:start + SOLVE_CHUNK]
+                where = rows[n][start:start + SOLVE_CHUNK]
+                solutions, counts, effort = solve_batch(chunk, limit=2, parallel=True)
+                failed += int((counts != 1).sum())
+                if grid or stats:  # the rare formats: Python per line is fine
+                    for i, row in enumerate(where):
+                        out[row] = _failure(counts[i]) if counts[i] != 1 else _answer(
+                            solutions[i], chunk[i], *effort[i], grid, stats).encode("ascii")
+                else:  # (k, n*n) digits -> characters, one bytes object per line
+                    text = symbols[solutions.reshape(len(chunk), -1) - 1]
+                    for i, row in enumerate(where):
+                        out[row] = text[i].tobytes() if counts[i] == 1 else _failure(counts[i])
+                bar.update(len(chunk))
+    sys.stdout.write(b"\n".join([*out, b""]).decode("ascii"))
+    sys.stdout.flush()
+    return 1 if failed else 0
+
+
+def _failure(count: int) -> bytes:
+    return b"no solution" if count == 0 else b"multiple solutions"
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    from .generator import DEFAULT_DIFFICULTY, DIFFICULTIES
+
     parser.add_argument("-n", "--count", type=int, default=10, help="how many puzzles")
     parser.add_argument("--size", type=int, default=9, choices=SIZES, help="board side")
     parser.add_argument("--difficulty", default=DEFAULT_DIFFICULTY, choices=DIFFICULTIES,
@@ -70,8 +194,12 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def generate_main(args: argparse.Namespace) -> int:
     """Print ``--count`` unique-solution puzzles, one per line."""
+    from tqdm import tqdm
+
+    from .generator import SudokuGenerator
+
     if args.count < 0:
-        raise ValueError(f"count must be >= 0, got {args.count}")
+        raise TracegymError(f"count must be >= 0, got {args.count}")
     gen = SudokuGenerator(args.size, args.difficulty)
     chunk = 256
     with tqdm(total=args.count, desc="generating", unit="puzzle", delay=1.0,

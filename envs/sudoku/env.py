@@ -78,7 +78,8 @@ class SudokuEnv(gym.Env):
     - step mode: ``Discrete(n**3)``; action ``a`` writes digit ``a % n + 1`` in cell ``a // n``
       (cells row-major). ``info["action_mask"]`` (int8, ``n**3``) is 1 for the legal writes:
       the cell is blank and no peer in its row, column or box holds the digit.
-    - answer mode: ``Box(0, n, (n, n), int8)``, the complete grid.
+    - answer mode: ``Box(0, n, (n, n), int8)``, the complete grid. ``info`` has no
+      ``action_mask``: a Box takes no sampling mask, and any grid may be submitted.
 
     ## Observation Space
     ``Dict`` of
@@ -203,5 +204,7 @@ class SudokuEnv(gym.Env):
                 "givens": self._state.givens[0].reshape(n, n).astype(np.int8)}
 
     def _info(self, illegal: bool = False, solved: bool = False, dead_end: bool = False):
-        return {"action_mask": self._state.mask[0].reshape(-1).copy(), "illegal": illegal,
-                "solved": solved, "dead_end": dead_end}
+        info = {"illegal": illegal, "solved": solved, "dead_end": dead_end}
+        if self.mode == "step":  # a mask must fit the action space: the answer Box takes none
+            info["action_mask"] = self._state.mask[0].reshape(-1).copy()
+        return info

@@ -30,7 +30,7 @@ from .board import as_grid, geometry
 # compiled core
 
 MAX_SIZE = 16
-_POPCOUNT = np.array([bin(i).count("1") for i in range(1 << MAX_SIZE)], dtype=np.int8)
+_POPCOUNT = sum((np.arange(1 << MAX_SIZE) >> b) & 1 for b in range(MAX_SIZE)).astype(np.int8)
 # digit (1-based) of a one-bit mask; only entries at powers of two are meaningful
 _DIGIT_OF = np.zeros(1 << MAX_SIZE, dtype=np.int8)
 _DIGIT_OF[1 << np.arange(MAX_SIZE)] = np.arange(1, MAX_SIZE + 1)
@@ -210,8 +210,18 @@ def _search(givens, peers, units, digit_of, popcount, limit, max_nodes, rng, ran
 
 @numba.njit(cache=True)
 def _solve_batch(puzzles, peers, units, digit_of, popcount, limit, solutions, counts, stats):
-    rng = np.ones(1, dtype=np.uint64)
+    rng = np.ones(1, dtype=np.uint64)  # unused: the search is not randomized
     for i in range(puzzles.shape[0]):
+        counts[i] = _search(puzzles[i], peers, units, digit_of, popcount, limit, 0, rng, False,
+                            -1, 0, solutions[i], stats[i])
+
+
+@numba.njit(cache=True, parallel=True)
+def _solve_batch_parallel(puzzles, peers, units, digit_of, popcount, limit, solutions, counts,
+                          stats):
+    # puzzles are independent and each writes only its own rows: one prange over the batch
+    for i in numba.prange(puzzles.shape[0]):
+        rng = np.ones(1, dtype=np.uint64)
         counts[i] = _search(puzzles[i], peers, units, digit_of, popcount, limit, 0, rng, False,
                             -1, 0, solutions[i], stats[i])
 
@@ -264,19 +274,43 @@ def solve(puzzle, *, size: int | None = None, require_unique: bool = False) -> n
     return result.solution
 
 
-def solve_batch(puzzles: np.ndarray, limit: int = 1):
+PARALLEL_MIN_BATCH = 256  # below this, starting the worker threads costs more than it saves
+PARALLEL_CHUNK = 32  # puzzles a thread takes at a time; small, so hard puzzles spread out
+
+
+def solve_batch(puzzles: np.ndarray, limit: int = 1, *, parallel: bool | None = None):
     """Solve a ``(B, n, n)`` int array of puzzles in one compiled loop.
 
-    Returns ``(solutions (B, n, n) int8, counts (B,), stats (B, 2) nodes/guesses)``; givens are
-    not re-checked here, so pass grids that came through :func:`~.board.as_grid` or the generator.
+    Returns ``(solutions, counts, stats)``: ``solutions`` ``(B, n, n)`` int8, the first solution
+    found (zeros where there is none); ``counts`` ``(B,)``, solutions found up to ``limit``
+    (``limit=2``: 0 none, 1 unique, 2 several); ``stats`` ``(B, 2)``, nodes and guesses as in
+    :func:`count_solutions`. ``parallel`` spreads the batch over numba's threads (all cores
+    unless ``NUMBA_NUM_THREADS`` says otherwise); by default only batches of at least
+    ``PARALLEL_MIN_BATCH`` puzzles do. Givens are not re-checked here (clashing givens count as
+    no solution), so pass grids that came through :func:`~.board.as_grid` or the generator.
+
+    >>> from tracegym.envs.sudoku.board import parse_puzzle
+    >>> grids = np.stack([parse_puzzle("1..." "..1." ".1.." "...." )] * 3)
+    >>> solve_batch(grids, limit=2)[1].tolist()
+    [2, 2, 2]
     """
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
     puzzles = np.ascontiguousarray(puzzles, dtype=np.int8)
+    if puzzles.ndim != 3 or puzzles.shape[1] != puzzles.shape[2]:
+        raise ValueError(f"puzzles: expected shape (B, n, n), got {puzzles.shape}")
     b, n, _ = puzzles.shape
     flat = puzzles.reshape(b, n * n)
     solutions = np.zeros((b, n * n), dtype=np.int8)
     counts = np.zeros(b, dtype=np.int64)
     stats = np.zeros((b, 2), dtype=np.int64)
-    _solve_batch(flat, *_tables(n), limit, solutions, counts, stats)
+    if b == 0:
+        return solutions.reshape(b, n, n), counts, stats
+    if parallel if parallel is not None else b >= PARALLEL_MIN_BATCH:
+        with numba.parallel_chunksize(PARALLEL_CHUNK):
+            _solve_batch_parallel(flat, *_tables(n), limit, solutions, counts, stats)
+    else:
+        _solve_batch(flat, *_tables(n), limit, solutions, counts, stats)
     return solutions.reshape(b, n, n), counts, stats
 
 

@@ -24,8 +24,9 @@ from .render import render_ansi, render_rgb
 class SudokuVectorEnv(NativeVectorEnv):
     """``num_envs`` Sudoku boards stepped together; same options as :class:`~.env.SudokuEnv`.
 
-    ``info`` holds arrays over the batch: ``action_mask`` (num_envs, n**3) int8, ``illegal``,
-    ``solved``, ``dead_end`` (num_envs,) bool.
+    ``info`` holds arrays over the batch: ``illegal``, ``solved``, ``dead_end`` (num_envs,)
+    bool, and in step mode ``action_mask`` (num_envs, n**3) int8, stacked as ``SyncVectorEnv``
+    stacks it; ``action_space.sample(mask=tuple(info["action_mask"]))`` draws legal writes.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -65,6 +66,8 @@ class SudokuVectorEnv(NativeVectorEnv):
                 "givens": self._state.givens.reshape(-1, n, n).astype(np.int8)}
 
     def _extra_info(self) -> dict[str, np.ndarray]:
+        if self.mode == "answer":  # as the single env: no mask for a Box action
+            return {}
         return {"action_mask": self._state.mask.reshape(self.num_envs, -1).copy()}
 
     def render(self):
