@@ -45,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--checkpoint", required=True, metavar="CHECKPOINT",
                    help="trace model checkpoint file or run directory")
     e.add_argument("--traces", metavar="DIR",
-                   help="`tracegym data traces` output whose test programs to use "
-                   "(default: freshly generated programs)")
+                   help="`tracegym data traces` output whose test programs to use; freshly "
+                   "generated programs if omitted")
     e.add_argument("--kind", default="mixed", choices=("straight_line", "loops", "mixed"),
                    help="without --traces: the generated programs' kind")
     e.add_argument("--episodes", type=int, default=20, help="episodes per metric")

@@ -1,12 +1,19 @@
-"""Sudoku figures: solver on top95, generation rate per level, vector env vs SyncVectorEnv.
+"""Sudoku figures: solver and CLI on top95, generation rate per level, vector env vs SyncVectorEnv.
 
 Prints one JSON object. Each figure is measured against a reference in the same run:
-- solver: the compiled bit-mask solver vs ``solve_reference`` (plain recursive Python);
+- solver: the compiled bit-mask solver vs ``solve_reference`` (plain recursive Python), on one
+  core and as a batch over every core (``solve_batch(..., parallel=True)``);
+- CLI: ``tracegym solve FILE`` (a fresh process, output to /dev/null, warm caches) on top95
+  repeated 100 and 1,000 times: end-to-end puzzles/s, and the rate once started (the difference
+  of the two runs, which cancels the start-up), beside the library's batch rate and tdoku's;
 - generator: unique puzzles per second per size and level (one core);
 - vector env: ``SudokuVectorEnv`` vs Gymnasium's ``SyncVectorEnv`` of ``SudokuEnv`` at the same
   batch, both stepping random legal actions. Only ``step`` is timed; actions are drawn
   uniformly among the legal ones from ``info["action_mask"]`` by the same numpy sampler, outside
   the timer.
+
+Two shared cores busy with other work stretch every figure: run it alone (the load average is
+in the output).
 
 Usage: ``python benchmarks/sudoku.py [--quick]``.
 """
@@ -17,6 +24,9 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +40,7 @@ from tracegym.envs.sudoku.solver import solve_batch, solve_reference
 from tracegym.envs.sudoku.source import make_source
 
 TOP95 = Path(tracegym.envs.sudoku.__file__).parent / "data" / "top95.txt"
+TDOKU_TOP95_PER_S = 129_631  # tdoku (C++, one core) measured on this machine; REFERENCES.md
 
 
 def bench_solver(rounds: int, reference_puzzles: int) -> dict:
@@ -45,6 +56,13 @@ def bench_solver(rounds: int, reference_puzzles: int) -> dict:
     _, unique_counts, unique_stats = solve_batch(puzzles, limit=2)
     unique_time = time.perf_counter() - t
     assert (unique_counts == 1).all()
+    repeated = np.concatenate([puzzles] * 100)  # the CLI's 9,500-puzzle file, as one batch
+    solve_batch(repeated[:512], limit=2, parallel=True)  # burn-in: load the threaded code
+    batch = {}
+    for limit in (1, 2):
+        t = time.perf_counter()
+        solve_batch(repeated, limit=limit, parallel=True)
+        batch[limit] = len(repeated) / (time.perf_counter() - t)
     t = time.perf_counter()
     for grid in puzzles[:reference_puzzles]:
         solve_reference(grid, limit=1)
@@ -55,11 +73,39 @@ def bench_solver(rounds: int, reference_puzzles: int) -> dict:
         "solves_per_s": len(puzzles) / best,
         "median_solves_per_s": len(puzzles) / float(np.median(timings)),
         "unique_proofs_per_s": len(puzzles) / unique_time,
+        "batch_all_cores_solves_per_s": batch[1],
+        "batch_all_cores_unique_proofs_per_s": batch[2],
         "mean_guesses": float(stats[:, 1].mean()),
         "reference_puzzles": reference_puzzles,
         "reference_solves_per_s": reference_puzzles / ref_time,
         "speedup_vs_reference": (len(puzzles) / best) / (reference_puzzles / ref_time),
     }
+
+
+def bench_cli_file(repeats: tuple[int, ...]) -> dict:
+    """``tracegym solve FILE`` end to end; the CLI proves uniqueness (limit 2) for every line."""
+    lines = TOP95.read_text().split()
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's machine keeps .pyc files
+    out = {"tdoku_measured_here_per_s": TDOKU_TOP95_PER_S}
+    walls = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in (1, *repeats):  # r = 1: the untimed warm-up (bytecode and numba caches)
+            path = Path(tmp) / f"top95x{r}.txt"
+            path.write_text("\n".join(lines * r) + "\n")
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "tracegym", "solve", str(path)], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            walls[r] = time.perf_counter() - t
+    for r in repeats:
+        out[f"top95x{r}"] = {"puzzles": len(lines) * r, "wall_s": walls[r],
+                             "puzzles_per_s": len(lines) * r / walls[r]}
+    if len(repeats) > 1:
+        small, large = repeats[0], repeats[-1]
+        out["puzzles_per_s_after_start"] = (
+            len(lines) * (large - small) / (walls[large] - walls[small]))
+        out["start_up_s"] = walls[small] - len(lines) * small / out["puzzles_per_s_after_start"]
+    return out
 
 
 def bench_generator(seconds: float) -> dict:
@@ -128,10 +174,12 @@ def main() -> None:
     quick = args.quick
     result = {
         "benchmark": "sudoku",
+        "load_average": os.getloadavg(),
         "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
                     "processor": platform.processor() or platform.machine()},
         "solver_top95": bench_solver(rounds=3 if quick else 20,
                                      reference_puzzles=5 if quick else 95),
+        "cli_solve_file_top95": bench_cli_file((100,) if quick else (100, 1000)),
         "generator": bench_generator(seconds=0.3 if quick else 3.0),
         "vector_env": bench_vector(1024, steps=20 if quick else 300,
                                    sync_steps=3 if quick else 30),

@@ -7,8 +7,16 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
+
+try:
+    import torch
+    from torch.utils.data import Dataset
+except ModuleNotFoundError as exc:  # torch is the `train` extra, not a core dependency
+    if exc.name != "torch":
+        raise
+    raise ModuleNotFoundError(
+        "tracegym.datasets.PuzzleDataset needs torch, which the `train` extra installs: "
+        "pip install 'tracegym[train]' (README: Install)", name="torch") from exc
 
 from .writer import read_split
 

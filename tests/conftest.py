@@ -1,3 +1,5 @@
+import ast
+import importlib.util
 import os
 from pathlib import Path
 
@@ -7,6 +9,48 @@ from hypothesis import HealthCheck, settings
 
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Without the `train` extra (torch, ...: a core install, as in CI's runs on other Pythons), a
+# test module importing it at module level is skipped whole, with the reason.
+_TRAIN_EXTRA = ("torch", "safetensors", "matplotlib", "yaml")
+_MISSING = {name for name in _TRAIN_EXTRA if importlib.util.find_spec(name) is None}
+if "torch" in _MISSING:
+    _MISSING |= {"tracegym.agents", "tracegym.training", "tracegym.datasets.torch_dataset",
+                 "tracegym.datasets.PuzzleDataset"}
+
+
+def _module_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_bytes(), str(path))
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+class _NeedsTrainExtra(pytest.Module):
+    needs = ""
+
+    def collect(self):
+        pytest.skip(f"{self.path.name} imports {self.needs}, which the `train` extra "
+                    "installs (pip install -e '.[train]')")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent):
+    if not _MISSING:
+        return None
+    needs = sorted(name for name in _module_imports(module_path)
+                   if any(name == m or name.startswith(m + ".") for m in _MISSING))
+    if not needs:
+        return None
+    module = _NeedsTrainExtra.from_parent(parent, path=module_path)
+    module.needs = needs[0]
+    return module
+
 
 TOP95 = Path(__file__).resolve().parents[1] / "envs" / "sudoku" / "data" / "top95.txt"
 

@@ -251,7 +251,14 @@ def test_solve_file__empty_file_and_directory(tmp_path, capsys):
 @pytest.mark.parametrize("arg", ["nonexistent.txt", "puzzles.sdk", "some/dir/p", "./x"])
 def test_solve__missing_file_is_named_not_parsed_as_a_puzzle(arg, capsys):
     assert main(["solve", arg]) == 2
-    assert capsys.readouterr().err == f"tracegym: error: {arg}: no such puzzle file\n"
+    assert capsys.readouterr().err == f"tracegym: error: {arg}: No such file or directory\n"
+
+
+def test_solve__file_under_a_file_is_not_a_directory(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    arg = str(tmp_path / "afile" / "p.txt")
+    assert main(["solve", arg]) == 2
+    assert capsys.readouterr().err == f"tracegym: error: {arg}: Not a directory\n"
 
 
 @pytest.mark.parametrize("arg, message", [

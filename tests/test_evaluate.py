@@ -187,20 +187,40 @@ def test_evaluate__bad_arguments(kwargs, message):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("eval"), ema=0.9)
+
+
+def tiny_checkpoint(root, ema: float):
     from tracegym.datasets.sudoku import build_sudoku_dataset
     from tracegym.training.config import from_dict
     from tracegym.training.trainer import Trainer
 
-    root = tmp_path_factory.mktemp("eval")
     build_sudoku_dataset(root / "data", size=4, difficulty="easy", train=16, test=4,
                          progress=False)
     cfg = from_dict(dict(task="sudoku4", data=str(root / "data"), reasoner="trm",
-                         backbone="mlp_mixer", batch_size=8, max_steps=2, ema=0.9,
+                         backbone="mlp_mixer", batch_size=8, max_steps=2, ema=ema,
                          progress=False, out=str(root / "run"),
                          model={"dim": 16, "depth": 1, "heads": 2, "N_sup": 2, "H_cycles": 1,
                                 "L_cycles": 1, "multiple_of": 16}))
     Trainer(cfg).train()
     return root / "run" / "checkpoint.safetensors"
+
+
+def test_cli_eval__reports_the_weights_actually_used(tmp_path, capsys):
+    # trained without EMA: asking for EMA weights (the default) gets the raw ones, and says so
+    no_ema = tiny_checkpoint(tmp_path, ema=0.0)
+    argv = ["eval", "--checkpoint", str(no_ema), "--env", "tracegym/Sudoku-v0", "--episodes",
+            "2", "size=4", "difficulty=easy"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["weights"] == "model"
+
+
+def test_cli_eval__mode_as_env_option_points_to_the_flag(checkpoint, capsys):
+    argv = ["eval", "--checkpoint", str(checkpoint), "--env", "tracegym/Sudoku-v0",
+            "--episodes", "2", "size=4", "mode=answer"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == "tracegym: error: mode=answer is not an env option: use --mode answer\n"
 
 
 @pytest.mark.parametrize("mode", ["answer", "step"])

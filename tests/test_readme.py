@@ -35,13 +35,15 @@ SUBSTITUTIONS = {
     "--augment 1000 --out data/arc1": "--augment 1 --out data/arc1",  # ARC-AGI-1: ~4 min
     "--train 1000 --test 100": "--train 10 --test 5",  # procedural ARC
     "--train 2000 --out data/sudoku4": "--train 100 --out data/sudoku4",
-    "--out runs/trm4": "--out runs/trm4 max_steps=3 batch_size=16",  # the CPU recipe
+    "--out runs/trm4": "--out runs/trm4 max_steps=3 batch_size=16 eval_examples=16",
     "--episodes 500": "--episodes 5",
     "--n 10000": "--n 20",  # generated traces
     "--source cruxeval --out": "--source cruxeval --n 20 --out",  # all 800 by default
     "--n 2000": "--n 30",  # the trace model's programs
-    "--out runs/cwm": "--out runs/cwm max_steps=3 batch_size=4",
-    "--episodes 50 ": "--episodes 2 ",
+    # the final evaluation decodes whole traces token by token: one example is enough here
+    "--out runs/cwm": "--out runs/cwm max_steps=3 batch_size=4 eval_examples=1",
+    # an untrained model's rollouts run to the token limit: score next frames only, on 1 trace
+    "--episodes 50 ": "--episodes 1 --rollout-episodes 0 --max-frames 3 ",
     "N_sup=16": "N_sup=2",  # build_policy's deep supervision steps
 }
 

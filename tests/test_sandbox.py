@@ -6,11 +6,15 @@ and the host side (no file appeared, no process survived, the test process is al
 
 from __future__ import annotations
 
+import concurrent.futures
 import linecache
 import os
 import re
 import socket
+import subprocess
+import sys
 import textwrap
+import time
 import uuid
 
 import pytest
@@ -26,7 +30,13 @@ from tracegym.errors import (
     SandboxTimeout,
     SandboxViolation,
 )
-from tracegym.tracers.sandbox import Limits, run_source, sandbox_capabilities, trace_source
+from tracegym.tracers.sandbox import (
+    Limits,
+    _package_dirs,
+    run_source,
+    sandbox_capabilities,
+    trace_source,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(tracegym.__file__)))
 # Small limits keep the hostile runs short; the defaults are for real use.
@@ -44,18 +54,53 @@ def _run(code: str, entry: str = "main", args=(), limits: Limits = FAST, **kw):
     return run_source(textwrap.dedent(code), entry, args, limits=limits, **kw)
 
 
-def _sandbox_processes() -> list[int]:
-    """Host pids still running under a sandbox uid (there should be none after a run)."""
+def _host_processes(owned_by) -> list[int]:
     pids = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                if os.stat(f"/proc/{name}").st_uid >= SANDBOX_UID_MIN:
+                if owned_by(os.stat(f"/proc/{name}").st_uid):
                     pids.append(int(name))
             except OSError:
                 pass
     return pids
 
+
+def _processes_of(uid: int) -> list[int]:
+    """Host pids still running as ``uid``, one run's random uid (there should be none after the
+    run). Only that run's: another sandbox alive on the host is none of the test's business."""
+    return _host_processes(lambda owner: owner == uid)
+
+
+def _uid_of(result) -> int:
+    """The uid a program ran as; the programs print ``uid N`` first (namespaces level: random)."""
+    match = re.search(r"^uid (\d+)$", result.stdout, re.MULTILINE)
+    assert match, result
+    assert int(match.group(1)) >= SANDBOX_UID_MIN, result
+    return int(match.group(1))
+
+
+PRINT_UID = "print('uid', os.getuid(), flush=True)"  # before any fork: children share stdout
+
+
+
+def test_package_dirs__cover_every_tracegym_package_the_child_imports(monkeypatch, tmp_path):
+    # The child runs `import tracegym.tracers` inside the binds; each package folder it loads
+    # must lie in one, whether the install is editable (folders in the source tree) or a wheel.
+    code = ("import sys, tracegym.tracers\n"
+            "for m in list(sys.modules.values()):\n"
+            "    if m.__name__.split('.')[0] == 'tracegym':\n"
+            "        print(*getattr(m, '__path__', []), sep='\\n')\n")
+    loaded = subprocess.run([sys.executable, "-s", "-c", code], env={}, cwd=tmp_path,
+                            capture_output=True, text=True, check=True).stdout.split()
+    dirs = _package_dirs()
+    assert loaded and dirs
+    for path in map(os.path.realpath, loaded):
+        assert any(path == d or path.startswith(d + os.sep) for d in dirs), (path, dirs)
+    # found through the import system, not an editable install's private finder mapping
+    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path
+                                           if "editable" not in repr(f).lower()])
+    assert _package_dirs() == dirs
 
 # ------------------------------------------------------------------------------ Limits
 @pytest.mark.parametrize(("field", "value"), [
@@ -294,9 +339,10 @@ def test_hostile__network_is_unreachable():
 @needs_namespaces
 def test_hostile__fork_bomb_is_bounded_and_fully_killed():
     limits = Limits(wall_time_s=3, cpu_time_s=2, max_processes=16, address_space_bytes=1 << 30)
-    result = _run("""
+    result = _run(f"""
         import os
         def main():
+            {PRINT_UID}
             while True:
                 try:
                     os.fork()
@@ -304,23 +350,45 @@ def test_hostile__fork_bomb_is_bounded_and_fully_killed():
                     pass
         """, limits=limits)
     assert result.outcome == "timeout", result
-    assert _sandbox_processes() == []
+    assert _processes_of(_uid_of(result)) == []
+
+
+DAEMON = f"""
+import os, time
+def main():
+    {PRINT_UID}
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(60)
+        os._exit(0)
+    return "left a daemon"
+"""
 
 
 @needs_namespaces
 def test_hostile__escaped_daemon_dies_with_the_namespace():
-    result = _run("""
-        import os, time
-        def main():
-            if os.fork() == 0:
-                os.setsid()
-                if os.fork() == 0:
-                    time.sleep(60)
-                os._exit(0)
-            return "left a daemon"
-        """)
+    result = _run(DAEMON)
     assert result.outcome == "ok", result
-    assert _sandbox_processes() == []
+    assert _processes_of(_uid_of(result)) == []
+
+
+@needs_namespaces
+def test_hostile__host_checks_see_only_their_own_run():
+    # Another sandbox alive on the host (a parallel test run, a `tracegym trace` in a shell)
+    # must not fail the checks of this one.
+    sleeper = f"import os, time\ndef main():\n    {PRINT_UID}\n    time.sleep(4)\n"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        other = pool.submit(_run, sleeper, limits=Limits(wall_time_s=30, cpu_time_s=2))
+        deadline = time.monotonic() + 20
+        while not _host_processes(lambda owner: owner >= SANDBOX_UID_MIN) and (
+                time.monotonic() < deadline):
+            time.sleep(0.02)
+        assert _host_processes(lambda owner: owner >= SANDBOX_UID_MIN), "the sleeper never ran"
+        result = _run(DAEMON)
+        assert result.outcome == "ok", result
+        assert _processes_of(_uid_of(result)) == []
+        assert other.result().outcome == "ok"
 
 
 @pytest.mark.parametrize("code", [
@@ -387,8 +455,9 @@ def test_hostile__os_system_runs_contained():
 @needs_namespaces
 def test_hostile__ctypes_libc_calls_are_contained():
     result = _run(f"""
-        import ctypes
+        import ctypes, os
         def main():
+            {PRINT_UID}
             libc = ctypes.CDLL(None)
             print("system", libc.system(b"touch {REPO}/pwned-by-ctypes"))
             print("kill1", libc.kill(1, 9))
@@ -398,7 +467,7 @@ def test_hostile__ctypes_libc_calls_are_contained():
     assert result.outcome == "ok", result
     assert "kill1 -1" in result.stdout  # pid 1 of the namespace is root's
     assert not os.path.exists(f"{REPO}/pwned-by-ctypes")
-    assert _sandbox_processes() == []
+    assert _processes_of(_uid_of(result)) == []
 
 
 @pytest.mark.skipif(not sandbox_capabilities()["seccomp"],

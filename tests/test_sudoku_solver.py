@@ -62,3 +62,24 @@ def test_solver__counts_match_reference_on_random_digs(seed, size, holes):
     puzzle = puzzle.reshape(size, size)
     _, ref_count = solve_reference(puzzle, limit=50)
     assert count_solutions(puzzle, limit=50).num_solutions == ref_count
+
+
+def test_solve_batch__parallel_equals_serial(top95_lines):
+    """The threaded loop gives each puzzle exactly what the one-core loop gives it."""
+    puzzles = np.stack([parse_puzzle(line) for line in top95_lines] * 3)
+    puzzles[::7] = 0  # empty boards: several solutions, the most search
+    for limit in (1, 2):
+        serial = solve_batch(puzzles, limit, parallel=False)
+        threaded = solve_batch(puzzles, limit, parallel=True)
+        for a, b in zip(serial, threaded):
+            assert np.array_equal(a, b)
+    assert solve_batch(puzzles, 2)[1][::7].tolist() == [2] * len(puzzles[::7])
+
+
+def test_solve_batch__empty_batch_and_bad_arguments():
+    solutions, counts, stats = solve_batch(np.zeros((0, 9, 9), dtype=np.int8))
+    assert solutions.shape == (0, 9, 9) and counts.shape == (0,) and stats.shape == (0, 2)
+    with pytest.raises(ValueError, match=re.escape("puzzles: expected shape (B, n, n), got (81,)")):
+        solve_batch(np.zeros(81, dtype=np.int8))
+    with pytest.raises(ValueError, match="limit must be >= 1, got 0"):
+        solve_batch(np.zeros((1, 4, 4), dtype=np.int8), limit=0)

@@ -238,7 +238,9 @@ def test_trace_model__trainer_checkpoint_eval_and_predict(traces_dir, lm_data, t
     args = parser.parse_args(["eval", "--checkpoint", str(tmp_path / "run"), "--traces",
                               str(traces_dir), "--episodes", "1", "--max-frames", "20"])
     assert trace_model_cli.main(args) == 0
-    report = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert "trace-model eval" in captured.err  # the progress bar, on stderr
     assert report["given_call"] is True and report["episodes"] == 1
     assert report["traces"] == str(traces_dir)
     assert {"next_frame", "next_frame_parts", "full_trace", "output"} <= set(report)

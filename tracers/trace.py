@@ -344,8 +344,9 @@ class _Recorder:
         def local(frame, event, arg):
             nonlocal dump, pop
             if not stack or stack[-1] is not frame:
-                # Not a frame we entered: from 3.12 settrace (and sys.monitoring) can send a
-                # generator closed at a yield its unwinding, without a call before it.
+                # Only the frame entered last records (as the C recorder does): sys.monitoring
+                # sends a watched code's events for all its frames (other threads, frames past
+                # max_depth), and under settrace a frame keeps its f_trace after its return.
                 return local
             left = rec.left
             if left <= 0:

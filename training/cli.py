@@ -31,7 +31,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reasoner", help="trm, hrm, feedforward, diffusion, ...")
     parser.add_argument("--backbone", help="mlp_mixer, transformer, hybrid, ...")
     parser.add_argument("--out", metavar="DIR",
-                        help="run directory; with --resume: the checkpoint's own directory")
+                        help="run directory; the checkpoint's when resuming")
     parser.add_argument("--resume", metavar="CHECKPOINT",
                         help="continue the run of this checkpoint file or run directory")
     parser.add_argument("--overwrite", action="store_true",
@@ -122,7 +122,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--augmentations", type=int, default=8,
                         help="ARC: augmented copies voted per task besides the identity")
     parser.add_argument("--identifiers", metavar="FILE",
-                        help="ARC: identifiers.json (default: the training dataset's)")
+                        help="ARC: identifiers.json; the training dataset's if omitted")
     parser.add_argument("options", nargs="*", metavar="key=value",
                         help="env options for gym.make, e.g. size=4 difficulty=hard")
 

@@ -524,8 +524,14 @@ class Trainer:
         path = self.out / "metrics.jsonl"
         if not path.is_file():
             return
-        kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
-                if line.strip() and json.loads(line).get("step", 0) <= self.step]
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by a killed run
+                continue
+            if record.get("step", 0) <= self.step:
+                kept.append(line + "\n")
         path.write_text("".join(kept), encoding="utf-8")
 
     def train(self, stop_after: int | None = None) -> dict:

@@ -7,14 +7,16 @@ import sys
 
 from tqdm import tqdm
 
+from tracegym.errors import TracegymError
+
 from .board import format_maze, read_mazes
 from .generator import DEFAULT_SIZE, KINDS, MazeGenerator
 from .solver import shortest_path
 
 
 def add_solve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="a text file of mazes, blocks separated by an empty line "
-                        "('#' wall, ' ' open, 'S' start, 'G' goal)")
+    parser.add_argument("file", metavar="FILE", help="a text file of mazes, blocks separated by "
+                        "an empty line ('#' wall, ' ' open, 'S' start, 'G' goal)")
 
 
 def solve_main(args: argparse.Namespace) -> int:
@@ -48,7 +50,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 def generate_main(args: argparse.Namespace) -> int:
     """Print ``--count`` mazes as text blocks separated by empty lines."""
     if args.count < 0:
-        raise ValueError(f"count must be >= 0, got {args.count}")
+        raise TracegymError(f"count must be >= 0, got {args.count}")
     mazes, labels, _ = MazeGenerator(args.size, args.kind).generate_arrays(args.seed, args.count)
     print("\n\n".join(format_maze(g) for g in (labels if args.solutions else mazes)))
     return 0

@@ -8,7 +8,6 @@ are written in one go, so the rate is the solver's rather than Python's per-line
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import re
 import sys
@@ -58,10 +57,9 @@ def solve_main(args: argparse.Namespace) -> int:
     from .solver import count_solutions
 
     text = args.puzzle
-    if os.path.exists(text):
+    # `solve nonexistent.txt` is a missing file (said by the OSError), not a puzzle of length 15
+    if os.path.exists(text) or _looks_like_path(text):
         return solve_file(text, grid=args.grid, stats=args.stats)
-    if _looks_like_path(text):  # `solve nonexistent.txt`: not a puzzle of length 15
-        raise FileNotFoundError(errno.ENOENT, "no such puzzle file", text)
     grid = parse_puzzle(text)
     result = count_solutions(grid, 2)
     if result.num_solutions == 0:
@@ -88,8 +86,9 @@ def read_puzzle_file(path: str | os.PathLike) -> tuple[dict[int, np.ndarray],
     raises what :func:`~.board.parse_puzzle` raises for it, naming ``file:line``; the first one in
     the file is reported.
     """
+    with open(path, "rb") as file:  # an OSError here names the path as the user wrote it
+        raw = file.read()
     path = Path(path)
-    raw = path.read_bytes()  # an OSError here carries the user's path
     if any(mark in raw for mark in (b" ", b"\t", b"\v", b"\f", b"#")):
         numbers, texts = _puzzle_lines(raw)
     else:  # the common file, one bare puzzle per line: split in C, count lines only on error

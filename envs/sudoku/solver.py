@@ -9,8 +9,10 @@ numba (``cache=True``, so the compile happens once per machine).
 
 Effort is reported as ``nodes`` (propagations, the root included: 1 means propagation alone
 solved the puzzle) and ``guesses`` (branches taken). :func:`count_solutions` with ``limit=2`` is the
-uniqueness test. :func:`solve_reference` is a plain recursive solver kept as an independent check
-and as the reference of ``benchmarks/sudoku.py``.
+uniqueness test. :func:`solve_batch` runs a whole ``(B, n, n)`` array in one compiled call, over
+every core for large batches (what ``tracegym solve FILE`` uses). :func:`solve_reference` is a
+plain recursive solver kept as an independent check and as the reference of
+``benchmarks/sudoku.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from tracegym.errors import MultipleSolutionsError, UnsolvableError
+from tracegym.errors import (
+    MultipleSolutionsError,
+    PuzzleFormatError,
+    TracegymError,
+    UnsolvableError,
+)
 from tracegym.rng import randbelow
 
 from .board import as_grid, geometry
@@ -290,15 +297,15 @@ def solve_batch(puzzles: np.ndarray, limit: int = 1, *, parallel: bool | None = 
     no solution), so pass grids that came through :func:`~.board.as_grid` or the generator.
 
     >>> from tracegym.envs.sudoku.board import parse_puzzle
-    >>> grids = np.stack([parse_puzzle("1..." "..1." ".1.." "...." )] * 3)
+    >>> grids = np.stack([parse_puzzle("1... ..1. .1.. ....")] * 3)
     >>> solve_batch(grids, limit=2)[1].tolist()
     [2, 2, 2]
     """
     if limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
+        raise TracegymError(f"limit must be >= 1, got {limit}")
     puzzles = np.ascontiguousarray(puzzles, dtype=np.int8)
     if puzzles.ndim != 3 or puzzles.shape[1] != puzzles.shape[2]:
-        raise ValueError(f"puzzles: expected shape (B, n, n), got {puzzles.shape}")
+        raise PuzzleFormatError(f"puzzles: expected shape (B, n, n), got {puzzles.shape}")
     b, n, _ = puzzles.shape
     flat = puzzles.reshape(b, n * n)
     solutions = np.zeros((b, n * n), dtype=np.int8)
@@ -306,7 +313,9 @@ def solve_batch(puzzles: np.ndarray, limit: int = 1, *, parallel: bool | None = 
     stats = np.zeros((b, 2), dtype=np.int64)
     if b == 0:
         return solutions.reshape(b, n, n), counts, stats
-    if parallel if parallel is not None else b >= PARALLEL_MIN_BATCH:
+    if parallel is None:
+        parallel = b >= PARALLEL_MIN_BATCH
+    if parallel:
         with numba.parallel_chunksize(PARALLEL_CHUNK):
             _solve_batch_parallel(flat, *_tables(n), limit, solutions, counts, stats)
     else:
