@@ -181,7 +181,7 @@ def load_identifiers(path: str | os.PathLike) -> dict[str, int]:
 
 
 def _make(env_id: str, mode: str, options: dict):
-    """``gym.make`` with an unknown option reported as ValueError (gym raises TypeError)."""
+    """``gym.make`` with an unknown option reported as TracegymError (gym raises TypeError)."""
     try:
         return gym.make(env_id, mode=mode, **options)
     except TypeError as err:

@@ -9,6 +9,8 @@ import re
 import torch
 from torch import nn
 
+from tracegym.errors import TracegymError
+
 
 class AdamATan2(torch.optim.Optimizer):
     """Adam with ``atan2`` in place of ``m / (sqrt(v) + eps)`` (Everett et al., 2024), as TRM uses.
@@ -33,11 +35,11 @@ class AdamATan2(torch.optim.Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.95),
                  weight_decay: float = 0.0):
         if not lr >= 0:
-            raise ValueError(f"lr must be >= 0, got {lr!r}")
+            raise TracegymError(f"lr must be >= 0, got {lr!r}")
         if not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"betas must be in [0, 1), got {betas!r}")
+            raise TracegymError(f"betas must be in [0, 1), got {betas!r}")
         if not weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+            raise TracegymError(f"weight_decay must be >= 0, got {weight_decay!r}")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "weight_decay": weight_decay})
 
     @torch.no_grad()
@@ -113,7 +115,7 @@ def build_optimizer(model: nn.Module, *, name: str, lr: float, lr_embed: float,
         return torch.optim.AdamW(groups, lr=lr, betas=betas, weight_decay=weight_decay)
     if name == "adam_atan2":
         return AdamATan2(groups, lr=lr, betas=betas, weight_decay=weight_decay)
-    raise ValueError(f"optimizer must be one of ['adamw', 'adam_atan2'], got {name!r}")
+    raise TracegymError(f"optimizer must be one of ['adamw', 'adam_atan2'], got {name!r}")
 
 
 class EMA:
@@ -125,7 +127,7 @@ class EMA:
 
     def __init__(self, model: nn.Module, decay: float):
         if not 0 < decay < 1:
-            raise ValueError(f"decay must be in (0, 1), got {decay!r}")
+            raise TracegymError(f"decay must be in (0, 1), got {decay!r}")
         self.decay = decay
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -151,6 +153,6 @@ class EMA:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         missing = sorted(set(self.shadow) - set(state))
         if missing:
-            raise ValueError(f"checkpoint: EMA weights missing {missing[:5]}")
+            raise TracegymError(f"checkpoint: EMA weights missing {missing[:5]}")
         for k in self.shadow:
             self.shadow[k].copy_(state[k])

@@ -43,65 +43,117 @@ _DIGIT_OF = np.zeros(1 << MAX_SIZE, dtype=np.int8)
 _DIGIT_OF[1 << np.arange(MAX_SIZE)] = np.arange(1, MAX_SIZE + 1)
 
 
+@numba.njit(cache=True)
+def _cell_tables(units, nn):
+    """Per-cell lookups derived from ``units``: its 3 unit ids, and those units as a bit mask."""
+    n = units.shape[1]
+    cell_units = np.empty((nn, 3), dtype=np.int32)
+    unit_mask = np.zeros(nn, dtype=np.int64)  # 3n <= 48 units: one int64 holds a set of units
+    for u in range(units.shape[0]):
+        for k in range(n):
+            cell = units[u, k]
+            cell_units[cell, u // n] = u
+            unit_mask[cell] |= np.int64(1) << u
+    return cell_units, unit_mask
+
+
+# The search state is ``cand`` (candidate mask of each open cell, 0 once the cell is placed),
+# ``placed`` (digits placed in each unit) and ``values`` (digits of placed cells, only written:
+# a backtrack restores ``cand``/``placed`` and the stale digits get overwritten before any
+# solution is read). ``dirty`` is the set of units whose cells changed since they were last
+# scanned for hidden singles: only those need scanning again.
+
+
 @numba.njit(cache=True, inline="always")
-def _place(cell, bit, values, cand, peers, digit_of, queue, qtail):
-    """Fix ``cell`` to the digit of ``bit``; return the new queue tail, or -1 on contradiction."""
+def _place(cell, bit, values, cand, placed, peers, cell_units, unit_mask, digit_of, queue, qtail,
+           dirty):
+    """Fix ``cell`` to the digit of ``bit``; return ``(queue tail, dirty)``, tail -1 on a clash."""
+    for k in range(3):
+        u = cell_units[cell, k]
+        if placed[u] & bit:
+            return -1, dirty  # the digit is already placed in one of the cell's units
+        placed[u] |= bit
     values[cell] = digit_of[bit]
-    cand[cell] = bit
+    cand[cell] = 0
+    dirty |= unit_mask[cell]
     for j in range(peers.shape[1]):
         p = peers[cell, j]
         c = cand[p]
         if c & bit:
-            if values[p] != 0:
-                return -1
             c ^= bit
             if c == 0:
-                return -1
+                return -1, dirty
             cand[p] = c
+            dirty |= unit_mask[p]
             if (c & (c - 1)) == 0:
                 queue[qtail] = p
                 qtail += 1
-    return qtail
+    return qtail, dirty
 
 
 @numba.njit(cache=True)
-def _propagate(values, cand, peers, units, digit_of, queue, qtail, full):
-    """Apply naked and hidden singles until nothing changes; False on contradiction."""
+def _propagate(values, cand, placed, peers, units, cell_units, unit_mask, digit_of, queue, qtail,
+               dirty, full):
+    """Apply naked and hidden singles until nothing changes; False on contradiction.
+
+    The fixpoint (and whether a contradiction is met) does not depend on the order the
+    deductions are made in, so scanning only the ``dirty`` units gives the same state as
+    scanning them all.
+    """
     n = units.shape[1]
     qhead = 0
     while True:
         while qhead < qtail:
-            cell = queue[qhead]
+            cell = np.uint32(queue[qhead])
             qhead += 1
-            if values[cell] == 0:
-                qtail = _place(cell, cand[cell], values, cand, peers, digit_of, queue, qtail)
-                if qtail < 0:
+            bit = cand[cell]
+            if bit == 0:  # placed already (queued twice)
+                continue
+            # _place written out: a call passing arrays costs reference counting per node
+            for k in range(3):
+                u = np.uint32(cell_units[cell, k])
+                if placed[u] & bit:
                     return False
+                placed[u] |= bit
+            values[cell] = digit_of[np.uint32(bit)]
+            cand[cell] = 0
+            dirty |= unit_mask[cell]
+            for j in range(peers.shape[1]):
+                p = np.uint32(peers[cell, j])
+                c = cand[p]
+                if c & bit:
+                    c ^= bit
+                    if c == 0:
+                        return False
+                    cand[p] = c
+                    dirty |= unit_mask[p]
+                    if (c & (c - 1)) == 0:
+                        queue[qtail] = p
+                        qtail += 1
         qhead = 0
         qtail = 0
         for u in range(units.shape[0]):
+            if ((dirty >> u) & 1) == 0:
+                continue
+            dirty &= ~(np.int64(1) << u)
             once = 0
             twice = 0
-            placed = 0
             for k in range(n):
-                cell = units[u, k]
-                c = cand[cell]
-                if values[cell] != 0:
-                    placed |= c
-                else:
-                    twice |= once & c
-                    once |= c
-            if (once | placed) != full:
+                c = cand[np.uint32(units[u, k])]
+                twice |= once & c
+                once |= c
+            if (once | placed[u]) != full:
                 return False  # some digit has no place left in this unit
-            hidden = once & ~twice & ~placed
+            hidden = once & ~twice
             while hidden != 0:
                 bit = hidden & -hidden
                 hidden ^= bit
                 found = False
                 for k in range(n):
-                    cell = units[u, k]
-                    if values[cell] == 0 and (cand[cell] & bit) != 0:
+                    cell = np.uint32(units[u, k])
+                    if (cand[cell] & bit) != 0:
                         cand[cell] = bit
+                        dirty |= unit_mask[cell]
                         queue[qtail] = cell
                         qtail += 1
                         found = True
@@ -113,56 +165,57 @@ def _propagate(values, cand, peers, units, digit_of, queue, qtail, full):
 
 
 @numba.njit(cache=True)
-def _search(givens, peers, units, digit_of, popcount, limit, max_nodes, rng, randomize,
-            forbid_cell, forbid_bit, solution, stats):
-    """Count solutions of ``givens`` (flat int8, 0 blank) up to ``limit``.
-
-    Writes the first solution found into ``solution`` and ``stats[0] += nodes``,
-    ``stats[1] += guesses``. With ``forbid_cell >= 0`` the digit ``forbid_bit`` is removed from
-    that cell's candidates first (used to ask "is there a solution other than the known one?").
-    Returns the count, or -1 if ``max_nodes > 0`` propagations were spent first.
-    """
+def _search_core(givens, peers, units, cell_units, unit_mask, digit_of, popcount, limit,
+                 max_nodes, rng, randomize, forbid_cell, forbid_bit, solution, stats):
+    """:func:`_search` with the per-cell tables of :func:`_cell_tables` passed in."""
     nn = givens.shape[0]
     n = units.shape[1]
+    nu = units.shape[0]
     full = (1 << n) - 1
     values = np.zeros(nn, dtype=np.int8)
     cand = np.full(nn, full, dtype=np.int32)
+    placed = np.zeros(nu, dtype=np.int32)
     queue = np.empty(4 * nn + 4, dtype=np.int32)
     qtail = 0
+    dirty = np.int64(0)
     for cell in range(nn):
         v = givens[cell]
         if v != 0:
-            bit = 1 << (v - 1)
-            if (cand[cell] & bit) == 0:
-                return 0
-            qtail = _place(cell, bit, values, cand, peers, digit_of, queue, qtail)
+            qtail, dirty = _place(cell, 1 << (v - 1), values, cand, placed, peers, cell_units,
+                                  unit_mask, digit_of, queue, qtail, dirty)
             if qtail < 0:
                 return 0
     if forbid_cell >= 0:
         c = cand[forbid_cell] & ~forbid_bit
-        if values[forbid_cell] != 0 or c == 0:
+        if c == 0:  # also when the cell is placed (cand 0)
             return 0
         cand[forbid_cell] = c
         if (c & (c - 1)) == 0:
             queue[qtail] = forbid_cell
             qtail += 1
+    all_units = (np.int64(1) << nu) - 1 if nu < 63 else np.int64(-1)
 
-    saved_values = np.empty((nn + 1, nn), dtype=np.int8)
-    saved_cand = np.empty((nn + 1, nn), dtype=np.int32)
+    # saved states, one row per open branch; grown on demand (search depth is rarely near nn)
+    cap = min(nn + 1, 32)
+    saved_cand = np.empty((cap, nn), dtype=np.int32)
+    saved_placed = np.empty((cap, nu), dtype=np.int32)
     branch_cell = np.empty(nn + 1, dtype=np.int32)
     branch_left = np.empty(nn + 1, dtype=np.int32)
     depth = 0
     count = 0
     nodes = 1
     guesses = 0
-    ok = _propagate(values, cand, peers, units, digit_of, queue, qtail, full)
+    ok = _propagate(values, cand, placed, peers, units, cell_units, unit_mask, digit_of, queue,
+                    qtail, all_units, full)
     while True:
         if ok:
+            # branch on the first open cell with the fewest candidates (2 is the least possible)
             best = -1
             best_count = n + 1
             for cell in range(nn):
-                if values[cell] == 0:
-                    pc = popcount[cand[cell]]
+                c = cand[cell]
+                if c != 0:
+                    pc = popcount[np.uint32(c)]
                     if pc < best_count:
                         best_count = pc
                         best = cell
@@ -175,8 +228,18 @@ def _search(givens, peers, units, digit_of, popcount, limit, max_nodes, rng, ran
                 if count >= limit:
                     break
             else:
-                saved_values[depth] = values
-                saved_cand[depth] = cand
+                if depth == cap:
+                    cap = min(2 * cap, nn + 1)
+                    grown_cand = np.empty((cap, nn), dtype=np.int32)
+                    grown_cand[:depth] = saved_cand[:depth]
+                    saved_cand = grown_cand
+                    grown_placed = np.empty((cap, nu), dtype=np.int32)
+                    grown_placed[:depth] = saved_placed[:depth]
+                    saved_placed = grown_placed
+                for k in range(nn):  # plain loops: slices would cost a reference count each
+                    saved_cand[depth, k] = cand[k]
+                for k in range(nu):
+                    saved_placed[depth, k] = placed[k]
                 branch_cell[depth] = best
                 branch_left[depth] = cand[best]
                 depth += 1
@@ -201,12 +264,18 @@ def _search(givens, peers, units, digit_of, popcount, limit, max_nodes, rng, ran
             else:
                 bit = left & -left
             branch_left[depth - 1] = left ^ bit
-            values[:] = saved_values[depth - 1]
-            cand[:] = saved_cand[depth - 1]
+            for k in range(nn):
+                cand[k] = saved_cand[depth - 1, k]
+            for k in range(nu):
+                placed[k] = saved_placed[depth - 1, k]
             guesses += 1
             nodes += 1
-            qtail = _place(branch_cell[depth - 1], bit, values, cand, peers, digit_of, queue, 0)
-            ok = qtail >= 0 and _propagate(values, cand, peers, units, digit_of, queue, qtail, full)
+            # pin the cell and let the propagation place it
+            cell = branch_cell[depth - 1]
+            cand[cell] = bit
+            queue[0] = cell
+            ok = _propagate(values, cand, placed, peers, units, cell_units, unit_mask, digit_of,
+                            queue, 1, unit_mask[cell], full)
             break
         if not ok and depth == 0:
             break
@@ -216,21 +285,38 @@ def _search(givens, peers, units, digit_of, popcount, limit, max_nodes, rng, ran
 
 
 @numba.njit(cache=True)
+def _search(givens, peers, units, digit_of, popcount, limit, max_nodes, rng, randomize,
+            forbid_cell, forbid_bit, solution, stats):
+    """Count solutions of ``givens`` (flat int8, 0 blank) up to ``limit``.
+
+    Writes the first solution found into ``solution`` and ``stats[0] += nodes``,
+    ``stats[1] += guesses``. With ``forbid_cell >= 0`` the digit ``forbid_bit`` is removed from
+    that cell's candidates first (used to ask "is there a solution other than the known one?").
+    Returns the count, or -1 if ``max_nodes > 0`` propagations were spent first.
+    """
+    cell_units, unit_mask = _cell_tables(units, givens.shape[0])
+    return _search_core(givens, peers, units, cell_units, unit_mask, digit_of, popcount, limit,
+                        max_nodes, rng, randomize, forbid_cell, forbid_bit, solution, stats)
+
+
+@numba.njit(cache=True)
 def _solve_batch(puzzles, peers, units, digit_of, popcount, limit, solutions, counts, stats):
     rng = np.ones(1, dtype=np.uint64)  # unused: the search is not randomized
+    cell_units, unit_mask = _cell_tables(units, puzzles.shape[1])
     for i in range(puzzles.shape[0]):
-        counts[i] = _search(puzzles[i], peers, units, digit_of, popcount, limit, 0, rng, False,
-                            -1, 0, solutions[i], stats[i])
+        counts[i] = _search_core(puzzles[i], peers, units, cell_units, unit_mask, digit_of,
+                                 popcount, limit, 0, rng, False, -1, 0, solutions[i], stats[i])
 
 
 @numba.njit(cache=True, parallel=True)
 def _solve_batch_parallel(puzzles, peers, units, digit_of, popcount, limit, solutions, counts,
                           stats):
+    cell_units, unit_mask = _cell_tables(units, puzzles.shape[1])
     # puzzles are independent and each writes only its own rows: one prange over the batch
     for i in numba.prange(puzzles.shape[0]):
         rng = np.ones(1, dtype=np.uint64)
-        counts[i] = _search(puzzles[i], peers, units, digit_of, popcount, limit, 0, rng, False,
-                            -1, 0, solutions[i], stats[i])
+        counts[i] = _search_core(puzzles[i], peers, units, cell_units, unit_mask, digit_of,
+                                 popcount, limit, 0, rng, False, -1, 0, solutions[i], stats[i])
 
 
 # ---------------------------------------------------------------------------------------------
