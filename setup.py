@@ -6,11 +6,14 @@ is made here, and everything below each root is discovered: every package (a fol
 ``__init__.py``) and, as package data, every other file inside a package's folder (the Sudoku
 puzzle files, the CRUXEval programs, ...). A new subpackage or data file needs no edit here.
 
-``optional=True``: without a compiler (or on a Python the extension does not support) the build
-warns and goes on, and ``tracegym.tracers.trace`` uses its pure-Python recorder.
+The C recorder is built for CPython 3.11 only (other Pythons get a pure wheel); ``optional=True``:
+without a compiler the build warns and goes on. Either way ``tracegym.tracers.trace`` falls back
+to its pure-Python recorder.
 """
 
 import os
+import platform
+import sys
 
 from setuptools import Extension, find_packages, setup
 
@@ -60,5 +63,5 @@ setup(
     include_package_data=False,
     ext_modules=[
         Extension("tracegym.tracers._ctrace", ["tracers/_ctrace.c"], optional=True),
-    ],
+    ] if platform.python_implementation() == "CPython" and sys.version_info[:2] == (3, 11) else [],
 )

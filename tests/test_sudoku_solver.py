@@ -5,9 +5,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracegym.envs.sudoku.board import is_valid_solution, parse_puzzle
+from tracegym.envs.sudoku.board import DIGIT_CHARS, geometry, is_valid_solution, parse_puzzle
 from tracegym.envs.sudoku.generator import SudokuGenerator
-from tracegym.envs.sudoku.solver import count_solutions, solve, solve_batch, solve_reference
+from tracegym.envs.sudoku.solver import (
+    _DIGIT_OF,
+    _POPCOUNT,
+    _search,
+    count_solutions,
+    solve,
+    solve_batch,
+    solve_reference,
+)
 from tracegym.errors import MultipleSolutionsError, UnsolvableError
 
 
@@ -83,3 +91,57 @@ def test_solve_batch__empty_batch_and_bad_arguments():
         solve_batch(np.zeros(81, dtype=np.int8))
     with pytest.raises(ValueError, match="limit must be >= 1, got 0"):
         solve_batch(np.zeros((1, 4, 4), dtype=np.int8), limit=0)
+
+
+# The search itself is pinned below (effort, branch order, random stream), so a speed-up of the
+# compiled core cannot change a solution, a grade or a generated puzzle unnoticed. The figures
+# were recorded from the straightforward implementation this core replaced.
+
+
+def test_solve_batch__top95_effort_is_pinned(top95_lines):
+    puzzles = np.stack([parse_puzzle(line) for line in top95_lines])
+    for limit, nodes, guesses in ((1, 6222, 6127), (2, 11047, 10952)):
+        _, _, stats = solve_batch(puzzles, limit, parallel=False)
+        assert stats.sum(axis=0).tolist() == [nodes, guesses]
+
+
+def test_count_solutions__empty_boards_search_deep():
+    """An empty 16x16 board branches ~177 levels deep: the saved-state stack has to grow."""
+    result = count_solutions("." * 256, limit=1)
+    assert (result.num_solutions, result.nodes, result.guesses) == (1, 178, 177)
+    assert is_valid_solution(result.solution, np.zeros((16, 16), dtype=np.int8))
+    result = count_solutions("." * 81, limit=1)
+    assert (result.num_solutions, result.nodes, result.guesses) == (1, 48, 47)
+
+
+@pytest.mark.parametrize("size, nodes, state, grid", [
+    (9, 45, 6762377575323871150, "392154768586397241714682953673928514148765329259413876821536497"
+                                 "465879132937241685"),
+    (16, 175, 5564368427445320811, "76B138C5F2E49ADG823D7F6ABG951E4C9ECGB24D186A7F3554AF1G9E73CD62"
+                                   "B8F79A6DG3248EBC51CG5BE9823A16D7F413245B7CGDF9A68EE8D641AFC5B7"
+                                   "3G29D9F7A456813GEBC2418C23DG5EABF976GBE5F719D62C84A32A638CEB49"
+                                   "7F51GD3542C6F7EBD1G89ABCG9DE31AF482567AD1895B467G2C3EF6F7EGA28"
+                                   "9C534D1B"),
+])
+def test_search__randomized_fill_is_pinned(size, nodes, state, grid):
+    """The generator's random full grid: same branches, same draws from the stream."""
+    geo = geometry(size)
+    rng = np.array([12345], dtype=np.uint64)
+    solution = np.zeros(size * size, dtype=np.int8)
+    effort = np.zeros(2, dtype=np.int64)
+    count = _search(np.zeros(size * size, dtype=np.int8), geo.peers, geo.units, _DIGIT_OF,
+                    _POPCOUNT, 1, 0, rng, True, -1, 0, solution, effort)
+    assert (count, effort.tolist(), int(rng[0])) == (1, [nodes, nodes - 1], state)
+    assert "".join(DIGIT_CHARS[v - 1] for v in solution) == grid
+
+
+def test_solve_batch__clashing_givens_count_no_node():
+    """Givens that contradict each other are rejected before any propagation (0 nodes); a
+    contradiction found by propagating costs the one root node."""
+    dead = parse_puzzle(DEAD)
+    twice = np.zeros((4, 4), dtype=np.int8)
+    twice[0, :2] = 1  # bypasses parse_puzzle's check on purpose
+    # no clash among the givens, but propagating them empties a cell
+    stuck = parse_puzzle("2..." + ".3.2" + "..3." + "4...")
+    _, counts, stats = solve_batch(np.stack([dead, twice, stuck]), limit=2)
+    assert counts.tolist() == [0, 0, 0] and stats.tolist() == [[0, 0], [0, 0], [1, 0]]

@@ -2,10 +2,11 @@
 
 Each cell keeps a bit mask of the digits still possible (bit ``d-1`` for digit ``d``). Placing a
 digit clears its bit from the cell's peers (*naked singles* fall out when a mask has one bit
-left); a scan over the units finds digits with a single place left in a unit (*hidden singles*)
-and contradictions (an empty mask, or a digit with no place in a unit). When propagation stalls,
-the search branches on the empty cell with the fewest candidates. The hot loops are compiled with
-numba (``cache=True``, so the compile happens once per machine).
+left); a scan over the units changed since their last scan finds digits with a single place
+left in a unit (*hidden singles*) and contradictions (an empty mask, or a digit with no place in
+a unit). When propagation stalls, the search branches on the empty cell with the fewest
+candidates. The hot loops are compiled with numba (``cache=True``, so the compile happens once
+per machine).
 
 Effort is reported as ``nodes`` (propagations, the root included: 1 means propagation alone
 solved the puzzle) and ``guesses`` (branches taken). :func:`count_solutions` with ``limit=2`` is the
@@ -49,83 +50,62 @@ def _cell_tables(units, nn):
     n = units.shape[1]
     cell_units = np.empty((nn, 3), dtype=np.int32)
     unit_mask = np.zeros(nn, dtype=np.int64)  # 3n <= 48 units: one int64 holds a set of units
-    for u in range(units.shape[0]):
-        for k in range(n):
-            cell = units[u, k]
-            cell_units[cell, u // n] = u
-            unit_mask[cell] |= np.int64(1) << u
+    for kind in range(3):  # rows, columns, boxes (no division: this runs once per search)
+        for i in range(n):
+            u = kind * n + i
+            for k in range(n):
+                cell = np.uint32(units[u, k])
+                cell_units[cell, kind] = u
+                unit_mask[cell] |= np.int64(1) << u
     return cell_units, unit_mask
 
 
-# The search state is ``cand`` (candidate mask of each open cell, 0 once the cell is placed),
-# ``placed`` (digits placed in each unit) and ``values`` (digits of placed cells, only written:
-# a backtrack restores ``cand``/``placed`` and the stale digits get overwritten before any
-# solution is read). ``dirty`` is the set of units whose cells changed since they were last
-# scanned for hidden singles: only those need scanning again.
-
-
-@numba.njit(cache=True, inline="always")
-def _place(cell, bit, values, cand, placed, peers, cell_units, unit_mask, digit_of, queue, qtail,
-           dirty):
-    """Fix ``cell`` to the digit of ``bit``; return ``(queue tail, dirty)``, tail -1 on a clash."""
-    for k in range(3):
-        u = cell_units[cell, k]
-        if placed[u] & bit:
-            return -1, dirty  # the digit is already placed in one of the cell's units
-        placed[u] |= bit
-    values[cell] = digit_of[bit]
-    cand[cell] = 0
-    dirty |= unit_mask[cell]
-    for j in range(peers.shape[1]):
-        p = peers[cell, j]
-        c = cand[p]
-        if c & bit:
-            c ^= bit
-            if c == 0:
-                return -1, dirty
-            cand[p] = c
-            dirty |= unit_mask[p]
-            if (c & (c - 1)) == 0:
-                queue[qtail] = p
-                qtail += 1
-    return qtail, dirty
+# The search state is one int32 array: ``state[cell]`` is the candidate mask of an open cell (0
+# once the cell is placed) and ``state[nn + u]`` the digits placed in unit ``u``. ``values``
+# holds the digits of placed cells and is only written: a backtrack restores ``state``, and the
+# digits it leaves stale belong to open cells, which are placed again before a solution is read.
+#
+# Speed notes (each measured): the placement is written out inside the loops rather than called,
+# since a numba call passing arrays costs reference counting; indices read from arrays are cast
+# to unsigned, which spares numba's negative-index wraparound on every access.
 
 
 @numba.njit(cache=True)
-def _propagate(values, cand, placed, peers, units, cell_units, unit_mask, digit_of, queue, qtail,
-               dirty, full):
+def _propagate(values, state, peers, units, cell_units, unit_mask, digit_of, queue, qtail, dirty,
+               full):
     """Apply naked and hidden singles until nothing changes; False on contradiction.
 
-    The fixpoint (and whether a contradiction is met) does not depend on the order the
-    deductions are made in, so scanning only the ``dirty`` units gives the same state as
-    scanning them all.
+    ``queue[:qtail]`` holds cells pinned to one candidate, waiting to be placed; ``dirty`` is the
+    set of units changed since they were last scanned for hidden singles. The fixpoint (and
+    whether a contradiction is met) does not depend on the order of the deductions, so scanning
+    only the dirty units ends in the same state as scanning them all.
     """
+    nn = state.shape[0] - units.shape[0]
     n = units.shape[1]
     qhead = 0
     while True:
         while qhead < qtail:
             cell = np.uint32(queue[qhead])
             qhead += 1
-            bit = cand[cell]
+            bit = state[cell]
             if bit == 0:  # placed already (queued twice)
                 continue
-            # _place written out: a call passing arrays costs reference counting per node
             for k in range(3):
-                u = np.uint32(cell_units[cell, k])
-                if placed[u] & bit:
-                    return False
-                placed[u] |= bit
+                u = np.uint32(nn + cell_units[cell, k])
+                if state[u] & bit:
+                    return False  # the digit is already placed in one of the cell's units
+                state[u] |= bit
             values[cell] = digit_of[np.uint32(bit)]
-            cand[cell] = 0
+            state[cell] = 0
             dirty |= unit_mask[cell]
             for j in range(peers.shape[1]):
                 p = np.uint32(peers[cell, j])
-                c = cand[p]
+                c = state[p]
                 if c & bit:
                     c ^= bit
                     if c == 0:
                         return False
-                    cand[p] = c
+                    state[p] = c
                     dirty |= unit_mask[p]
                     if (c & (c - 1)) == 0:
                         queue[qtail] = p
@@ -139,10 +119,10 @@ def _propagate(values, cand, placed, peers, units, cell_units, unit_mask, digit_
             once = 0
             twice = 0
             for k in range(n):
-                c = cand[np.uint32(units[u, k])]
+                c = state[np.uint32(units[u, k])]
                 twice |= once & c
                 once |= c
-            if (once | placed[u]) != full:
+            if (once | state[nn + u]) != full:
                 return False  # some digit has no place left in this unit
             hidden = once & ~twice
             while hidden != 0:
@@ -151,8 +131,8 @@ def _propagate(values, cand, placed, peers, units, cell_units, unit_mask, digit_
                 found = False
                 for k in range(n):
                     cell = np.uint32(units[u, k])
-                    if (cand[cell] & bit) != 0:
-                        cand[cell] = bit
+                    if (state[cell] & bit) != 0:
+                        state[cell] = bit
                         dirty |= unit_mask[cell]
                         queue[qtail] = cell
                         qtail += 1
@@ -171,49 +151,65 @@ def _search_core(givens, peers, units, cell_units, unit_mask, digit_of, popcount
     nn = givens.shape[0]
     n = units.shape[1]
     nu = units.shape[0]
+    m = nn + nu
     full = (1 << n) - 1
     values = np.zeros(nn, dtype=np.int8)
-    cand = np.full(nn, full, dtype=np.int32)
-    placed = np.zeros(nu, dtype=np.int32)
+    state = np.zeros(m, dtype=np.int32)
     queue = np.empty(4 * nn + 4, dtype=np.int32)
-    qtail = 0
-    dirty = np.int64(0)
+    # the givens: a digit twice in a unit, or an open cell whose peers hold every digit, is a
+    # contradiction before any propagation (no node counted)
     for cell in range(nn):
         v = givens[cell]
         if v != 0:
-            qtail, dirty = _place(cell, 1 << (v - 1), values, cand, placed, peers, cell_units,
-                                  unit_mask, digit_of, queue, qtail, dirty)
-            if qtail < 0:
+            if v < 0 or v > n:
                 return 0
+            bit = np.int32(1) << (v - 1)
+            for k in range(3):
+                u = np.uint32(nn + cell_units[cell, k])
+                if state[u] & bit:
+                    return 0
+                state[u] |= bit
+            values[cell] = v
+    qtail = 0
+    for cell in range(nn):
+        if givens[cell] == 0:
+            c = full & ~(state[np.uint32(nn + cell_units[cell, 0])]
+                         | state[np.uint32(nn + cell_units[cell, 1])]
+                         | state[np.uint32(nn + cell_units[cell, 2])])
+            if c == 0:
+                return 0
+            state[cell] = c
+            if (c & (c - 1)) == 0:
+                queue[qtail] = cell
+                qtail += 1
     if forbid_cell >= 0:
-        c = cand[forbid_cell] & ~forbid_bit
-        if c == 0:  # also when the cell is placed (cand 0)
+        c = state[forbid_cell] & ~forbid_bit
+        if c == 0:  # also when the cell holds a given (state 0)
             return 0
-        cand[forbid_cell] = c
+        state[forbid_cell] = c
         if (c & (c - 1)) == 0:
             queue[qtail] = forbid_cell
             qtail += 1
-    all_units = (np.int64(1) << nu) - 1 if nu < 63 else np.int64(-1)
+    all_units = (np.int64(1) << nu) - 1
 
-    # saved states, one row per open branch; grown on demand (search depth is rarely near nn)
+    # saved states, one row per open branch; grown on demand (the depth is rarely near nn)
     cap = min(nn + 1, 32)
-    saved_cand = np.empty((cap, nn), dtype=np.int32)
-    saved_placed = np.empty((cap, nu), dtype=np.int32)
+    saved = np.empty((cap, m), dtype=np.int32)
     branch_cell = np.empty(nn + 1, dtype=np.int32)
     branch_left = np.empty(nn + 1, dtype=np.int32)
     depth = 0
     count = 0
     nodes = 1
     guesses = 0
-    ok = _propagate(values, cand, placed, peers, units, cell_units, unit_mask, digit_of, queue,
-                    qtail, all_units, full)
+    ok = _propagate(values, state, peers, units, cell_units, unit_mask, digit_of, queue, qtail,
+                    all_units, full)
     while True:
         if ok:
             # branch on the first open cell with the fewest candidates (2 is the least possible)
             best = -1
             best_count = n + 1
             for cell in range(nn):
-                c = cand[cell]
+                c = state[cell]
                 if c != 0:
                     pc = popcount[np.uint32(c)]
                     if pc < best_count:
@@ -230,18 +226,13 @@ def _search_core(givens, peers, units, cell_units, unit_mask, digit_of, popcount
             else:
                 if depth == cap:
                     cap = min(2 * cap, nn + 1)
-                    grown_cand = np.empty((cap, nn), dtype=np.int32)
-                    grown_cand[:depth] = saved_cand[:depth]
-                    saved_cand = grown_cand
-                    grown_placed = np.empty((cap, nu), dtype=np.int32)
-                    grown_placed[:depth] = saved_placed[:depth]
-                    saved_placed = grown_placed
-                for k in range(nn):  # plain loops: slices would cost a reference count each
-                    saved_cand[depth, k] = cand[k]
-                for k in range(nu):
-                    saved_placed[depth, k] = placed[k]
+                    grown = np.empty((cap, m), dtype=np.int32)
+                    grown[:depth] = saved[:depth]
+                    saved = grown
+                for k in range(m):  # a plain loop: a slice would cost reference counting
+                    saved[depth, k] = state[k]
                 branch_cell[depth] = best
-                branch_left[depth] = cand[best]
+                branch_left[depth] = state[best]
                 depth += 1
         # take the next untried branch, backtracking over exhausted ones
         ok = False
@@ -264,18 +255,16 @@ def _search_core(givens, peers, units, cell_units, unit_mask, digit_of, popcount
             else:
                 bit = left & -left
             branch_left[depth - 1] = left ^ bit
-            for k in range(nn):
-                cand[k] = saved_cand[depth - 1, k]
-            for k in range(nu):
-                placed[k] = saved_placed[depth - 1, k]
+            for k in range(m):
+                state[k] = saved[depth - 1, k]
             guesses += 1
             nodes += 1
-            # pin the cell and let the propagation place it
+            # pin the branch cell and let the propagation place it
             cell = branch_cell[depth - 1]
-            cand[cell] = bit
+            state[cell] = bit
             queue[0] = cell
-            ok = _propagate(values, cand, placed, peers, units, cell_units, unit_mask, digit_of,
-                            queue, 1, unit_mask[cell], full)
+            ok = _propagate(values, state, peers, units, cell_units, unit_mask, digit_of, queue,
+                            1, unit_mask[cell], full)
             break
         if not ok and depth == 0:
             break
