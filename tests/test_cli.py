@@ -313,3 +313,15 @@ def test_trace__prints_cwm_of_a_file_and_rejects_bad_input(tmp_path, capsys):
         assert main(["trace", str(broken), "--entry", "f", *mode]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "line 1" in err, err
+
+
+def test_cli__missing_train_extra_is_one_line_naming_the_extra(tmp_path):
+    # torch blocked as in a core install (`pip install tracegym` without [train])
+    code = ("import sys; sys.modules['torch'] = None; from tracegym.cli import main; "
+            f"sys.exit(main(['train', '--data', {str(tmp_path)!r}, '--out', "
+            f"{str(tmp_path / 'run')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "'train' extra" in done.stderr and "tracegym[train]" in done.stderr

