@@ -6,8 +6,9 @@ Trace(...)
 ``trace_source`` returns the :class:`~tracegym.tracers.Trace`, or raises a
 :class:`~tracegym.errors.TracegymError` for bad input (no parse, no entry, arguments that cannot be
 sent) or a :class:`~tracegym.errors.SandboxError` when the run fails; ``run_source`` returns a
-:class:`RunResult` recording the outcome instead, for dataset builders that keep failures as data. Neither hangs: the parent owns
-the wall clock and ends the child with SIGKILL (no handler in the child can catch it).
+:class:`RunResult` recording the outcome instead, for dataset builders that keep failures as data.
+Neither hangs: the parent owns the wall clock and ends the child with SIGKILL (no handler in the
+child can catch it).
 
 Isolation levels (``sandbox_capabilities()["level"]``; every ``RunResult.isolation`` records the
 level it ran at). "namespaces" needs root and unshare(2); "rlimits" is the fallback.
