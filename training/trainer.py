@@ -508,7 +508,8 @@ class Trainer:
                 raise KeyboardInterrupt
             self.signal = signum
             if self.dist.is_main:
-                print(f"\n{signal.Signals(signum).name}: stopping after this step and writing a "
+                print(("\n" if self.cfg.progress else "")  # off the progress bar's line
+                      + f"{signal.Signals(signum).name}: stopping after this step and writing a "
                       "checkpoint (send it again to stop at once)", file=sys.stderr, flush=True)
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
