@@ -23,7 +23,7 @@ import re
 import sys
 from pathlib import Path
 
-from tracegym.errors import TracegymError
+from tracegym.errors import SandboxError, TracegymError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +85,7 @@ def real_trace(source: str, entry: str, call, args):
         else:
             trace = trace_source(source, entry, call.args, call.kwargs,
                                  limits=Limits(wall_time_s=args.timeout), trace_options=options)
-    except (ValueError, SyntaxError, KeyError) as err:
+    except (ValueError, SyntaxError, KeyError, SandboxError) as err:
         return None, f"{type(err).__name__}: {err}"
     return scrub_addresses(trace), None
 
