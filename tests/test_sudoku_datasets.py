@@ -94,9 +94,8 @@ def _puzzle_dataset():
 
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_puzzle_dataset__round_trip_gives_solved_pairs(nine, split):
-    import torch
-
     PuzzleDataset = _puzzle_dataset()
+    import torch
     path, _ = nine
     ds = PuzzleDataset(path, split)
     assert ds.metadata == json.loads((path / split / "dataset.json").read_text())
@@ -117,9 +116,8 @@ def test_puzzle_dataset__round_trip_gives_solved_pairs(nine, split):
 
 
 def test_puzzle_dataset__pickles_the_path_and_batches(nine):
-    import torch
-
     PuzzleDataset = _puzzle_dataset()
+    import torch
     path, _ = nine
     ds = PuzzleDataset(path, "train")
     blob = pickle.dumps(ds)
@@ -317,10 +315,14 @@ def test_write_dataset__rejects_inconsistent_arrays(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_datasets_package__imports_neither_torch_nor_pyarrow():
+def test_datasets_package__imports_neither_torch_nor_pyarrow(tmp_path):
     code = ("import sys, tracegym.datasets as d; assert 'torch' not in sys.modules; "
             "assert 'pyarrow' not in sys.modules; d.write_dataset; "
             "assert 'torch' not in sys.modules; print(sorted(d.__all__))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    # cwd outside the clone: `python -c` puts the cwd first on sys.path, and the source tree's
+    # tracegym/ folder is not the installed package
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     assert "PuzzleDataset" in out and "write_dataset" in out

@@ -304,6 +304,9 @@ def naive_trace(fn, *args, max_repr=200):
     def cut(r):
         return r if len(r) <= max_repr else r[:max_repr] + TRUNCATED
 
+    def _qualname(code):  # 3.10 has no co_qualname; the tracer then records co_name
+        return getattr(code, "co_qualname", code.co_name)
+
     def src(frame):
         return linecache.getline(frame.f_code.co_filename, frame.f_lineno).rstrip("\r\n")
 
@@ -314,16 +317,16 @@ def naive_trace(fn, *args, max_repr=200):
         depth = len(stack) - 1
         if event == "line":
             loc = {k: cut(safe_repr(v)) for k, v in frame.f_locals.items() if k[:1] != "."}
-            frames.append(Frame("line", frame.f_lineno, src(frame), loc, None, code.co_qualname,
+            frames.append(Frame("line", frame.f_lineno, src(frame), loc, None, _qualname(code),
                                 depth))
         elif event == "return":
             stack.pop()
             if _is_return(code, frame.f_lasti):
                 frames.append(Frame("return", frame.f_lineno, src(frame), {}, cut(safe_repr(arg)),
-                                    code.co_qualname, depth))
+                                    _qualname(code), depth))
         elif event == "exception":
             frames.append(Frame("exception", frame.f_lineno, src(frame), {},
-                                cut(safe_repr(arg[1])), code.co_qualname, depth))
+                                cut(safe_repr(arg[1])), _qualname(code), depth))
         return local
 
     def glob(frame, event, arg):
@@ -332,7 +335,7 @@ def naive_trace(fn, *args, max_repr=200):
         stack.append(frame)
         loc = {k: cut(safe_repr(v)) for k, v in frame.f_locals.items() if k[:1] != "."}
         frames.append(Frame("call", frame.f_lineno, src(frame), loc, None,
-                            frame.f_code.co_qualname, len(stack) - 1))
+                            _qualname(frame.f_code), len(stack) - 1))
         return local
 
     prior = sys.gettrace()
