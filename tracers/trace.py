@@ -260,6 +260,11 @@ class _Recorder:
         self.stopped = True
         self.left = 0
         self.uninstall()
+        # Before 3.12 a local trace function returning None leaves the frame's f_trace set, so
+        # a stopped recorder would still be called on every line of the frames it traced (and a
+        # signal meant for the program, e.g. a wall-time alarm, would keep landing in it).
+        for frame in self.stack:
+            frame.f_trace = None
 
     def fail(self, error: Exception) -> None:
         """The tracer itself failed: stop recording, let the call go on untouched."""
