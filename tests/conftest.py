@@ -69,6 +69,17 @@ def small_puzzles():
     return puzzles, solutions
 
 
+@pytest.fixture(scope="module")
+def sudoku4(tmp_path_factory):
+    """A small 4x4 Sudoku dataset (48 train, 16 test) for the training tests."""
+    from tracegym.datasets.sudoku import build_sudoku_dataset
+
+    out = tmp_path_factory.mktemp("data") / "sudoku4"
+    build_sudoku_dataset(out, size=4, difficulty="easy", train=48, test=16, seed=0,
+                         progress=False)
+    return out
+
+
 def assert_valid_solution(solution: np.ndarray, puzzle: np.ndarray) -> None:
     from tracegym.envs.sudoku.board import is_valid_solution
 

@@ -28,16 +28,6 @@ TINY = {"dim": 16, "depth": 1, "heads": 2, "N_sup": 2, "H_cycles": 1, "L_cycles"
         "multiple_of": 16}
 
 
-@pytest.fixture(scope="module")
-def sudoku4(tmp_path_factory):
-    from tracegym.datasets.sudoku import build_sudoku_dataset
-
-    out = tmp_path_factory.mktemp("data") / "sudoku4"
-    build_sudoku_dataset(out, size=4, difficulty="easy", train=48, test=16, seed=0,
-                         progress=False)
-    return out
-
-
 def train_argv(data, out, *extra):
     return ["train", "--task", "sudoku", "--data", str(data), "--reasoner", "trm",
             "--backbone", "mlp_mixer", "--out", str(out), "max_steps=2", "batch_size=16",

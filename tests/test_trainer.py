@@ -34,16 +34,6 @@ TINY = {"dim": 16, "depth": 1, "heads": 2, "N_sup": 2, "H_cycles": 1, "L_cycles"
         "multiple_of": 16}
 
 
-@pytest.fixture(scope="module")
-def sudoku4(tmp_path_factory):
-    from tracegym.datasets.sudoku import build_sudoku_dataset
-
-    out = tmp_path_factory.mktemp("data") / "sudoku4"
-    build_sudoku_dataset(out, size=4, difficulty="easy", train=48, test=16, seed=0,
-                         progress=False)
-    return out
-
-
 def tiny_config(data, out, **overrides) -> TrainConfig:
     values = dict(task="sudoku4", data=str(data), reasoner="trm", backbone="mlp_mixer",
                   model=dict(TINY), batch_size=16, lr=3e-3, warmup_steps=2, min_lr_ratio=0.1,
