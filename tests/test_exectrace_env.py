@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import tracegym  # noqa: F401 - registers the envs
+import tracegym.envs  # noqa: F401 - registers the envs
 from tracegym.envs.exectrace.env import ExecTraceEnv, copy_previous_frame_prediction
 from tracegym.envs.exectrace.source import frame_texts
 from tracegym.errors import ActionError

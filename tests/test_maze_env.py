@@ -7,7 +7,7 @@ from gymnasium.utils.env_checker import check_env, data_equivalence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import tracegym  # noqa: F401
+import tracegym.envs  # noqa: F401 - registers the envs
 from tracegym.envs.maze.board import PATH, format_maze, parse_maze
 from tracegym.envs.maze.env import MazeEnv
 from tracegym.envs.maze.generator import MazeGenerator

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import tracegym  # noqa: F401  (registers the envs)
+import tracegym.envs  # noqa: F401 - registers the envs
 from tracegym.envs.sudoku.board import format_puzzle
 from tracegym.envs.sudoku.env import SudokuEnv
 from tracegym.envs.sudoku.generator import SudokuGenerator

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import data_equivalence
 
-import tracegym  # noqa: F401
+import tracegym.envs  # noqa: F401 - registers the envs
 from tracegym.envs.sudoku.vector_env import SudokuVectorEnv
 from tracegym.errors import ActionError
 

@@ -1,24 +1,15 @@
 """tracegym: puzzle-reasoning and code-execution environments, datasets and models.
 
-``import tracegym`` registers every environment found under ``tracegym.envs`` (each env package
-registers itself on import), so ``gymnasium.make("tracegym/Sudoku-v0")`` works afterwards. A new
-environment is a new folder in ``envs/``; nothing here needs editing.
+``import tracegym`` is light: it imports no layer. The environments register with Gymnasium when
+their layer is imported::
+
+    import gymnasium as gym
+    import tracegym.envs  # registers tracegym/Sudoku-v0, Maze-v0, ARC-v0, ExecTrace-v0
+
+    env = gym.make("tracegym/Sudoku-v0")
+
+(or, with no import, ``gym.make("tracegym.envs:tracegym/Sudoku-v0")``). The tracer layer
+(``tracegym.tracers``) needs neither Gymnasium nor the envs.
 """
 
-from __future__ import annotations
-
-import importlib
-import pkgutil
-
 __version__ = "0.1.0"
-
-
-def _register_envs() -> None:
-    from tracegym import envs
-
-    for module in pkgutil.iter_modules(envs.__path__):
-        if module.ispkg:
-            importlib.import_module(f"tracegym.envs.{module.name}")
-
-
-_register_envs()

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracegym.errors import SandboxError
+from tracegym.packages import subpackages
 
 DEFAULT_TASK = "sudoku"  # the task of `tracegym <command>` when no task word follows
 # modules whose COMMANDS table, {name: (help, add_arguments, main)}, adds top-level commands
@@ -188,14 +189,11 @@ def _catalog() -> dict[str, _Command]:
     for module in COMMAND_MODULES:
         for name, help_text in _commands_table(module).items():
             catalog[name] = _Command(help_text, module=module)
-    from tracegym import envs
-
     per_command: dict[str, dict[str, tuple[str, str]]] = {}
-    for info in sorted(pkgutil.iter_modules(envs.__path__), key=lambda m: m.name):
-        if info.ispkg:
-            module = f"tracegym.envs.{info.name}.cli"
-            for name, help_text in _commands_table(module).items():
-                per_command.setdefault(name, {})[info.name] = (module, help_text)
+    for task in subpackages("tracegym.envs"):  # listed, not imported (that registers the envs)
+        module = f"tracegym.envs.{task}.cli"
+        for name, help_text in _commands_table(module).items():
+            per_command.setdefault(name, {})[task] = (module, help_text)
     for name, tasks in sorted(per_command.items()):
         helps = "; ".join(f"{task}: {help_text}" for task, (_, help_text) in tasks.items())
         catalog[name] = _Command(helps, tasks=tasks,

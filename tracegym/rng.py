@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from tracegym.checks import check_seed  # noqa: F401 - its old home; import it from checks
+
 
 @numba.njit(cache=True)
 def splitmix(x):
@@ -52,12 +54,3 @@ def shuffle(rng, arr):
     for i in range(arr.shape[0] - 1, 0, -1):
         j = randbelow(rng, i + 1)
         arr[i], arr[j] = arr[j], arr[i]
-
-
-def check_seed(seed) -> int:
-    """A seed must be an int in 0..2**63-1; anything else raises ValueError naming it."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an int, got {seed!r}")
-    if not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be in 0..2**63-1, got {seed}")
-    return int(seed)

@@ -709,14 +709,6 @@ def build_program(choices, config: ProgramConfig, name: str, location: str = "",
                    location=location, meta=info)
 
 
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an int, got {seed!r}")
-    if not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be in 0..2**63-1, got {seed}")
-    return seed
-
-
 def item_rng(seed: int, index: int) -> random.Random:
     """The RNG of item ``index`` under ``seed``: the same bytes on every platform and run."""
     digest = hashlib.sha256(f"tracegym.programs/{seed}/{index}".encode()).digest()
@@ -752,7 +744,7 @@ def generate_program(seed: int | random.Random = 0, index: int = 0, *, kind: str
     if isinstance(seed, random.Random):
         rng, where, meta = seed, f"rng index={index}", {"index": index}
     else:
-        seed = _check_seed(seed)
+        seed = check_seed(seed)
         rng, where = item_rng(seed, index), f"seed={seed} index={index} kind={kind}"
         meta = {"seed": seed, "index": index}
     return build_program(RandomChoices(rng), config, f"gen_{kind}_{index}", where, meta)
@@ -952,7 +944,7 @@ def programs_from_module(module_name: str, functions: Sequence[str] | None = Non
     ``Program.load()`` imports the real function (``Program.module`` names the module).
     A function without ``__code__`` (a C builtin) or without source raises ValueError.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     known = {f for m, f in CURATED_FUNCTIONS if m == module_name}
     if not known:
         raise ValueError(f"module_name: no curated functions for {module_name!r}; "

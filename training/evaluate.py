@@ -27,7 +27,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import tracegym  # noqa: F401 - registers the envs
+import tracegym.envs  # noqa: F401 - registers the envs
 from tracegym.errors import TracegymError
 
 ENV_TASKS = {"tracegym/Sudoku-v0": "sudoku", "tracegym/Maze-v0": "maze", "tracegym/ARC-v0": "arc"}

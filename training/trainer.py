@@ -43,7 +43,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pkgutil
 import random
 import signal
 import sys
@@ -59,6 +58,7 @@ import torch.distributed as dist
 from torch import nn
 
 from tracegym.errors import TracegymError
+from tracegym.packages import subpackages
 
 from .checkpoint import Checkpoint, save_checkpoint
 from .config import TrainConfig, config_differences, from_dict
@@ -106,9 +106,7 @@ def seed_everything(seed: int) -> None:
 
 
 def task_names() -> list[str]:
-    from tracegym import envs
-
-    return sorted(m.name for m in pkgutil.iter_modules(envs.__path__) if m.ispkg)
+    return subpackages("tracegym.envs")
 
 
 def check_task(task: str) -> None:

@@ -1,0 +1,61 @@
+"""Argument checks shared by every layer: an int within bounds, a seed.
+
+Each check returns the value as a plain ``int`` (numpy integers are accepted, ``bool`` is not,
+though it is an int subclass) and raises :class:`~tracegym.errors.TracegymError` naming the field
+and the value, in one of two messages: ``"<name> must be an int, got <value>"`` for a value of
+another type, and ``"<name> must be >= <low>, got <value>"`` (or ``in <low>..<high>``, ``<=
+<high>``) for one out of range.
+
+>>> check_int("train", 3, 1)
+3
+>>> check_int("train", 0, 1)
+Traceback (most recent call last):
+    ...
+tracegym.errors.TracegymError: train must be >= 1, got 0
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tracegym.errors import TracegymError
+
+SEED_MAX = 2**63 - 1  # seeds fit an int64 (numba loops and numpy SeedSequence both take them)
+_NAMED_BOUNDS = {SEED_MAX: "2**63-1"}
+
+
+def _bound(value: int) -> str:
+    return _NAMED_BOUNDS.get(value, str(value))
+
+
+def check_int(name: str, value, low: int | None = None, high: int | None = None, *,
+              optional: bool = False, error: type[ValueError] = TracegymError) -> int | None:
+    """``value`` as an int in ``low..high`` (either bound may be None: unbounded).
+
+    ``optional`` lets ``None`` through (returned as is); ``error`` is the exception class raised
+    (a TracegymError subclass for a layer's own kind of bad input).
+    """
+    if value is None and optional:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise error(f"{name} must be an int{' or None' if optional else ''}, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        if high is None:
+            expected = f">= {_bound(low)}"
+        elif low is None:
+            expected = f"<= {_bound(high)}"
+        else:
+            expected = f"in {_bound(low)}..{_bound(high)}"
+        raise error(f"{name} must be {expected}, got {value}")
+    return int(value)
+
+
+def check_positive_int(name: str, value, *, optional: bool = False,
+                       error: type[ValueError] = TracegymError) -> int | None:
+    """``value`` as an int ``>= 1`` (a count, a size, a limit)."""
+    return check_int(name, value, 1, optional=optional, error=error)
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """A seed (or a seeded item's index) as an int in ``0..2**63-1``."""
+    return check_int(name, seed, 0, SEED_MAX)
