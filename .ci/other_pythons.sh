@@ -3,7 +3,8 @@
 # gigabytes) on the other Pythons the package claims: a fresh venv per Python with a
 # non-editable install of ".[dev]", then the tracer, env and dataset tests. A Python not found
 # on this machine is skipped with a message. Run by .ci/run; works on its own too.
-# CI_PYTHONS overrides the versions, e.g. CI_PYTHONS="3.12" .ci/other_pythons.sh
+# The versions: every one pyproject.toml claims but python3's own, which .ci/run's venv tests
+# with every test. CI_PYTHONS overrides them, e.g. CI_PYTHONS="3.12" .ci/other_pythons.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .ci/lib.sh
@@ -22,7 +23,13 @@ for t in tests/test_*env*.py tests/test_*dataset*.py tests/test_sudoku_*.py test
     [[ " ${tests[*]} " == *" $t "* ]] || tests+=("$t")
 done
 
-for version in ${CI_PYTHONS:-3.12 3.13}; do
+claimed="3.10 3.11 3.12 3.13"  # requires-python = ">=3.10"; add a version when it is released
+own=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+for version in ${CI_PYTHONS:-$claimed}; do
+    if [ -z "${CI_PYTHONS:-}" ] && [ "$version" = "$own" ]; then
+        echo "== Python $version: python3 itself, tested by .ci/run's venv"
+        continue
+    fi
     python=$(find_python "$version")
     if [ -z "$python" ]; then
         echo "== Python $version: SKIPPED, no python$version on PATH or in pyenv" \
@@ -40,5 +47,6 @@ for version in ${CI_PYTHONS:-3.12 3.13}; do
     fi
     # pytest, not python -m pytest: the clone must not be on sys.path (the installed package is
     # under test, and the source tree's tracegym/ is not importable as a package on its own)
-    "$venv/pytest" -q -p no:cacheprovider "${tests[@]}"
+    # timeout: a hang (a call the in-process bound misses on one Python) fails, not stalls, CI
+    timeout "${CI_TEST_TIMEOUT:-3600}" "$venv/pytest" -q -p no:cacheprovider "${tests[@]}"
 done

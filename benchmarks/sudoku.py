@@ -1,11 +1,17 @@
 """Sudoku figures: solver and CLI on top95, generation rate per level, vector env vs SyncVectorEnv.
 
 Prints one JSON object. Each figure is measured against a reference in the same run:
-- solver: the compiled bit-mask solver vs ``solve_reference`` (plain recursive Python), on one
-  core and as a batch over every core (``solve_batch(..., parallel=True)``);
+- solver: the compiled solver (the 9x9 bit-board core) vs ``solve_reference`` (plain recursive
+  Python), on one core and as a batch over every core (``solve_batch(..., parallel=True)``);
+- tdoku side by side (``--tdoku PATH``, tdoku's ``run_benchmark`` program built from
+  https://github.com/t-dillon/tdoku; without it the section says it was skipped): tracegym and
+  tdoku each in their own process, one core, taking turns for ``--rounds`` rounds, first solution
+  and uniqueness (count to 2) on top95 puzzles as given; the best round of each side and the
+  ratio tracegym / tdoku, with the load average around every round;
 - CLI: ``tracegym solve FILE`` (a fresh process, output to /dev/null, warm caches) on top95
   repeated 100 and 1,000 times: end-to-end puzzles/s, and the rate once started (the difference
-  of the two runs, which cancels the start-up), beside the library's batch rate and tdoku's;
+  of the two runs, which cancels the start-up), beside tdoku's one-core uniqueness rate when
+  measured;
 - generator: unique puzzles per second per size and level (one core);
 - vector env: ``SudokuVectorEnv`` vs Gymnasium's ``SyncVectorEnv`` of ``SudokuEnv`` at the same
   batch, both stepping random legal actions. Only ``step`` is timed; actions are drawn
@@ -15,7 +21,9 @@ Prints one JSON object. Each figure is measured against a reference in the same 
 Two shared cores busy with other work stretch every figure: run it alone (the load average is
 in the output).
 
-Usage: ``python benchmarks/sudoku.py [--quick]``.
+Usage: ``python benchmarks/sudoku.py [--quick] [--tdoku PATH/run_benchmark] [--rounds 3]``.
+tdoku builds with cmake (``cmake -S tdoku -B build && make -C build run_benchmark``; it compiles
+with ``-march=native``).
 """
 
 from __future__ import annotations
@@ -40,7 +48,10 @@ from tracegym.envs.sudoku.solver import solve_batch, solve_reference
 from tracegym.envs.sudoku.source import make_source
 
 TOP95 = Path(tracegym.envs.sudoku.__file__).parent / "data" / "top95.txt"
-TDOKU_TOP95_PER_S = 129_631  # tdoku (C++, one core) measured on this machine; REFERENCES.md
+# Not measured by this script: shown only when no tdoku binary is given, for scale.
+TDOKU_REFERENCE = {"top95_first_solution_per_s": 129_631,
+                   "source": "an earlier one-off measurement on the development machine (issue "
+                             "16), not this run: pass --tdoku PATH to measure"}
 
 
 def bench_solver(rounds: int, reference_puzzles: int) -> dict:
@@ -82,12 +93,12 @@ def bench_solver(rounds: int, reference_puzzles: int) -> dict:
     }
 
 
-def bench_cli_file(repeats: tuple[int, ...]) -> dict:
+def bench_cli_file(repeats: tuple[int, ...], tdoku: dict | None) -> dict:
     """``tracegym solve FILE`` end to end; the CLI proves uniqueness (limit 2) for every line."""
     lines = TOP95.read_text().split()
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's machine keeps .pyc files
-    out = {"tdoku_measured_here_per_s": TDOKU_TOP95_PER_S}
+    out = {"load_average_before": os.getloadavg()}
     walls = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in (1, *repeats):  # r = 1: the untimed warm-up (bytecode and numba caches)
@@ -105,7 +116,83 @@ def bench_cli_file(repeats: tuple[int, ...]) -> dict:
         out["puzzles_per_s_after_start"] = (
             len(lines) * (large - small) / (walls[large] - walls[small]))
         out["start_up_s"] = walls[small] - len(lines) * small / out["puzzles_per_s_after_start"]
+    out["load_average_after"] = os.getloadavg()
+    if tdoku and "unique_per_s" in tdoku.get("tdoku", {}):
+        rate = tdoku["tdoku"]["unique_per_s"]
+        out["tdoku_one_core_unique_per_s"] = rate  # measured above, in this run
+        for r in repeats:
+            out[f"top95x{r}"]["ratio_vs_tdoku_one_core"] = out[f"top95x{r}"]["puzzles_per_s"] / rate
+    else:
+        out["tdoku_reference"] = TDOKU_REFERENCE
     return out
+
+
+def solver_worker(seconds: float) -> dict:
+    """One core, in this process: top95 solved over and over for ``seconds`` per limit; the mean
+    rate over that span (as tdoku's own timer reports), after a warm-up."""
+    puzzles = np.stack([parse_puzzle(line) for line in TOP95.read_text().split()])
+    out = {}
+    for limit, name in ((1, "first_solution"), (2, "unique")):
+        solve_batch(puzzles, limit, parallel=False)  # warm-up: load the compiled code
+        done, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            _, counts, stats = solve_batch(puzzles, limit, parallel=False)
+            done += 1
+        elapsed = time.perf_counter() - t0
+        assert (counts == 1).all()
+        out[f"{name}_per_s"] = done * len(puzzles) / elapsed
+        out[f"{name}_guesses_per_puzzle"] = float(stats[:, 1].mean())
+    return out
+
+
+def _run_tracegym_side(seconds: float) -> dict:
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}  # one core, as tdoku
+    proc = subprocess.run([sys.executable, __file__, "--worker", str(seconds)], env=env,
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def _run_tdoku_side(binary: str, seconds: float) -> dict:
+    """tdoku's run_benchmark on top95 as given (-r0), its own timer; CSV columns: ..., solver,
+    puzzles/s, us/puzzle, % solved without guessing, guesses/puzzle."""
+    out = {}
+    for flag, name in (("-f", "first_solution"), ("", "unique")):
+        argv = [binary, "-s", "tdoku", "-r0", "-c1", "-w1", f"-t{max(1, round(seconds))}",
+                *([flag] if flag else []), str(TOP95)]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=True)
+        fields = proc.stdout.strip().splitlines()[-1].split(",")
+        out[f"{name}_per_s"] = float(fields[5])
+        out[f"{name}_guesses_per_puzzle"] = float(fields[8])
+    return out
+
+
+def bench_tdoku(binary: str | None, rounds: int, seconds: float) -> dict:
+    """tracegym and tdoku on one core each, in their own processes, taking turns."""
+    if binary is None:
+        return {"skipped": "no tdoku binary given (--tdoku PATH to tdoku's run_benchmark)",
+                "tdoku_reference": TDOKU_REFERENCE}
+    if not os.access(binary, os.X_OK):
+        raise SystemExit(f"--tdoku: {binary!r} is not an executable file")
+    sides = {"tracegym": [], "tdoku": []}
+    loads = []
+    for _ in range(rounds):
+        loads.append(os.getloadavg())
+        sides["tracegym"].append(_run_tracegym_side(seconds))
+        sides["tdoku"].append(_run_tdoku_side(binary, seconds))
+    loads.append(os.getloadavg())
+    keys = ("first_solution", "unique")
+    best = {side: {**{f"{k}_per_s": max(r[f"{k}_per_s"] for r in runs) for k in keys},
+                   **{f"{k}_guesses_per_puzzle": runs[0][f"{k}_guesses_per_puzzle"]
+                      for k in keys}}
+            for side, runs in sides.items()}
+    return {
+        "puzzles": "top95, as given", "rounds": rounds, "seconds_per_figure": seconds,
+        "load_average_per_round": loads, **best,
+        "ratio_first_solution": best["tracegym"]["first_solution_per_s"]
+        / best["tdoku"]["first_solution_per_s"],
+        "ratio_unique": best["tracegym"]["unique_per_s"] / best["tdoku"]["unique_per_s"],
+        "rounds_raw": sides,
+    }
 
 
 def bench_generator(seconds: float) -> dict:
@@ -170,8 +257,17 @@ def bench_vector(num_envs: int, steps: int, sync_steps: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller budgets (a smoke run)")
+    parser.add_argument("--tdoku", metavar="PATH", help="tdoku's run_benchmark binary: measure "
+                        "it beside tracegym (skipped when absent)")
+    parser.add_argument("--rounds", type=int, default=3, help="turns per side against tdoku")
+    parser.add_argument("--worker", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker is not None:  # the tracegym side of the tdoku comparison, in its own process
+        print(json.dumps(solver_worker(args.worker)))
+        return
     quick = args.quick
+    tdoku = bench_tdoku(args.tdoku, rounds=1 if quick else args.rounds,
+                        seconds=1.0 if quick else 3.0)
     result = {
         "benchmark": "sudoku",
         "load_average": os.getloadavg(),
@@ -179,7 +275,8 @@ def main() -> None:
                     "processor": platform.processor() or platform.machine()},
         "solver_top95": bench_solver(rounds=3 if quick else 20,
                                      reference_puzzles=5 if quick else 95),
-        "cli_solve_file_top95": bench_cli_file((100,) if quick else (100, 1000)),
+        "tdoku_side_by_side": tdoku,
+        "cli_solve_file_top95": bench_cli_file((100,) if quick else (100, 1000), tdoku),
         "generator": bench_generator(seconds=0.3 if quick else 3.0),
         "vector_env": bench_vector(1024, steps=20 if quick else 300,
                                    sync_steps=3 if quick else 30),

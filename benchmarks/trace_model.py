@@ -4,7 +4,7 @@ report the ExecTrace metrics beside the "copy the previous frame" baseline, as o
 Data: generated straight-line and loop programs, traced (``build_trace_dataset``) and tokenized
 (``build_trace_lm_dataset``, tasks ``trace,output``: whole-trace LM windows, where every frame
 token is a label, and output prediction) into a temporary directory.
-Training: the Trainer (``trace_model_factory``) for the backbone's share of ``--minutes``: a
+Training: the Trainer (``reasoner="trace_lm"``) for the backbone's share of ``--minutes``: a
 short timed run plans the number of steps, so the warm-up + cosine schedule ends on time.
 Evaluation: ``evaluate_exectrace`` on the *test-split programs* (no program seen in training).
 
@@ -54,7 +54,6 @@ def train_one(data: Path, out: Path, backbone: str, seconds: float, args) -> tup
     """Train for about ``seconds``: a short calibration run measures the time per step, then a
     fresh run is planned to that many steps so its cosine schedule ends with the budget
     (``time_budget_s`` stops it anyway if the machine slows down)."""
-    from tracegym.agents.trace_model import trace_model_factory
     from tracegym.training import TrainConfig, Trainer
 
     def config(max_steps: int, budget: float, run_out: Path, log_every: int = 25
@@ -73,15 +72,14 @@ def train_one(data: Path, out: Path, backbone: str, seconds: float, args) -> tup
 
     start = time.perf_counter()
     calibration = Trainer(config(2 * args.calibration_steps, seconds, out / "calibration",
-                                 log_every=args.calibration_steps),
-                          policy_factory=trace_model_factory)
+                                 log_every=args.calibration_steps))
     calibration.train()
     # the second logged stretch: steady-state steps (the first holds start-up costs)
     logged = [json.loads(line) for line in open(out / "calibration" / "metrics.jsonl")]
     step_s = [r["sec"] for r in logged if r.get("split") == "train"][-1] / args.calibration_steps
     left = seconds - (time.perf_counter() - start)
     planned = max(args.calibration_steps, int(left / step_s))
-    trainer = Trainer(config(planned, 1.1 * left, out), policy_factory=trace_model_factory)
+    trainer = Trainer(config(planned, 1.1 * left, out))
     result = trainer.train()
     train_s = time.perf_counter() - start
     losses = [json.loads(line) for line in open(out / "metrics.jsonl")]
@@ -151,7 +149,7 @@ def main(argv=None) -> int:
         meta = json.loads((data / "meta.json").read_text())
         report["data"] = {"splits": meta["splits"], "test_programs": len(test_programs),
                           "seconds": round(time.perf_counter() - t0, 1)}
-        from tracegym.agents.trace_model.decode import evaluate_exectrace
+        from tracegym.training.evaluate_traces import evaluate_exectrace
 
         for i, backbone in enumerate(backbones):
             # an equal share of what is left (an overrun of one backbone is not passed on)

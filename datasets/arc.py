@@ -52,7 +52,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tracegym.envs.arc.augment import ArcAugmentation, distinct_copies
+from tracegym.checks import check_int
+from tracegym.envs.arc.augment import (  # noqa: F401 - SEPARATOR: its old home
+    SEPARATOR,
+    ArcAugmentation,
+    augmentation_name,
+    distinct_copies,
+)
 from tracegym.envs.arc.data import ArcTask, load_tasks
 from tracegym.envs.arc.tokens import COLOUR_OFFSET, SEQ_LEN, SIDE, VOCAB_SIZE, encode
 from tracegym.envs.arc.tokens import translate as translate_tokens
@@ -66,7 +72,6 @@ from .common import (
     add_progress_argument,
     add_shard_argument,
     augment_rng,
-    check_int,
     check_shard,
     shard_slice,
     stream_seed,
@@ -78,14 +83,6 @@ from .writer import BLANK_IDENTIFIER, RowSpill, SplitData, check_output_dir, wri
 SETS = ("arc-agi-1", "arc-agi-2")
 PROCEDURAL = "procedural"
 DEFAULT_PROCEDURAL_TASKS = (400, 400)  # train, test: the sizes of ARC-AGI-1's subsets
-SEPARATOR = "|||"
-
-
-def augmentation_name(task_id: str, aug: ArcAugmentation | None) -> str:
-    """TRM's puzzle name of an augmented copy (the bare id for the original)."""
-    if aug is None:
-        return task_id
-    return f"{task_id}{SEPARATOR}t{aug.k}{SEPARATOR}{''.join(map(str, aug.colour_perm))}"
 
 
 class _Split:

@@ -1,4 +1,4 @@
-"""Helpers shared by the dataset builders: derived seeds, shards, argument checks, chunked draws.
+"""Helpers shared by the dataset builders: derived seeds, shards, chunked draws.
 
 Every builder derives its random streams from the user's seed the same way: ``stream_seed(seed,
 TEST_STREAM)`` for the test items, ``TRAIN_STREAM`` for the train items, ``(REDRAW_STREAM, j)``
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from tracegym.checks import check_int  # noqa: F401 - its old home (traces, trace_lm)
 from tracegym.errors import TracegymError
 
 # spawn keys of the random streams derived from the user's seed
@@ -46,15 +47,6 @@ def shard_slice(count: int, shard: tuple[int, int]) -> tuple[int, int]:
     """The i-th of n contiguous slices of ``range(count)`` (sizes differ by at most one)."""
     i, n = shard
     return i * count // n, (i + 1) * count // n
-
-
-def check_int(name: str, value, minimum: int) -> int:
-    """``value`` as an int ``>= minimum``; TracegymError naming ``name`` otherwise."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TracegymError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise TracegymError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 @contextmanager

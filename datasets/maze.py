@@ -9,10 +9,11 @@ Layout (see :mod:`tracegym.datasets.writer`)::
     OUT/{train,test}/all__puzzle_identifiers.npy, all__puzzle_indices.npy, all__group_indices.npy
     OUT/{train,test}/all.parquet              one row per example, with the columns below
 
-Tokens follow TRM's ``build_maze_dataset.py``: the grid codes of :mod:`tracegym.envs.maze.board`
-are the token ids (0 pad, 1 wall ``#``, 2 open, 3 ``S``, 4 ``G``, 5 path ``o``), row-major, so
-``seq_len`` is 900 at 30x30. A label is the input with one shortest S-to-G path marked 5; any
-shortest path is a correct answer (:func:`~tracegym.envs.maze.solver.path_verdict`). Every
+Tokens are :mod:`tracegym.envs.maze.tokens` (TRM's ``build_maze_dataset.py``): the grid codes of
+:mod:`tracegym.envs.maze.board` are the token ids (0 pad, 1 wall ``#``, 2 open, 3 ``S``, 4 ``G``,
+5 path ``o``), row-major, so ``seq_len`` is 900 at 30x30. A label is the input with one
+shortest S-to-G path marked 5; any shortest path is a correct answer
+(:func:`~tracegym.envs.maze.solver.path_verdict`). Every
 example is its own puzzle (``puzzle_indices = arange(N + 1)``, identifiers all 0), and a group is
 one original maze followed by its augmented copies (``group_indices = arange(G + 1) * (1 +
 augment)``).
@@ -28,8 +29,9 @@ Which mazes go where (``MazeGenerator(size, kind, wall_density, min_path)``):
   example, augmented or not, is a test maze, and the choice never depends on other train items or
   on sharding. Train items are not deduplicated among themselves. Each train maze is followed by
   ``augment`` (at most 7) copies under distinct non-identity symmetries of the square
-  (:func:`tracegym.grid.dihedral`), the same on input and label, drawn from a random stream
-  seeded by ``(seed, item)``.
+  (:func:`tracegym.envs.maze.augment.augment_pair`; :func:`tracegym.grid.dihedral` numbers them
+  as TRM does), the same on input and label, drawn from a random stream seeded by ``(seed,
+  item)``.
 
 Parquet columns beside the tokens: ``item`` (index of the original maze in its split),
 ``augmentation`` (0 for the original, else the dihedral index ``k`` of the copy), ``maze`` and
@@ -49,7 +51,10 @@ import argparse
 
 import numpy as np
 
-from tracegym.envs.maze.board import CHARS, VOCAB_SIZE
+from tracegym.checks import check_int
+from tracegym.envs.maze import tokens
+from tracegym.envs.maze.augment import MAX_AUGMENT, augment_pair, canonical_forms
+from tracegym.envs.maze.board import CHARS
 from tracegym.envs.maze.generator import (
     DEFAULT_SIZE,
     HARD_WALL_DENSITY,
@@ -57,43 +62,19 @@ from tracegym.envs.maze.generator import (
     MazeGenerator,
 )
 from tracegym.errors import TracegymError
-from tracegym.grid import dihedral
+from tracegym.grid import char_texts
 
-from .common import add_split_arguments, check_int, check_shard, draw_splits, user_options
+from .common import add_split_arguments, check_shard, draw_splits, user_options
 from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
-
-MAX_AUGMENT = 7  # the 8 symmetries of the square less the identity
-
-
-def canonical_forms(mazes: np.ndarray) -> list[bytes]:
-    """``(B, n, n)`` mazes -> the least of each maze's 8 dihedral images, as bytes.
-
-    Two mazes have the same form iff one is a rotation or reflection of the other; pass mazes
-    without their path (the inputs, not the labels).
-    """
-    b, h, w = mazes.shape
-    images = np.stack([dihedral(mazes, k) for k in range(8)], axis=1)  # (B, 8, n, n)
-    images = np.ascontiguousarray(images, dtype=np.int8).reshape(b, 8, h * w)  # (B, 8, n*n)
-    return [min(row.tobytes() for row in images[i]) for i in range(b)]
 
 
 def _text(grids: np.ndarray) -> np.ndarray:
     """``(B, H, W)`` grids -> ``(B,)`` fixed-width bytes, the same text as ``format_maze``."""
-    b, h, w = grids.shape
-    lut = np.frombuffer(CHARS.encode("ascii"), dtype=np.uint8)
-    chars = np.full((b, h, w + 1), ord("\n"), dtype=np.uint8)  # each row then a newline
-    chars[:, :, :w] = lut[grids.astype(np.intp)]
-    chars = np.ascontiguousarray(chars.reshape(b, h * (w + 1))[:, :-1])  # drop the last newline
-    return chars.view(f"S{h * (w + 1) - 1}").reshape(b)
+    return char_texts(grids, CHARS, row_sep="\n")
 
 
 def _augment_item(augment: int):
-    def make(rng, maze, label):
-        ks = rng.choice(np.arange(1, 8), size=augment, replace=False)
-        mazes = np.stack([dihedral(maze, int(k)) for k in ks])
-        labels = np.stack([dihedral(label, int(k)) for k in ks])
-        return mazes, labels, ks
-    return make
+    return lambda rng, maze, label: augment_pair(rng, maze, label, augment)
 
 
 def _split(mazes, labels, lengths, sources, items, symmetries) -> SplitData:
@@ -101,11 +82,11 @@ def _split(mazes, labels, lengths, sources, items, symmetries) -> SplitData:
     of ``lengths``, ``sources`` and ``items``) is followed by its augmented copies;
     ``symmetries`` ``(G, per)`` holds the dihedral index of every example."""
     g, per = symmetries.shape
-    examples, h, w = mazes.shape
+    examples = mazes.shape[0]
     assert labels.shape[0] == examples == g * per
     return SplitData(
-        inputs=mazes.reshape(examples, h * w).astype(np.uint8),  # (N, n*n)
-        labels=labels.reshape(examples, h * w).astype(np.uint8),
+        inputs=tokens.encode(mazes),  # (N, n*n) uint8
+        labels=tokens.encode(labels),
         puzzle_identifiers=np.zeros(examples, dtype=np.int32),
         puzzle_indices=np.arange(examples + 1, dtype=np.int32),
         group_indices=np.arange(g + 1, dtype=np.int32) * per,
@@ -170,7 +151,7 @@ def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, tra
                        np.zeros((len(drawn.test_items), 1), dtype=np.int32)),
     }
     # TRM's maze metadata: one identifier (the blank), every puzzle has one example
-    metadata = {name: split.metadata(vocab_size=VOCAB_SIZE, mean_puzzle_examples=1.0)
+    metadata = {name: split.metadata(vocab_size=tokens.VOCAB_SIZE, mean_puzzle_examples=1.0)
                 for name, split in splits.items()}
     write_dataset(out, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite,
                   progress=progress)

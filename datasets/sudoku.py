@@ -44,6 +44,7 @@ import argparse
 
 import numpy as np
 
+from tracegym.checks import check_int
 from tracegym.envs.sudoku import tokens
 from tracegym.envs.sudoku.augment import augment_batch, equivalence_fingerprints
 from tracegym.envs.sudoku.board import SIZES
@@ -53,18 +54,15 @@ from tracegym.envs.sudoku.generator import (
     GeneratorConfig,
     SudokuGenerator,
 )
-from tracegym.grid import DIGIT_CHARS
+from tracegym.grid import DIGIT_CHARS, char_texts
 
-from .common import add_split_arguments, check_int, check_shard, draw_splits, user_options
+from .common import add_split_arguments, check_shard, draw_splits, user_options
 from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
 
 
 def _text(grids: np.ndarray) -> np.ndarray:
     """``(B, n, n)`` grids -> ``(B,)`` fixed-width bytes, one puzzle line each (``.`` blank)."""
-    b, n, _ = grids.shape
-    lut = np.frombuffer(("." + DIGIT_CHARS[:n]).encode("ascii"), dtype=np.uint8)
-    chars = np.ascontiguousarray(lut[grids.reshape(b, n * n).astype(np.intp)])  # (B, n*n)
-    return chars.view(f"S{n * n}").reshape(b)
+    return char_texts(grids, "." + DIGIT_CHARS[:grids.shape[-1]])
 
 
 def _augment_item(augment: int):

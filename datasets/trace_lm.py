@@ -129,14 +129,14 @@ def parse_tasks(task: str) -> tuple[str, ...]:
 def _next_frame(head, frames, seq_len, eos, counts) -> list:
     out = []
     for t, frame in enumerate(frames):
-            target = np.concatenate([frame, eos])
-            try:
-                prompt, dropped = fit_prompt(head, frames[:t], seq_len - len(target))
-            except ValueError:
-                counts["rejected_too_long"] += 1
-                continue
-            counts["truncated"] += dropped > 0
-            out.append((*encode_example(prompt, target, seq_len), "next_frame"))
+        target = np.concatenate([frame, eos])
+        try:
+            prompt, dropped = fit_prompt(head, frames[:t], seq_len - len(target))
+        except ValueError:
+            counts["rejected_too_long"] += 1
+            continue
+        counts["truncated"] += dropped > 0
+        out.append((*encode_example(prompt, target, seq_len), "next_frame"))
     return out
 
 

@@ -19,8 +19,12 @@ far faster, bounded by ``--max-events`` (recording stops; ``truncated``) and by 
 wall seconds per call: a ``SIGALRM`` timer raises :class:`CallTimeout` (a BaseException, so
 ``except Exception`` in the program does not swallow it) inside the program's own frames only,
 never inside the tracer's, and re-fires every 0.2 s until the call ends. The timer needs the
-main thread; elsewhere in-process calls are bounded by nothing but ``--max-events``. In-process
-runs have no memory limit: use ``--sandbox`` for anything untrusted.
+main thread; elsewhere in-process calls are bounded by nothing but ``--max-events``. On Python
+3.10, whose interpreter never runs a signal handler inside some loops (``while True: try: ...
+except BaseException: pass``), in-process calls run one at a time in a forked worker process
+that is killed (outcome ``timeout``, no trace) when a call outlives ``--timeout`` by
+``KILL_GRACE_S``; a worker that dies gives ``crash``. In-process runs have no memory limit: use
+``--sandbox`` for anything untrusted.
 
 Outcomes: ``ok``; ``exception`` (the traced function raised: still a full trace);
 ``truncated`` (``--max-events`` hit: the trace holds the first events); ``timeout``; ``memory``;
@@ -36,11 +40,11 @@ Split: ``split`` is ``"test"`` for a program when a hash of ``(seed, source)`` f
 source, lands in one split.
 
 Determinism: the same arguments give byte-identical files (sorted JSON keys, no timestamps or
-timings, fixed Parquet settings). Object addresses in reprs (``<... at 0x7f...>``, e.g. the
-iterator ``.0`` of a comprehension frame on 3.11) are written ``<... at 0x...>``. In-process, the
-order of a set of str follows ``PYTHONHASHSEED`` (set it for identical bytes across processes;
-the sandbox fixes it to 0). ``--shard i/n`` builds the i-th of n contiguous slices of the
-programs; the shards' records, concatenated in order, equal the whole build's.
+timings, fixed Parquet settings). Object addresses in reprs (``<object object at 0x7f...>``) are
+written ``<... at 0x...>`` (:func:`~tracegym.tracers.cwm.scrub_addresses`, as ExecTrace-v0).
+In-process, the order of a set of str follows ``PYTHONHASHSEED`` (set it for identical bytes
+across processes; the sandbox fixes it to 0). ``--shard i/n`` builds the i-th of n contiguous
+slices of the programs; the shards' records, concatenated in order, equal the whole build's.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ import hashlib
 import json
 import math
 import os
-import re
+import pickle
 import signal
 import sys
 import threading
@@ -83,6 +87,12 @@ PROGRAM_STREAM = 0  # stream_seed(seed, PROGRAM_STREAM) seeds the generated prog
 PARQUET_ROWS = 1024  # records per row group, flushed as they come so memory stays bounded
 ALARM_REPEAT_S = 0.2  # the in-process timer re-fires this often while a program ignores it
 _HERE = os.path.abspath(__file__)
+# Before 3.11 CPython checks for pending signals only at some backward jumps and calls, and skips
+# the check before a SETUP_FINALLY: in ``while True: try: i += 1 ...`` the alarm's handler never
+# runs, nor can another thread take the GIL. No Python code can end such a call, so on 3.10 the
+# in-process calls run in a forked worker process, killed when a call outlives its wall time.
+_FORKED = sys.version_info < (3, 11)
+KILL_GRACE_S = 2.0  # the worker's own alarm gets this long past --timeout before the kill
 
 # column -> pyarrow type name; the order of the Parquet columns
 COLUMNS = {
@@ -222,9 +232,10 @@ def _split_of(seed: int, source: str, test_fraction: float) -> str:
 
 def _args_text(call) -> str:
     from tracegym.tracers import safe_repr
+    from tracegym.tracers.cwm import scrub_text
 
-    return _clean(", ".join([*(safe_repr(a) for a in call.args),
-                             *(f"{k}={safe_repr(v)}" for k, v in call.kwargs.items())]))
+    return scrub_text(", ".join([*(safe_repr(a) for a in call.args),
+                                 *(f"{k}={safe_repr(v)}" for k, v in call.kwargs.items())]))
 
 
 def _args_json(call) -> str | None:
@@ -285,7 +296,14 @@ class _Alarm:
 
 
 def _in_process(program, call, settings: _Settings) -> tuple[str, str | None, object]:
-    """``(outcome, error, trace or None)`` of one in-process call."""
+    """``(outcome, error, trace or None)`` of one in-process call (in a worker on 3.10)."""
+    if _FORKED:
+        return _WORKER.run(program, call, settings)
+    return _in_process_here(program, call, settings)
+
+
+def _in_process_here(program, call, settings: _Settings) -> tuple[str, str | None, object]:
+    """:func:`_in_process` in this very process."""
     from tracegym.tracers import TraceOptions, Tracer
 
     try:
@@ -315,6 +333,93 @@ def _in_process(program, call, settings: _Settings) -> tuple[str, str | None, ob
     return _trace_outcome(trace), None, trace
 
 
+def _serve(conn, parent_end) -> None:
+    """The forked worker's loop: a job in, ``("ok", (outcome, error, trace))`` or ``("error",
+    message)`` out, until the parent closes its end (or is gone)."""
+    parent_end.close()  # else the parent's exit would not reach us as EOF
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        try:
+            outcome, error, trace = _in_process_here(*job)
+            if trace is not None:  # the live objects need not (and may not) travel
+                trace = dataclasses.replace(trace, result=None, exception=None)
+            reply = ("ok", (outcome, error, trace))
+        except KeyboardInterrupt:  # Ctrl-C reached the whole process group: the parent too
+            return
+        except Exception as err:  # noqa: BLE001 - the tracer's own failure: the parent raises it
+            reply = ("error", f"{type(err).__name__}: {err}")
+        finally:
+            for stream in (sys.stdout, sys.stderr):  # the program's prints, before the reply
+                stream.flush()
+        try:
+            conn.send(reply)
+        except Exception as err:  # noqa: BLE001 - e.g. a repr object that does not pickle
+            conn.send(("error", f"the worker cannot send its result: {type(err).__name__}: "
+                                f"{err}"))
+
+
+class _Worker:
+    """The forked process that runs in-process calls on 3.10 (see ``_FORKED``), one at a time;
+    started on the first call, killed when a call outlives its time (the next call forks a new
+    one), a daemon: it ends with this process."""
+
+    def __init__(self) -> None:
+        self.process = self.conn = None
+        self.lock = threading.Lock()
+
+    def start(self) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")  # a copy of this process: nothing to import
+        self.conn, child_end = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child_end, self.conn), daemon=True,
+                                   name="tracegym-in-process")
+        self.process.start()
+        child_end.close()
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.join()
+            self.conn.close()
+            self.process = self.conn = None
+
+    def run(self, program, call, settings: _Settings) -> tuple[str, str | None, object]:
+        with self.lock:
+            if self.process is None or not self.process.is_alive():
+                self.close()
+                self.start()
+            try:
+                self.conn.send((program, call, settings))  # pickled whole before it is sent
+            except (pickle.PicklingError, TypeError, AttributeError):
+                # arguments that do not pickle (none from a spec or the generator): run them
+                # here, bounded as on 3.11 by the alarm alone
+                return _in_process_here(program, call, settings)
+            try:
+                if not self.conn.poll(settings.timeout + KILL_GRACE_S):
+                    self.close()
+                    return "timeout", (f"wall time {settings.timeout}s exceeded; the call did "
+                                       "not stop at CallTimeout and its process was killed"), None
+                kind, value = self.conn.recv()
+            except EOFError:  # the worker died: os._exit in the program, the OOM killer...
+                self.process.join()
+                code = self.process.exitcode
+                self.close()
+                return "crash", f"the process running the call ended (exit code {code})", None
+            except BaseException:  # Ctrl-C while waiting: leave no worker running the call
+                self.close()
+                raise
+        if kind == "error":
+            raise RuntimeError(f"in-process call of {program.name}: {value}")
+        return value
+
+
+_WORKER = _Worker()
+
+
 def _in_sandbox(program, call, settings: _Settings) -> tuple[str, str | None, object]:
     from tracegym.errors import ArgumentSerialisationError
     from tracegym.tracers.sandbox import Limits, run_source
@@ -332,26 +437,6 @@ def _in_sandbox(program, call, settings: _Settings) -> tuple[str, str | None, ob
     return result.outcome, result.message or None, result.trace
 
 
-_ADDRESS = re.compile(r"( at 0x)[0-9a-fA-F]{4,16}>")
-
-
-def _clean(text: str | None) -> str | None:
-    return text if text is None or " at 0x" not in text else _ADDRESS.sub(r"\1...>", text)
-
-
-def _without_addresses(trace):
-    """The trace with ``<... at 0x7f3a...>`` written ``<... at 0x...>``: an object's address
-    changes from run to run (on 3.11 every comprehension frame shows its iterator ``.0``)."""
-    def dirty(f) -> bool:
-        return (f.arg is not None and " at 0x" in f.arg) or any(
-            " at 0x" in v for v in f.locals.values())
-
-    frames = [f._replace(locals={k: _clean(v) for k, v in f.locals.items()}, arg=_clean(f.arg))
-              if dirty(f) else f for f in trace.frames]
-    return dataclasses.replace(trace, frames=frames, return_repr=_clean(trace.return_repr),
-                               exception_repr=_clean(trace.exception_repr))
-
-
 def _trace_outcome(trace) -> str:
     if trace.truncated:
         return "truncated"
@@ -366,8 +451,9 @@ def _record(program, index: int, call_index: int, call, split: str,
     cwm = trace_json = None
     if trace is not None:
         from tracegym.errors import TraceFormatError
+        from tracegym.tracers.cwm import scrub_addresses
 
-        trace = _without_addresses(trace)
+        trace = scrub_addresses(trace)  # as the ExecTrace env writes it
         trace_json = trace.to_json()
         try:
             cwm = trace.to_cwm()

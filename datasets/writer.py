@@ -33,7 +33,6 @@ import errno
 import json
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -44,6 +43,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tracegym.errors import TracegymError
+from tracegym.io import atomic_directory
 
 SET_NAME = "all"
 ARRAY_NAMES = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
@@ -334,52 +334,27 @@ def _write_parquet(path: Path, arrays: dict[str, np.ndarray], columns: Mapping, 
             bar.update(hi - lo)
 
 
-def _swap_in(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first, then deleted."""
-    check_output_dir(out, overwrite=overwrite)  # again: it may have changed meanwhile
-    if out.is_dir() and any(out.iterdir()):
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out, old)
-        try:
-            os.replace(tmp, out)
-        except BaseException:
-            os.replace(old, out)  # put the previous dataset back
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)  # a missing or empty directory is replaced in one step
-
-
 @contextmanager
 def staged_directory(out: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Write a dataset directory atomically: yields a hidden sibling ``.OUT.partial-<pid>`` to
-    fill; when the block ends it replaces ``out`` (see :func:`check_output_dir`), and when the
-    block raises it is removed, so ``out`` is never half-written."""
+    """Write a dataset directory atomically (:func:`tracegym.io.atomic_directory`): yields a
+    hidden sibling ``.OUT.partial-<pid>`` to fill; when the block ends it replaces ``out`` (see
+    :func:`check_output_dir`), and when the block raises it is removed, so ``out`` is never
+    half-written. OSErrors name ``out``, never the staging directory."""
     out = check_output_dir(out, overwrite=overwrite)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    tmp = None
     try:
-        if tmp.exists():  # left by a killed run of a process with our pid
-            shutil.rmtree(tmp)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
+        with atomic_directory(out) as tmp:
+            yield tmp
+            check_output_dir(out, overwrite=overwrite)  # again: it may have changed meanwhile
     except OSError as err:
-        raise _os_error(type(err), err.errno, out,
-                        f"cannot be created: {err.strerror or err}") from None
-    try:
-        yield tmp
-        _swap_in(tmp, out, overwrite)
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is None:  # making the staging directory failed
+            raise _os_error(type(err), err.errno, out,
+                            f"cannot be created: {err.strerror or err}") from None
         if not _names(err, tmp):
             raise
         # e.g. a full disk: the user knows OUT, not our hidden staging directory
         raise _os_error(type(err), err.errno, out,
                         f"could not be written: {err.strerror or err}") from err
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _names(err: OSError, folder: Path) -> bool:

@@ -2,6 +2,7 @@ import ast
 import importlib.util
 import os
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pytest
@@ -67,6 +68,14 @@ def small_puzzles():
 
     puzzles, solutions, _ = SudokuGenerator(4, "medium").generate_arrays(seed=11, count=20)
     return puzzles, solutions
+
+
+# A TRM small enough for a few CPU steps a second on `sudoku4`: one mixer block, one recursion,
+# 2 supervision steps, so the halting exploration draws random numbers (resume must restore the
+# RNG). A constant, not a fixture: the DDP tests' spawned workers build their configs from it
+# (`from conftest import TINY_TRM`); read-only, so no test changes it for the others.
+TINY_TRM = MappingProxyType({"dim": 16, "depth": 1, "heads": 2, "N_sup": 2, "H_cycles": 1,
+                             "L_cycles": 1, "multiple_of": 16})
 
 
 @pytest.fixture(scope="module")

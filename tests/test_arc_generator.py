@@ -128,6 +128,10 @@ def test_flip__hand_examples():
     assert _p("flip", {"transform": 1}, grid) == [[2, 4], [1, 3]]  # quarter turn anticlockwise
     assert _p("flip", {"transform": 2}, grid) == [[4, 3], [2, 1]]
     assert _p("flip", {"transform": 4}, grid) == [[2, 1], [4, 3]]  # left-right mirror
+    # TRM's numbering (tracegym.grid.dihedral): 5 up-down, 6 transpose, 7 anti-transpose
+    assert _p("flip", {"transform": 5}, grid) == [[3, 4], [1, 2]]
+    assert _p("flip", {"transform": 6}, grid) == [[1, 3], [2, 4]]
+    assert _p("flip", {"transform": 7}, grid) == [[4, 2], [3, 1]]
 
 
 @pytest.mark.parametrize("direction, grid, expected", [
@@ -223,7 +227,7 @@ def test_label_components__four_connected_row_major():
     (lambda: procedural_task("flip", 0, "3"), "index must be an int, got '3'"),
     (lambda: procedural_task("flip", 0, True), "index must be an int, got True"),
     (lambda: generate_task("flip", np.random.default_rng(0), num_demos=0),
-     "num_demos must be an int in 1..10, got 0"),
+     "num_demos must be in 1..10, got 0"),
 ])
 def test_generator__bad_arguments(call, message):
     with pytest.raises(ValueError, match=re.escape(message)):

@@ -82,7 +82,7 @@ def test_env__object_addresses_are_scrubbed():
         env = ExecTraceEnv(programs=[program])
         env.reset(seed=2)
         texts.add(env.episode.trace.to_cwm())
-    assert len(texts) == 1 and "<object object at 0x0>" in texts.pop()
+    assert len(texts) == 1 and "<object object at 0x...>" in texts.pop()
 
 
 def test_env__different_seeds_different_programs():
@@ -249,11 +249,37 @@ def test_step__token_action_with_mask_id_raises():
     ({"programs": 3}, "programs must be one of ['generated', 'cruxeval'], a list of Program or "
                       "a callable rng -> Program, got int"),
     ({"kind": "deep"}, "kind must be one of ['straight_line', 'loops', 'mixed'], got 'deep'"),
-    ({"max_length": 0}, "max_length must be a positive int, got 0"),
-    ({"max_tokens": 1.5}, "max_tokens must be a positive int, got 1.5"),
-    ({"max_steps": 0}, "max_steps must be a positive int or None, got 0"),
+    ({"max_length": 0}, "max_length must be >= 1, got 0"),
+    ({"max_tokens": 1.5}, "max_tokens must be an int, got 1.5"),
+    ({"max_steps": 0}, "max_steps must be >= 1, got 0"),
     ({"render_mode": "human"}, "render_mode must be one of ['ansi'], got 'human'"),
 ])
 def test_env__bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         ExecTraceEnv(**kwargs)
+
+
+def test_env__frame_text_is_the_trace_datasets_for_the_same_call(tmp_path):
+    # an object's repr carries its address: the dataset a model trains on and the env that
+    # scores it must write it the same way, or the model is scored on text it never saw
+    import json
+
+    from tracegym.datasets.traces import build_trace_dataset
+    from tracegym.tracers.programs import programs_from_directory
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "box.py").write_text(
+        "def f(n):\n    box = object()\n    items = [box, n]\n    return repr(items)\n")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"box.py": {"f": ["3"]}}))
+    build_trace_dataset(tmp_path / "out", source=tmp_path / "src", spec=spec, sandbox=False,
+                        progress=False)
+    lines = (tmp_path / "out" / "traces.jsonl").read_text().splitlines()
+    record = json.loads(lines[0])
+    assert len(lines) == 1 and record["outcome"] == "ok"
+
+    env = ExecTraceEnv(programs=programs_from_directory(tmp_path / "src", spec))
+    env.reset(seed=0)
+    ep = env.episode
+    assert ep.header + "".join(ep.frame_texts) == record["cwm"]
+    assert "<object object at 0x...>" in record["cwm"] and ep.answer == record["return_repr"]

@@ -227,12 +227,12 @@ def test_check_path__returns_the_maze_of_a_good_answer():
     ({"size": 8, "kind": "backtracker"}, "size must be odd for a perfect (backtracker) maze, "
                                          "got 8"),
     ({"size": 10, "kind": "kruskal"}, "size must be odd for a perfect (kruskal) maze, got 10"),
-    ({"size": 4}, "size must be an int in 5..255, got 4"),
-    ({"size": 7.0}, "size must be an int in 5..255, got 7.0"),
+    ({"size": 4}, "size must be in 5..255, got 4"),
+    ({"size": 7.0}, "size must be an int, got 7.0"),
     ({"wall_density": 1.0}, "wall_density must be in [0, 1), got 1.0"),
     ({"wall_density": -0.1}, "wall_density must be in [0, 1), got -0.1"),
-    ({"min_path": -1}, "min_path must be an int >= 0, got -1"),
-    ({"max_attempts": 0}, "max_attempts must be a positive int, got 0"),
+    ({"min_path": -1}, "min_path must be >= 0, got -1"),
+    ({"max_attempts": 0}, "max_attempts must be >= 1, got 0"),
 ])
 def test_maze_generator__bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -241,8 +241,7 @@ def test_maze_generator__bad_arguments(kwargs, message):
 
 def test_maze_generator__bad_calls_and_impossible_requests():
     gen = MazeGenerator(7, "backtracker")
-    with pytest.raises(ValueError, match=re.escape("count and start must be >= 0, got count=-1, "
-                                                   "start=0")):
+    with pytest.raises(ValueError, match=re.escape("count must be >= 0, got -1")):
         gen.generate_arrays(0, -1)
     with pytest.raises(ValueError, match=re.escape("seed must be an int, got 1.5")):
         gen.generate_arrays(1.5, 1)

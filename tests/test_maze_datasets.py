@@ -256,9 +256,9 @@ def test_build_maze_dataset__non_empty_out_needs_overwrite(tmp_path):
     ({"shard": (2, 2)}, "shard must be (i, n) with 0 <= i < n, got (2, 2)"),
     ({"shard": "0/2"}, "shard must be (i, n) with 0 <= i < n, got '0/2'"),
     ({"kind": "prim"}, "kind must be one of ['backtracker', 'kruskal', 'hard'], got 'prim'"),
-    ({"size": 4}, "size must be an int in 5..255, got 4"),
+    ({"size": 4}, "size must be in 5..255, got 4"),
     ({"size": 8}, "size must be odd for a perfect (backtracker) maze, got 8"),
-    ({"kind": "hard", "min_path": -1}, "min_path must be an int >= 0, got -1"),
+    ({"kind": "hard", "min_path": -1}, "min_path must be >= 0, got -1"),
     ({"kind": "hard", "wall_density": 1.0}, "wall_density must be in [0, 1), got 1.0"),
 ])
 def test_build_maze_dataset__bad_arguments(tmp_path, kwargs, message):

@@ -1,4 +1,5 @@
-"""Program sources: the seeded generator, user directories, installed modules, CRUXEval."""
+"""tracegym.tracers.programs: the Program/Call records, argument lists, the seeded generator,
+and the loaders (user directories, installed modules, CRUXEval); a section per module."""
 
 import ast
 import json
@@ -53,7 +54,46 @@ def run_all(program: Program) -> list:
     return results
 
 
-# ----------------------------------------------------------------------------- generator
+# ------------------------------------------------------------------------ the package itself
+
+
+# the names programs.py had when it was one module; callers import them from the package
+OLD_NAMES = (
+    "CRUXEVAL_PATH", "CURATED_FUNCTIONS", "DATA_DIR", "KINDS", "MAX_DEPTH", "TYPES", "Call",
+    "Program", "ProgramConfig", "RandomChoices", "build_program", "cruxeval_programs",
+    "curated_modules", "generate_program", "generate_programs", "item_rng", "parse_arguments",
+    "programs_from_directory", "programs_from_module", "random_value", "_load_spec",
+)
+
+
+def test_programs__the_old_module_names_import_from_the_package():
+    from tracegym.tracers import programs
+
+    assert [n for n in OLD_NAMES if not hasattr(programs, n)] == []
+    assert set(programs.__all__) == set(OLD_NAMES) - {"_load_spec"}
+    assert programs.CRUXEVAL_PATH.is_file()  # the data folder moved one level up from here
+
+
+# ----------------------------------------------------------------------------- records.py
+
+
+def test_program__inputs_normalised_and_run_copies_arguments():
+    program = Program("p", "def f(xs):\n    xs.append(1)\n    return len(xs)\n", "f",
+                      inputs=[([0],)])
+    assert program.inputs == (Call(([0],)),)
+    assert program.run() == 2 and program.run() == 2  # the stored input is not mutated
+
+
+# ----------------------------------------------------------------------------- arguments.py
+
+
+def test_parse_arguments__literals_and_keywords():
+    assert parse_arguments("[1, 2], 'a', k=(3,)") == Call(([1, 2], "a"), {"k": (3,)})
+    with pytest.raises(ValueError, match=re.escape("argument 'len(x)' in 'len(x)' is not a")):
+        parse_arguments("len(x)")
+
+
+# ------------------------------------------------------------ generator.py (builder, expressions)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -79,9 +119,10 @@ def test_generate_program__docstring_pins_the_bytes_of_a_seed():
     # the docstring example is item 1 of seed 0: a change there changes every data set built
     import doctest
 
-    from tracegym.tracers import programs
+    from tracegym.tracers.programs import generator
 
-    assert doctest.testmod(programs).failed == 0
+    result = doctest.testmod(generator)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_generate_program__accepts_a_random_generator():
@@ -147,20 +188,7 @@ def test_generate_program__bad_arguments(kwargs, message):
         generate_program(kwargs.pop("seed"), kwargs.pop("index"), **kwargs)
 
 
-def test_program__inputs_normalised_and_run_copies_arguments():
-    program = Program("p", "def f(xs):\n    xs.append(1)\n    return len(xs)\n", "f",
-                      inputs=[([0],)])
-    assert program.inputs == (Call(([0],)),)
-    assert program.run() == 2 and program.run() == 2  # the stored input is not mutated
-
-
-def test_parse_arguments__literals_and_keywords():
-    assert parse_arguments("[1, 2], 'a', k=(3,)") == Call(([1, 2], "a"), {"k": (3,)})
-    with pytest.raises(ValueError, match=re.escape("argument 'len(x)' in 'len(x)' is not a")):
-        parse_arguments("len(x)")
-
-
-# ----------------------------------------------------------------------------- directory
+# ------------------------------------------------------------------- loaders.py: directory
 
 
 @pytest.fixture
@@ -217,7 +245,7 @@ def test_programs_from_directory__bad_paths(user_dir):
         programs_from_directory(user_dir, user_dir / "bad.json")
 
 
-# ----------------------------------------------------------------------------- modules
+# ------------------------------------------------------------------- loaders.py: modules
 
 
 @pytest.mark.parametrize("module", curated_modules())
@@ -242,7 +270,7 @@ def test_programs_from_module__errors(monkeypatch):
         programs_from_module("bisect")
 
 
-# ----------------------------------------------------------------------------- CRUXEval
+# ------------------------------------------------------------------- loaders.py: CRUXEval
 
 
 @pytest.fixture(scope="module")

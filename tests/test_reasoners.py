@@ -118,6 +118,19 @@ def test_named_configs__build(name):
     assert model.config["reasoner"] == cfg["reasoner"]
 
 
+@pytest.mark.parametrize(("reasoner", "extra", "steps"), [
+    ("trm", {"N_sup": 3}, 3), ("hrm", {"halt_max_steps": 5}, 5), ("feedforward", {}, 1),
+    ("diffusion", {"decode_steps": 4}, 1), ("autoregressive", {}, 1)])
+def test_reasoner__max_supervision_steps_is_what_a_batch_yields_at_most(reasoner, extra, steps,
+                                                                        batch):
+    from tracegym.training.trainer import supervision_steps_per_batch
+
+    backbone = "transformer"
+    model = build_policy(reasoner, backbone, TASK, **tiny(reasoner, backbone, **extra)).eval()
+    assert model.max_supervision_steps == supervision_steps_per_batch(model) == steps
+    assert len(list(model.supervision_steps(batch))) == steps  # eval runs every step
+
+
 def test_named_configs__trm_sudoku_matches_the_paper():
     cfg = NAMED_CONFIGS["trm-sudoku-extreme"]
     assert (cfg["backbone"], cfg["dim"], cfg["depth"], cfg["H_cycles"], cfg["L_cycles"],
@@ -373,6 +386,16 @@ BAD = [
 ]
 
 
+def test_causal_reasoners__error_names_every_causal_backbone():
+    from tracegym.agents.backbones import BACKBONES as ALL
+
+    with pytest.raises(ValueError, match="needs a causal backbone") as err:
+        build_policy("autoregressive", "mlp_mixer", TASK, dim=32, heads=2)
+    named = str(err.value).rpartition("use one of ")[2].split(", ")
+    assert {"kda", "mla", "sliding_window"} <= set(named)
+    assert set(named) == {name for name, pattern in ALL.items() if "M" not in pattern}
+
+
 @pytest.mark.parametrize(("change", "message"), BAD)
 def test_build_policy__bad_arguments_raise(change, message):
     args = dict(reasoner="trm", backbone="mlp_mixer", task="sudoku4", dim=32, heads=2,
@@ -413,3 +436,15 @@ def test_log_stablemax__finite_gradient_at_a_logit_of_one():
     x = torch.tensor([[1.0, -2.0, 0.0, 3.0]], dtype=torch.float64, requires_grad=True)
     log_stablemax(x)[0, 1].backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_tasks__agree_with_the_env_token_layouts():
+    from tracegym.envs.arc import tokens as arc
+    from tracegym.envs.maze import tokens as maze
+    from tracegym.envs.sudoku import tokens as sudoku
+
+    for name, size in (("sudoku", 9), ("sudoku4", 4), ("sudoku6", 6)):
+        assert (TASKS[name].vocab_size, TASKS[name].seq_len) == \
+            (sudoku.vocab_size(size), sudoku.seq_len(size))
+    assert (TASKS["maze"].vocab_size, TASKS["maze"].seq_len) == (maze.VOCAB_SIZE, maze.seq_len(30))
+    assert (TASKS["arc"].vocab_size, TASKS["arc"].seq_len) == (arc.VOCAB_SIZE, arc.SEQ_LEN)

@@ -7,6 +7,7 @@ and the host side (no file appeared, no process survived, the test process is al
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import linecache
 import os
 import re
@@ -609,3 +610,28 @@ def main():
                 pass
     os._exit(0)
 """, "main", limits=FAST)
+
+
+BAD_RECORDS = [b'{"outcome": 5}', b'{"outcome": null, "trace": "{}"}', b'{"message": "ok"}',
+               b'["outcome", "ok"]', b'"ok"', b"\xff", b"[" * 100_000]
+
+
+def test_read_record__a_record_of_the_wrong_type_is_a_violation_even_under_O(tmp_path):
+    # What the child sends back is untrusted (the program shares its process): the check must
+    # hold under python -O, which strips asserts. Run outside the clone, so the installed
+    # package is imported, not the source folder.
+    script = textwrap.dedent(f"""
+        import json
+        from tracegym.tracers.sandbox import RunResult, _read_record
+        out = []
+        for raw in {BAD_RECORDS!r}:
+            result = RunResult(outcome="crash")
+            _read_record(result, raw)
+            out.append([result.outcome, result.message.split(":")[0]])
+        print(json.dumps(out))
+        """)
+    proc = subprocess.run([sys.executable, "-O", "-c", script], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [["violation", "result channel held no valid record"]
+                                       for _ in BAD_RECORDS]

@@ -76,7 +76,7 @@ def test_generator__draw_from_rng_is_deterministic():
     (dict(difficulty="brutal"), "difficulty must be one of ['easy', 'medium', 'hard', "
                                 "'extreme'], got 'brutal'"),
     (dict(size=4, difficulty="extreme"), "difficulty 'extreme' is not available for size 4"),
-    (dict(max_attempts=0), "max_attempts must be a positive int, got 0"),
+    (dict(max_attempts=0), "max_attempts must be >= 1, got 0"),
 ])
 def test_generator__bad_config(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):

@@ -1,34 +1,30 @@
-"""Trace models (issue 9): tokenizer round trip on traces, the trace_lm data builder, TraceLM
-cached decoding, learning on a tiny config, the diffusion variant, and bad inputs."""
+"""Trace models: tokenizer round trip on traces, the prompt format and the trace_lm data builder,
+TraceLM cached decoding, learning on a tiny config, the diffusion variant, training, checkpoint
+loading and ExecTrace evaluation, the trace-model CLI, the import layering, and bad inputs."""
 
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 
-from tracegym.agents.trace_model import (
-    FRAME_SEP_ID,
-    build_trace_model,
-    load_trace_model,
-    teacher_forced,
-    trace_model_factory,
-)
-from tracegym.agents.trace_model.decode import (
-    evaluate_exectrace,
-    frame_prompt,
-    rollout,
-    trace_ended,
-)
+from tracegym.agents.reasoners import REASONERS, TRACE_REASONERS, build_policy
+from tracegym.agents.trace_model import FRAME_SEP_ID, teacher_forced, trace_task
+from tracegym.agents.trace_model.decode import frame_prompt, rollout, trace_ended
 from tracegym.datasets.torch_dataset import PuzzleDataset
-from tracegym.datasets.trace_lm import build_trace_lm_dataset, encode_example, fit_prompt
+from tracegym.datasets.trace_lm import build_trace_lm_dataset
 from tracegym.datasets.traces import build_trace_dataset, read_traces
 from tracegym.envs.exectrace.source import frame_texts
 from tracegym.tracers.cwm import Trace
+from tracegym.tracers.prompt import answer_prompt, encode_example, fit_prompt
 from tracegym.tracers.strategies import traced_programs
 from tracegym.tracers.tokenizer import BOS, EOS, TraceTokenizer
+from tracegym.training.checkpoint import load_trace_model
+from tracegym.training.evaluate_traces import evaluate_exectrace
 
 torch.set_num_threads(1)
 TOK = TraceTokenizer()
@@ -53,8 +49,8 @@ def lm_data(traces_dir, tmp_path_factory):
 def tiny(reasoner="trace_lm", backbone="transformer", seq_len=SEQ, **kw):
     torch.manual_seed(0)
     kw = {"depth": 1, **kw}
-    return build_trace_model(reasoner, backbone, seq_len=seq_len, dim=32, heads=2,
-                             multiple_of=32, **kw)
+    return build_policy(reasoner, backbone, trace_task(seq_len), dim=32, heads=2,
+                        multiple_of=32, **kw)
 
 
 # ------------------------------------------------------------------------------ tokenizer
@@ -206,7 +202,7 @@ def test_trace_model__trainer_checkpoint_eval_and_predict(traces_dir, lm_data, t
                       backbone="transformer", loss="softmax", max_steps=4, batch_size=8,
                       eval_examples=4, out=str(tmp_path / "run"), progress=False, device="cpu",
                       model=dict(dim=32, depth=1, heads=2, multiple_of=32))
-    Trainer(cfg, policy_factory=trace_model_factory).train()
+    Trainer(cfg).train()  # by name: REASONERS lists the trace models
     model = load_trace_model(tmp_path / "run")
     assert model.config["tokenizer"] == TOK.to_dict()
     result = evaluate_exectrace(model, kind="straight_line", episodes=1, rollout_episodes=1,
@@ -220,7 +216,7 @@ def test_trace_model__trainer_checkpoint_eval_and_predict(traces_dir, lm_data, t
     # the predict command: a CWM trace, then the diff against the real (in-process) trace
     import argparse
 
-    from tracegym.agents import trace_model_cli
+    from tracegym.training import trace_model_cli
 
     source = tmp_path / "prog.py"
     source.write_text("def f(x):\n    y = x + 1\n    return y\n")
@@ -275,10 +271,9 @@ def test_trace_lm__bad_prefixes():
     with pytest.raises(ValueError, match="at most 15"):
         model.complete([np.ones(16, np.int64)])
     with pytest.raises(ValueError, match="task.vocab_size"):
-        build_trace_model("trace_lm", "transformer", {"name": "x", "vocab_size": 11,
-                                                      "seq_len": 8})
+        build_policy("trace_lm", "transformer", {"name": "x", "vocab_size": 11, "seq_len": 8})
     with pytest.raises(ValueError, match="causal backbone"):
-        build_trace_model("trace_lm", "mlp_mixer", seq_len=8)
+        build_policy("trace_lm", "mlp_mixer", trace_task(8))
 
 
 def test_rollout__stops_when_the_entry_returns():
@@ -299,3 +294,49 @@ def test_frame_parts__split_at_the_first_action_sep():
     assert frame_parts(frame) == ('<|line_sep|>{"x": ".."}', "    y = x\n<|frame_sep|>")
     assert frame_parts("<|line_sep|>{}") == ("<|line_sep|>{}", None)
     assert frame_parts("") == ("", None)
+
+
+# ------------------------------------------------------------------------------ layering
+
+def test_trace_model__import_loads_no_dataset_training_or_env_module():
+    # the agents layer reads the prompt format from tracers; evaluation and checkpoint loading
+    # live above it, in training
+    code = ("import sys, tracegym.agents.trace_model.decode; "
+            "print([m for m in sys.modules if m.split('.')[:2] in "
+            "(['tracegym', 'datasets'], ['tracegym', 'training'], ['tracegym', 'envs'])])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_reasoners__one_registry_lists_the_trace_models():
+    assert set(REASONERS) == set(TRACE_REASONERS) | {"feedforward", "trm", "hrm", "diffusion",
+                                                     "autoregressive"}
+    for name in REASONERS:
+        assert REASONERS[name].NAME == name
+    model = tiny(seq_len=32)
+    again = build_policy(**model.config)  # how a checkpoint's policy_config is rebuilt
+    assert type(again) is type(model) and again.config == model.config
+
+
+def test_load_trace_model__another_reasoner_is_a_clear_error(tmp_path):
+    from tracegym.errors import TracegymError
+    from tracegym.training.checkpoint import save_checkpoint
+
+    model = build_policy("feedforward", "transformer", "sudoku4", dim=16, depth=1, heads=2)
+    save_checkpoint(tmp_path / "c.safetensors", model=model,
+                    optimizer=torch.optim.SGD(model.parameters(), lr=0.1), config={},
+                    task_spec={}, policy_config=model.config, trainer_state={"step": 0})
+    with pytest.raises(TracegymError, match="holds a 'feedforward' model, not a trace model"):
+        load_trace_model(tmp_path / "c.safetensors")
+
+
+def test_prompt__answer_prompt_is_the_env_observation():
+    from tracegym.envs.exectrace.source import Episode
+    from tracegym.tracers.programs import Call, Program
+
+    program = Program("p", "def f(x, k=1):\n    return x\n\n", "f", (Call((3,), {"k": 2}),),
+                      origin="directory")
+    episode = Episode(program, program.inputs[0], Trace(entry="f", context="", frames=[]), "",
+                      (), "3")
+    assert answer_prompt(program.source, "f", "3, k=2") == episode.answer_prompt

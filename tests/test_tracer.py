@@ -15,11 +15,14 @@ import math
 import re
 import sys
 import threading
+import warnings
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import pytest
 
 from tracegym.tracers import TRUNCATED, Frame, Trace, TraceOptions, Tracer, safe_repr, trace
+from tracegym.tracers.trace import DisplacedTracerWarning
 
 trace_module = importlib.import_module("tracegym.tracers.trace")  # the module, not trace()
 C_SKIP = pytest.mark.skipif(
@@ -461,6 +464,18 @@ def test_trace__kwargs_go_to_fn():
     assert trace(f, 1, max_events=5, scope="y").result == (1, 5, "y")
 
 
+@contextmanager
+def displacing(prior):
+    """Expect the warning that tracing sets ``prior`` aside (settrace), or none (monitoring)."""
+    if MONITORING:  # sys.monitoring leaves the trace function in place: nothing to report
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DisplacedTracerWarning)
+            yield
+    else:
+        with pytest.warns(DisplacedTracerWarning, match=re.escape(repr(prior))):
+            yield
+
+
 def test_trace__prior_tracer_restored():
     seen = []
 
@@ -470,10 +485,44 @@ def test_trace__prior_tracer_restored():
 
     sys.settrace(prior)
     try:
-        trace(loop_sum, 3)
+        with displacing(prior):
+            trace(loop_sum, 3)
         assert sys.gettrace() is prior
     finally:
         sys.settrace(None)
+
+
+def test_trace__a_displaced_tracer_is_reported_once_per_call_and_tracing_works():
+    seen = []
+
+    def prior(frame, event, arg):
+        seen.append(frame.f_code)
+        return None
+
+    expected = trace(loop_sum, 30)
+    sys.settrace(prior)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            traces = [trace(loop_sum, 30) for _ in range(2)]
+        assert sys.gettrace() is prior
+    finally:
+        sys.settrace(None)
+    for t in traces:  # the trace is whole, displaced tracer or not
+        assert t.frames == expected.frames and t.result == expected.result
+    reported = [w for w in caught if issubclass(w.category, DisplacedTracerWarning)]
+    if MONITORING:  # sys.monitoring: the tracer stays installed and sees the call
+        assert reported == [] and loop_sum.__code__ in seen
+    else:  # one warning per traced call (not per event), naming the function and this file
+        assert len(reported) == 2 and loop_sum.__code__ not in seen
+        assert all(repr(prior) in str(w.message) and w.filename == __file__ for w in reported)
+
+
+def test_trace__tracing_inside_a_traced_call_is_not_reported():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DisplacedTracerWarning)
+        t = trace(traces_inside, 3)
+    assert t.exception is None and t.result == trace(traces_inside, 3).result
 
 
 def test_trace__stdlib_not_traced_by_default():
@@ -639,7 +688,8 @@ def test_trace__prior_profile_and_tracer_restored():
     sys.setprofile(prof)
     sys.settrace(prior)
     try:
-        t = trace(loop_sum, 3)
+        with displacing(prior):
+            t = trace(loop_sum, 3)
         assert sys.gettrace() is prior and sys.getprofile() is prof
     finally:
         sys.settrace(None)
@@ -653,7 +703,8 @@ def test_trace__prior_tracer_restored_after_max_events():
 
     sys.settrace(prior)
     try:
-        assert Tracer(TraceOptions(max_events=3)).trace(loop_sum, 50).truncated
+        with displacing(prior):
+            assert Tracer(TraceOptions(max_events=3)).trace(loop_sum, 50).truncated
         assert sys.gettrace() is prior
     finally:
         sys.settrace(None)
@@ -676,16 +727,20 @@ def test_trace__from_a_thread():
 @C_SKIP
 @both_backends
 def test_backends__threads_trace_independently():
-    res = {}
+    res, errors = {}, []
 
     def work(i):
-        res[i] = _both(tricky_containers, 3)
+        try:
+            res[i] = _both(tricky_containers, 3)
+        except BaseException as e:  # noqa: BLE001 - reported below: a dead thread must fail
+            errors.append(e)
 
     ths = [threading.Thread(target=work, args=(i,)) for i in range(3)]
     for th in ths:
         th.start()
     for th in ths:
         th.join()
+    assert not errors and sorted(res) == [0, 1, 2]
     for py, c in res.values():
         _same(py, c)
 
@@ -812,6 +867,8 @@ def makes_classes(n):
 
 @pytest.mark.parametrize("fn,args", [(traces_inside, (3,)), (deep_nest, (_nested(3000),)),
                                      (makes_classes, (2,))], ids=["nested", "deep", "classes"])
+# traces_inside under naive_trace: the inner trace sets the naive tracer aside (and says so)
+@pytest.mark.filterwarnings("ignore::tracegym.tracers.trace.DisplacedTracerWarning")
 def test_trace__nested_tracing_deep_values_class_bodies(fn, args):
     t = trace(fn, *args)
     assert t.exception is None

@@ -177,8 +177,87 @@ def test_build__in_process_is_bounded(tmp_path, program_dir):
                         max_events=200, inputs_per_program=1, progress=False)
     got = {r["program"]: r for r in read_traces(out)}
     assert [r["outcome"] for r in got.values()] == ["ok", "exception", "timeout", "truncated"]
-    assert "CallTimeout" in got["progs.forever"]["exception_repr"]
+    forever = got["progs.forever"]
+    if traces._FORKED:  # 3.10: no signal handler runs inside this loop; the worker was killed
+        assert forever["exception_repr"] is None and "killed" in forever["error"]
+    else:
+        assert "CallTimeout" in forever["exception_repr"]
     assert got["progs.long"]["return_repr"] == repr(sum(range(100000)))
+
+
+HOSTILE = '''\
+import os
+import signal
+
+
+def spin(n):
+    while True:
+        n += 1
+
+
+def deaf(n):
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # no alarm ends it, on any Python
+    while True:
+        n += 1
+
+
+def gone(n):
+    os._exit(3)
+
+
+def add(a, b):
+    return a + b
+'''
+
+
+@pytest.fixture
+def forked(monkeypatch):
+    """In-process calls through 3.10's forked worker, on any Python."""
+    worker = traces._Worker()
+    monkeypatch.setattr(traces, "_FORKED", True)
+    monkeypatch.setattr(traces, "_WORKER", worker)
+    yield worker
+    worker.close()
+
+
+# the test process may have threads (pyarrow's); the worker runs pure Python until it is killed
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_build__forked_worker_is_killed_past_the_timeout_and_replaced(tmp_path, forked):
+    (tmp_path / "hostile.py").write_text(HOSTILE)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"hostile.py": {"spin": ["0"], "deaf": ["0"], "gone": ["0"],
+                                               "add": ["1, 2"]}}))
+    build_trace_dataset(tmp_path / "d", source=tmp_path, spec=spec, sandbox=False, timeout=0.3,
+                        max_events=200, progress=False)
+    got = {r["program"]: r for r in read_traces(tmp_path / "d")}
+    assert {k: r["outcome"] for k, r in got.items()} == {
+        "hostile.spin": "timeout", "hostile.deaf": "timeout", "hostile.gone": "crash",
+        "hostile.add": "ok"}
+    assert "CallTimeout" in got["hostile.spin"]["exception_repr"]  # the worker's own alarm
+    assert got["hostile.spin"]["truncated"] and got["hostile.spin"]["num_frames"] == 200
+    assert "killed" in got["hostile.deaf"]["error"] and got["hostile.deaf"]["cwm"] is None
+    assert "exit code 3" in got["hostile.gone"]["error"]
+    assert got["hostile.add"]["return_repr"] == "3"  # a fresh worker after each death
+    assert forked.process is not None and forked.process.is_alive()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_build__forked_worker_writes_what_this_process_writes(tmp_path, monkeypatch):
+    spec = {"progs.py": {k: v for k, v in SPEC["progs.py"].items() if k != "forever"}}
+    (tmp_path / "progs.py").write_text(PROGRAMS)
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    files = []
+    for fork in (False, True):
+        worker = traces._Worker()
+        monkeypatch.setattr(traces, "_FORKED", fork)
+        monkeypatch.setattr(traces, "_WORKER", worker)
+        out = tmp_path / f"d{fork}"
+        build_trace_dataset(out, source=tmp_path, spec=tmp_path / "spec.json", sandbox=False,
+                            max_events=500, progress=False)
+        assert (worker.process is not None) == fork
+        worker.close()
+        files.append(_lines(out))
+    assert files[0] == files[1] and len(files[0]) == 4
 
 
 def test_args_json__only_exact_values():

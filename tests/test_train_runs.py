@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import TINY_TRM
 from torch import nn
 
 from tracegym.cli import main
@@ -24,19 +25,16 @@ from tracegym.training.trainer import Trainer, dataset_task
 
 torch.set_num_threads(1)
 
-TINY = {"dim": 16, "depth": 1, "heads": 2, "N_sup": 2, "H_cycles": 1, "L_cycles": 1,
-        "multiple_of": 16}
-
 
 def train_argv(data, out, *extra):
     return ["train", "--task", "sudoku", "--data", str(data), "--reasoner", "trm",
             "--backbone", "mlp_mixer", "--out", str(out), "max_steps=2", "batch_size=16",
             "progress=false", "eval_examples=4", "log_every=1",
-            *(f"model.{k}={v}" for k, v in TINY.items()), *extra]
+            *(f"model.{k}={v}" for k, v in TINY_TRM.items()), *extra]
 
 
 def tiny_config(data, out, **overrides):
-    values = dict(task="sudoku", data=str(data), model=dict(TINY), batch_size=16, lr=3e-3,
+    values = dict(task="sudoku", data=str(data), model=dict(TINY_TRM), batch_size=16, lr=3e-3,
                   warmup_steps=2, log_every=1, eval_examples=4, out=str(out), progress=False,
                   max_steps=6)
     values.update(overrides)
@@ -163,7 +161,7 @@ def test_train__resume_drops_log_lines_past_the_checkpoint(sudoku4, tmp_path, ca
 
 def test_trainer__max_steps_is_exact_inside_a_batch(sudoku4, tmp_path):
     # default TRM: 16 supervision steps per batch; the run used to end after the whole batch
-    model = {k: v for k, v in TINY.items() if k != "N_sup"}
+    model = {k: v for k, v in TINY_TRM.items() if k != "N_sup"}
     trainer = Trainer(tiny_config(sudoku4, tmp_path, max_steps=5, model=model))
     assert trainer.policy.config["N_sup"] == 16
     result = trainer.train()

@@ -16,7 +16,7 @@ tracegym.errors.TracegymError: train must be >= 1, got 0
 
 from __future__ import annotations
 
-import numpy as np
+import numbers
 
 from tracegym.errors import TracegymError
 
@@ -37,7 +37,9 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None,
     """
     if value is None and optional:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    # numpy's integers register as Integral, so the tracer layer need not import numpy for
+    # this; bool is Integral too but True is no count (numpy.bool_ is not Integral)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise error(f"{name} must be an int{' or None' if optional else ''}, got {value!r}")
     if (low is not None and value < low) or (high is not None and value > high):
         if high is None:

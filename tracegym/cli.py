@@ -39,7 +39,7 @@ from tracegym.packages import subpackages
 DEFAULT_TASK = "sudoku"  # the task of `tracegym <command>` when no task word follows
 # modules whose COMMANDS table, {name: (help, add_arguments, main)}, adds top-level commands
 COMMAND_MODULES = ("tracegym.tracers.cli", "tracegym.training.cli",
-                   "tracegym.agents.trace_model_cli")
+                   "tracegym.training.trace_model_cli")
 DEBUG_ENV = "TRACEGYM_DEBUG"  # set to 1 for the traceback of every error
 
 

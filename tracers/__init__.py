@@ -32,12 +32,20 @@ from tracegym.tracers.sandbox import (
     trace_source,
 )
 from tracegym.tracers.tokenizer import TraceTokenizer
-from tracegym.tracers.trace import TRUNCATED, TraceOptions, Tracer, safe_repr, trace
+from tracegym.tracers.trace import (
+    TRUNCATED,
+    DisplacedTracerWarning,
+    TraceOptions,
+    Tracer,
+    safe_repr,
+    trace,
+)
 
 __all__ = [
     "ACTION_SEP",
     "ARG_SEP",
     "CALL_SEP",
+    "DisplacedTracerWarning",
     "EXCEPTION_SEP",
     "FRAME_SEP",
     "LINE_SEP",

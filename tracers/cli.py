@@ -62,7 +62,7 @@ def _read(args: argparse.Namespace) -> tuple[str, object]:
                             f"{err.start})") from None
     try:
         call = parse_arguments(args.args, field_name="args")
-    except ValueError as err:  # programs.py raises plain ValueError for what the user typed
+    except ValueError as err:  # tracers/programs raises plain ValueError for what the user typed
         raise TracegymError(str(err)) from None
     return source, call
 

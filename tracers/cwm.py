@@ -30,7 +30,9 @@ JSON (:meth:`Trace.to_json`) holds every serialised field: ``Trace.from_json(t.t
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -200,6 +202,39 @@ class Trace:
         if not isinstance(d, dict):
             raise TraceFormatError(f"trace JSON must be an object, got {type(d).__name__}")
         return cls.from_dict(d)
+
+
+# "<object object at 0x7f3a...>": the default repr of an object, a function, a generator... holds
+# its address, which changes from run to run; written "0x..." so that the same call gives the
+# same text in every process. The hex run and the closing ">" keep a string value that merely
+# says " at 0x1F" intact.
+ADDRESS_PLACEHOLDER = "0x..."
+_ADDRESS = re.compile(r"( at )0x[0-9a-fA-F]{4,16}>")
+
+
+def scrub_text(text: str | None) -> str | None:
+    """``text`` with every object address (``<... at 0x7f3a...>``) written ``<... at 0x...>``."""
+    if text is None or " at 0x" not in text:
+        return text
+    return _ADDRESS.sub(rf"\g<1>{ADDRESS_PLACEHOLDER}>", text)
+
+
+def scrub_addresses(trace: Trace) -> Trace:
+    """The trace with every object address in a value (``<... at 0x7f3a...>``) written
+    ``<... at 0x...>``, so its text depends on the program and the call only.
+
+    The trace dataset (``tracegym data traces``) and the ExecTrace env both scrub with this, so a
+    trace model is scored on the text it was trained on. Frames without an address are kept as
+    they are (the same objects).
+    """
+    def dirty(f: Frame) -> bool:
+        return (f.arg is not None and " at 0x" in f.arg) or any(
+            " at 0x" in v for v in f.locals.values())
+
+    frames = [f._replace(locals={k: scrub_text(v) for k, v in f.locals.items()},
+                         arg=scrub_text(f.arg)) if dirty(f) else f for f in trace.frames]
+    return dataclasses.replace(trace, frames=frames, return_repr=scrub_text(trace.return_repr),
+                               exception_repr=scrub_text(trace.exception_repr))
 
 
 def _check_no_literal_marker(f: Frame, before: dict[str, str]) -> None:

@@ -2,7 +2,9 @@
 
 :mod:`.config` (``TrainConfig``), :mod:`.trainer` (the loop: deep supervision, EMA, AMP, DDP,
 exact resume), :mod:`.optim` (AdamATan2, lr schedule, EMA), :mod:`.checkpoint` (safetensors),
-:mod:`.evaluate` (``evaluate_in_env``), :mod:`.plot`, :mod:`.cli` (``tracegym train/eval/plot``).
+:mod:`.evaluate` (``evaluate_in_env``), :mod:`.evaluate_traces` (trace models scored on
+ExecTrace), :mod:`.plot`, :mod:`.cli` (``tracegym train/eval/plot``), :mod:`.trace_model_cli`
+(``tracegym trace-model``).
 Names below load on first use, so the CLI can list commands without importing torch.
 """
 
@@ -15,7 +17,8 @@ _EXPORTS = {
     "TrainConfig": "config", "load_config": "config", "apply_overrides": "config",
     "Trainer": "trainer", "NonFiniteError": "trainer", "policy_from_checkpoint": "trainer",
     "AdamATan2": "optim", "EMA": "optim", "lr_factor": "optim", "build_optimizer": "optim",
-    "Checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
+    "Checkpoint": "checkpoint", "save_checkpoint": "checkpoint", "load_trace_model": "checkpoint",
+    "evaluate_exectrace": "evaluate_traces",
     "evaluate_in_env": "evaluate", "plot_run": "plot",
 }
 __all__ = sorted(_EXPORTS)

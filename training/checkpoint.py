@@ -12,6 +12,8 @@ Tensors::
 Metadata (all strings): ``format`` ("tracegym-checkpoint-v1"), ``config`` (TrainConfig JSON),
 ``task_spec`` (TaskSpec fields), ``policy_config`` (``policy.config``), ``optim_groups`` (param
 groups without params), ``trainer`` (step, batches, best metric), ``rng_python``, ``rng_numpy``.
+
+:func:`load_trace_model` rebuilds a trace model from a checkpoint for decoding and evaluation.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from tracegym.errors import TracegymError
+from tracegym.io import atomic_path
 
 FORMAT = "tracegym-checkpoint-v1"
 _COMPILE_PREFIX = "_orig_mod."
@@ -95,13 +98,9 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, optimizer, ema
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -174,3 +173,27 @@ class Checkpoint:
 
     def restore_rng(self) -> None:
         set_rng_state({f"rng.{k}": v for k, v in self.section("rng").items()}, self.meta)
+
+
+def load_trace_model(path: str | os.PathLike, device: str | torch.device = "cpu", *,
+                     weights: str = "ema"):
+    """A trace model (``trace_lm``, ``trace_diffusion``) from a Trainer checkpoint (file or run
+    directory), rebuilt from its ``policy_config`` and put in eval mode on ``device``.
+
+    TracegymError when the checkpoint holds another reasoner or records no tokenizer; ValueError
+    when it was made with another tokenizer (the model's ``check_compatible``).
+    """
+    from tracegym.agents.reasoners import TRACE_REASONERS, build_policy
+    from tracegym.tracers.tokenizer import TraceTokenizer
+
+    ckpt = Checkpoint(path)
+    config = dict(ckpt.policy_config)
+    if config.get("reasoner") not in TRACE_REASONERS:
+        raise TracegymError(f"checkpoint {str(ckpt.path)!r} holds a {config.get('reasoner')!r} "
+                            f"model, not a trace model ({', '.join(TRACE_REASONERS)})")
+    if not isinstance(config.get("tokenizer"), dict):
+        raise TracegymError(f"checkpoint {str(ckpt.path)!r} records no tokenizer")
+    TraceTokenizer().check_compatible(config["tokenizer"])
+    model = build_policy(**config)
+    ckpt.load_model(model, weights=weights)
+    return model.to(device).eval()

@@ -112,7 +112,9 @@ def _maze_episode(env, obs, info, pred: np.ndarray, mode: str) -> float:
 
 
 def _maze_inputs(obs) -> np.ndarray:
-    return obs["grid"].reshape(-1).astype(np.int64)  # maze codes are the token ids
+    from tracegym.envs.maze import tokens
+
+    return tokens.encode(obs["grid"]).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,16 +136,19 @@ def arc_augmentations(task_id: str, identifiers: dict[str, int] | None, count: i
     With ``identifiers`` (name -> id from identifiers.json), the copies are the ones the dataset
     named ``<task>|||t<k>|||<perm>``; otherwise ``count`` random distinct ones with id 0.
     """
-    from tracegym.datasets.arc import SEPARATOR
-    from tracegym.envs.arc.augment import IDENTITY, ArcAugmentation, augmentations
+    from tracegym.envs.arc.augment import (
+        IDENTITY,
+        SEPARATOR,
+        augmentations,
+        parse_augmentation_name,
+    )
 
     if identifiers and task_id in identifiers:
         out = [(IDENTITY, identifiers[task_id])]
         prefix = task_id + SEPARATOR
         for name, ident in identifiers.items():
             if name.startswith(prefix) and len(out) <= count:
-                k, perm = name[len(prefix):].split(SEPARATOR)
-                out.append((ArcAugmentation(int(k[1:]), tuple(int(c) for c in perm)), ident))
+                out.append((parse_augmentation_name(name)[1], ident))
         return out
     return [(IDENTITY, 0)] + [(a, 0) for a in augmentations(count, rng)]
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from tracegym.errors import TracegymError
+from tracegym.io import atomic_path
 
 from .rundir import check_writable_dir, os_error
 
@@ -62,16 +63,14 @@ def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -
             ax.legend()
     fig.suptitle(str(run_dir))
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")  # the temporary name has no .png suffix
     except OSError as err:  # name the user's file, not the temporary one
         raise os_error(type(err), err.errno, f"plot: cannot write {str(path)!r}: "
                         f"{err.strerror or err}") from None
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -33,9 +33,20 @@ Evaluation during training (``eval_every``) runs ``policy.solve`` with the EMA w
 first ``eval_examples`` test examples, on rank 0 while the other ranks wait; ``tracegym eval``
 scores a checkpoint in the environments (:mod:`.evaluate`).
 
+Host reads. On one process nothing in a step waits for the device: the loss, the metrics a
+reasoner returns as tensors and the gradient norm stay on it, queued, and are read in one go
+every ``log_every`` steps (nanoGPT's ``log_interval``), before each checkpoint and eval, and at
+the end. The NaN/inf check reads them then too: :class:`NonFiniteError` is raised at the next
+read, naming the first step and value that was not finite (the weights may have taken further
+steps in between, but no checkpoint or log line holds them). Under DDP each step reads the few
+flags the ranks agreed on, as the loop needs them to go on. A reasoner's own reads (its
+``halted`` flag, metrics it returns as Python numbers) are its business; the Trainer adds none.
+
 DDP. ``supervision_steps`` is not ``forward``, so ``DistributedDataParallel``'s hooks would not
-see it: gradients are averaged by an explicit all-reduce after each backward, and ranks agree on
-each step (a rank whose batch halted early contributes zero gradients until all have halted).
+see it: after each backward, :meth:`.distributed.Distributed.sync_step` averages the gradients
+in bucketed all-reduces (as DDP's reducer does) that also carry the flags the ranks agree on (a
+rank whose batch halted early contributes zero gradients until all have halted). Between
+batches one more all-reduce agrees on a signal and on ``time_budget_s``.
 """
 
 from __future__ import annotations
@@ -43,7 +54,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import signal
 import sys
 import threading
@@ -54,222 +64,44 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch import nn
 
 from tracegym.errors import TracegymError
-from tracegym.packages import subpackages
 
 from .checkpoint import Checkpoint, save_checkpoint
-from .config import TrainConfig, config_differences, from_dict
+from .config import TrainConfig, config_differences
+from .distributed import Distributed
 from .optim import EMA, build_optimizer, lr_factor
 from .rundir import check_writable_dir
+from .setup import (
+    SPEC_FIELDS,
+    check_dataset_task,
+    check_task,
+    dataset_task,
+    default_policy_factory,
+    example_identifiers,
+    is_accelerator,
+    load_split_checked,
+    pick_device,
+    policy_from_checkpoint,
+    seed_everything,
+    supervision_steps_per_batch,
+    task_spec_dict,
+)
 
-ACCELERATOR = "cuda"  # the one device type the Trainer accelerates (bf16 autocast, compile)
+# The setup helpers live in .setup; these are imported from here by callers that predate it
+# (and tests patch ``trainer.default_policy_factory``, which the Trainer looks up here).
+__all__ = ["CHECKPOINT_NAME", "NonFiniteError", "Trainer", "dataset_task",
+           "default_policy_factory", "pick_device", "policy_from_checkpoint",
+           "supervision_steps_per_batch"]
+
 CHECKPOINT_NAME = "checkpoint.safetensors"
-SPEC_FIELDS = ("vocab_size", "seq_len", "num_puzzle_identifiers", "pad_id", "ignore_label_id")
+MAX_UNREAD_STEPS = 1000  # a read at least this often, whatever log_every: the queue stays small
 
 
 class NonFiniteError(TracegymError, RuntimeError):
     """A loss, metric or gradient norm became NaN or infinite (the settings' fault, as a rule:
     a TracegymError, so the CLI prints its advice as one line)."""
 
-
-# ---------------------------------------------------------------------------------------------
-# setup helpers
-
-def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """``"auto"`` -> the accelerator when present, else CPU; a bare accelerator name gets the
-    local rank's index."""
-    if name == "auto":
-        name = ACCELERATOR if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise TracegymError(f"device: {name!r} is not a device ({err})") from err
-    if device.type == ACCELERATOR:
-        if not torch.cuda.is_available():
-            raise TracegymError(f"device: {name!r} requested but CUDA is not available")
-        if device.index is None:
-            device = torch.device(ACCELERATOR, local_rank)
-    return device
-
-
-def is_accelerator(device: torch.device) -> bool:
-    return device.type == ACCELERATOR
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def task_names() -> list[str]:
-    return subpackages("tracegym.envs")
-
-
-def check_task(task: str) -> None:
-    valid = task_names()
-    base = task.rstrip("0123456789")  # "sudoku4" is a 4x4 sudoku dataset
-    if task not in valid and base not in valid:
-        raise TracegymError(f"task: unknown task {task!r}; valid names: {', '.join(valid)}")
-
-
-# Parquet columns that only one task's builder writes (datasets/sudoku.py, maze.py, arc.py):
-# how a dataset whose dataset.json does not name its task is recognised
-TASK_COLUMNS = {"sudoku": {"puzzle", "solution", "clues"}, "maze": {"maze", "label", "length"},
-                "arc": {"task_id", "pair"}}
-
-
-def dataset_task(path: str | os.PathLike, metadata: dict) -> str | None:
-    """The env task a dataset was built for, or None when it cannot be told.
-
-    ``metadata`` (train dataset.json) names it in ``"task"`` when that is an env task; a
-    ``tracegym data trace_lm`` dataset (it has a ``"tokenizer"``) is ``exectrace``; otherwise
-    the builder's own Parquet columns tell (the schema only is read).
-    """
-    if metadata.get("task") in task_names():
-        return metadata["task"]
-    if "tokenizer" in metadata:
-        return "exectrace"
-    parquet = Path(path) / "train" / "all.parquet"
-    if not parquet.is_file():
-        return None
-    import pyarrow.parquet as pq
-
-    try:
-        columns = set(pq.read_schema(parquet).names)
-    except Exception:  # noqa: BLE001 - an unreadable Parquet copy: the .npy arrays still train
-        return None
-    found = [task for task, marks in TASK_COLUMNS.items() if marks <= columns]
-    return found[0] if len(found) == 1 else None
-
-
-def check_dataset_task(task: str, path: str | os.PathLike, metadata: dict) -> None:
-    """Raise TracegymError when the dataset at ``path`` was built for another task."""
-    found = dataset_task(path, metadata)
-    if found is not None and task != found and task.rstrip("0123456789") != found:
-        raise TracegymError(f"task: {task!r} does not match the dataset {str(path)!r}, which "
-                            f"holds {found} data; use task {found!r} (--task {found}) or a "
-                            f"{task} dataset")
-
-
-def load_split_checked(path: str | os.PathLike, split: str):
-    """``PuzzleDataset`` with dataset.json checked: required fields present, arrays agreeing."""
-    from tracegym.datasets.torch_dataset import PuzzleDataset
-
-    data = PuzzleDataset(path, split)
-    where = f"{Path(path) / split / 'dataset.json'}"
-    missing = [k for k in SPEC_FIELDS if k not in data.metadata]
-    if missing:
-        raise TracegymError(f"dataset: {where}: missing field(s) {missing}")
-    vocab = data.metadata["vocab_size"]
-    if not isinstance(vocab, int) or vocab < 2:
-        raise TracegymError(f"dataset: {where}: vocab_size must be an int >= 2, got {vocab!r}")
-    sample = np.asarray(data.inputs[:4096])
-    if sample.size and int(sample.max()) >= vocab:
-        raise TracegymError(f"dataset: {where}: input token {int(sample.max())} >= vocab_size "
-                         f"{vocab}")
-    ids = np.asarray(data.puzzle_identifiers)
-    n_ids = data.metadata["num_puzzle_identifiers"]
-    if ids.size and int(ids.max()) >= n_ids:
-        raise TracegymError(f"dataset: {where}: puzzle identifier {int(ids.max())} >= "
-                         f"num_puzzle_identifiers {n_ids}")
-    return data
-
-
-def task_spec_dict(task: str, metadata: dict) -> dict:
-    """The TaskSpec fields of a split (``TaskSpec(**spec)``), ``null`` ignore id as -100."""
-    spec = {"name": task, **{k: metadata[k] for k in SPEC_FIELDS}}
-    if spec["ignore_label_id"] is None:
-        spec["ignore_label_id"] = -100
-    return spec
-
-
-def default_policy_factory(spec: dict, cfg: TrainConfig) -> nn.Module:
-    """``build_policy(reasoner, backbone, TaskSpec(**spec), loss=cfg.loss, **cfg.model)``."""
-    from tracegym.agents.reasoners import REASONERS, TaskSpec, build_policy
-
-    if cfg.reasoner not in REASONERS:
-        raise TracegymError(f"reasoner: unknown reasoner {cfg.reasoner!r}; valid names: "
-                            f"{', '.join(REASONERS)}")
-    if "loss" in cfg.model and cfg.model["loss"] != cfg.loss:
-        raise TracegymError(f"model.loss={cfg.model['loss']!r} disagrees with "
-                            f"loss={cfg.loss!r}; set loss only")
-    model = {k: v for k, v in cfg.model.items() if k != "loss"}
-    try:
-        return build_policy(cfg.reasoner, cfg.backbone, TaskSpec(**spec), loss=cfg.loss,
-                            **model)
-    except TracegymError:
-        raise
-    except ValueError as err:  # the reasoners check their arguments with plain ValueErrors
-        raise TracegymError(str(err)) from err
-
-
-def policy_from_checkpoint(ckpt: Checkpoint, device: torch.device, *, weights: str = "ema",
-                           factory: Callable | None = None) -> nn.Module:
-    """Rebuild the policy a checkpoint was trained with and load its (EMA) weights."""
-    cfg = from_dict(ckpt.config)
-    policy = (factory or default_policy_factory)(ckpt.task_spec, cfg)
-    ckpt.load_model(policy, weights=weights)
-    return policy.to(device).eval()
-
-
-def supervision_steps_per_batch(policy: nn.Module) -> int:
-    """Most optimizer steps one batch can give (``N_sup``; 1 for one-pass reasoners)."""
-    config = getattr(policy, "config", {}) or {}
-    for key in ("N_sup", "halt_max_steps", "n_sup"):
-        if config.get(key):
-            return int(config[key])
-    return 1
-
-
-class _Distributed:
-    """Rank, world size and the collectives the loop needs; a no-op on one process."""
-
-    def __init__(self, device_hint: str):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.owns_group = False
-        if self.world > 1 and not dist.is_initialized():
-            wants_gpu = device_hint != "cpu" and torch.cuda.is_available()
-            dist.init_process_group(backend="nccl" if wants_gpu else "gloo")
-            self.owns_group = True
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def any(self, flag: bool, device) -> bool:
-        if self.world == 1:
-            return flag
-        t = torch.tensor([float(flag)], device=device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
-
-    def average_gradients(self, params: list[nn.Parameter]) -> None:
-        if self.world == 1:
-            return
-        for p in params:
-            if p.grad is None:  # every rank must join every all-reduce
-                p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad.div_(self.world)
-
-    def broadcast_parameters(self, module: nn.Module) -> None:
-        if self.world > 1:
-            for t in module.state_dict().values():
-                dist.broadcast(t, src=0)
-
-    def close(self) -> None:
-        if self.owns_group:
-            dist.destroy_process_group()
-
-
-# ---------------------------------------------------------------------------------------------
-# the Trainer
 
 class Trainer:
     """Train ``cfg.reasoner`` x ``cfg.backbone`` on ``cfg.data`` (see the module docstring).
@@ -288,7 +120,7 @@ class Trainer:
         self.cfg = cfg.validate()
         check_task(cfg.task)
         self.out = Path(cfg.out)
-        self.dist = _Distributed(cfg.device)
+        self.dist = Distributed(cfg.device)
         if self.dist.is_main:  # before the slow part: a bad OUT fails now, not after training
             check_writable_dir(self.out)
         self.device = pick_device(cfg.device, self.dist.local_rank)
@@ -308,8 +140,7 @@ class Trainer:
                                     "on " + ", ".join(f"{k} ({self.spec[k]} vs {test_spec[k]})"
                                                       for k in diff))
         # example -> its puzzle's identifier, for batches drawn by example index
-        sizes = np.diff(np.asarray(self.train_data.puzzle_indices))
-        self.example_ids = np.repeat(np.asarray(self.train_data.puzzle_identifiers), sizes)
+        self.example_ids = example_identifiers(self.train_data)
         self.local_batch = cfg.batch_size // self.dist.world
         if self.local_batch * self.dist.world != cfg.batch_size:
             raise TracegymError(f"batch_size {cfg.batch_size} is not divisible by the "
@@ -336,6 +167,8 @@ class Trainer:
         self._order_epoch, self._order = -1, None
         self.stop_after: int | None = None
         self.signal: int | None = None  # SIGINT/SIGTERM received during train()
+        # (step, names, values on the device, Python-number metrics) of the steps not yet read
+        self._unread: list[tuple[int, list[str], torch.Tensor, dict[str, float]]] = []
         if cfg.max_steps is not None:
             self.total_steps = cfg.max_steps
         else:
@@ -383,7 +216,9 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike | None = None) -> Path | None:
-        """Write a checkpoint (rank 0 only); returns its path."""
+        """Write a checkpoint (rank 0 only); returns its path. Reads the queued step values
+        first: no checkpoint holds weights a non-finite step wrote."""
+        self._read()
         if not self.dist.is_main:
             return None
         path = Path(path) if path is not None else self.out / CHECKPOINT_NAME
@@ -425,13 +260,12 @@ class Trainer:
             return {}
         data, ignore = self.test_data, self.spec["ignore_label_id"]
         n = len(data) if self.cfg.eval_examples is None else min(len(data), self.cfg.eval_examples)
-        sizes = np.diff(np.asarray(data.puzzle_indices))
-        ids = np.repeat(np.asarray(data.puzzle_identifiers), sizes)
+        ids = example_identifiers(data)
         was_training = self.policy.training
         self.policy.eval()
         if self.ema is not None:
             self.ema.swap(self.policy)
-        exact = correct = total = 0
+        counts = torch.zeros(3, dtype=torch.int64, device=self.device)  # exact, correct, total
         try:
             for lo in range(0, n, self.local_batch):
                 hi = min(lo + self.local_batch, n)
@@ -442,13 +276,13 @@ class Trainer:
                     pred = self.policy.solve(inputs, pid)
                 valid = labels != ignore
                 hit = (pred == labels) & valid
-                exact += int((hit.sum(-1) == valid.sum(-1)).sum())
-                correct += int(hit.sum())
-                total += int(valid.sum())
+                counts += torch.stack([(hit.sum(-1) == valid.sum(-1)).sum(), hit.sum(),
+                                       valid.sum()])
         finally:
             if self.ema is not None:
                 self.ema.swap(self.policy)
             self.policy.train(was_training)
+        exact, correct, total = counts.tolist()  # the eval's one host read
         return {"exact_acc": exact / max(n, 1), "token_acc": correct / max(total, 1),
                 "examples": n}
 
@@ -463,10 +297,48 @@ class Trainer:
             with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record, sort_keys=True) + "\n")
 
-    def _check_finite(self, name: str, value: float) -> None:
+    @staticmethod
+    def _check_finite(step: int, name: str, value: float) -> None:
         if not math.isfinite(value):
-            raise NonFiniteError(f"step {self.step}: {name} is {value} (not finite); try a lower "
+            raise NonFiniteError(f"step {step}: {name} is {value} (not finite); try a lower "
                                  "lr, grad_clip > 0, amp=off, or check the data")
+
+    def _keep(self, out, loss: torch.Tensor | None, norm: torch.Tensor) -> None:
+        """Queue this step's loss, tensor metrics and gradient norm for the next read, on the
+        device (one stack, no host read). Python-number metrics are on the host already, so
+        they are checked now."""
+        names, values, numbers = [], [], {}
+        if out is not None:
+            names.append("loss")
+            values.append(loss.detach())
+            for k, v in out.metrics.items():
+                if isinstance(v, torch.Tensor):
+                    names.append(k)
+                    values.append(v.detach().reshape(()))
+                else:
+                    numbers[k] = float(v)
+                    self._check_finite(self.step, k, numbers[k])
+        names.append("grad_norm")
+        values.append(norm.detach())
+        # stack promotes to the widest dtype, so each value reads back exactly as float(value)
+        self._unread.append((self.step, names, torch.stack(values), numbers))
+
+    def _read(self) -> dict[str, float]:
+        """Read every queued step value in one host read; raise :class:`NonFiniteError` naming
+        the first step and value that is not finite. Returns the newest step's values (loss,
+        metrics, grad_norm), or ``{}`` when nothing was queued."""
+        if not self._unread:
+            return {}
+        unread, self._unread = self._unread, []
+        flat = torch.cat([values for _, _, values, _ in unread]).tolist()
+        at = 0
+        for step, names, _, _ in unread:
+            for name, value in zip(names, flat[at:at + len(names)]):
+                self._check_finite(step, name, value)
+            at += len(names)
+        _, names, _, numbers = unread[-1]
+        # a reasoner's own "loss" metric, when it has one, is what the log shows
+        return {**dict(zip(names, flat[len(flat) - len(names):])), **numbers}
 
     def _step_limit(self) -> str | None:
         """The step limit reached, if any: exact, so checked after every optimizer step."""
@@ -476,20 +348,21 @@ class Trainer:
             return "max_steps"
         return None
 
-    def _interrupted(self) -> bool:
-        return self.dist.any(self.signal is not None, self.device)  # every rank stops together
-
     def _stop_reason(self) -> str | None:
-        """Why the run must end now (checked between batches), or None to go on."""
-        if self._interrupted():
+        """Why the run must end now (checked between batches), or None to go on. Every rank
+        gets the same answer: one all-reduce agrees on a signal and on the time budget."""
+        out_of_time = (self.cfg.time_budget_s is not None
+                       and time.perf_counter() - self.started >= self.cfg.time_budget_s)
+        interrupted, out_of_time = self.dist.agree([self.signal is not None, out_of_time],
+                                                   self.device)
+        if interrupted:
             return "interrupt"
         reason = self._step_limit()
         if reason is not None:
             return reason
         if self.cfg.max_steps is None and self.batches >= self.cfg.epochs * self.batches_per_epoch:
             return "epochs"
-        if self.cfg.time_budget_s is not None and self.dist.any(
-                time.perf_counter() - self.started >= self.cfg.time_budget_s, self.device):
+        if out_of_time:
             return "time_budget_s"
         return None
 
@@ -561,9 +434,9 @@ class Trainer:
         saved_at = time.monotonic()
         with self._signals_caught():
             while (stopped_by := self._stop_reason()) is None:
-                self._train_batch(bar)
+                interrupted = self._train_batch(bar)
                 self.batches += 1
-                if self._step_limit() is not None or self._interrupted():
+                if self._step_limit() is not None or interrupted:
                     continue  # the loop ends here; the final checkpoint follows
                 # between batches: checkpoints then evals, at the first boundary past each
                 # multiple of *_every, or once checkpoint_minutes have passed
@@ -589,59 +462,66 @@ class Trainer:
             return {**result, "signal": signal.Signals(self.signal).name if self.signal else None}
         return {**result, **self._eval_and_log()}
 
-    def _train_batch(self, bar) -> None:
+    def _train_batch(self, bar) -> bool:
         """The supervision steps of one batch, one optimizer step each, until the batch halts or
-        a step limit or a signal says stop."""
+        a step limit or a signal says stop. Returns whether a signal stopped it (on every rank
+        alike)."""
         cfg = self.cfg
         steps = self.policy.supervision_steps(self.batch(self.batches))
         local_done = False
         try:
             while True:
-                out = None
+                out = loss = None
                 if not local_done:
                     with self._autocast():
                         out = next(steps, None)  # the model's forward runs inside next()
-                    local_done = out is None
-                if not self.dist.any(out is not None, self.device):
+                    local_done = out is None or out.halted
+                if out is not None:
+                    loss = out.loss.float()
+                    loss.backward()
+                # the ranks' gradients averaged, and in the same all-reduce: does any rank have
+                # a step now, does any want another, has any seen a signal (no-op on one rank)
+                has_step, more, signalled = self.dist.sync_step(
+                    self.params, [out is not None, not local_done, self.signal is not None],
+                    self.device)
+                if not has_step:  # every rank's batch ended without saying halted
                     break
                 factor = lr_factor(self.step, warmup_steps=cfg.warmup_steps,
                                    total_steps=self.total_steps, min_ratio=cfg.min_lr_ratio)
                 for group in self.optimizer.param_groups:
                     group["lr"] = group["peak_lr"] * factor
-                metrics = {}
-                if out is not None:
-                    loss = out.loss.float()
-                    self._check_finite("loss", loss.item())
-                    metrics = {k: float(v) for k, v in out.metrics.items()}
-                    for k, v in metrics.items():
-                        self._check_finite(k, v)
-                    loss.backward()
-                self.dist.average_gradients(self.params)
                 norm = torch.nn.utils.clip_grad_norm_(
                     self.params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-                self._check_finite("grad_norm", float(norm))
+                self._keep(out, loss, norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.ema is not None:
                     self.ema.update(self.policy)
                 self.step += 1
                 bar.update(1)
-                if out is not None and self.step % cfg.log_every == 0:
-                    now = time.perf_counter()
-                    self._log({"split": "train", "step": self.step, "epoch":
-                               self.batches / self.batches_per_epoch, "lr": cfg.lr * factor,
-                               "grad_norm": float(norm), "sec": now - self._tick, **metrics})
-                    bar.set_postfix(loss=f"{metrics.get('loss', loss.item()):.4f}")
-                    self._tick = now
-                if out is not None and out.halted:
-                    local_done = True
+                if self.step % cfg.log_every == 0 or len(self._unread) >= MAX_UNREAD_STEPS:
+                    values = self._read()  # the step's one host read, every log_every steps
+                    if out is not None and self.step % cfg.log_every == 0:
+                        self._log_train(values, cfg.lr * factor, bar)
+                if self.dist.world == 1:  # a signal during this step stops after it
+                    signalled = self.signal is not None
                 # max_steps is exact, and a signal should not wait for the batch to end
-                if self._step_limit() is not None or self._interrupted():
-                    break
+                if not more or signalled or self._step_limit() is not None:
+                    return bool(signalled)
         finally:
             steps.close()
+        return False
+
+    def _log_train(self, values: dict[str, float], lr: float, bar) -> None:
+        now = time.perf_counter()
+        self._log({"split": "train", "step": self.step,
+                   "epoch": self.batches / self.batches_per_epoch, "lr": lr,
+                   "sec": now - self._tick, **values})
+        bar.set_postfix(loss=f"{values['loss']:.4f}")
+        self._tick = now
 
     def _eval_and_log(self) -> dict:
+        self._read()  # a run that went non-finite stops here, not in the eval
         if not self.dist.is_main or self.test_data is None:
             return {}
         metrics = self.evaluate()

@@ -27,7 +27,7 @@ class KVCache:
 
 @dataclass
 class DeltaCache:
-    """Gated DeltaNet decoding state.
+    """Gated DeltaNet and KDA decoding state.
 
     conv: the last ``conv_size - 1`` pre-convolution q/k/v projections, (B, C, conv_size - 1)
         with C = 2 * H * dk + H * dv; zeros stand for positions before the start.

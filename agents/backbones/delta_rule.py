@@ -7,6 +7,11 @@ Per head and step:
     S_t = alpha_t (S_{t-1} - beta_t k_t (k_t^T S_{t-1})) + beta_t k_t v_t^T
     o_t = S_t^T (scale * q_t)
 
+Kimi Delta Attention (kda_rule.py) is the same rule with one decay per key channel, g
+(B, T, H, K): ``alpha_t`` becomes ``Diag(alpha_t)``. Both ops run on the one loop and the one
+chunked form here, which take g as (B, T, H, 1 | K); only the chunked form's Gram matrices
+differ with the decay shape (``_head_grams``, ``_channel_grams``).
+
 Every function returns ``(o, final_state)``; o has v's dtype, the state is float32 (float64
 when the inputs are). Half-precision inputs are computed in float32: the triangular solve and the
 long products of decays need it, and that is what fla's kernels do too.
@@ -15,6 +20,7 @@ long products of decays need it, and that is what fla's kernels do too.
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 
 import torch
@@ -29,6 +35,7 @@ except Exception:  # ImportError, or Triton failing to initialise on a machine w
     HAS_FLA = False
 
 IMPLS = ("auto", "recurrent", "chunk", "fla")
+SUB_CHUNK = 32  # sub-chunk length of the per-channel Gram matrices (see _channel_grams)
 _warned: set[str] = set()  # ops already warned about running without their kernel
 
 
@@ -48,30 +55,43 @@ def _outside_autocast(fn):
     return wrapper
 
 
+def _per_channel(g: torch.Tensor, q: torch.Tensor, op: str, per_channel: bool) -> torch.Tensor:
+    """``g`` as (B, T, H, 1) (one decay per head) or (B, T, H, K) (one per key channel), after
+    checking it has the shape ``op`` takes: the shared forms below broadcast either alike."""
+    B, T, H, K = q.shape
+    want = (B, T, H, K) if per_channel else (B, T, H)
+    if tuple(g.shape) != want:
+        raise ValueError(f"{op}: g must have shape {want} (one log decay per "
+                         f"{'key channel' if per_channel else 'head'}), got {tuple(g.shape)}")
+    return g if per_channel else g[..., None]
+
+
 @_outside_autocast
-def recurrent_gated_delta_rule(
+def _recurrent(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
     g: torch.Tensor,
     beta: torch.Tensor,
-    scale: float | None = None,
-    initial_state: torch.Tensor | None = None,
+    scale: float | None,
+    initial_state: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference: one step at a time. Also the decoding path (T = 1)."""
+    """Loop over time for both decay shapes, g (B, T, H, 1 | K). In the order of fla's
+    ``naive_recurrent_kda``: decay first, then the delta-rule correction read from the decayed
+    state (for a scalar decay the order does not matter)."""
     B, T, H, K = q.shape
     V = v.shape[-1]
     dt = _compute_dtype(q)
     scale = K**-0.5 if scale is None else scale
     q, k, v, g, beta = (t.to(dt) for t in (q, k, v, g, beta))
     q = q * scale
-    alpha = g.exp()
+    alpha = g.exp()  # (B, T, H, 1 | K)
     S = q.new_zeros(B, H, K, V) if initial_state is None else initial_state.to(dt)
     outs = []
     for t in range(T):
         k_t = k[:, t]  # (B, H, K)
-        S = S * alpha[:, t, :, None, None]
-        old = torch.einsum("bhk,bhkv->bhv", k_t, S)  # what S already returns for k_t
+        S = S * alpha[:, t, :, :, None]  # Diag(alpha_t) S_{t-1}
+        old = torch.einsum("bhk,bhkv->bhv", k_t, S)  # what the decayed S returns for k_t
         u = beta[:, t, :, None] * (v[:, t] - old)  # (B, H, V)
         S = S + k_t[..., None] * u[..., None, :]
         outs.append(torch.einsum("bhk,bhkv->bhv", q[:, t], S))
@@ -79,30 +99,84 @@ def recurrent_gated_delta_rule(
     return o.to(v.dtype), S
 
 
+def _head_grams(q: torch.Tensor, k: torch.Tensor, b: torch.Tensor, beta: torch.Tensor):
+    """One decay per head: ``A = beta_i e^{b_i - b_j} k_i . k_j`` (j < i) and
+    ``M = e^{b_i - b_j} q_i . k_j`` (j <= i); b (..., C, 1), beta (..., C)."""
+    C = q.shape[-2]
+    b = b[..., 0]
+    incl = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
+    # Mask before exp: above the diagonal b_i - b_j > 0 and could overflow.
+    decay = (b[..., :, None] - b[..., None, :]).masked_fill(~incl, float("-inf")).exp()
+    A = (beta[..., None] * (k @ k.transpose(-1, -2)) * decay).tril(-1)  # (..., C, C)
+    return A, (q @ k.transpose(-1, -2)) * decay  # M: zero above the diagonal
+
+
+def _channel_grams(q: torch.Tensor, k: torch.Tensor, b: torch.Tensor, beta: torch.Tensor):
+    """One decay per key channel: ``A = beta_i sum_d k_id k_jd e^{b_id - b_jd}`` (j < i) and
+    ``M = sum_d q_id k_jd e^{b_id - b_jd}`` (j <= i); b (..., C, K), beta (..., C).
+
+    Factoring ``exp(b_i - b_j) = exp(b_i) exp(-b_j)`` would overflow ``exp(-b_j)`` once a chunk
+    decays past e^-88 (float32), which a fast channel reaches in a few steps. So the chunk is cut
+    into sub-chunks of ``SUB_CHUNK``: for sub-chunks I > J the product is split at r_J, the last b
+    of sub-chunk J, into ``exp(b_i - r_J) * exp(r_J - b_j)``, two factors <= 1 (no overflow; an
+    underflow to 0 only drops a term that is smaller still); inside a diagonal sub-chunk the
+    (c, c, K) exponents are formed explicitly and masked before exp. The decay factors are
+    shared by both products.
+    """
+    *lead, C, K = q.shape
+    c = math.gcd(C, SUB_CHUNK)
+    n = C // c
+    qs, ks, bs = (t.reshape(*lead, n, c, K) for t in (q, k, b))  # (..., n, c, K)
+    tri = torch.ones(c, c, dtype=torch.bool, device=q.device).tril()
+    # Diagonal sub-chunks: (..., n, c, c, K) exponents, masked before exp (above the diagonal
+    # they are positive and could overflow); k_j exp(b_i - b_j) formed once for both products.
+    diff = (bs[..., :, None, :] - bs[..., None, :, :]).masked_fill(~tri[..., None], float("-inf"))
+    k_dec = ks[..., None, :, :] * diff.exp()  # (..., n, i, j, K)
+    # Off-diagonal sub-chunks I > J, split at r_J.
+    r = bs[..., -1, :]  # (..., n, K)
+    below = torch.ones(n, n, dtype=torch.bool, device=q.device).tril(-1)  # [I, J]: I > J
+    expo = (bs[..., :, None, :, :] - r[..., None, :, None, :]).masked_fill(
+        ~below[:, :, None, None], float("-inf")
+    )
+    left_decay = expo.exp()  # (..., nI, nJ, c, K)
+    right = (ks * (r[..., None, :] - bs).exp())[..., None, :, :, :].transpose(-1, -2)
+    eye = torch.eye(n, dtype=torch.bool, device=q.device)[:, :, None, None]
+    out = []
+    for xs in (ks, qs):
+        diag = torch.einsum("...id,...ijd->...ij", xs, k_dec)  # (..., n, c, c)
+        blocks = (xs[..., :, None, :, :] * left_decay) @ right  # (..., nI, nJ, c, c)
+        blocks = torch.where(eye, diag[..., :, None, :, :], blocks)
+        out.append(blocks.transpose(-3, -2).reshape(*lead, C, C))  # (..., nI, c, nJ, c)
+    return beta[..., None] * out[0].tril(-1), out[1]
+
+
 @_outside_autocast
-def chunk_gated_delta_rule(
+def _chunk(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
     g: torch.Tensor,
     beta: torch.Tensor,
-    scale: float | None = None,
-    initial_state: torch.Tensor | None = None,
-    chunk_size: int = 64,
+    scale: float | None,
+    initial_state: torch.Tensor | None,
+    chunk_size: int,
+    grams,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Chunk-parallel form (WY / UT transform); equal to the recurrent form up to rounding.
+    """Chunk-parallel form (WY / UT transform) for both decay shapes, g (B, T, H, 1 | K).
 
-    Inside a chunk with local cumulative log decay b_i = g_1 + ... + g_i, write the update as
-    S_i = alpha_i S_{i-1} + k_i u_i^T with u_i = beta_i (v_i - (alpha_i S_{i-1})^T k_i). Unrolled,
-        u_i = beta_i (v_i - e^{b_i} S_0^T k_i - sum_{j<i} e^{b_i - b_j} (k_i . k_j) u_j),
-    a unit lower-triangular system (I + A) U = beta V - (beta e^b K) S_0 with
-    A_ij = beta_i e^{b_i - b_j} k_i . k_j (j < i). Solving it once per chunk for both right-hand
-    sides gives U = U0 - W S_0 with U0, W independent of S_0, so all chunks are solved in one
-    batched triangular solve and only cheap matmuls stay in the loop over chunks:
-        O   = (e^b q) S_0 + (q k^T * e^{b_i - b_j} [j <= i]) U
-        S_C = e^{b_C} S_0 + (e^{b_C - b} k)^T U.
-    T not a multiple of ``chunk_size`` is padded with beta = 0, g = 0 (no write, no decay), so the
-    final state is exact.
+    Inside a chunk let b_i = g_1 + ... + g_i (per head, or a (K,) vector per key channel) and
+    Gamma_i = Diag(e^{b_i}). Write the update as S_i = Gamma_i S_{i-1} + k_i u_i^T with
+    u_i = beta_i (v_i - (Gamma_i S_{i-1})^T k_i). Unrolled,
+        u_i = beta_i (v_i - S_0^T Gamma_i k_i - sum_{j<i} (k_i^T Diag(e^{b_i - b_j}) k_j) u_j),
+    a unit lower-triangular system (I + A) U = beta V - (beta e^b * K) S_0 with
+    A_ij = beta_i sum_d k_id k_jd e^{b_id - b_jd} (j < i). Solving it once per chunk for both
+    right-hand sides gives U = U0 - W S_0 with U0, W independent of S_0, so all chunks are solved
+    in one batched triangular solve and only cheap matmuls stay in the loop over chunks:
+        O   = (e^b * q) S_0 + M U,   M_ij = sum_d q_id k_jd e^{b_id - b_jd} [j <= i]
+        S_C = e^{b_C} * S_0 + (e^{b_C - b} * k)^T U.
+    Only the Gram matrices A and M depend on the decay shape: ``grams`` is ``_head_grams`` or
+    ``_channel_grams``; every exponent used is <= 0. T not a multiple of ``chunk_size`` is padded
+    with beta = 0, g = 0 (no write, no decay), so the final state is exact.
     """
     B, T, H, K = q.shape
     V = v.shape[-1]
@@ -113,27 +187,24 @@ def chunk_gated_delta_rule(
     q = q * scale
     pad = (-T) % C
     if pad:
-        q, k, v = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (q, k, v))
-        g, beta = (F.pad(t, (0, 0, 0, pad)) for t in (g, beta))
+        q, k, v, g = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (q, k, v, g))
+        beta = F.pad(beta, (0, 0, 0, pad))
     N = (T + pad) // C
 
     def chunks(t: torch.Tensor) -> torch.Tensor:  # (B, N*C, H, *) -> (B*H, N, C, *)
         return t.reshape(B, N, C, H, -1).permute(0, 3, 1, 2, 4).reshape(B * H, N, C, -1)
 
-    q, k, v = chunks(q), chunks(k), chunks(v)
-    g, beta = chunks(g[..., None])[..., 0], chunks(beta[..., None])[..., 0]  # (BH, N, C)
-    b = g.cumsum(-1)
-    incl = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
-    # Mask before exp: above the diagonal b_i - b_j > 0 and could overflow.
-    decay = (b[..., :, None] - b[..., None, :]).masked_fill(~incl, float("-inf")).exp()
-    A = (beta[..., None] * (k @ k.transpose(-1, -2)) * decay).tril(-1)  # (BH, N, C, C)
+    q, k, v, g = chunks(q), chunks(k), chunks(v), chunks(g)  # g: (BH, N, C, 1 | K)
+    beta = chunks(beta[..., None])[..., 0]  # (BH, N, C)
+    b = g.cumsum(-2)  # cumulative log decay inside each chunk
+    A, attn = grams(q, k, b, beta)  # (BH, N, C, C): strictly lower, lower triangular
     eye = torch.eye(C, dtype=dt, device=q.device)
-    rhs = torch.cat((beta[..., None] * v, (beta * b.exp())[..., None] * k), dim=-1)
+    rhs = torch.cat((beta[..., None] * v, beta[..., None] * b.exp() * k), dim=-1)
     sol = torch.linalg.solve_triangular(A + eye, rhs, upper=False, unitriangular=True)
     # contiguous once here, not as a hidden copy inside every baddbmm of the loop
     U0, W = sol[..., :V].contiguous(), sol[..., V:].contiguous()  # (BH, N, C, V), (BH, N, C, K)
-    b_last = b[..., -1:]  # (BH, N, 1)
-    k_dec_t = (k * (b_last - b).exp()[..., None]).transpose(-1, -2).contiguous()  # (BH, N, K, C)
+    b_last = b[..., -1:, :]  # (BH, N, 1, 1 | K)
+    k_dec_t = (k * (b_last - b).exp()).transpose(-1, -2).contiguous()  # (BH, N, K, C)
 
     S = q.new_zeros(B, H, K, V) if initial_state is None else initial_state.to(dt)
     S = S.reshape(B * H, K, V)
@@ -148,13 +219,40 @@ def chunk_gated_delta_rule(
         starts.append(S)
         U = torch.baddbmm(U0_n, W_n, S, alpha=-1)  # U0 - W S: (BH, C, V)
         Us.append(U)
-        S = torch.baddbmm(decay_n[..., None] * S, k_n, U)  # decayed S + (e^{b_C - b} k)^T U
+        S = torch.baddbmm(decay_n.transpose(-1, -2) * S, k_n, U)  # decayed S + (e^{b_C-b} k)^T U
     S0, U = torch.stack(starts, dim=1), torch.stack(Us, dim=1)  # (BH, N, K, V), (BH, N, C, V)
-    attn = (q @ k.transpose(-1, -2)) * decay  # (BH, N, C, C), zero above the diagonal
-    o = (q * b.exp()[..., None]) @ S0 + attn @ U  # (BH, N, C, V)
+    o = (q * b.exp()) @ S0 + attn @ U  # (BH, N, C, V)
     o = o.reshape(B, H, N * C, V).transpose(1, 2)[:, :T]  # (B, T, H, V)
-    S = S.reshape(B, H, K, V)
-    return o.to(v.dtype), S
+    return o.to(v.dtype), S.reshape(B, H, K, V)
+
+
+def recurrent_gated_delta_rule(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor,
+    beta: torch.Tensor,
+    scale: float | None = None,
+    initial_state: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference: one step at a time. Also the decoding path (T = 1)."""
+    g = _per_channel(g, q, "gated delta rule", per_channel=False)
+    return _recurrent(q, k, v, g, beta, scale, initial_state)
+
+
+def chunk_gated_delta_rule(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor,
+    beta: torch.Tensor,
+    scale: float | None = None,
+    initial_state: torch.Tensor | None = None,
+    chunk_size: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chunk-parallel form (see ``_chunk``); equal to the recurrent form up to rounding."""
+    g = _per_channel(g, q, "gated delta rule", per_channel=False)
+    return _chunk(q, k, v, g, beta, scale, initial_state, chunk_size, _head_grams)
 
 
 def dispatch(forms: tuple, name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,

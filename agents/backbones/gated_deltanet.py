@@ -1,25 +1,21 @@
 """Gated DeltaNet layer (Yang et al., 2024), the linear-time mixer of Qwen3-Next's hybrid.
 
-Bidirectional mode (grid tasks): the same q/k/v projections and gates feed two scans, one over the
-sequence and one over the reversed sequence; the reversed scan has its own short convolution,
-causal in the reversed order, i.e. anti-causal in the original one. The two outputs are averaged
-before the output norm. It doubles the scan cost and adds only ``C * conv_size`` parameters.
+One scalar decay per head, ``g = -exp(A_log) * softplus(W_a x + dt_bias)``, write strength
+``beta = sigmoid(W_b x)`` and a SiLU output gate; the short convolution, the scans, the cache (a
+``DeltaCache``) and the bidirectional mode are shared with KDA (see delta_mixer.py).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cache import DeltaCache
-from .delta_rule import IMPLS, gated_delta_rule
-from .layers import RMSNorm
+from .delta_mixer import DeltaMixer
+from .delta_rule import gated_delta_rule
 
 
-class GatedDeltaNet(nn.Module):
+class GatedDeltaNet(DeltaMixer):
     """Gated DeltaNet mixer over (B, T, D).
 
     Args:
@@ -30,96 +26,24 @@ class GatedDeltaNet(nn.Module):
         conv_size (int, default 4): short depthwise convolution kernel on q, k, v.
         chunk_size (int, default 64): chunk length of the chunked op.
         impl (str, default "auto"): one of ``IMPLS``; see ``delta_rule.gated_delta_rule``.
+    The options after ``causal`` are keyword-only.
     Parameters: ``D (2 H dk + 2 H dv) + 2 D H`` (projections: q, k, v, output gate; a, b)
     ``+ H dv D`` (output) ``+ (2 H dk + H dv) conv_size`` (x2 bidirectional) ``+ 2 H + dv``.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        heads: int,
-        causal: bool,
-        expand_v: float = 1.0,
-        conv_size: int = 4,
-        chunk_size: int = 64,
-        impl: str = "auto",
-    ):
-        super().__init__()
-        if impl not in IMPLS:
-            raise ValueError(f"impl must be one of {IMPLS}, got impl={impl!r}")
-        if conv_size < 1:
-            raise ValueError(f"conv_size must be >= 1, got conv_size={conv_size}")
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got chunk_size={chunk_size}")
-        self.heads, self.causal, self.impl, self.chunk_size = heads, causal, impl, chunk_size
-        self.dk = dim // heads
-        self.dv = int(self.dk * expand_v)
-        if self.dv < 1:
-            raise ValueError(f"expand_v={expand_v} gives a value width of {self.dv}")
-        self.conv_size = conv_size
-        channels = heads * (2 * self.dk + self.dv)
-        self.in_proj = nn.Linear(dim, channels, bias=False)  # q, k, v before the convolution
-        self.a_proj = nn.Linear(dim, heads, bias=False)  # decay input
-        self.b_proj = nn.Linear(dim, heads, bias=False)  # write strength input
-        self.g_proj = nn.Linear(dim, heads * self.dv, bias=False)  # output gate
-        bound = 1 / math.sqrt(conv_size)
-        self.conv = nn.Parameter(torch.empty(channels, 1, conv_size).uniform_(-bound, bound))
-        self.conv_rev = (
-            None
-            if causal
-            else nn.Parameter(torch.empty(channels, 1, conv_size).uniform_(-bound, bound))
-        )
-        # Mamba-style gate init: per-head decay rate exp(A_log) in [1, 16], step softplus(dt_bias)
-        # log-uniform in [1e-3, 1e-1], so heads start with a spread of memory lengths.
-        self.A_log = nn.Parameter(torch.empty(heads).uniform_(1, 16).log())
-        dt = torch.exp(torch.empty(heads).uniform_(math.log(1e-3), math.log(1e-1))).clamp(min=1e-4)
-        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
-        self.o_norm = RMSNorm(self.dv)
-        self.out = nn.Linear(heads * self.dv, dim, bias=False)
+    per_channel = False
+    rule = staticmethod(gated_delta_rule)
 
-    def empty_cache(self) -> DeltaCache:
-        return DeltaCache()
+    def _make_gates(self, dim: int) -> None:
+        H, dv = self.heads, self.dv
+        self.a_proj = nn.Linear(dim, H, bias=False)  # decay input
+        self.b_proj = nn.Linear(dim, H, bias=False)  # write strength input
+        self.g_proj = nn.Linear(dim, H * dv, bias=False)  # output gate
 
-    def _short_conv(self, u: torch.Tensor, weight: torch.Tensor, left: torch.Tensor | None):
-        """Causal depthwise conv + SiLU on u (B, T, C); ``left`` holds the previous inputs."""
-        B, T, C = u.shape
-        u = u.transpose(1, 2)  # (B, C, T)
-        if left is None:
-            left = u.new_zeros(B, C, self.conv_size - 1)
-        full = torch.cat((left, u), dim=-1)  # (B, C, conv_size - 1 + T)
-        y = F.conv1d(full, weight.to(u.dtype), groups=C)  # (B, C, T)
-        # clone: the kept tail must not hold the whole (B, C, T) input alive in a cache
-        return F.silu(y).transpose(1, 2), full[..., full.shape[-1] - (self.conv_size - 1) :].clone()
+    def _log_decay(self, x: torch.Tensor, gd: torch.dtype) -> torch.Tensor:
+        dt = self.a_proj(x).to(gd) + self.dt_bias.to(gd)
+        return -self.A_log.to(gd).exp() * F.softplus(dt)  # (B, T, H)
 
-    def _heads(self, u: torch.Tensor):
-        B, T, _ = u.shape
-        hk = self.heads * self.dk
-        q, k, v = u.split((hk, hk, self.heads * self.dv), dim=-1)
-        q = F.normalize(q.view(B, T, self.heads, self.dk), dim=-1, eps=1e-6)
-        k = F.normalize(k.view(B, T, self.heads, self.dk), dim=-1, eps=1e-6)
-        return q, k, v.view(B, T, self.heads, self.dv)
-
-    def forward(self, x: torch.Tensor, cache: DeltaCache | None = None) -> torch.Tensor:
+    def _output_gate(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
-        u = self.in_proj(x)  # (B, T, C)
-        # Gates in at least float32: exp of a sum of many small log decays is the sensitive part.
-        gd = torch.promote_types(x.dtype, torch.float32)
-        g = -self.A_log.to(gd).exp() * F.softplus(self.a_proj(x).to(gd) + self.dt_bias.to(gd))
-        beta = torch.sigmoid(self.b_proj(x).to(gd))  # (B, T, H)
-        scale = self.dk**-0.5
-        op = dict(scale=scale, impl=self.impl, chunk_size=self.chunk_size)
-
-        conv_left = None if cache is None else cache.conv
-        uf, conv_state = self._short_conv(u, self.conv, conv_left)
-        q, k, v = self._heads(uf)
-        state = None if cache is None else cache.state
-        o, state = gated_delta_rule(q, k, v, g, beta, initial_state=state, **op)
-        if cache is not None:
-            cache.conv, cache.state, cache.length = conv_state, state, cache.length + T
-        if not self.causal:
-            ur, _ = self._short_conv(u.flip(1), self.conv_rev, None)
-            qr, kr, vr = self._heads(ur)
-            o_rev, _ = gated_delta_rule(qr, kr, vr, g.flip(1), beta.flip(1), **op)
-            o = 0.5 * (o + o_rev.flip(1))
-        o = self.o_norm(o) * F.silu(self.g_proj(x).view(B, T, self.heads, self.dv))
-        return self.out(o.reshape(B, T, self.heads * self.dv))
+        return F.silu(self.g_proj(x).view(B, T, self.heads, self.dv))

@@ -9,11 +9,19 @@
 >>> model.solve(batch["inputs"]).shape
 torch.Size([2, 16])
 
+``REASONERS`` names every model the Trainer trains: the puzzle reasoners here and the trace
+models of ``tracegym.agents.trace_model`` (``TRACE_REASONERS``), which read CWM trace text.
+
 ``build_policy(**NAMED_CONFIGS["trm-sudoku-extreme"])`` builds a paper configuration, and
 ``build_policy(**model.config)`` rebuilds a model's architecture (checkpoints store ``config``).
+A named config with a file ``configs/<name>.yaml`` agrees with it (tests/test_configs.py checks
+reasoner, backbone, loss and every model key).
 """
 
 from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping
 
 from .autoregressive import Autoregressive
 from .base import (
@@ -31,14 +39,48 @@ from .hrm import HRM
 from .tasks import TASKS, TaskSpec, resolve_task
 from .trm import TRM
 
-REASONERS: dict[str, type[Reasoner]] = {
-    cls.NAME: cls for cls in (FeedForward, TRM, HRM, MaskedDiffusion, Autoregressive)
-}
-PUZZLE_REASONERS = tuple(REASONERS)  # grid puzzles; the trace models below read trace text
-# the trace models (causal LM and masked diffusion over CWM trace text) train the same way
-from ..trace_model import TraceDiffusion, TraceLM  # noqa: E402 - they import .base above
 
-REASONERS.update({cls.NAME: cls for cls in (TraceLM, TraceDiffusion)})
+class Registry(Mapping[str, type[Reasoner]]):
+    """Reasoner classes by name, each given as ``"module:Class"`` and imported on first lookup.
+
+    By string, so the registry can list the trace models (``tracegym.agents.trace_model``, whose
+    classes import :mod:`.base`) without this package importing theirs: the imports point one
+    way. ``name in REASONERS`` and listing the names import nothing.
+    """
+
+    def __init__(self, paths: dict[str, str]):
+        self._paths = dict(paths)
+        self._classes: dict[str, type[Reasoner]] = {}
+
+    def __getitem__(self, name: str) -> type[Reasoner]:
+        if name not in self._classes:
+            module, _, attr = self._paths[name].partition(":")  # KeyError for an unknown name
+            self._classes[name] = getattr(importlib.import_module(module), attr)
+        return self._classes[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __repr__(self) -> str:
+        return f"Registry({self._paths!r})"
+
+
+# grid puzzles (input tokens -> answer tokens) and trace models (CWM trace text: a causal LM and a
+# masked-diffusion infiller); all train with the same Trainer
+PUZZLE_REASONERS = ("feedforward", "trm", "hrm", "diffusion", "autoregressive")
+TRACE_REASONERS = ("trace_lm", "trace_diffusion")
+REASONERS = Registry({
+    "feedforward": f"{__name__}.feedforward:FeedForward",
+    "trm": f"{__name__}.trm:TRM",
+    "hrm": f"{__name__}.hrm:HRM",
+    "diffusion": f"{__name__}.diffusion:MaskedDiffusion",
+    "autoregressive": f"{__name__}.autoregressive:Autoregressive",
+    "trace_lm": "tracegym.agents.trace_model.model:TraceLM",
+    "trace_diffusion": "tracegym.agents.trace_model.model:TraceDiffusion",
+})
 
 # TRM (config/arch/trm.yaml and the README's commands): 2 layers, hidden 512, 8 heads, expansion 4,
 # stablemax, halt exploration 0.1, up to 16 supervision steps, a 16-token puzzle embedding of
@@ -66,16 +108,17 @@ NAMED_CONFIGS: dict[str, dict] = {
     "hrm-sudoku-extreme": {**_HRM, "task": "sudoku"},
     "hrm-maze-hard": {**_HRM, "task": "maze"},
     "hrm-arc-agi-1": {**_HRM, "task": "arc"},
-    # The CPU feasibility setting: a tiny TRM that learns 4x4 Sudoku in minutes on 2 cores.
-    "trm-sudoku4-tiny": dict(reasoner="trm", backbone="mlp_mixer", task="sudoku4", dim=64,
-                             depth=2, heads=4, H_cycles=3, L_cycles=6, N_sup=8, multiple_of=32),
+    # The CPU recipe: a tiny TRM that learns 4x4 Sudoku in about a minute on 2 cores.
+    "trm-sudoku4-cpu": dict(reasoner="trm", backbone="mlp_mixer", task="sudoku4", dim=64,
+                            depth=2, heads=4, multiple_of=16, H_cycles=2, L_cycles=2, N_sup=4,
+                            loss="stablemax"),
 }
 
 __all__ = [
-    "LOSSES", "NAMED_CONFIGS", "PUZZLE_REASONERS", "REASONERS", "TASKS", "HRM", "TRM",
-    "Autoregressive", "TraceDiffusion", "TraceLM",
-    "FeedForward", "InputEmbedding", "MaskedDiffusion", "Reasoner", "StepOutput", "TaskSpec",
-    "build_policy", "log_stablemax", "sequence_loss", "token_loss",
+    "LOSSES", "NAMED_CONFIGS", "PUZZLE_REASONERS", "REASONERS", "TASKS", "TRACE_REASONERS", "HRM",
+    "TRM", "Autoregressive", "FeedForward", "InputEmbedding", "MaskedDiffusion", "Reasoner",
+    "Registry", "StepOutput", "TaskSpec", "build_policy", "log_stablemax", "sequence_loss",
+    "token_loss",
 ]
 
 

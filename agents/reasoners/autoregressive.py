@@ -13,9 +13,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from ..backbones import BACKBONES
-from ..backbones.hybrid import layer_kinds
-from .base import Reasoner, StepOutput, answer_metrics
+from .base import Reasoner, StepOutput, answer_metrics, check_causal
 from .tasks import TaskSpec
 
 
@@ -27,12 +25,7 @@ class Autoregressive(Reasoner):
 
     def __init__(self, backbone: str, task: TaskSpec, **config):
         super().__init__(backbone, task, **config)
-        pattern = self.cfg["pattern"] or BACKBONES[backbone]
-        if "M" in layer_kinds(pattern, self.cfg["depth"]):
-            raise ValueError(
-                f"the autoregressive reasoner needs a causal backbone; {backbone!r} "
-                f"(pattern {pattern!r}) contains mlp_mixer layers, which have no causal mode; "
-                f"use transformer, gated_attention, gated_deltanet or hybrid")
+        check_causal(self.NAME, backbone, self.cfg["pattern"], self.cfg["depth"])
         self.embed = self.make_embedding()
         self.segment = nn.Embedding(2, self.cfg["dim"])  # 0 input, 1 answer
         nn.init.zeros_(self.segment.weight)

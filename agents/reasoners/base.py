@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import BACKBONES, build_backbone
+from ..backbones.hybrid import layer_kinds
 from .tasks import TaskSpec
 
 LOSSES = ("stablemax", "softmax")
@@ -169,6 +170,17 @@ def _probability(name, value):
         raise ValueError(f"{name} must be a number in [0, 1], got {name}={value!r}")
 
 
+def check_causal(reasoner: str, backbone: str, pattern: str | None, depth: int) -> None:
+    """ValueError unless ``backbone`` (its ``pattern`` when given) at ``depth`` can run causally:
+    mlp_mixer layers (letter "M") mix every position and have no causal mode."""
+    pattern = pattern or BACKBONES[backbone]
+    if "M" in layer_kinds(pattern, depth):
+        causal = ", ".join(name for name, kinds in BACKBONES.items() if "M" not in kinds)
+        raise ValueError(f"the {reasoner} reasoner needs a causal backbone; {backbone!r} "
+                         f"(pattern {pattern!r}) contains mlp_mixer layers, which have no causal "
+                         f"mode; use one of {causal}")
+
+
 class Reasoner(nn.Module):
     """Base of every reasoner. Subclasses set ``NAME`` and ``DEFAULTS`` (their own config keys)
     and implement :meth:`supervision_steps` and :meth:`solve`.
@@ -261,6 +273,13 @@ class Reasoner(nn.Module):
         return sequence_loss(logits, labels, self.task.ignore_label_id, self.cfg["loss"])
 
     # -- the interface
+    @property
+    def max_supervision_steps(self) -> int:
+        """The most :class:`StepOutput` s (optimizer steps) :meth:`supervision_steps` yields for
+        one batch: 1 here, for one-pass reasoners; a reasoner with deep supervision overrides it
+        (the Trainer sizes an epoch-long lr schedule with it)."""
+        return 1
+
     def supervision_steps(self, batch: dict[str, torch.Tensor]) -> Iterator[StepOutput]:
         """Yield one :class:`StepOutput` per supervision step; the caller runs backward and an
         optimiser step after each yield (state between steps is carried detached)."""

@@ -79,6 +79,10 @@ class HRM(Reasoner):
         self.H_init = nn.Parameter(torch.nn.init.trunc_normal_(torch.empty(c["dim"]), std=1.0))
         self.L_init = nn.Parameter(torch.nn.init.trunc_normal_(torch.empty(c["dim"]), std=1.0))
 
+    @property
+    def max_supervision_steps(self) -> int:
+        return self.cfg["halt_max_steps"]
+
     def initial_carry(self, batch: int) -> HRMCarry:
         shape = (batch, self.prefix + self.task.seq_len, self.cfg["dim"])
         return HRMCarry(self.H_init.expand(shape), self.L_init.expand(shape))

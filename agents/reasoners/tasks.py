@@ -57,8 +57,10 @@ class TaskSpec:
         )
 
 
-# Defaults follow envs/*/tokens.py: Sudoku n x n -> vocab n + 2, seq n*n; maze and ARC on a
-# 30 x 30 canvas (maze chars 1..5, ARC colours 2..11 with 1 the end-of-grid marker).
+# The token layouts of envs/sudoku/tokens.py, envs/maze/tokens.py and envs/arc/tokens.py, written
+# out so the agents need not import the envs: Sudoku n x n -> vocab n + 2, seq n*n; maze and ARC
+# on a 30 x 30 canvas (maze cell codes 1..5, ARC colours 2..11 with 1 the end-of-grid marker).
+# tests/test_reasoners.py checks them against the envs.
 TASKS: dict[str, TaskSpec] = {
     "sudoku": TaskSpec("sudoku", vocab_size=11, seq_len=81),
     "sudoku4": TaskSpec("sudoku4", vocab_size=6, seq_len=16),

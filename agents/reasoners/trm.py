@@ -90,6 +90,10 @@ class TRM(Reasoner):
         self.y_init = nn.Parameter(torch.nn.init.trunc_normal_(torch.empty(c["dim"]), std=1.0))
         self.z_init = nn.Parameter(torch.nn.init.trunc_normal_(torch.empty(c["dim"]), std=1.0))
 
+    @property
+    def max_supervision_steps(self) -> int:
+        return self.cfg["N_sup"]
+
     def initial_carry(self, batch: int) -> TRMCarry:
         shape = (batch, self.prefix + self.task.seq_len, self.cfg["dim"])
         return TRMCarry(self.y_init.expand(shape), self.z_init.expand(shape))

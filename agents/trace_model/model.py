@@ -2,11 +2,11 @@
 (:class:`TraceDiffusion`) over :class:`~tracegym.tracers.tokenizer.TraceTokenizer` ids.
 
 Both are :class:`~tracegym.agents.reasoners.Reasoner` s, so the Trainer trains them on the
-``tracegym data trace_lm`` arrays. The data convention (``datasets/trace_lm.py``): ``inputs`` hold
-the prompt then PAD; ``labels[i]`` is token ``i + 1`` of prompt + target (target ends with EOS),
-0 (ignored) elsewhere. ``solve(inputs)`` returns ``(B, T)`` predictions in the same shifted layout
-(``pred[i]`` = predicted token ``i + 1``; 0 before the target and after the predicted EOS), so the
-Trainer's exact accuracy is exact match of the whole target.
+``tracegym data trace_lm`` arrays. The data convention (:mod:`tracegym.tracers.prompt`):
+``inputs`` hold the prompt then PAD; ``labels[i]`` is token ``i + 1`` of prompt + target (target
+ends with EOS), 0 (ignored) elsewhere. ``solve(inputs)`` returns ``(B, T)`` predictions in the
+same shifted layout (``pred[i]`` = predicted token ``i + 1``; 0 before the target and after the
+predicted EOS), so the Trainer's exact accuracy is exact match of the whole target.
 
 The config records the tokenizer (``config["tokenizer"]`` = ``TraceTokenizer().to_dict()``);
 building a model from a config made with another tokenizer raises ValueError (``check_compatible``).
@@ -20,13 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tracegym.agents.backbones import BACKBONES
-from tracegym.agents.backbones.hybrid import layer_kinds
 from tracegym.agents.reasoners.base import (
     Reasoner,
     StepOutput,
     _positive_int,
     answer_metrics,
+    check_causal,
     token_loss,
 )
 from tracegym.agents.reasoners.tasks import TaskSpec
@@ -76,10 +75,8 @@ class _TraceModel(Reasoner):
         if self.cfg["puzzle_emb_len"]:
             raise ValueError(f"puzzle_emb_len must be 0 for a trace model, got "
                              f"{self.cfg['puzzle_emb_len']}")
-        pattern = self.cfg["pattern"] or BACKBONES[backbone]
-        if self.CAUSAL and "M" in layer_kinds(pattern, self.cfg["depth"]):
-            raise ValueError(f"{self.NAME} needs a causal backbone; {backbone!r} (pattern "
-                             f"{pattern!r}) has mlp_mixer layers")
+        if self.CAUSAL:
+            check_causal(self.NAME, backbone, self.cfg["pattern"], self.cfg["depth"])
         self.embed = self.make_embedding()
         self.net = self.make_backbone(task.seq_len, causal=self.CAUSAL)
         self.head = self.make_head()
@@ -138,8 +135,9 @@ class TraceLM(_TraceModel):
     of every row at once: all rows step through positions together; a row still inside its
     prompt is fed its prompt token, the others their own prediction, until each has written EOS.
 
-    >>> from tracegym.agents.trace_model import build_trace_model
-    >>> m = build_trace_model("trace_lm", "transformer", seq_len=64, dim=32, depth=1)
+    >>> from tracegym.agents.reasoners import build_policy
+    >>> from tracegym.agents.trace_model import trace_task
+    >>> m = build_policy("trace_lm", "transformer", trace_task(64), dim=32, depth=1)
     >>> m.generate([1, 264], max_new_tokens=3, stop_ids=()).shape
     (3,)
     """

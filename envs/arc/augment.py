@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tracegym.envs.arc.data import NUM_COLOURS, ArcTask
+from tracegym.envs.arc.constants import NUM_COLOURS
+from tracegym.envs.arc.data import ArcTask
 from tracegym.grid import dihedral, inverse_dihedral
 
 _IDENTITY_PERM = tuple(range(NUM_COLOURS))
@@ -22,7 +23,8 @@ _IDENTITY_PERM = tuple(range(NUM_COLOURS))
 
 @dataclass(frozen=True)
 class ArcAugmentation:
-    """Colour ``c`` -> ``colour_perm[c]``, then ``dihedral(., k)`` (the two commute).
+    """Colour ``c`` -> ``colour_perm[c]``, then ``dihedral(., k)`` (the two commute), as TRM's
+    ``dihedral_transform(mapping[grid], k)`` (:func:`tracegym.grid.dihedral` uses its numbering).
 
     Frozen and hashable (the permutation is kept as a tuple), so augmentations can be deduplicated
     in a set.
@@ -75,6 +77,35 @@ class ArcAugmentation:
 
 
 IDENTITY = ArcAugmentation()
+
+# TRM's puzzle names (``PuzzleIdSeparator`` in its build_arc_dataset.py): an augmented copy of task
+# T is "T|||t<k>|||<perm>", k the dihedral index, perm the 10 digits colour_perm[0..9]
+SEPARATOR = "|||"
+
+
+def augmentation_name(task_id: str, aug: ArcAugmentation | None) -> str:
+    """TRM's puzzle name of ``task_id``'s copy under ``aug`` (the bare id for the original: None
+    or the identity).
+
+    >>> augmentation_name("007bbfb7", ArcAugmentation(6, (0, 2, 1, 3, 4, 5, 6, 7, 8, 9)))
+    '007bbfb7|||t6|||0213456789'
+    """
+    if aug is None or aug.is_identity:
+        return task_id
+    return f"{task_id}{SEPARATOR}t{aug.k}{SEPARATOR}{''.join(map(str, aug.colour_perm))}"
+
+
+def parse_augmentation_name(name: str) -> tuple[str, ArcAugmentation]:
+    """``(task_id, augmentation)`` of a puzzle name (:func:`augmentation_name`'s inverse); a
+    bare task id gives :data:`IDENTITY`. A malformed name raises ValueError naming it."""
+    parts = name.rsplit(SEPARATOR, 2)
+    if len(parts) == 1:
+        return name, IDENTITY
+    if len(parts) == 3 and parts[1][:1] == "t" and parts[1][1:].isdigit() \
+            and len(parts[2]) == NUM_COLOURS and parts[2].isdigit():
+        return parts[0], ArcAugmentation(int(parts[1][1:]), tuple(int(c) for c in parts[2]))
+    raise ValueError(f"name: expected <task> or <task>{SEPARATOR}t<k>{SEPARATOR}<10 colour "
+                     f"digits>, got {name!r}")
 
 
 def random_augmentation(rng: np.random.Generator, keep_black: bool = True) -> ArcAugmentation:

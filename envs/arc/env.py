@@ -9,14 +9,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from tracegym.checks import check_positive_int
 from tracegym.errors import ActionError
 from tracegym.grid import check_cells
 
 from . import edits
-from .edits import MAX_SIDE
+from .constants import MAX_DEMOS, MAX_SIDE
 
 OUTSIDE = 10  # observation value of cells outside a grid (colours are 0..9)
-MAX_DEMOS = 10
 MODES = ("step", "answer")
 OPS = ("resize", "paint", "fill", "select", "copy", "paste", "rotate", "flip_h", "flip_v",
        "reset", "submit")
@@ -161,10 +161,8 @@ class ArcEnv(gym.Env):
                  render_mode: str | None = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
-        if not isinstance(attempts, (int, np.integer)) or attempts < 1:
-            raise ValueError(f"attempts must be a positive int, got {attempts!r}")
-        if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-            raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+        check_positive_int("attempts", attempts)
+        check_positive_int("max_steps", max_steps)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, "
                              f"got {render_mode!r}")

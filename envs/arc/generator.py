@@ -8,8 +8,8 @@ demo). Background is colour 0 unless a family says otherwise. Connectivity is 4-
 
 Families (``FAMILIES``):
 
-- ``flip``: one of the 7 non-identity dihedral transforms (``k % 4`` quarter turns
-  anticlockwise, then a left-right mirror when ``k >= 4``).
+- ``flip``: one of the 7 non-identity dihedral transforms, ``transform`` = k as
+  :func:`tracegym.grid.dihedral` numbers them (TRM's numbering).
 - ``recolour``: 1..3 colours are replaced cell-wise by others (a colour lookup table).
 - ``gravity``: non-background cells fall ``down``/``up``/``left``/``right`` until blocked,
   keeping their order along the fall line.
@@ -41,10 +41,12 @@ from typing import Any
 
 import numpy as np
 
-from .data import MAX_SIDE, NUM_COLOURS, ArcTask
+from tracegym.checks import check_int, check_seed
+from tracegym.grid import dihedral
 
-BG = 0
-MAX_DEMOS = 10  # the most demonstrations the env's observation holds
+from .constants import BG, MAX_DEMOS, MAX_SIDE, NUM_COLOURS
+from .data import ArcTask
+
 MAX_TASK_TRIES = 50  # redraws of the rule (a rule whose demos do not identify it)
 MAX_PAIR_TRIES = 200  # redraws of inputs within one rule (duplicates, no-op outputs)
 
@@ -123,11 +125,6 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return grid, count
 
 
-def _dihedral(grid: Grid, k: int) -> Grid:
-    g = np.rot90(grid, k % 4)
-    return g[:, ::-1] if k >= 4 else g
-
-
 def _only_rule_fits(program, **choices):
     """An ``identifiable`` check: no other rule, ``choices`` giving the values each key may take,
     maps every demo input to its output."""
@@ -148,7 +145,7 @@ def _same(a: Grid, b: Grid) -> bool:
 
 # -- flip -----------------------------------------------------------------------------------------
 def _flip_program(grid, rule):
-    return np.ascontiguousarray(_dihedral(grid, rule["transform"]))
+    return np.ascontiguousarray(dihedral(grid, rule["transform"]))
 
 
 FLIP = Family(
@@ -501,9 +498,8 @@ def generate_task(family: str, rng: np.random.Generator, *, task_id: str | None 
     fam = get_family(family)
     if num_demos is None:
         num_demos = int(rng.integers(3, 6))
-    elif isinstance(num_demos, bool) or not isinstance(num_demos, (int, np.integer)) \
-            or not 1 <= num_demos <= MAX_DEMOS:
-        raise ValueError(f"num_demos must be an int in 1..{MAX_DEMOS}, got {num_demos!r}")
+    else:
+        num_demos = check_int("num_demos", num_demos, 1, MAX_DEMOS)
     need = int(num_demos) + 1
     for _ in range(MAX_TASK_TRIES):
         rule = fam.sample_rule(rng)
@@ -534,19 +530,11 @@ def generate_task(family: str, rng: np.random.Generator, *, task_id: str | None 
     raise RuntimeError(f"family {family!r}: no valid task in {MAX_TASK_TRIES} tries")
 
 
-def _check_index(value, field: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{field} must be an int, got {value!r}")
-    if not 0 <= value < 2**63:
-        raise ValueError(f"{field} must be in 0..2**63-1, got {value}")
-    return int(value)
-
-
 def procedural_task(family: str, seed: int, index: int) -> ProceduralTask:
     """Item ``index`` of ``family`` under ``seed``, from its own RNG; id
     ``procedural/<family>/<seed>/<index>``."""
     get_family(family)
-    seed, index = _check_index(seed, "seed"), _check_index(index, "index")
+    seed, index = check_seed(seed), check_seed(index, "index")
     rng = np.random.default_rng([seed, index])
     return generate_task(family, rng, task_id=f"procedural/{family}/{seed}/{index}")
 

@@ -21,7 +21,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-SIDE = 30
+from .constants import MAX_SIDE
+
+SIDE = MAX_SIDE  # TRM's canvas holds the largest ARC grid
 SEQ_LEN = SIDE * SIDE
 VOCAB_SIZE = 12
 PAD_ID = 0

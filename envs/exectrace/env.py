@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from tracegym.checks import check_positive_int
 from tracegym.errors import ActionError
 from tracegym.tracers.cwm import SPECIAL_TOKENS
 from tracegym.tracers.tokenizer import PAD, TraceTokenizer
@@ -103,11 +104,13 @@ class ExecTraceEnv(gym.Env):
     ``answer`` (the true result repr).
 
     ## Version History
-    - v0: first release.
+    - v0: first release. Object addresses in reprs are now written ``0x...`` (were ``0x0``), as
+      the trace dataset writes them.
 
     Determinism: the same seed gives the same text (object addresses in reprs are written
-    ``0x0``), except that a set of strings reprs in ``PYTHONHASHSEED`` order (CRUXEval
-    sample_736): fix that variable to compare runs across processes.
+    ``0x...``, as in ``tracegym data traces``: :func:`tracegym.tracers.cwm.scrub_addresses`),
+    except that a set of strings reprs in ``PYTHONHASHSEED`` order (CRUXEval sample_736): fix
+    that variable to compare runs across processes.
 
     >>> import gymnasium as gym, tracegym
     >>> env = gym.make("tracegym/ExecTrace-v0", kind="straight_line")
@@ -131,12 +134,8 @@ class ExecTraceEnv(gym.Env):
             raise ValueError(f"obs_format must be one of {list(OBS_FORMATS)}, got {obs_format!r}")
         for name, v in (("max_length", max_length), ("max_tokens", max_tokens),
                         ("max_frames", max_frames)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if max_steps is not None and (isinstance(max_steps, bool) or
-                                      not isinstance(max_steps, (int, np.integer)) or
-                                      max_steps < 1):
-            raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
+            check_positive_int(name, v)
+        check_positive_int("max_steps", max_steps, optional=True)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, "
                              f"got {render_mode!r}")

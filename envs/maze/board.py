@@ -28,11 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from tracegym.errors import PuzzleFormatError
+from tracegym.grid import format_char_grid, parse_char_rows
+from tracegym.io import atomic_write_text
 
 PAD, WALL, OPEN, START, GOAL, PATH = 0, 1, 2, 3, 4, 5
 CHARS = "?# SGo"  # index = code; "?" for the pad id, which never appears in a maze
 ALPHABET = {ch: code for code, ch in enumerate(CHARS) if code}
-VOCAB_SIZE = 6
+_NO_PATH = {ch: code for ch, code in ALPHABET.items() if code != PATH}  # puzzles, not answers
 
 
 class MazeError(PuzzleFormatError):
@@ -50,29 +52,14 @@ def parse_maze(text: str, *, field: str = "maze", allow_path: bool = True) -> np
         lines.pop()
     if not lines:
         raise PuzzleFormatError(f"{field}: empty maze")
-    width = len(lines[0])
-    for r, line in enumerate(lines):
-        if len(line) != width:
-            raise PuzzleFormatError(f"{field}: ragged rows: row {r + 1} has {len(line)} "
-                                    f"characters, row 1 has {width}")
-    expected = "'#', ' ', 'S', 'G'" + (", 'o'" if allow_path else "")
-    grid = np.empty((len(lines), width), np.int8)
-    for r, line in enumerate(lines):
-        for c, ch in enumerate(line):
-            code = ALPHABET.get(ch)
-            if code is None or (code == PATH and not allow_path):
-                raise PuzzleFormatError(f"{field}: unknown character {ch!r} at row {r + 1}, "
-                                        f"column {c + 1} (expected one of {expected})")
-            grid[r, c] = code
+    grid = parse_char_rows(lines, ALPHABET if allow_path else _NO_PATH, field=field)
     check_maze(grid, field=field)
     return grid
 
 
 def format_maze(grid: np.ndarray) -> str:
     """The block of text of a grid (no trailing newline); the inverse of :func:`parse_maze`."""
-    lut = np.frombuffer(CHARS.encode("ascii"), np.uint8)
-    rows = lut[np.asarray(grid, np.intp)]
-    return "\n".join(row.tobytes().decode("ascii") for row in rows)
+    return format_char_grid(grid, CHARS, row_sep="\n")
 
 
 def read_mazes(path: str | os.PathLike) -> list[np.ndarray]:
@@ -96,11 +83,8 @@ def read_mazes(path: str | os.PathLike) -> list[np.ndarray]:
 
 
 def write_mazes(path: str | os.PathLike, grids) -> None:
-    """Write mazes as blocks separated by an empty line (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text("\n\n".join(format_maze(g) for g in grids) + "\n")
-    os.replace(tmp, path)
+    """Write mazes as blocks separated by an empty line, atomically."""
+    atomic_write_text(path, "\n\n".join(format_maze(g) for g in grids) + "\n")
 
 
 Cell = tuple[int, int]

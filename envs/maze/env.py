@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from tracegym.checks import check_positive_int
 from tracegym.errors import ActionError
 from tracegym.grid import check_cells
 
@@ -38,8 +39,7 @@ def configure(env, *, size, kind, mazes, mode, step_reward, max_steps, render_mo
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
-    if max_steps is not None and (not isinstance(max_steps, (int, np.integer)) or max_steps < 1):
-        raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
+    check_positive_int("max_steps", max_steps, optional=True)
     render_modes = env.metadata["render_modes"]
     if render_mode is not None and render_mode not in render_modes:
         raise ValueError(f"render_mode must be one of {render_modes}, got {render_mode!r}")

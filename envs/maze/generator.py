@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from tracegym.rng import check_seed, item_stream, next_u64, randbelow, shuffle
+from tracegym.checks import check_int, check_positive_int, check_seed
+from tracegym.rng import item_stream, next_u64, randbelow, shuffle
 
 from .board import GOAL, OPEN, START, WALL
 from .solver import _DC, _DR, bfs, trace_path
@@ -284,18 +285,15 @@ class MazeGenerator:
                  max_attempts: int = MAX_ATTEMPTS):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
-        if not isinstance(size, (int, np.integer)) or not 5 <= size <= 255:
-            raise ValueError(f"size must be an int in 5..255, got {size!r}")
+        check_int("size", size, 5, 255)
         if kind in PERFECT and size % 2 == 0:
             raise ValueError(f"size must be odd for a perfect ({kind}) maze, got {size}")
         if not 0.0 <= wall_density < 1.0:
             raise ValueError(f"wall_density must be in [0, 1), got {wall_density!r}")
         if min_path is None:
             min_path = default_min_path(size) if kind == "hard" else 0
-        if not isinstance(min_path, (int, np.integer)) or min_path < 0:
-            raise ValueError(f"min_path must be an int >= 0, got {min_path!r}")
-        if not isinstance(max_attempts, (int, np.integer)) or max_attempts < 1:
-            raise ValueError(f"max_attempts must be a positive int, got {max_attempts!r}")
+        check_int("min_path", min_path, 0)
+        check_positive_int("max_attempts", max_attempts)
         self.size, self.kind = int(size), kind
         self.wall_density, self.min_path = float(wall_density), int(min_path)
         self.max_attempts = int(max_attempts)
@@ -307,8 +305,7 @@ class MazeGenerator:
         """Items ``start..start+count-1``: ``(mazes, labels, stats)`` with mazes and labels
         ``(count, size, size)`` int8 and stats ``(count, 2)`` (path length, attempts)."""
         seed = check_seed(seed)
-        if count < 0 or start < 0:
-            raise ValueError(f"count and start must be >= 0, got count={count}, start={start}")
+        count, start = check_int("count", count, 0), check_int("start", start, 0)
         n = self.size
         mazes = np.empty((count, n, n), np.int8)
         labels = np.empty((count, n, n), np.int8)

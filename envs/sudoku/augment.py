@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tracegym.checks import check_int
+
 from .board import geometry
 
 
@@ -120,8 +122,7 @@ def random_maps(size: int, count: int, rng: np.random.Generator) -> tuple[np.nda
     """
     geo = geometry(size)
     n, br, bc = size, geo.box_rows, geo.box_cols
-    if count < 0:
-        raise ValueError(f"count must be >= 0, got {count}")
+    count = check_int("count", count, 0)
     row_perm = _line_permutations(rng, count, n // br, br)  # (count, n): bands of br rows
     col_perm = _line_permutations(rng, count, n // bc, bc)  # (count, n): stacks of bc columns
     # Transposing swaps the roles of box rows and box columns: only legal for square boxes.
@@ -155,8 +156,7 @@ def augment_batch(puzzles: np.ndarray, solutions: np.ndarray, k: int,
     if solutions.shape != puzzles.shape:
         raise ValueError(f"solutions: expected shape {puzzles.shape} like puzzles, "
                          f"got {solutions.shape}")
-    if k < 0:
-        raise ValueError(f"k must be >= 0, got {k}")
+    k = check_int("k", k, 0)
     b, n, _ = puzzles.shape
     cell_maps, digit_maps = random_maps(n, b * k, rng)
     cell_maps = cell_maps.reshape(b, k, n * n)

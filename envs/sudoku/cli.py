@@ -150,28 +150,69 @@ def solve_file(path: str | os.PathLike, *, grid: bool = False, stats: bool = Fal
 
     grids, rows = read_puzzle_file(path)
     total = sum(len(r) for r in rows.values())
-    out: list[bytes] = [b""] * total
-    failed = 0
+    plain = not (grid or stats)
+    texts: dict[int, np.ndarray] = {}  # plain format: size -> (k, n*n + 1) bytes, newline last
+    out: list[bytes] = [] if plain else [b""] * total
+    counts_of: dict[int, np.ndarray] = {}
     with tqdm(total=total, desc="solving", unit="puzzle", delay=1.0, file=sys.stderr) as bar:
         for n, puzzles in grids.items():
-            symbols = np.frombuffer((DIGIT_CHARS[:n]).encode("ascii"), dtype=np.uint8)
+            symbols = np.frombuffer(f"{DIGIT_CHARS[:n]}\n".encode("ascii"), dtype=np.uint8)
+            counts_of[n] = np.zeros(len(puzzles), dtype=np.int64)
+            if plain:
+                texts[n] = np.full((len(puzzles), n * n + 1), n, dtype=np.int8)  # n: newline
             for start in range(0, len(puzzles), SOLVE_CHUNK):
                 chunk = puzzles[start:start + SOLVE_CHUNK]
-                where = rows[n][start:start + SOLVE_CHUNK]
                 solutions, counts, effort = solve_batch(chunk, limit=2, parallel=True)
-                failed += int((counts != 1).sum())
-                if grid or stats:  # the rare formats: Python per line is fine
-                    for i, row in enumerate(where):
+                counts_of[n][start:start + len(chunk)] = counts
+                if plain:  # digits -> symbol indices; the failed rows are replaced below
+                    texts[n][start:start + len(chunk), :-1] = solutions.reshape(len(chunk), -1)
+                    texts[n][start:start + len(chunk), :-1] -= 1
+                else:  # the rare formats: Python per line is fine
+                    for i, row in enumerate(rows[n][start:start + SOLVE_CHUNK]):
                         out[row] = _failure(counts[i]) if counts[i] != 1 else _answer(
                             solutions[i], chunk[i], *effort[i], grid, stats).encode("ascii")
-                else:  # (k, n*n) digits -> characters, one bytes object per line
-                    text = symbols[solutions.reshape(len(chunk), -1) - 1]
-                    for i, row in enumerate(where):
-                        out[row] = text[i].tobytes() if counts[i] == 1 else _failure(counts[i])
                 bar.update(len(chunk))
-    sys.stdout.write(b"\n".join([*out, b""]).decode("ascii"))
+            if plain:
+                texts[n] = symbols[texts[n]]
+    failed = sum(int((c != 1).sum()) for c in counts_of.values())
+    if not plain:
+        data = b"\n".join([*out, b""])
+    elif len(grids) == 1:  # one size (the common file): the lines are in file order already
+        (n,) = grids
+        data = _splice_failures(texts[n].tobytes(), n * n + 1, counts_of[n])
+    else:  # mixed sizes: put each line back at its place in the file
+        lines: list[bytes] = [b""] * total
+        for n, text in texts.items():
+            width = n * n + 1
+            whole = text.tobytes()
+            for i, row in enumerate(rows[n]):
+                count = counts_of[n][i]
+                lines[row] = whole[i * width:(i + 1) * width] if count == 1 else (
+                    _failure(count) + b"\n")
+        data = b"".join(lines)
     sys.stdout.flush()
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is not None:  # the text layer would decode and encode ~8 MB for nothing
+        binary.write(data)
+        binary.flush()
+    else:
+        sys.stdout.write(data.decode("ascii"))
+        sys.stdout.flush()
     return 1 if failed else 0
+
+
+def _splice_failures(data: bytes, width: int, counts: np.ndarray) -> bytes:
+    """``data`` (fixed-width lines, one per puzzle) with the lines of unsolved or ambiguous
+    puzzles (``counts != 1``) replaced by their failure text."""
+    bad = np.flatnonzero(counts != 1)
+    if not len(bad):
+        return data
+    pieces, prev = [], 0
+    for i in bad.tolist():
+        pieces += [data[prev * width:i * width], _failure(counts[i]) + b"\n"]
+        prev = i + 1
+    pieces.append(data[prev * width:])
+    return b"".join(pieces)
 
 
 def _failure(count: int) -> bytes:

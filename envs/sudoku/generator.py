@@ -37,8 +37,9 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from tracegym.checks import check_int, check_positive_int, check_seed
 from tracegym.errors import MultipleSolutionsError, UnsolvableError
-from tracegym.rng import check_seed, item_stream, shuffle
+from tracegym.rng import item_stream, shuffle
 
 from .board import SIZES, geometry
 from .solver import _DIGIT_OF, _POPCOUNT, _search, count_solutions
@@ -146,8 +147,7 @@ class GeneratorConfig:
         if (self.size, self.difficulty) in UNSUPPORTED:
             raise ValueError(f"difficulty {self.difficulty!r} is not available for size "
                              f"{self.size}: {UNSUPPORTED[self.size, self.difficulty]}")
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be a positive int, got {self.max_attempts!r}")
+        check_positive_int("max_attempts", self.max_attempts)
         return self
 
     @property
@@ -181,8 +181,7 @@ class SudokuGenerator:
         with stats columns (clues, nodes, guesses, attempts).
         """
         seed = check_seed(seed)
-        if count < 0 or start < 0:
-            raise ValueError(f"count and start must be >= 0, got count={count}, start={start}")
+        count, start = check_int("count", count, 0), check_int("start", start, 0)
         cfg = self.config
         n = cfg.size
         puzzles = np.zeros((count, n * n), dtype=np.int8)

@@ -1,7 +1,7 @@
 """``tracegym trace-model predict --checkpoint CHECKPOINT --source FILE --entry f --args "..."``
 and ``tracegym trace-model eval --checkpoint CHECKPOINT [--traces DIR] [--episodes 50]``.
 
-``eval`` prints :func:`~tracegym.agents.trace_model.decode.evaluate_exectrace` as JSON: next-frame,
+``eval`` prints :func:`~tracegym.training.evaluate_traces.evaluate_exectrace` as JSON: next-frame,
 full-trace and output exact match on ``tracegym/ExecTrace-v0``, each beside the copy baseline
 (a progress bar on stderr while it runs).
 
@@ -73,8 +73,8 @@ def fallback_header(source: str, entry: str) -> str:
 
 def real_trace(source: str, entry: str, call, args):
     """``(trace, None)`` or ``(None, why it could not run)``."""
-    from tracegym.envs.exectrace.source import scrub_addresses
     from tracegym.tracers import Limits, TraceOptions, Tracer, trace_source
+    from tracegym.tracers.cwm import scrub_addresses
     from tracegym.tracers.programs import Program
 
     options = TraceOptions(max_events=args.max_frames)
@@ -93,8 +93,8 @@ def real_trace(source: str, entry: str, call, args):
 def evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from tracegym.agents.trace_model import load_trace_model
-    from tracegym.agents.trace_model.decode import evaluate_exectrace
+    from tracegym.training.checkpoint import load_trace_model
+    from tracegym.training.evaluate_traces import evaluate_exectrace
 
     for name in ("episodes", "max_frames"):
         if getattr(args, name) < 1:
@@ -119,10 +119,10 @@ def evaluate(args: argparse.Namespace) -> int:
 def main(args: argparse.Namespace) -> int:
     if args.action == "eval":
         return evaluate(args)
-    from tracegym.agents.trace_model import load_trace_model
     from tracegym.agents.trace_model.decode import rollout
     from tracegym.envs.exectrace.source import frame_texts
     from tracegym.tracers.programs import parse_arguments
+    from tracegym.training.checkpoint import load_trace_model
 
     path = Path(args.source)
     if not path.is_file():
