@@ -1,11 +1,16 @@
 # Shared by .ci/wheel_smoke.sh and .ci/other_pythons.sh; sourced, with the clone as working dir.
 
-# copy_source DEST: the clone's files as git sees them (tracked and new, not ignored), so that a
-# build starts clean: no build/, egg-info, caches or datasets of earlier runs.
+# copy_source DEST: the clone's files as git sees them (tracked and new, not ignored, less those
+# deleted and not yet committed), so that a build starts clean: no build/, egg-info, caches or
+# datasets of earlier runs.
 copy_source() {
     mkdir -p "$1"
     if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-        git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$1"
+        git ls-files -co --exclude-standard -z \
+            | while IFS= read -r -d '' f; do
+                  if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
+              done \
+            | tar --null -T - -cf - | tar -xf - -C "$1"
     else
         tar --exclude=.venv --exclude=build --exclude=dist --exclude='*.egg-info' \
             --exclude=__pycache__ --exclude='*.so' --exclude=./data --exclude=./runs \

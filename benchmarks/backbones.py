@@ -61,9 +61,9 @@ from tracegym.agents.backbones import (
     chunk_kda,
     gated_delta_rule,
     kda,
+    min_depth_for_pattern,
     recurrent_gated_delta_rule,
     recurrent_kda,
-    whole_depth,
 )
 
 MIXER_MAX_LEN = 2048
@@ -77,7 +77,7 @@ def hybrid_pattern(depth: int) -> str:
 
 def bench_depth(name: str, depth: int) -> int:
     # A recipe cut below its pattern length would lose its attention layers ("GGGA" -> "GG").
-    return whole_depth(name, depth) if name in RECIPES else depth
+    return min_depth_for_pattern(name, depth) if name in RECIPES else depth
 
 
 def make_net(name: str, args, T: int, causal: bool):

@@ -61,11 +61,11 @@ EVAL_SEED = 1_000_000  # env episodes are drawn from seeds far from the dataset'
 def model_config(reasoner: str, backbone: str) -> dict:
     """The pair's model keys. A recipe (qwen3_next "GGGA", kimi_linear "KKKL") runs at least one
     layer per letter of its pattern, so a depth-2 run still holds its attention / MLA layer."""
-    from tracegym.agents.backbones import RECIPES, whole_depth
+    from tracegym.agents.backbones import RECIPES, min_depth_for_pattern
 
     model = {**COMMON, **MODEL[reasoner]}
     if backbone in RECIPES and "depth" in model:
-        model["depth"] = whole_depth(backbone, model["depth"])
+        model["depth"] = min_depth_for_pattern(backbone, model["depth"])
     return model
 
 

@@ -167,8 +167,8 @@ class Trainer:
         self._order_epoch, self._order = -1, None
         self.stop_after: int | None = None
         self.signal: int | None = None  # SIGINT/SIGTERM received during train()
-        # (step, names, values on the device, Python-number metrics) of the steps not yet read
-        self._unread: list[tuple[int, list[str], torch.Tensor, dict[str, float]]] = []
+        # (step, names, 0-d tensors on the device, Python-number metrics) of the steps not read
+        self._unread: list[tuple[int, list[str], list[torch.Tensor], dict[str, float]]] = []
         if cfg.max_steps is not None:
             self.total_steps = cfg.max_steps
         else:
@@ -304,9 +304,9 @@ class Trainer:
                                  "lr, grad_clip > 0, amp=off, or check the data")
 
     def _keep(self, out, loss: torch.Tensor | None, norm: torch.Tensor) -> None:
-        """Queue this step's loss, tensor metrics and gradient norm for the next read, on the
-        device (one stack, no host read). Python-number metrics are on the host already, so
-        they are checked now."""
+        """Queue this step's loss, tensor metrics and gradient norm for the next read, as they
+        are (no kernel, no host read). Python-number metrics are on the host already, so they
+        are checked now."""
         names, values, numbers = [], [], {}
         if out is not None:
             names.append("loss")
@@ -320,8 +320,7 @@ class Trainer:
                     self._check_finite(self.step, k, numbers[k])
         names.append("grad_norm")
         values.append(norm.detach())
-        # stack promotes to the widest dtype, so each value reads back exactly as float(value)
-        self._unread.append((self.step, names, torch.stack(values), numbers))
+        self._unread.append((self.step, names, values, numbers))
 
     def _read(self) -> dict[str, float]:
         """Read every queued step value in one host read; raise :class:`NonFiniteError` naming
@@ -330,7 +329,8 @@ class Trainer:
         if not self._unread:
             return {}
         unread, self._unread = self._unread, []
-        flat = torch.cat([values for _, _, values, _ in unread]).tolist()
+        # stack promotes to the widest dtype, so each value reads back exactly as float(value)
+        flat = torch.stack([v for _, _, values, _ in unread for v in values]).tolist()
         at = 0
         for step, names, _, _ in unread:
             for name, value in zip(names, flat[at:at + len(names)]):

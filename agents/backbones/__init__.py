@@ -46,9 +46,6 @@ from .delta_rule import (
 from .hybrid import assemble, build_from_config, make_mixer, warn_if_pattern_cut
 from .kda_rule import HAS_FLA_KDA, chunk_kda, kda, recurrent_kda
 
-# The old name, kept while benchmarks/reasoners.py still imports it.
-whole_depth = min_depth_for_pattern
-
 __all__ = [
     "BACKBONES",
     "BACKBONE_DEFAULTS",

@@ -11,10 +11,10 @@ depth (``layer_kinds``); the single-mixer backbones are one-letter patterns.
 >>> cfg = BackboneConfig("hybrid", 64, 4, 4, 81, causal=False, pattern="GA")
 >>> cfg.layers, cfg.rotary
 ('GAGA', True)
->>> BackboneConfig("gated_deltanet", 64, 2, 4, 81, causal=True, conv_size=0)
+>>> BackboneConfig("gated_deltanet", 64, 0, 4, 81, causal=True)
 Traceback (most recent call last):
 ...
-tracegym.agents.backbones.config.BackboneConfigError: conv_size must be a positive int, ...
+tracegym.agents.backbones.config.BackboneConfigError: depth must be a positive int, got depth=0
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ MIXERS = {
     "M": "MLP token mixer",
 }
 DEFAULT_HYBRID_PATTERN = "GGGA"
-# name -> layer pattern (letters in hybrid.MIXERS); "hybrid" takes `pattern`.
+# name -> layer pattern (letters in MIXERS); "hybrid" takes `pattern`.
 BACKBONES = {
     "transformer": "T",
     "mlp_mixer": "M",
@@ -113,7 +113,7 @@ class BackboneConfig:
     multiple_of: int = 256
     """SwiGLU hidden width rounding (TRM)"""
     pattern: str | None = None
-    """hybrid only: layer letters from ``hybrid.MIXERS`` repeated to ``depth``; None means "GGGA"
+    """hybrid only: layer letters from ``MIXERS`` repeated to ``depth``; None means "GGGA"
     (3 Gated DeltaNet : 1 gated attention)"""
     qk_norm: bool = True
     """QK-norm in gated and sliding-window attention (the plain transformer and MLA have none)"""

@@ -55,7 +55,7 @@ def _outside_autocast(fn):
     return wrapper
 
 
-def _per_channel(g: torch.Tensor, q: torch.Tensor, op: str, per_channel: bool) -> torch.Tensor:
+def _decay_channels(g: torch.Tensor, q: torch.Tensor, op: str, per_channel: bool) -> torch.Tensor:
     """``g`` as (B, T, H, 1) (one decay per head) or (B, T, H, K) (one per key channel), after
     checking it has the shape ``op`` takes: the shared forms below broadcast either alike."""
     B, T, H, K = q.shape
@@ -236,7 +236,7 @@ def recurrent_gated_delta_rule(
     initial_state: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reference: one step at a time. Also the decoding path (T = 1)."""
-    g = _per_channel(g, q, "gated delta rule", per_channel=False)
+    g = _decay_channels(g, q, "gated delta rule", per_channel=False)
     return _recurrent(q, k, v, g, beta, scale, initial_state)
 
 
@@ -251,7 +251,7 @@ def chunk_gated_delta_rule(
     chunk_size: int = 64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunk-parallel form (see ``_chunk``); equal to the recurrent form up to rounding."""
-    g = _per_channel(g, q, "gated delta rule", per_channel=False)
+    g = _decay_channels(g, q, "gated delta rule", per_channel=False)
     return _chunk(q, k, v, g, beta, scale, initial_state, chunk_size, _head_grams)
 
 

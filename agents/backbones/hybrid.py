@@ -18,6 +18,7 @@ from .config import (
     DEFAULT_HYBRID_PATTERN,
     MIXERS,
     BackboneConfig,
+    BackboneConfigError,
     layer_kinds,
     min_depth_for_pattern,
 )
@@ -58,7 +59,9 @@ def make_mixer(kind: str, config: BackboneConfig) -> nn.Module:
         return SlidingWindowAttention(c.dim, c.heads, c.causal, window=c.window, qk_norm=qk_norm,
                                       rope=c.rotary, rope_base=c.rope_base)
     if kind != "M":
-        raise ValueError(f"unknown layer letter {kind!r}; valid letters: {', '.join(MIXERS)}")
+        raise BackboneConfigError(
+            f"unknown layer letter {kind!r}; valid letters: {', '.join(MIXERS)}"
+        )
     # BackboneConfig rejects a causal config with M layers.
     return TokenMixer(c.seq_len, c.expansion, c.multiple_of)
 

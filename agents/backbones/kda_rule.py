@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .delta_rule import _channel_grams, _chunk, _per_channel, _recurrent, dispatch
+from .delta_rule import _channel_grams, _chunk, _decay_channels, _recurrent, dispatch
 
 try:  # fused Triton kernels; CUDA only
     from fla.ops.kda import chunk_kda as _fla_kda
@@ -42,7 +42,7 @@ def recurrent_kda(
     initial_state: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reference: one step at a time. Also the decoding path (T = 1)."""
-    g = _per_channel(g, q, "KDA", per_channel=True)
+    g = _decay_channels(g, q, "KDA", per_channel=True)
     return _recurrent(q, k, v, g, beta, scale, initial_state)
 
 
@@ -58,7 +58,7 @@ def chunk_kda(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunk-parallel form (see ``delta_rule._chunk``); equal to the recurrent form up to
     rounding, for any decay (every exponent it takes is <= 0)."""
-    g = _per_channel(g, q, "KDA", per_channel=True)
+    g = _decay_channels(g, q, "KDA", per_channel=True)
     return _chunk(q, k, v, g, beta, scale, initial_state, chunk_size, _channel_grams)
 
 

@@ -8,7 +8,6 @@ an input ``(B, T)`` to answer tokens ``(B, T)`` (:meth:`Reasoner.solve`).
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -17,20 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..backbones import BACKBONES, build_backbone
-from ..backbones.hybrid import layer_kinds
+from ..backbones import BACKBONE_DEFAULTS, BACKBONES, build_backbone, layer_kinds
 from .tasks import TaskSpec
 
 LOSSES = ("stablemax", "softmax")
 
-# Backbone arguments a reasoner passes through unchanged: build_backbone's keyword-only
-# arguments with their defaults (norm, pattern, expansion, multiple_of, ...), read from its
-# signature so a backbone option added there is a reasoner config key here too.
-BACKBONE_DEFAULTS = {
-    name: param.default
-    for name, param in inspect.signature(build_backbone).parameters.items()
-    if param.kind is inspect.Parameter.KEYWORD_ONLY
-}
+# Backbone options a reasoner passes through unchanged (norm, pattern, expansion, ...) are
+# BACKBONE_DEFAULTS, the fields of BackboneConfig: an option added there is a reasoner key too.
 # Keys every reasoner takes; each subclass adds its own in DEFAULTS.
 COMMON_DEFAULTS = dict(
     dim=64,

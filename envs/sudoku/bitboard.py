@@ -322,7 +322,7 @@ def search9(givens, limit, solution, stats):
     count = 0
     nodes = 1
     guesses = 0
-    ok = _propagate(state, _ALL_WORDS)
+    ok = _propagate(state, np.int64(_ALL_WORDS))
     while True:
         if ok:
             b, bit = _pick_cell(state)
