@@ -17,7 +17,23 @@ def test_solve__prints_solution(top95_lines, capsys):
     assert main(["solve", top95_lines[0]]) == 0
     assert capsys.readouterr().out.strip() == SOLVED
     assert main(["solve", "sudoku", top95_lines[0], "--stats"]) == 0
-    assert "guesses=" in capsys.readouterr().out
+    result = count_solutions(top95_lines[0])  # --stats: the compiled solver's effort
+    assert capsys.readouterr().out.split() == [SOLVED, f"nodes={result.nodes}",
+                                               f"guesses={result.guesses}"]
+
+
+def test_solve__a_long_plain_search_is_handed_to_the_compiled_solver(top95_lines, capsys,
+                                                                     monkeypatch):
+    from tracegym.envs.sudoku import plain_solver
+
+    def over_budget(*args, **kwargs):
+        raise plain_solver.SearchBudgetExceeded("no answer within 1 search nodes")
+
+    monkeypatch.setattr(plain_solver, "count_solutions", over_budget)
+    assert main(["solve", top95_lines[0]]) == 0
+    assert capsys.readouterr().out.strip() == SOLVED
+    assert main(["solve", "." * 81]) == 2  # the compiled solver's verdict, as one line
+    assert capsys.readouterr().err.strip() == "tracegym: error: puzzle: multiple solutions"
 
 
 def test_solve__file_reports_each_line(tmp_path, top95_lines, capsys):
@@ -73,20 +89,23 @@ def _modules_after(argv: list[str]) -> list[str]:
     """Which heavy modules a fresh interpreter has loaded after running ``tracegym argv``."""
     code = ("import sys\nfrom tracegym.cli import main\ntry:\n    main(sys.argv[1:])\n"
             "except SystemExit:\n    pass\n"
-            "print('LOADED', [m for m in ('torch', 'numba', 'pyarrow') if m in sys.modules])")
+            "print('LOADED', [m for m in ('torch', 'numba', 'pyarrow', 'gymnasium', 'numpy') "
+            "if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
                          check=True).stdout
     return eval(out.split("LOADED ")[-1])
 
 
 def test_cli__help_imports_no_command_module():
-    """The parser is built from names read from source: neither torch nor numba at --help."""
+    """The parser is built from names read from source: no torch, numba, nor even numpy (or the
+    env registrations, which import Gymnasium) at --help."""
     assert _modules_after(["--help"]) == []
     assert _modules_after(["data", "--help"]) == []
 
 
-def test_cli__solve_imports_no_torch(top95_lines):
-    assert "torch" not in _modules_after(["solve", top95_lines[0]])
+def test_cli__solve_one_puzzle_imports_no_numba_nor_torch(top95_lines):
+    # one puzzle is solved in plain Python: the compiled solver's start-up would dominate
+    assert {"torch", "numba"}.isdisjoint(_modules_after(["solve", top95_lines[0]]))
     assert "torch" not in _modules_after(["data", "sudoku", "--help"])
 
 

@@ -100,17 +100,19 @@ class _Command:
 def _spec(module: str) -> importlib.machinery.ModuleSpec | None:
     """Where ``module``'s source is, or None if there is no such module.
 
-    Neither the module nor its parent package is imported (``tracegym.agents`` imports torch);
-    only the packages above the parent are.
+    No package below ``tracegym`` is imported (``tracegym.agents`` imports torch, and importing
+    ``tracegym.envs`` registers the envs with Gymnasium): the layer package is located through
+    the import system (which knows an editable install's folders), the rest by path.
     """
-    parent, _, leaf = module.rpartition(".")
+    parts = module.split(".")
     try:
-        package = importlib.util.find_spec(parent)
+        spec = importlib.util.find_spec(".".join(parts[:2]))
     except ModuleNotFoundError:  # a package above is absent
         return None
-    if package is None or package.submodule_search_locations is None:
-        return None
-    spec = importlib.machinery.PathFinder.find_spec(leaf, package.submodule_search_locations)
+    for leaf in parts[2:]:
+        if spec is None or spec.submodule_search_locations is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(leaf, spec.submodule_search_locations)
     return spec if spec is not None and (spec.origin or "").endswith(".py") else None
 
 

@@ -1,5 +1,9 @@
 """Sudoku subcommands of the ``tracegym`` CLI: ``solve`` and ``generate``.
 
+``solve PUZZLE`` runs the plain-Python solver (:mod:`.plain_solver`): for one puzzle, loading the
+compiled solver costs more than the search. A search past its node budget, and ``--stats`` (whose
+effort figures are the compiled solver's, as for a file), go to the compiled solver.
+
 ``solve FILE`` works on the whole file at once: numpy turns the lines into grids and checks them,
 the compiled solver runs the batch on every core (:func:`~.solver.solve_batch`), and the answers
 are written in one go, so the rate is the solver's rather than Python's per-line overhead.
@@ -23,7 +27,7 @@ from tracegym.errors import (
 )
 from tracegym.grid import DIGIT_CHARS, digit_alphabet
 
-from .board import SIZES, format_puzzle, geometry, parse_puzzle
+from .board import SIZES, check_givens, format_puzzle, geometry, parse_puzzle
 
 # byte -> cell value for every size at once; NOT_A_CELL marks bytes no puzzle holds, and a value
 # above the puzzle's size (an "A" in a 9x9 line) is caught by the same range check
@@ -54,20 +58,38 @@ def solve_main(args: argparse.Namespace) -> int:
     """One puzzle: print its solution, or fail (exit 2) on none / several. A file: one output
     line per puzzle, ``no solution`` / ``multiple solutions`` in place of the failures, exit 1 if
     any failed."""
-    from .solver import count_solutions
-
     text = args.puzzle
     # `solve nonexistent.txt` is a missing file (said by the OSError), not a puzzle of length 15
     if os.path.exists(text) or _looks_like_path(text):
         return solve_file(text, grid=args.grid, stats=args.stats)
     grid = parse_puzzle(text)
-    result = count_solutions(grid, 2)
-    if result.num_solutions == 0:
+    check_givens(grid)
+    count, solution, nodes, guesses = _count_one(grid, compiled=args.stats)
+    if count == 0:
         raise UnsolvableError("puzzle: no solution")
-    if result.num_solutions > 1:
+    if count > 1:
         raise MultipleSolutionsError("puzzle: multiple solutions")
-    print(_answer(result.solution, grid, result.nodes, result.guesses, args.grid, args.stats))
+    print(_answer(solution, grid, nodes, guesses, args.grid, args.stats))
     return 0
+
+
+def _count_one(grid: np.ndarray, *, compiled: bool) -> tuple[int, np.ndarray | None, int, int]:
+    """``(solutions up to 2, the first, nodes, guesses)`` of one checked puzzle: plain Python
+    first, the compiled solver when asked or when the search runs past its budget."""
+    if not compiled:
+        from .plain_solver import SearchBudgetExceeded, count_solutions
+
+        try:
+            count, solution, nodes = count_solutions(grid.reshape(-1).tolist(), grid.shape[0])
+        except SearchBudgetExceeded:
+            pass
+        else:
+            found = None if solution is None else np.array(solution, np.int8).reshape(grid.shape)
+            return count, found, nodes, -1  # guesses: reported by the compiled solver only
+    from .solver import count_solutions
+
+    result = count_solutions(grid, 2)
+    return result.num_solutions, result.solution, result.nodes, result.guesses
 
 
 def _answer(solution, grid, nodes, guesses, boxed: bool, stats: bool) -> str:
