@@ -17,7 +17,8 @@ copy_source "$work/src"
 tests=(tests/test_tracer.py tests/test_tracer_properties.py tests/test_sandbox.py
        tests/test_cwm.py tests/test_programs.py tests/test_strategies.py
        tests/test_trace_tokenizer.py tests/test_traces_dataset.py tests/test_writer.py
-       tests/test_grid.py tests/test_packaging.py)
+       tests/test_grid.py tests/test_packaging.py tests/test_monitoring.py tests/test_layers.py
+       tests/test_checks.py tests/test_io.py)
 for t in tests/test_*env*.py tests/test_*dataset*.py tests/test_sudoku_*.py tests/test_maze_*.py \
          tests/test_arc_*.py; do
     [[ " ${tests[*]} " == *" $t "* ]] || tests+=("$t")

@@ -44,7 +44,6 @@ Large builds (``--augment 1000``: about 3.5 million examples, 6 GB of tokens) st
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 from pathlib import Path
@@ -68,9 +67,6 @@ from tracegym.grid import dihedral
 from .common import (
     TEST_STREAM,
     TRAIN_STREAM,
-    add_out_arguments,
-    add_progress_argument,
-    add_shard_argument,
     augment_rng,
     check_shard,
     shard_slice,
@@ -283,52 +279,3 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
             "shard": list(shard), "tasks": hi - lo, "puzzles": len(names) - 1,
             "train_examples": splits["train"].num_examples,
             "test_examples": splits["test"].num_examples, "dropped_train_examples": dropped}
-
-
-class _Given(argparse.Action):
-    """Stores the value and records the option in ``namespace.given``, so that ``main`` tells a
-    count typed by the user from its default (shown by ``--help``)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, values)
-        namespace.given = {*getattr(namespace, "given", ()), self.dest}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", dest="arc_set", default="arc-agi-1", metavar="SET",
-                        help="arc-agi-1, arc-agi-2 (need tracegym[arc]), procedural (all "
-                             "generated families) or procedural/FAMILY")
-    add_out_arguments(parser)
-    parser.add_argument("--train", type=int, action=_Given, metavar="N",
-                        default=DEFAULT_PROCEDURAL_TASKS[0],
-                        help="procedural sets only: training tasks to generate")
-    parser.add_argument("--test", type=int, action=_Given, metavar="N",
-                        default=DEFAULT_PROCEDURAL_TASKS[1],
-                        help="procedural sets only: evaluation tasks to generate")
-    parser.add_argument("--augment", type=int, default=0, metavar="N",
-                        help="augmented copies per task (dihedral x colour permutation)")
-    parser.add_argument("--seed", type=int, default=0, metavar="N",
-                        help="seed of the augmentation streams")
-    add_shard_argument(parser, "the tasks")
-    parser.add_argument("--no-translate", action="store_true",
-                        help="keep train grids at the top-left corner (no TRM translation)")
-    add_progress_argument(parser)
-
-
-def main(args: argparse.Namespace) -> int:
-    """Build the dataset and print a one-line summary."""
-    # counts only when typed: a real ARC set refuses them, a procedural one defaults them
-    tasks = (args.train, args.test) if getattr(args, "given", set()) & {"train", "test"} \
-        else None
-    s = build_arc_dataset(args.out, arc_set=args.arc_set, augment=args.augment, seed=args.seed,
-                          tasks=tasks,
-                          shard=args.shard, translate=not args.no_translate,
-                          overwrite=args.overwrite,
-                          progress=not args.no_progress)
-    i, n = s["shard"]
-    print(f"wrote {s['out']}: {s['tasks']} {s['set']} tasks ({s['puzzles']} puzzles with the "
-          f"copies of all shards), train "
-          f"{s['train_examples']} examples, test {s['test_examples']} (seed {s['seed']}, "
-          f"shard {i}/{n}, {s['dropped_train_examples']} train examples dropped: their output "
-          f"is a test output)")
-    return 0

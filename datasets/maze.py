@@ -47,8 +47,6 @@ generates the whole test split, to filter them against all test mazes.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
 from tracegym.checks import check_int
@@ -58,13 +56,12 @@ from tracegym.envs.maze.board import CHARS
 from tracegym.envs.maze.generator import (
     DEFAULT_SIZE,
     HARD_WALL_DENSITY,
-    KINDS,
     MazeGenerator,
 )
 from tracegym.errors import TracegymError
 from tracegym.grid import char_texts
 
-from .common import add_split_arguments, check_shard, draw_splits, user_options
+from .common import check_shard, draw_splits, user_options
 from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
 
 
@@ -162,36 +159,3 @@ def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, tra
         "train_examples": len(drawn.train_items) * (1 + augment),
         "test_puzzles": len(drawn.test_items), "rejected": drawn.rejected,
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# command line: `tracegym data maze`
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kind", default="hard", choices=KINDS, help="generator kind")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, metavar="N",
-                        help="grid side (5..255; odd for backtracker and kruskal)")
-    parser.add_argument("--min-path", type=int, default=None, metavar="N",
-                        help="hard mazes: shortest path longer than N moves (unset: 110 at "
-                             "30x30, scaled by area)")
-    parser.add_argument("--wall-density", type=float, default=HARD_WALL_DENSITY, metavar="P",
-                        help="hard mazes: chance of a random interior wall")
-    add_split_arguments(parser, unit="maze", test=1000,
-                        augment_help="dihedral copies per train maze (0..7)")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Build the dataset and print a one-line summary."""
-    summary = build_maze_dataset(
-        args.out, kind=args.kind, size=args.size, train=args.train, test=args.test,
-        augment=args.augment, seed=args.seed, min_path=args.min_path,
-        wall_density=args.wall_density, shard=args.shard, overwrite=args.overwrite,
-        progress=not args.no_progress)
-    i, n = summary["shard"]
-    print(f"wrote {summary['out']}: train {summary['train_puzzles']} mazes x "
-          f"{1 + summary['augment']} = {summary['train_examples']} examples, test "
-          f"{summary['test_puzzles']} mazes ({summary['size']}x{summary['size']} "
-          f"{summary['kind']}, seed {summary['seed']}, shard {i}/{n}, "
-          f"{summary['rejected']} train draws rejected as test look-alikes)")
-    return 0

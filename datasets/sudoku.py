@@ -40,23 +40,19 @@ split, to filter its train items against all test puzzles.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
 from tracegym.checks import check_int
 from tracegym.envs.sudoku import tokens
 from tracegym.envs.sudoku.augment import augment_batch, equivalence_fingerprints
-from tracegym.envs.sudoku.board import SIZES
 from tracegym.envs.sudoku.generator import (
     DEFAULT_DIFFICULTY,
-    DIFFICULTIES,
     GeneratorConfig,
     SudokuGenerator,
 )
 from tracegym.grid import DIGIT_CHARS, char_texts
 
-from .common import add_split_arguments, check_shard, draw_splits, user_options
+from .common import check_shard, draw_splits, user_options
 from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
 
 
@@ -153,30 +149,3 @@ def build_sudoku_dataset(out, *, size: int = 9, difficulty: str = DEFAULT_DIFFIC
         "train_examples": len(drawn.train_items) * (1 + augment),
         "test_puzzles": len(drawn.test_items), "rejected": drawn.rejected,
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# command line: `tracegym data sudoku`
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size", type=int, default=9, choices=SIZES, help="board side")
-    parser.add_argument("--difficulty", default=DEFAULT_DIFFICULTY, choices=DIFFICULTIES,
-                        help="generator level")
-    add_split_arguments(parser, unit="puzzle", test=200,
-                        augment_help="augmented copies per train puzzle (>= 0)")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Build the dataset and print a one-line summary."""
-    summary = build_sudoku_dataset(
-        args.out, size=args.size, difficulty=args.difficulty, train=args.train, test=args.test,
-        augment=args.augment, seed=args.seed, shard=args.shard, overwrite=args.overwrite,
-        progress=not args.no_progress)
-    i, n = summary["shard"]
-    print(f"wrote {summary['out']}: train {summary['train_puzzles']} puzzles x "
-          f"{1 + summary['augment']} = {summary['train_examples']} examples, test "
-          f"{summary['test_puzzles']} puzzles ({summary['size']}x{summary['size']} "
-          f"{summary['difficulty']}, seed {summary['seed']}, shard {i}/{n}, "
-          f"{summary['rejected']} train draws rejected as test look-alikes)")
-    return 0

@@ -53,7 +53,6 @@ Puzzle = one traced call (its examples), group = one program (all of its calls),
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from collections import Counter
@@ -61,6 +60,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tracegym.checks import check_int
 from tracegym.errors import TracegymError
 from tracegym.tracers.prompt import (
     EXAMPLE_DTYPE,
@@ -70,7 +70,6 @@ from tracegym.tracers.prompt import (
     prompt_ids,
 )
 
-from .common import add_out_arguments, check_int
 from .writer import BLANK_IDENTIFIER, check_output_dir, staged_directory
 
 TASKS = ("next_frame", "output", "trace")
@@ -267,30 +266,3 @@ def build_trace_lm_dataset(traces_dir, out, *, task: str = "next_frame", seq_len
         (tmp / "meta.json").write_text(json.dumps(summary, sort_keys=True, indent=2) + "\n",
                                        encoding="utf-8")
     return {**summary, "out": str(out)}
-
-
-# ---------------------------------------------------------------------------------------------
-# command line: `tracegym data trace_lm`
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--traces", required=True, metavar="DIR", nargs="+",
-                        help="`tracegym data traces` output directories, read in order")
-    add_out_arguments(parser)
-    parser.add_argument("--task", default="next_frame", metavar="TASK",
-                        help="next_frame, output, trace, both (next_frame,output) or a comma "
-                             "list")
-    parser.add_argument("--seq-len", type=int, default=512, metavar="N",
-                        help="tokens per example (longer next_frame prompts drop old frames; "
-                             "what still does not fit is rejected)")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Build the dataset and print a one-line summary."""
-    summary = build_trace_lm_dataset(args.traces, args.out, task=args.task,
-                                     seq_len=args.seq_len, overwrite=args.overwrite)
-    parts = "; ".join(f"{s}: {c['examples']} examples, {c['programs']} programs, "
-                      f"{c.get('truncated', 0)} truncated, {c.get('rejected_too_long', 0)} "
-                      f"rejected" for s, c in summary["splits"].items())
-    print(f"wrote {summary['out']} ({args.task}, seq_len {args.seq_len}): {parts}")
-    return 0

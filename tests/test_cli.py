@@ -157,8 +157,8 @@ def _failing_solve(monkeypatch, error: BaseException) -> None:
     def run(args):
         raise error
 
-    help_text, add_arguments, _ = sudoku_cli.COMMANDS["solve"]
-    monkeypatch.setitem(sudoku_cli.COMMANDS, "solve", (help_text, add_arguments, run))
+    help_text, add_arguments, _ = sudoku_cli.COMMANDS["solve sudoku"]
+    monkeypatch.setitem(sudoku_cli.COMMANDS, "solve sudoku", (help_text, add_arguments, run))
 
 
 @pytest.mark.parametrize("error, code, message", [

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tracegym.cli import main as cli_main
-from tracegym.datasets import arc, maze, sudoku, trace_lm, traces
+from tracegym.datasets import arc, cli, maze, sudoku, trace_lm, traces
 from tracegym.errors import TracegymError
 
 BUILDERS = {"sudoku": sudoku, "maze": maze, "arc": arc, "traces": traces, "trace_lm": trace_lm}
@@ -76,10 +76,14 @@ def test_data__a_generator_option_error_is_one_line(tmp_path, capsys):
 # help
 
 
-def _parser(module) -> argparse.ArgumentParser:
+def _parser(task: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    module.add_arguments(parser)
+    cli.COMMANDS[f"data {task}"][1](parser)
     return parser
+
+
+def test_data_commands__one_per_builder_module():
+    assert sorted(cli.COMMANDS) == [f"data {task}" for task in sorted(BUILDERS)]
 
 
 @pytest.mark.parametrize("task", sorted(BUILDERS))
@@ -87,7 +91,9 @@ def test_help__short_texts_no_defaults_in_them_and_shared_metavars(task):
     module = BUILDERS[task]
     summary, _, rest = module.__doc__.partition("\n")
     assert summary and len(summary) <= 90 and rest.startswith("\n"), summary  # one short line
-    actions = {a.dest: a for a in _parser(module)._actions}
+    help_text = cli.COMMANDS[f"data {task}"][0]
+    assert 0 < len(help_text) <= 80, help_text
+    actions = {a.dest: a for a in _parser(task)._actions}
     for action in actions.values():
         if action.help is None or action.dest == "help":
             continue
@@ -106,7 +112,7 @@ def test_help__short_texts_no_defaults_in_them_and_shared_metavars(task):
 
 
 def test_help__shard_default_parses_to_the_whole_dataset():
-    args = _parser(sudoku).parse_args(["--out", "d"])
+    args = _parser("sudoku").parse_args(["--out", "d"])
     assert args.shard == (0, 1)
 
 
@@ -123,14 +129,14 @@ def test_arc__task_counts_only_when_typed(tmp_path, monkeypatch):
                 "dropped_train_examples": 0}
 
     monkeypatch.setattr(arc, "build_arc_dataset", fake)
-    parser = _parser(arc)
+    parser = _parser("arc")
     for argv in (["--out", "d"], ["--out", "d", "--test", "7"], ["--out", "d", "--train", "400"]):
-        arc.main(parser.parse_args(argv))
+        cli.arc_main(parser.parse_args(argv))
     assert seen == [None, (400, 7), (400, 400)]
     assert " ".join(parser.format_help().split()).count("generate (default: 400)") == 2
 
 
 def test_traces__source_and_spec_are_documented_in_help():
-    text = _parser(traces).format_help()
+    text = _parser("traces").format_help()
     assert "--source SOURCE" in text and "--spec FILE" in text
     assert "generated, cruxeval, or a DIR of .py files" in text

@@ -12,8 +12,10 @@ import pytest
 
 from tracegym.datasets import SplitData, common, read_split, write_dataset
 from tracegym.datasets import writer as writer_module
+from tracegym.datasets.cli import add_sudoku_arguments as add_arguments
+from tracegym.datasets.cli import sudoku_main as main
 from tracegym.datasets.common import parse_shard
-from tracegym.datasets.sudoku import add_arguments, build_sudoku_dataset, main
+from tracegym.datasets.sudoku import build_sudoku_dataset
 from tracegym.envs.sudoku import tokens
 from tracegym.envs.sudoku.augment import equivalence_fingerprints
 from tracegym.envs.sudoku.board import is_valid_solution, parse_puzzle

@@ -78,12 +78,12 @@ def test_plain_solver__bad_arguments():
         plain_solver.count_solutions([0, 0, 7] + [0] * 13, 4)
 
 
-def test_plain_solver__imports_no_numba():
+def test_plain_solver__imports_no_numba(tmp_path):
     import subprocess
     import sys
 
     code = ("import sys, tracegym.envs.sudoku.plain_solver; "
             "print('numba' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, check=True)
     assert done.stdout.strip() == "False"

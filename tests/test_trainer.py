@@ -300,11 +300,16 @@ def test_trainer__groups_sampler_order_is_pure_function_of_seed_and_epoch(sudoku
 
 # -- DDP ----------------------------------------------------------------------------------------
 
-def _ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
+def _ddp_worker(rank: int, world: int, port: int, data: str, out: str,
+                uneven: bool = False) -> None:
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    trainer = Trainer(tiny_config(data, out, max_steps=4, device="cpu"))
+    # uneven: rank r's batches halt after r + 1 supervision steps
+    factory = (lambda spec, cfg: PoisonedModel(spec, n_sup=rank + 1, tensors=True)) \
+        if uneven else None
+    trainer = Trainer(tiny_config(data, out, max_steps=4, device="cpu"),
+                      policy_factory=factory)
     calls = []
     all_reduce = torch.distributed.all_reduce
 
@@ -323,12 +328,16 @@ def _ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
         trainer.close()
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_trainer__ddp_gloo_two_processes_stay_in_sync(sudoku4, tmp_path):
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     mp.spawn(_ddp_worker, args=(2, port, str(sudoku4), str(tmp_path)), nprocs=2, join=True)
     a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     for key in a:
@@ -341,6 +350,24 @@ def test_trainer__ddp_gloo_two_processes_stay_in_sync(sudoku4, tmp_path):
     run = torch.load(tmp_path / "calls0.pt")
     sizes = [run["n_params"] + 3] * run["steps"] + [2] * (run["batches"] + 1)
     assert sorted(run["calls"]) == sorted(sizes)
+
+
+def test_trainer__ddp_rank_that_halts_first_waits_for_the_others(sudoku4, tmp_path):
+    # rank 0 halts each batch after 1 step, rank 1 after 2: both take 2 optimizer steps a batch
+    # (rank 0 with zero gradients in the second) and end with the same weights
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(sudoku4), str(tmp_path), True), nprocs=2,
+             join=True)
+    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    for rank in (0, 1):
+        run = torch.load(tmp_path / f"calls{rank}.pt")
+        assert (run["steps"], run["batches"]) == (4, 2)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+    assert [r["step"] for r in records if r["split"] == "train"] == [1, 3]  # rank 0's steps
 
 
 def test_distributed__buckets_cut_by_size_dtype_and_order():

@@ -1,15 +1,16 @@
 """The ``tracegym`` command line (also ``python -m tracegym``).
 
-Commands are found, not listed here: ``tracegym data TASK`` for every dataset builder module
-``tracegym.datasets.TASK`` that defines ``add_arguments(parser)`` and ``main(args)``; the commands
-of the ``COMMANDS`` table, ``{name: (help, add_arguments, main)}``, of each module in
-``COMMAND_MODULES``; and ``tracegym COMMAND [TASK]`` for every ``COMMANDS`` table in an env's
-``cli`` module (``tracegym.envs.TASK.cli``). The task word may be left out for the default task,
-so ``tracegym solve PUZZLE`` means ``tracegym solve sudoku PUZZLE``.
+Commands are found, not listed here. Every ``cli`` module of a layer (``tracegym.tracers.cli``,
+``tracegym.datasets.cli``, ``tracegym.training.cli``, ...) and of an env
+(``tracegym.envs.TASK.cli``) holds one table, ``COMMANDS = {"COMMAND [TASK]": (help,
+add_arguments, main)}``: a key of one word is a command (``train``), a key of two a command
+with a task word (``data sudoku``, ``solve maze``). A new command, builder or env adds a line to
+its own package's table; nothing here changes. The task word may be left out for the commands
+of ``DEFAULT_TASKS``, so ``tracegym solve PUZZLE`` means ``tracegym solve sudoku PUZZLE``.
 
-Start-up stays light: the names and one-line helps come from the modules' source, read with
-:mod:`ast` (the ``COMMANDS`` literal, a builder's docstring), not from importing them (torch,
-numba). Only the command being run is imported and gets its full parser.
+Start-up stays light: the names and one-line helps come from the ``COMMANDS`` literals, read
+with :mod:`ast` without importing any layer (torch, numba, the env registrations). Only the
+command being run is imported and gets its full parser.
 
 Errors: bad input (:class:`~tracegym.errors.TracegymError`, any ``ValueError``) and file-system
 errors (``OSError``, naming the path) print one line on stderr and exit with status 2; a sandboxed
@@ -26,20 +27,18 @@ import importlib
 import importlib.machinery
 import importlib.util
 import os
-import pkgutil
-import re
 import sys
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracegym.errors import SandboxError
 from tracegym.packages import subpackages
 
-DEFAULT_TASK = "sudoku"  # the task of `tracegym <command>` when no task word follows
-# modules whose COMMANDS table, {name: (help, add_arguments, main)}, adds top-level commands
-COMMAND_MODULES = ("tracegym.tracers.cli", "tracegym.training.cli",
-                   "tracegym.training.trace_model_cli")
+LAYERS = ("tracers", "envs", "datasets", "agents", "training")  # packages under tracegym
+# the task of `tracegym COMMAND` when no task word follows
+DEFAULT_TASKS = {"solve": "sudoku", "generate": "sudoku"}
+# the one-line help of a command with tasks; otherwise its tasks' helps are listed
+GROUP_HELPS = {"data": "build a dataset in the TRM layout plus Parquet"}
 DEBUG_ENV = "TRACEGYM_DEBUG"  # set to 1 for the traceback of every error
 
 
@@ -94,7 +93,6 @@ class _Command:
     module: str | None = None
     tasks: dict[str, tuple[str, str]] = field(default_factory=dict)  # task -> (module, help)
     default_task: str | None = None
-    builder: bool = False  # `data TASK`: the module's own add_arguments/main, not COMMANDS
 
 
 def _spec(module: str) -> importlib.machinery.ModuleSpec | None:
@@ -146,60 +144,31 @@ def _commands_table(module: str) -> dict[str, str]:
                                                     "COMMANDS", {}).items()}
 
 
-def _strip_markup(text: str) -> str:
-    """reStructuredText roles and literals to plain text: ``:func:`~a.b` `` -> ``b``."""
-    text = re.sub(r":\w+:`~[\w.]*?(\w+)`", r"\1", text)
-    text = re.sub(r":\w+:`([^`]+)`", r"\1", text)
-    text = re.sub(r"``([^`]+)``", r"\1", text)
-    return re.sub(r"`([^`]+)`", r"\1", text).replace("::", ":")
-
-
-def _summary(doc: str | None) -> str:
-    """The first paragraph of a docstring as one plain line."""
-    first = (doc or "").strip().split("\n\n")[0]
-    return _strip_markup(" ".join(first.split()))
-
-
-def _builders() -> dict[str, tuple[str, str]]:
-    """task -> (module, help) of every dataset builder module.
-
-    Read from each module's compiled code (the cached .pyc, or compiled once and cached), which is
-    several times faster than parsing the source and runs nothing: its docstring and the names of
-    its top-level functions.
-    """
-    from tracegym import datasets
-
-    found = {}
-    for info in sorted(pkgutil.iter_modules(datasets.__path__), key=lambda m: m.name):
-        module = f"tracegym.datasets.{info.name}"
-        spec = None if info.ispkg else _spec(module)
-        if spec is None:
-            continue
-        code = spec.loader.get_code(spec.name)
-        functions = {c.co_name for c in code.co_consts if isinstance(c, types.CodeType)}
-        if {"add_arguments", "main"} <= functions:
-            # a module docstring compiles to `__doc__ = <first constant>`
-            doc = code.co_consts[0] if "__doc__" in code.co_names else None
-            found[info.name] = (module, _summary(doc if isinstance(doc, str) else None))
-    return found
+def _cli_modules() -> list[str]:
+    """Every ``cli`` module: the layers' (``tracegym.tracers.cli``...), then the envs'."""
+    candidates = [f"tracegym.{layer}.cli" for layer in LAYERS]
+    candidates += [f"tracegym.envs.{task}.cli" for task in subpackages("tracegym.envs")]
+    return [module for module in candidates if _spec(module) is not None]
 
 
 def _catalog() -> dict[str, _Command]:
-    """Every command, in the order ``--help`` lists them."""
-    catalog = {"data": _Command("build a dataset in the TRM layout plus Parquet",
-                                tasks=_builders(), builder=True)}
-    for module in COMMAND_MODULES:
-        for name, help_text in _commands_table(module).items():
-            catalog[name] = _Command(help_text, module=module)
-    per_command: dict[str, dict[str, tuple[str, str]]] = {}
-    for task in subpackages("tracegym.envs"):  # listed, not imported (that registers the envs)
-        module = f"tracegym.envs.{task}.cli"
-        for name, help_text in _commands_table(module).items():
-            per_command.setdefault(name, {})[task] = (module, help_text)
-    for name, tasks in sorted(per_command.items()):
-        helps = "; ".join(f"{task}: {help_text}" for task, (_, help_text) in tasks.items())
-        catalog[name] = _Command(helps, tasks=tasks,
-                                 default_task=DEFAULT_TASK if DEFAULT_TASK in tasks else None)
+    """Every command, in the order ``--help`` lists them: plain commands, then those with
+    tasks (the tasks of one command may come from several modules: ``solve maze``,
+    ``solve sudoku``)."""
+    catalog: dict[str, _Command] = {}
+    grouped: dict[str, dict[str, tuple[str, str]]] = {}
+    for module in _cli_modules():
+        for key, help_text in _commands_table(module).items():
+            name, _, task = key.partition(" ")
+            if task:
+                grouped.setdefault(name, {})[task] = (module, help_text)
+            else:
+                catalog[name] = _Command(help_text, module=module)
+    for name, tasks in sorted(grouped.items()):
+        tasks = dict(sorted(tasks.items()))
+        helps = GROUP_HELPS.get(name) or "; ".join(
+            f"{task}: {help_text}" for task, (_, help_text) in tasks.items())
+        catalog[name] = _Command(helps, tasks=tasks, default_task=DEFAULT_TASKS.get(name))
     return catalog
 
 
@@ -207,16 +176,10 @@ def _catalog() -> dict[str, _Command]:
 # the parser
 
 
-def _add_full(parser: argparse.ArgumentParser, module_name: str, name: str, builder: bool):
+def _add_full(parser: argparse.ArgumentParser, module_name: str, key: str):
     """Import the command's module and give ``parser`` its arguments and ``run``."""
-    module = importlib.import_module(module_name)
-    if builder:
-        add_arguments, run = module.add_arguments, module.main
-        parser.description = _summary(module.__doc__)
-        parser.epilog = f"Full description: python -m pydoc {module_name}"
-    else:
-        help_text, add_arguments, run = module.COMMANDS[name]
-        parser.description = help_text
+    help_text, add_arguments, run = importlib.import_module(module_name).COMMANDS[key]
+    parser.description = help_text
     add_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -248,7 +211,7 @@ def build_parser(argv: list[str] | tuple[str, ...] = (), *,
         cmd = commands.add_parser(name, help=command.help, description=command.help)
         if not command.tasks:
             if name == chosen:
-                _add_full(cmd, command.module, name, builder=False)
+                _add_full(cmd, command.module, name)
             continue
         optional = command.default_task is not None
         if optional:
@@ -261,7 +224,7 @@ def build_parser(argv: list[str] | tuple[str, ...] = (), *,
             sub = tasks.add_parser(task, help=help_text, description=help_text,
                                    **({"prog": prog} if prog else {}))
             if name == chosen and task == chosen_task:
-                _add_full(sub, module, name, command.builder)
+                _add_full(sub, module, f"{name} {task}")
     return parser
 
 

@@ -23,6 +23,8 @@ import os
 import shlex
 import sys
 
+from . import trace_model_cli
+
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML or JSON TrainConfig to start from")
@@ -176,10 +178,12 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
-# command -> (help, add_arguments, main), the shape of the envs' cli.COMMANDS tables
+# command -> (help, add_arguments, main); read by tracegym/cli.py
 COMMANDS = {
     "train": ("train a reasoner on a dataset (TrainConfig fields as key=value)",
               _train_arguments, _train),
     "eval": ("evaluate a checkpoint in an environment; prints JSON", _eval_arguments, _eval),
     "plot": ("draw loss/accuracy curves of a run to PNG", _plot_arguments, _plot),
+    "trace-model": ("use a trained trace model: predict one trace, or eval on ExecTrace",
+                    trace_model_cli.add_arguments, trace_model_cli.main),
 }

@@ -88,11 +88,10 @@ class Distributed:
         for handle in handles:
             handle.wait()
         for bucket, flat in zip(buckets, buffers):
-            offset = 0
-            for p in bucket:
-                n = p.numel()
-                p.grad = flat[offset:offset + n].view(p.shape).div_(self.world)
-                offset += n
+            n_grads = sum(p.numel() for p in bucket)
+            flat[:n_grads].div_(self.world)
+            for p, grad in zip(bucket, flat[:n_grads].split([p.numel() for p in bucket])):
+                p.grad = grad.view(p.shape)
         return buffers[0][len(buffers[0]) - len(flags):].tolist()
 
     def broadcast_parameters(self, module: nn.Module) -> None:

@@ -157,6 +157,3 @@ def main(args: argparse.Namespace) -> int:
               f"{tuple(predicted) == tuple(true_frames)}\n")
     return 0
 
-
-COMMANDS = {"trace-model": ("use a trained trace model: predict one trace, or eval on ExecTrace",
-                            add_arguments, main)}

@@ -1,5 +1,6 @@
-"""Pieces every reasoner shares: config checking, embeddings, the output head, losses, metrics,
-:class:`StepOutput` and the :class:`Reasoner` base class.
+"""Pieces every reasoner shares: embeddings, the output head, losses, metrics, :class:`StepOutput`,
+the :class:`Reasoner` base class and the ACT deep-supervision loop of TRM and HRM
+(:meth:`Reasoner.act_steps`). The configs are in :mod:`.config`.
 
 A reasoner maps a batch ``{"inputs", "labels", "puzzle_identifiers"}`` (int64, ``(B, T)``,
 ``(B, T)``, ``(B,)``) to one loss per *supervision step* (:meth:`Reasoner.supervision_steps`) and
@@ -9,31 +10,17 @@ an input ``(B, T)`` to answer tokens ``(B, T)`` (:meth:`Reasoner.solve`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..backbones import BACKBONE_DEFAULTS, BACKBONES, build_backbone, layer_kinds
+from ..backbones import BACKBONES, build_backbone, layer_kinds
+from ..backbones.config import BackboneConfigError
+from .config import LOSSES, ReasonerConfig, ReasonerConfigError
 from .tasks import TaskSpec
-
-LOSSES = ("stablemax", "softmax")
-
-# Backbone options a reasoner passes through unchanged (norm, pattern, expansion, ...) are
-# BACKBONE_DEFAULTS, the fields of BackboneConfig: an option added there is a reasoner key too.
-# Keys every reasoner takes; each subclass adds its own in DEFAULTS.
-COMMON_DEFAULTS = dict(
-    dim=64,
-    depth=2,
-    heads=4,
-    loss="stablemax",
-    puzzle_emb_len=0,  # learned per-identifier prefix tokens; 0 = none (TRM uses 16)
-    puzzle_emb_dim=None,  # width of one identifier's embedding; None = dim (TRM's default)
-    **BACKBONE_DEFAULTS,
-)
-
 
 # ----------------------------------------------------------------------------- losses
 
@@ -64,7 +51,7 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_label_id: int,
     elif kind == "softmax":
         logp = F.log_softmax(logits.float(), dim=-1)
     else:
-        raise ValueError(f"loss must be one of {LOSSES}, got loss={kind!r}")
+        raise ReasonerConfigError(f"loss must be one of {LOSSES}, got loss={kind!r}")
     nll = -logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1)  # (B, T)
     return torch.where(valid, nll, 0.0).float()
 
@@ -152,85 +139,65 @@ def halting_head(dim: int, outputs: int) -> nn.Linear:
 
 # ----------------------------------------------------------------------------- base class
 
-def _positive_int(name, value, minimum=1):
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {name}={value!r}")
-
-
-def _probability(name, value):
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
-        raise ValueError(f"{name} must be a number in [0, 1], got {name}={value!r}")
-
-
 def check_causal(reasoner: str, backbone: str, pattern: str | None, depth: int) -> None:
-    """ValueError unless ``backbone`` (its ``pattern`` when given) at ``depth`` can run causally:
-    mlp_mixer layers (letter "M") mix every position and have no causal mode."""
+    """ReasonerConfigError unless ``backbone`` (its ``pattern`` when given) at ``depth`` can run
+    causally: mlp_mixer layers (letter "M") mix every position and have no causal mode."""
     pattern = pattern or BACKBONES[backbone]
     if "M" in layer_kinds(pattern, depth):
         causal = ", ".join(name for name, kinds in BACKBONES.items() if "M" not in kinds)
-        raise ValueError(f"the {reasoner} reasoner needs a causal backbone; {backbone!r} "
-                         f"(pattern {pattern!r}) contains mlp_mixer layers, which have no causal "
-                         f"mode; use one of {causal}")
+        raise ReasonerConfigError(
+            f"the {reasoner} reasoner needs a causal backbone; {backbone!r} (pattern {pattern!r}) "
+            f"contains mlp_mixer layers, which have no causal mode; use one of {causal}"
+        )
 
 
 class Reasoner(nn.Module):
-    """Base of every reasoner. Subclasses set ``NAME`` and ``DEFAULTS`` (their own config keys)
-    and implement :meth:`supervision_steps` and :meth:`solve`.
+    """Base of every reasoner. Subclasses set ``NAME`` and ``Config`` (their config dataclass, a
+    :class:`~.config.ReasonerConfig` or a subclass) and implement :meth:`supervision_steps` and
+    :meth:`solve`.
 
-    ``config`` holds every constructor argument (JSON-serialisable), so
-    ``build_policy(**model.config)`` rebuilds the same architecture.
+    ``cfg`` is the checked, frozen config (``self.cfg.H_cycles``); ``config`` the JSON-ready dict
+    of every constructor argument that checkpoints store, so ``build_policy(**model.config)``
+    rebuilds the same architecture.
     """
 
     NAME = "reasoner"
-    DEFAULTS: dict = {}
-    EXCLUDED: tuple = ()  # common keys a subclass does not take (HRM sizes its modules itself)
+    Config: type = ReasonerConfig
 
     @classmethod
     def valid_keys(cls) -> list[str]:
-        common = [k for k in COMMON_DEFAULTS if k not in cls.EXCLUDED]
-        return common + list(cls.DEFAULTS)
+        """The config keys ``build_policy`` takes for this reasoner."""
+        return cls.Config.keys()
 
     def __init__(self, backbone: str, task: TaskSpec, **config):
         super().__init__()
-        valid = self.valid_keys()
-        unknown = sorted(set(config) - set(valid))
-        if unknown:
-            raise ValueError(f"unknown config key(s) {unknown} for reasoner {self.NAME!r}; "
-                             f"valid keys: {', '.join(valid)}")
+        self.cfg = self.Config.from_options(self.NAME, config)
         if backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {backbone!r}; valid names: {', '.join(BACKBONES)}")
-        cfg = {k: v for k, v in {**COMMON_DEFAULTS, **self.DEFAULTS}.items() if k in valid}
-        cfg.update(config)
-        for key in ("dim", "depth", "heads"):  # checked again by build_backbone, but the
-            if key in cfg:                     # embeddings are built first
-                _positive_int(key, cfg[key])
-        if cfg["loss"] not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got loss={cfg['loss']!r}")
-        _positive_int("puzzle_emb_len", cfg["puzzle_emb_len"], 0)
-        if cfg["puzzle_emb_dim"] is None:
-            cfg["puzzle_emb_dim"] = cfg["dim"]
-        _positive_int("puzzle_emb_dim", cfg["puzzle_emb_dim"])
-        if cfg["puzzle_emb_len"] and cfg["puzzle_emb_dim"] > cfg["puzzle_emb_len"] * cfg["dim"]:
-            raise ValueError(f"puzzle_emb_dim must be <= puzzle_emb_len * dim = "
-                             f"{cfg['puzzle_emb_len'] * cfg['dim']}, got {cfg['puzzle_emb_dim']}")
-        self.task, self.backbone_name, self.cfg = task, backbone, cfg
-        self.config = {"reasoner": self.NAME, "backbone": backbone, "task": asdict(task), **cfg}
-        self.prefix = cfg["puzzle_emb_len"]  # P: puzzle tokens in front of the sequence
+            raise BackboneConfigError(f"unknown backbone {backbone!r}; valid names: "
+                                      f"{', '.join(BACKBONES)}")
+        self.task, self.backbone_name = task, backbone
+        self.prefix = self.cfg.puzzle_emb_len  # P: puzzle tokens in front of the sequence
+
+    @property
+    def config(self) -> dict:
+        """``{"reasoner", "backbone", "task": TaskSpec fields, **every config key}``: JSON-ready,
+        stored in checkpoints, and ``build_policy(**config)`` rebuilds the architecture."""
+        return {"reasoner": self.NAME, "backbone": self.backbone_name, "task": asdict(self.task),
+                **self.cfg.to_dict()}
 
     # -- builders used by subclasses
     def make_backbone(self, seq_len: int, causal: bool, depth: int | None = None):
         c = self.cfg
-        extras = {k: c[k] for k in BACKBONE_DEFAULTS}
-        return build_backbone(self.backbone_name, c["dim"], c["depth"] if depth is None else depth,
-                              c["heads"], seq_len, causal, **extras)
+        return build_backbone(self.backbone_name, c.dim, c.depth if depth is None else depth,
+                              c.heads, seq_len, causal, **c.backbone_options())
 
     def make_embedding(self, vocab_size: int | None = None) -> InputEmbedding:
         c, t = self.cfg, self.task
-        return InputEmbedding(vocab_size or t.vocab_size, c["dim"], t.num_puzzle_identifiers,
-                              c["puzzle_emb_len"], c["puzzle_emb_dim"])
+        return InputEmbedding(vocab_size or t.vocab_size, c.dim, t.num_puzzle_identifiers,
+                              c.puzzle_emb_len, c.puzzle_emb_dim)
 
     def make_head(self) -> nn.Linear:
-        return nn.Linear(self.cfg["dim"], self.task.vocab_size, bias=False)
+        return nn.Linear(self.cfg.dim, self.task.vocab_size, bias=False)
 
     # -- helpers
     @property
@@ -262,7 +229,7 @@ class Reasoner(nn.Module):
 
     def loss_of(self, logits, labels) -> torch.Tensor:
         """Per-sample loss ``(B,)`` with the configured loss kind."""
-        return sequence_loss(logits, labels, self.task.ignore_label_id, self.cfg["loss"])
+        return sequence_loss(logits, labels, self.task.ignore_label_id, self.cfg.loss)
 
     # -- the interface
     @property
@@ -290,6 +257,79 @@ class Reasoner(nn.Module):
             return next(steps)
         finally:
             steps.close()
+
+    # -- deep supervision with adaptive computation time (TRM, HRM)
+    def act_steps(self, batch: dict, segment: Callable, max_steps: int,
+                  exploration_prob: float) -> Iterator[StepOutput]:
+        """The ACT training loop TRM and HRM share (as TRM's code serves both): up to
+        ``max_steps`` supervision steps, each one ``segment(x, carry) -> (carry, logits (B, T, V),
+        q)`` from the carry of the step before (``self.initial_carry(B)`` first).
+
+        ``q`` is ``(B,)`` halt logits (TRM: halt when q_halt > 0) or ``(B, 2)`` halt and continue
+        logits (HRM: halt when q_halt > q_continue; q_continue is Q-learned towards the sigmoid of
+        the best next-step value, from one more segment without grad; after the last step only
+        halting remains, so its target is next q_halt). q_halt learns "the answer is exact".
+
+        In training a sample halts once it says so and has run its :func:`min_halt_steps`; it
+        then weighs 0 in later steps. Losses are summed over the active samples and divided by
+        the full batch size, so every sample weighs the same in every step. The batch ends when
+        all have halted or after ``max_steps``; in eval mode it always runs every step.
+        """
+        inputs, labels, ids = self.unpack(batch)
+        b = inputs.shape[0]
+        carry = self.initial_carry(b)
+        active = torch.ones(b, dtype=torch.bool, device=inputs.device)  # not yet halted
+        least = min_halt_steps(b, max_steps, exploration_prob, inputs.device)
+        for step in range(1, max_steps + 1):
+            x = self.embed(inputs, ids)  # (B, P+T, D), re-embedded: each step has its own graph
+            carry, logits, q = segment(x, carry)
+            q_halt, q_continue = (q, None) if q.dim() == 1 else q.unbind(-1)
+            last = step == max_steps
+            _, exact = correctness(logits.detach(), labels, self.task.ignore_label_id)
+            w = active.float() / b  # per-sample weight; halted samples weigh 0
+            lm_loss = (self.loss_of(logits, labels) * w).sum()
+            halt_loss = (F.binary_cross_entropy_with_logits(
+                q_halt, exact.float(), reduction="none") * w).sum()
+            loss = lm_loss + 0.5 * halt_loss
+            extra = {}
+            if q_continue is not None:
+                continue_loss = q.new_zeros(())
+                if self.training:
+                    with torch.no_grad():
+                        _, _, q_next = segment(x.detach(), carry)
+                        target = torch.sigmoid(q_next[:, 0] if last else q_next.max(-1).values)
+                    continue_loss = (F.binary_cross_entropy_with_logits(
+                        q_continue, target, reduction="none") * w).sum()
+                    loss = loss + 0.5 * continue_loss
+                extra["continue_loss"] = continue_loss.item()
+            halt_now = torch.full_like(active, last)
+            if self.training:
+                threshold = 0 if q_continue is None else q_continue.detach()
+                halt_now |= (q_halt.detach() > threshold) & (step >= least)
+            metrics = {
+                "loss": loss.item(), "lm_loss": lm_loss.item(), "halt_loss": halt_loss.item(),
+                **extra,
+                "q_halt_acc": ((q_halt.detach() > 0) == exact)[active].float().mean().item(),
+                "steps": float(step), "active": active.float().mean().item(),
+                **answer_metrics(logits.detach(), labels, self.task.ignore_label_id, active),
+            }
+            active = active & ~halt_now
+            done = not bool(active.any())
+            yield StepOutput(loss, logits, metrics, halted=done)
+            if done:
+                return
+
+    @torch.no_grad()
+    def act_solve(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor | None,
+                  segment: Callable, steps: int) -> torch.Tensor:
+        """:meth:`solve` of an ACT reasoner: every sample runs all ``steps`` segments (the batch
+        halts together, so an answer does not depend on the batch it is in)."""
+        inputs, ids = self.check_inputs(inputs, puzzle_identifiers)
+        carry = self.initial_carry(inputs.shape[0])
+        x = self.embed(inputs, ids)
+        for _ in range(steps):
+            carry, logits, _ = segment(x, carry)
+        return logits.argmax(-1)
 
 
 def min_halt_steps(batch: int, max_steps: int, prob: float, device) -> torch.Tensor:

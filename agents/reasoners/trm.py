@@ -30,20 +30,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .base import (
-    Reasoner,
-    StepOutput,
-    _positive_int,
-    _probability,
-    answer_metrics,
-    correctness,
-    halting_head,
-    min_halt_steps,
-)
+from .base import Reasoner, StepOutput, halting_head
+from .config import ReasonerConfig, option
 from .tasks import TaskSpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class TRMConfig(ReasonerConfig):
+    """TRM's keys: the common ones (:class:`~.config.ReasonerConfig`) and these."""
+
+    H_cycles: int = option(3, low=1)
+    """T: full recursions per supervision step (the first T-1 without grad)"""
+    L_cycles: int = option(6, low=1)
+    """n: z updates per full recursion (TRM: Sudoku 6, maze and ARC 4)"""
+    N_sup: int = option(16, low=1)
+    """most supervision steps per batch, one optimizer step each"""
+    halt_exploration_prob: float = option(0.1, low=0, high=1)
+    """chance that a sample must run a random 2..N_sup steps before it may halt (training)"""
 
 
 @dataclass
@@ -57,12 +62,8 @@ class TRMCarry:
 class TRM(Reasoner):
     """Tiny Recursive Model with deep supervision and a learned halting head.
 
-    Config (beyond the common keys):
-        H_cycles (int, default 3): T, full recursions per supervision step (T-1 without grad).
-        L_cycles (int, default 6): n, z updates per full recursion (TRM Sudoku 6, maze/ARC 4).
-        N_sup (int, default 16): maximum supervision steps per batch.
-        halt_exploration_prob (float, default 0.1): chance that a sample is made to run a random
-            2..N_sup steps before it may halt (training only).
+    Config: :class:`TRMConfig` (H_cycles, L_cycles, N_sup, halt_exploration_prob beyond the
+    common keys).
 
     Training (:meth:`supervision_steps`): a sample halts after a step when its Q-halt logit is
     > 0 (and its exploration minimum is met); halted samples drop out of later steps' losses, and
@@ -74,32 +75,29 @@ class TRM(Reasoner):
     """
 
     NAME = "trm"
-    DEFAULTS = dict(H_cycles=3, L_cycles=6, N_sup=16, halt_exploration_prob=0.1)
+    Config = TRMConfig
 
     def __init__(self, backbone: str, task: TaskSpec, **config):
         super().__init__(backbone, task, **config)
-        c = self.cfg
-        for key in ("H_cycles", "L_cycles", "N_sup"):
-            _positive_int(key, c[key])
-        _probability("halt_exploration_prob", c["halt_exploration_prob"])
+        dim = self.cfg.dim
         self.embed = self.make_embedding()
         self.net = self.make_backbone(self.prefix + task.seq_len, causal=False)  # one net, y and z
         self.head = self.make_head()
-        self.q_head = halting_head(c["dim"], 1)
+        self.q_head = halting_head(dim, 1)
         # learned initial latents, broadcast over batch and positions
-        self.y_init = nn.Parameter(torch.nn.init.trunc_normal_(torch.empty(c["dim"]), std=1.0))
-        self.z_init = nn.Parameter(torch.nn.init.trunc_normal_(torch.empty(c["dim"]), std=1.0))
+        self.y_init = nn.Parameter(torch.nn.init.trunc_normal_(torch.empty(dim), std=1.0))
+        self.z_init = nn.Parameter(torch.nn.init.trunc_normal_(torch.empty(dim), std=1.0))
 
     @property
     def max_supervision_steps(self) -> int:
-        return self.cfg["N_sup"]
+        return self.cfg.N_sup
 
     def initial_carry(self, batch: int) -> TRMCarry:
-        shape = (batch, self.prefix + self.task.seq_len, self.cfg["dim"])
+        shape = (batch, self.prefix + self.task.seq_len, self.cfg.dim)
         return TRMCarry(self.y_init.expand(shape), self.z_init.expand(shape))
 
     def latent_recursion(self, x, y, z):
-        for _ in range(self.cfg["L_cycles"]):
+        for _ in range(self.cfg.L_cycles):
             z = self.net(x + y + z)  # (B, P+T, D)
         y = self.net(y + z)
         return y, z
@@ -110,7 +108,7 @@ class TRM(Reasoner):
         # The first T-1 recursions run without grad: they move y, z towards a better answer at
         # no memory cost, and only the last recursion is backpropagated (TRM, sec. 4).
         with torch.no_grad():
-            for _ in range(self.cfg["H_cycles"] - 1):
+            for _ in range(self.cfg.H_cycles - 1):
                 y, z = self.latent_recursion(x, y, z)
         y, z = self.latent_recursion(x, y, z)
         logits = self.head(y[:, self.prefix:])  # (B, T, V)
@@ -118,40 +116,10 @@ class TRM(Reasoner):
         return TRMCarry(y.detach(), z.detach()), logits, q_halt
 
     def supervision_steps(self, batch) -> Iterator[StepOutput]:
-        inputs, labels, ids = self.unpack(batch)
-        b, n_sup = inputs.shape[0], self.cfg["N_sup"]
-        carry = self.initial_carry(b)
-        active = torch.ones(b, dtype=torch.bool, device=inputs.device)  # not yet halted
-        least = min_halt_steps(b, n_sup, self.cfg["halt_exploration_prob"], inputs.device)
-        for step in range(1, n_sup + 1):
-            x = self.embed(inputs, ids)  # (B, P+T, D), re-embedded: each step has its own graph
-            carry, logits, q_halt = self.deep_recursion(x, carry)
-            _, exact = correctness(logits.detach(), labels, self.task.ignore_label_id)
-            w = active.float() / b  # per-sample weight; halted samples weigh 0
-            lm_loss = (self.loss_of(logits, labels) * w).sum()
-            halt_loss = (F.binary_cross_entropy_with_logits(
-                q_halt, exact.float(), reduction="none") * w).sum()
-            loss = lm_loss + 0.5 * halt_loss
-            halt_now = torch.full_like(active, step == n_sup)
-            if self.training:
-                halt_now |= (q_halt.detach() > 0) & (step >= least)
-            metrics = {
-                "loss": loss.item(), "lm_loss": lm_loss.item(), "halt_loss": halt_loss.item(),
-                "q_halt_acc": ((q_halt.detach() > 0) == exact)[active].float().mean().item(),
-                "steps": float(step), "active": active.float().mean().item(),
-                **answer_metrics(logits.detach(), labels, self.task.ignore_label_id, active),
-            }
-            active = active & ~halt_now
-            done = not bool(active.any())
-            yield StepOutput(loss, logits, metrics, halted=done)
-            if done:
-                return
+        # halt when q_halt > 0 (TRM has no "continue" logit)
+        return self.act_steps(batch, self.deep_recursion, self.cfg.N_sup,
+                              self.cfg.halt_exploration_prob)
 
     @torch.no_grad()
     def solve(self, inputs, puzzle_identifiers=None) -> torch.Tensor:
-        inputs, ids = self.check_inputs(inputs, puzzle_identifiers)
-        carry = self.initial_carry(inputs.shape[0])
-        x = self.embed(inputs, ids)
-        for _ in range(self.cfg["N_sup"]):  # all steps: the batch halts together
-            carry, logits, _ = self.deep_recursion(x, carry)
-        return logits.argmax(-1)
+        return self.act_solve(inputs, puzzle_identifiers, self.deep_recursion, self.cfg.N_sup)

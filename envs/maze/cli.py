@@ -56,8 +56,9 @@ def generate_main(args: argparse.Namespace) -> int:
     return 0
 
 
-# Subcommands this env adds to the CLI: name -> (help, add_arguments, main).
+# Commands this env adds to the CLI: "COMMAND TASK" -> (help, add_arguments, main).
 COMMANDS = {
-    "solve": ("mark a shortest path in each maze of a file", add_solve_arguments, solve_main),
-    "generate": ("print generated mazes", add_generate_arguments, generate_main),
+    "solve maze": ("mark a shortest path in each maze of a file", add_solve_arguments,
+                   solve_main),
+    "generate maze": ("print generated mazes", add_generate_arguments, generate_main),
 }

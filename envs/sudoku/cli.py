@@ -276,9 +276,10 @@ def generate_main(args: argparse.Namespace) -> int:
     return 0
 
 
-# Subcommands this env adds to the CLI: name -> (help, add_arguments, main).
+# Commands this env adds to the CLI: "COMMAND TASK" -> (help, add_arguments, main).
 COMMANDS = {
-    "solve": ("solve puzzles given as a line or a file", add_solve_arguments, solve_main),
-    "generate": ("print generated unique-solution puzzles", add_generate_arguments,
-                 generate_main),
+    "solve sudoku": ("solve puzzles given as a line or a file", add_solve_arguments,
+                     solve_main),
+    "generate sudoku": ("print generated unique-solution puzzles", add_generate_arguments,
+                        generate_main),
 }
