@@ -18,16 +18,17 @@ from .tasks import TaskSpec
 
 
 class Autoregressive(Reasoner):
-    """Left-to-right answer model. Config: the common keys. Needs a causal backbone, so
-    ``mlp_mixer`` (and hybrid patterns holding "M") raise ValueError."""
+    """Left-to-right answer model. Config: the common keys (:class:`~.config.ReasonerConfig`).
+    Needs a causal backbone, so ``mlp_mixer`` (and hybrid patterns holding "M") raise
+    :class:`~.config.ReasonerConfigError`."""
 
     NAME = "autoregressive"
 
     def __init__(self, backbone: str, task: TaskSpec, **config):
         super().__init__(backbone, task, **config)
-        check_causal(self.NAME, backbone, self.cfg["pattern"], self.cfg["depth"])
+        check_causal(self.NAME, backbone, self.cfg.pattern, self.cfg.depth)
         self.embed = self.make_embedding()
-        self.segment = nn.Embedding(2, self.cfg["dim"])  # 0 input, 1 answer
+        self.segment = nn.Embedding(2, self.cfg.dim)  # 0 input, 1 answer
         nn.init.zeros_(self.segment.weight)
         self.net = self.make_backbone(self.prefix + 2 * task.seq_len, causal=True)
         self.head = self.make_head()

@@ -24,30 +24,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .base import Reasoner, StepOutput, _positive_int, correctness, token_loss
+from .base import Reasoner, StepOutput, correctness, token_loss
+from .config import ReasonerConfig, option
 from .tasks import TaskSpec
 
 MASK_EPS = 1e-3  # lower bound of t, so 1/t stays finite
 
 
+@dataclass(frozen=True, kw_only=True)
+class DiffusionConfig(ReasonerConfig):
+    """The masked-diffusion reasoner's keys: the common ones and ``decode_steps``."""
+
+    decode_steps: int = option(8, low=1)
+    """K: denoising steps of :meth:`MaskedDiffusion.solve` (1 = one pass)"""
+
+
 class MaskedDiffusion(Reasoner):
     """Masked-diffusion denoiser of the answer, bidirectional backbone.
 
-    Config (beyond the common keys):
-        decode_steps (int, default 8): K, denoising steps in :meth:`solve` (1 = one pass).
+    Config: :class:`DiffusionConfig` (``decode_steps`` beyond the common keys).
     """
 
     NAME = "diffusion"
-    DEFAULTS = dict(decode_steps=8)
+    Config = DiffusionConfig
 
     def __init__(self, backbone: str, task: TaskSpec, **config):
         super().__init__(backbone, task, **config)
-        _positive_int("decode_steps", self.cfg["decode_steps"])
-        dim = self.cfg["dim"]
+        dim = self.cfg.dim
         self.mask_id = task.vocab_size
         self.embed = self.make_embedding()  # the puzzle input (and puzzle prefix)
         self.answer_embed = nn.Embedding(task.vocab_size + 1, dim)  # + the mask token
@@ -70,7 +78,7 @@ class MaskedDiffusion(Reasoner):
         logits = self.logits(inputs, noisy, ids)
         ignore = self.task.ignore_label_id
         valid = labels != ignore
-        nll = token_loss(logits, labels, ignore, self.cfg["loss"])  # (B, T), 0 where ignored
+        nll = token_loss(logits, labels, ignore, self.cfg.loss)  # (B, T), 0 where ignored
         loss = (nll * masked / t).sum() / valid.sum().clamp_min(1)
         correct, _ = correctness(logits.detach(), labels, ignore)
         scored = masked & valid
@@ -86,7 +94,7 @@ class MaskedDiffusion(Reasoner):
     @torch.no_grad()
     def solve(self, inputs, puzzle_identifiers=None, decode_steps: int | None = None):
         inputs, ids = self.check_inputs(inputs, puzzle_identifiers)
-        k_steps = decode_steps or self.cfg["decode_steps"]
+        k_steps = decode_steps or self.cfg.decode_steps
         b, n = inputs.shape
         noisy = torch.full_like(inputs, self.mask_id)  # (B, T) all masked
         kept = 0

@@ -13,7 +13,8 @@ from .tasks import TaskSpec
 class FeedForward(Reasoner):
     """``logits = head(net(embed(inputs)))``: the same network as TRM's, run once.
 
-    Config: the common keys only (dim, depth, heads, norm, pattern, loss, puzzle_emb_len, ...).
+    Config: the common keys only (:class:`~.config.ReasonerConfig`: dim, depth, heads, loss,
+    puzzle_emb_len, norm, pattern, ...).
     """
 
     NAME = "feedforward"
