@@ -172,7 +172,7 @@ def test_edits__flood_fill_and_flips():
     (dict(mode="draw"), "mode must be one of ['step', 'answer'], got 'draw'"),
     (dict(attempts=0), "attempts must be >= 1, got 0"),
     (dict(dataset=[Task("x", (), ((np.zeros((1, 1), np.int8), None),))]),
-     "dataset: task x has no test output"),
+     "dataset[0]: task x has no test output"),
 ])
 def test_env__bad_options(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):

@@ -14,7 +14,8 @@ from tracegym.envs.arc.augment import ArcAugmentation
 from tracegym.envs.arc.data import ArcTask
 from tracegym.envs.sudoku import tokens as sudoku_tokens
 from tracegym.grid import dihedral
-from tracegym.training.evaluate import arc_augmentations, evaluate_in_env
+from tracegym.envs.arc.agent_io import eval_augmentations
+from tracegym.training.evaluate import evaluate_in_env
 
 torch.set_num_threads(1)
 
@@ -152,14 +153,14 @@ def test_evaluate__arc_second_attempt_counts():
     assert result["solve_rate"] == 1.0 and result["pass@1"] == 0.0  # right on attempt 2
 
 
-def test_arc_augmentations__from_dataset_identifiers():
+def test_arc_eval_augmentations__from_dataset_identifiers():
     names = {"<blank>": 0, "task0": 1, "task0|||t3|||0213456789": 2, "task1": 3,
              "task0|||t5|||0987654321": 4}
-    augs = arc_augmentations("task0", names, 8, np.random.default_rng(0))
+    augs = eval_augmentations("task0", names, 8, np.random.default_rng(0))
     assert [ident for _, ident in augs] == [1, 2, 4]
     assert augs[1][0] == ArcAugmentation(3, (0, 2, 1, 3, 4, 5, 6, 7, 8, 9))
-    assert len(arc_augmentations("task0", names, 1, np.random.default_rng(0))) == 2
-    unknown = arc_augmentations("other", names, 5, np.random.default_rng(0))
+    assert len(eval_augmentations("task0", names, 1, np.random.default_rng(0))) == 2
+    unknown = eval_augmentations("other", names, 5, np.random.default_rng(0))
     assert len(unknown) == 6 and {ident for _, ident in unknown} == {0}
 
 
@@ -175,7 +176,8 @@ def test_evaluate__arc_uses_identifiers_per_copy():
     ({"env_id": "CartPole-v1"}, "env: evaluation supports"),
     ({"mode": "walk"}, "mode must be one of ['answer', 'step'], got 'walk'"),
     ({"episodes": 0}, "episodes must be a positive int, got 0"),
-    ({"env_id": "tracegym/ARC-v0", "mode": "step"}, "mode: ARC is evaluated in answer mode"),
+    ({"env_id": "tracegym/ARC-v0", "mode": "step"},
+     "mode: tracegym/ARC-v0 is evaluated in answer mode, got 'step'"),
 ])
 def test_evaluate__bad_arguments(kwargs, message):
     args = {"env_id": "tracegym/Sudoku-v0", **kwargs}

@@ -4,6 +4,7 @@ hand computations; a tiny TRM learns 4x4 Sudoku; bad configurations fail clearly
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -14,15 +15,21 @@ import torch
 import torch.nn.functional as F
 
 from tracegym.agents import build_policy
+from tracegym.agents.backbones import BACKBONE_DEFAULTS
 from tracegym.agents.reasoners import (
     NAMED_CONFIGS,
     PUZZLE_REASONERS,
+    REASONERS,
     TASKS,
+    HRMConfig,
+    ReasonerConfigError,
     TaskSpec,
+    TRMConfig,
     log_stablemax,
     sequence_loss,
     token_loss,
 )
+from tracegym.errors import TracegymError
 
 BACKBONES = ["transformer", "mlp_mixer", "hybrid"]
 PAIRS = [(r, b) for r in PUZZLE_REASONERS for b in BACKBONES
@@ -137,6 +144,85 @@ def test_named_configs__trm_sudoku_matches_the_paper():
             cfg["N_sup"], cfg["loss"]) == ("mlp_mixer", 512, 2, 3, 6, 16, "stablemax")
 
 
+# ----------------------------------------------------------------------------- configs
+
+# model.config of models built before the reasoners had config dataclasses (captured from the
+# code of commit 28930bc): checkpoints store these, so they must still build the same model
+STORED = {
+    "trm": {
+        "reasoner": "trm", "backbone": "mlp_mixer",
+        "task": {"name": "sudoku4", "vocab_size": 6, "seq_len": 16, "num_puzzle_identifiers": 1,
+                 "pad_id": 0, "ignore_label_id": 0},
+        "dim": 32, "depth": 1, "heads": 4, "loss": "stablemax", "puzzle_emb_len": 2,
+        "puzzle_emb_dim": 32, "norm": "post", "expansion": 4.0, "multiple_of": 16,
+        "pattern": None, "qk_norm": True, "rope_base": 10000.0, "expand_v": 1.0, "conv_size": 4,
+        "chunk_size": 64, "impl": "auto", "latent_dim": None, "window": 64, "rope": None,
+        "mla_gate": False, "H_cycles": 2, "L_cycles": 2, "N_sup": 3,
+        "halt_exploration_prob": 0.5,
+    },
+    "hrm": {
+        "reasoner": "hrm", "backbone": "transformer",
+        "task": {"name": "sudoku4", "vocab_size": 6, "seq_len": 16, "num_puzzle_identifiers": 1,
+                 "pad_id": 0, "ignore_label_id": 0},
+        "dim": 32, "heads": 2, "loss": "stablemax", "puzzle_emb_len": 1, "puzzle_emb_dim": 32,
+        "norm": "post", "expansion": 4.0, "multiple_of": 16, "pattern": None, "qk_norm": True,
+        "rope_base": 10000.0, "expand_v": 1.0, "conv_size": 4, "chunk_size": 64, "impl": "auto",
+        "latent_dim": None, "window": 64, "rope": None, "mla_gate": False, "H_cycles": 2,
+        "L_cycles": 2, "H_layers": 1, "L_layers": 1, "halt_max_steps": 3,
+        "halt_exploration_prob": 0.5,
+    },
+    "diffusion": {
+        "reasoner": "diffusion", "backbone": "mlp_mixer",
+        "task": {"name": "sudoku4", "vocab_size": 6, "seq_len": 16, "num_puzzle_identifiers": 1,
+                 "pad_id": 0, "ignore_label_id": 0},
+        "dim": 32, "depth": 1, "heads": 4, "loss": "stablemax", "puzzle_emb_len": 0,
+        "puzzle_emb_dim": 32, "norm": "post", "expansion": 4.0, "multiple_of": 16,
+        "pattern": None, "qk_norm": True, "rope_base": 10000.0, "expand_v": 1.0, "conv_size": 4,
+        "chunk_size": 64, "impl": "auto", "latent_dim": None, "window": 64, "rope": None,
+        "mla_gate": False, "decode_steps": 3,
+    },
+}
+
+
+@pytest.mark.parametrize("name", list(STORED))
+def test_config__a_stored_config_still_builds_the_same_model(name, batch):
+    stored = json.loads(json.dumps(STORED[name]))  # as a checkpoint reads it back
+    model = build_policy(**stored)
+    assert model.config == STORED[name]
+    assert list(model.config) == list(STORED[name])  # the same key order, too
+    out = next(model.supervision_steps(batch))
+    assert torch.isfinite(out.loss)
+
+
+def test_config__typed_frozen_and_read_by_attribute():
+    model = build_policy("trm", "mlp_mixer", "sudoku4", **tiny("trm", "mlp_mixer", L_cycles=3))
+    assert isinstance(model.cfg, TRMConfig)
+    assert (model.cfg.H_cycles, model.cfg.L_cycles, model.cfg.N_sup) == (2, 3, 2)
+    assert model.cfg.puzzle_emb_dim == model.cfg.dim  # None resolved, so a checkpoint says it
+    with pytest.raises(AttributeError):  # frozen: a built model's config cannot drift
+        model.cfg.H_cycles = 5
+    assert model.config == {"reasoner": "trm", "backbone": "mlp_mixer",
+                            "task": dataclasses.asdict(TASK), **model.cfg.to_dict()}
+    with pytest.raises(ReasonerConfigError, match=re.escape("N_sup must be an int >= 1")):
+        TRMConfig(N_sup=0)
+
+
+@pytest.mark.parametrize("name", list(REASONERS))
+def test_config__backbone_options_are_backbone_config_fields_with_their_defaults(name):
+    config = REASONERS[name].Config
+    defaults = config.defaults()
+    assert {key: defaults[key] for key in BACKBONE_DEFAULTS} == BACKBONE_DEFAULTS
+    assert REASONERS[name].valid_keys() == config.keys() == list(defaults)
+    docs = config.field_docs()
+    assert all(docs[key] for key in config.keys()), [k for k in config.keys() if not docs[k]]
+
+
+def test_config__hrm_has_no_depth_and_its_own_keys():
+    assert "depth" not in HRMConfig.keys() and "depth" in TRMConfig.keys()
+    assert HRMConfig.keys()[-6:] == ["H_cycles", "L_cycles", "H_layers", "L_layers",
+                                     "halt_max_steps", "halt_exploration_prob"]
+
+
 # ----------------------------------------------------------------------------- TRM
 
 def count_net_calls(model):
@@ -235,6 +321,50 @@ def test_hrm__q_learning_in_training_all_segments_in_eval(batch):
     assert len(list(model.supervision_steps(batch))) == 1
     model.eval()
     assert len(list(model.supervision_steps(batch))) == 3
+
+
+# ----------------------------------------------------------------------------- ACT (TRM, HRM)
+
+def act_batch():
+    g = torch.Generator().manual_seed(1)
+    inputs = torch.randint(1, 6, (4, 16), generator=g)
+    labels = torch.randint(1, 6, (4, 16), generator=g)
+    labels[0, :3] = 0
+    labels[1, :] = inputs[1]
+    return {"inputs": inputs, "labels": labels}
+
+
+@pytest.mark.parametrize(("reasoner", "backbone", "extra", "bias", "losses", "active"), [
+    ("trm", "transformer", dict(depth=1, H_cycles=2, L_cycles=1, N_sup=4), [0.5],
+     [2.402096, 1.744291, 1.110575, 0.547404], [1.0, 0.75, 0.5, 0.25]),
+    ("hrm", "mlp_mixer", dict(H_layers=1, L_layers=1, H_cycles=1, L_cycles=2, halt_max_steps=4,
+                              loss="softmax"), [0.5, -0.5],
+     [2.635167, 1.841016, 1.177882], [1.0, 0.75, 0.5]),
+])
+def test_act_steps__losses_and_halting_as_before_the_shared_loop(reasoner, backbone, extra, bias,
+                                                                 losses, active):
+    # Values from TRM's and HRM's own loops before they shared Reasoner.act_steps (gradients,
+    # metrics and solve() were compared bit for bit then): samples halt one by one, each
+    # halted sample weighs 0 in later losses, and the batch ends when the last one halts.
+    torch.manual_seed(0)
+    model = build_policy(reasoner, backbone, "sudoku4", dim=32, heads=2, multiple_of=16,
+                         halt_exploration_prob=0.5, **extra)
+    with torch.no_grad():
+        model.q_head.bias.copy_(torch.tensor(bias))  # q_halt > 0 (and > q_continue): halting
+    torch.manual_seed(100)
+    outs = []
+    for out in model.supervision_steps(act_batch()):  # with an SGD step after each
+        outs.append(out)
+        model.zero_grad(set_to_none=True)
+        out.loss.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.grad is not None:
+                    p -= 0.05 * p.grad
+    assert [o.loss.item() for o in outs] == pytest.approx(losses, abs=1e-4)
+    assert [o.metrics["active"] for o in outs] == active
+    assert [o.halted for o in outs] == [False] * (len(outs) - 1) + [True]
+    assert ("continue_loss" in outs[0].metrics) == (reasoner == "hrm")
 
 
 # ----------------------------------------------------------------------------- shared parts
@@ -369,13 +499,27 @@ BAD = [
     (dict(backbone="lstm"), "unknown backbone 'lstm'; valid names: transformer, mlp_mixer, "
                             "gated_attention, gated_deltanet, hybrid"),
     (dict(task="chess"), "unknown task 'chess'; valid names: sudoku, sudoku4, sudoku6, maze, arc"),
-    (dict(dimm=32), "unknown config key(s) ['dimm'] for reasoner 'trm'; valid keys: dim, depth"),
+    (dict(dimm=32), "unknown config key(s) ['dimm'] for reasoner 'trm' ('dimm': did you mean "
+                    "'dim'?); valid keys: dim, depth"),
+    (dict(H_cyles=2, zzz=1), "unknown config key(s) ['H_cyles', 'zzz'] for reasoner 'trm' "
+                             "('H_cyles': did you mean 'H_cycles'?); valid keys"),
+    (dict(H_cycles="3"), "H_cycles must be an int >= 1, got H_cycles='3'"),
+    (dict(N_sup=2.0), "N_sup must be an int >= 1, got N_sup=2.0"),
+    (dict(halt_exploration_prob="0.1"),
+     "halt_exploration_prob must be a number in [0, 1], got halt_exploration_prob='0.1'"),
+    (dict(puzzle_emb_dim=0), "puzzle_emb_dim must be an int >= 1 or None, got puzzle_emb_dim=0"),
+    (dict(norm=1), "norm must be a string, got norm=1"),  # a backbone option, checked by type
+    (dict(rope="yes"), "rope must be True, False or None, got rope='yes'"),
+    (dict(qk_norm=1), "qk_norm must be True or False, got qk_norm=1"),
+    (dict(norm="pree"), "norm must be one of"),  # its value: by BackboneConfig
     (dict(dim=30, heads=4), "dim must be divisible by heads, got dim=30, heads=4"),
     (dict(dim=0), "dim must be an int >= 1, got dim=0"),
     (dict(loss="mse"), "loss must be one of ('stablemax', 'softmax'), got loss='mse'"),
     (dict(H_cycles=0), "H_cycles must be an int >= 1, got H_cycles=0"),
     (dict(halt_exploration_prob=2), "halt_exploration_prob must be a number in [0, 1]"),
     (dict(reasoner="hrm", depth=2), "unknown config key(s) ['depth'] for reasoner 'hrm'"),
+    (dict(reasoner="diffusion", decode_steps=0), "decode_steps must be an int >= 1, got "
+                                                 "decode_steps=0"),
     (dict(reasoner="feedforward", decode_steps=2),
      "unknown config key(s) ['decode_steps'] for reasoner 'feedforward'"),
     (dict(reasoner="autoregressive"), "the autoregressive reasoner needs a causal backbone; "
@@ -401,8 +545,19 @@ def test_build_policy__bad_arguments_raise(change, message):
     args = dict(reasoner="trm", backbone="mlp_mixer", task="sudoku4", dim=32, heads=2,
                 multiple_of=16)
     args.update(change)
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
         build_policy(**args)
+    if "task" not in change:  # TaskSpec's own errors are plain ValueErrors (agents/tasks.py)
+        assert isinstance(err.value, TracegymError)
+
+
+def test_build_policy__an_unknown_key_is_an_unknown_option_error():
+    from tracegym.agents.backbones.config import UnknownOptionError
+    from tracegym.agents.reasoners import UnknownKeyError
+
+    with pytest.raises(UnknownOptionError) as err:
+        build_policy("hrm", "transformer", "sudoku4", depth=2)
+    assert isinstance(err.value, (UnknownKeyError, TypeError, ValueError))
 
 
 def test_task_spec__from_metadata():

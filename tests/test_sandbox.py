@@ -6,6 +6,7 @@ and the host side (no file appeared, no process survived, the test process is al
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import json
 import linecache
@@ -613,7 +614,8 @@ def main():
 
 
 BAD_RECORDS = [b'{"outcome": 5}', b'{"outcome": null, "trace": "{}"}', b'{"message": "ok"}',
-               b'["outcome", "ok"]', b'"ok"', b"\xff", b"[" * 100_000]
+               b'["outcome", "ok"]', b'"ok"', b"\xff", b"[" * 100_000,
+               b'{"outcome": "fine"}', b'{"outcome": ["ok"]}']  # not in RUN_OUTCOMES
 
 
 def test_read_record__a_record_of_the_wrong_type_is_a_violation_even_under_O(tmp_path):
@@ -635,3 +637,25 @@ def test_read_record__a_record_of_the_wrong_type_is_a_violation_even_under_O(tmp
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [["violation", "result channel held no valid record"]
                                        for _ in BAD_RECORDS]
+
+
+def test_outcomes__the_child_reports_only_the_shared_vocabulary():
+    # every outcome the child can send is one RunResult documents (tracers/outcomes.py), so the
+    # parent's check against RUN_OUTCOMES never turns a real outcome into a violation
+    from tracegym.tracers.outcomes import RUN_OUTCOMES
+    from tracegym.tracers.sandbox import _CHILD
+
+    with open(_CHILD, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read())
+    sent = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            pairs = dict(zip(node.keys, node.values))
+            for key, value in pairs.items():
+                if isinstance(key, ast.Constant) and key.value == "outcome":
+                    if isinstance(value, ast.Constant):
+                        sent.add(value.value)
+            # the stage -> outcome table of failures during the run
+            if {k.value for k in node.keys if isinstance(k, ast.Constant)} >= {"module", "trace"}:
+                sent |= {v.value for v in node.values if isinstance(v, ast.Constant)}
+    assert len(sent) >= 10 and sent <= set(RUN_OUTCOMES), sent - set(RUN_OUTCOMES)

@@ -184,7 +184,7 @@ def test_env__puzzle_sources(tmp_path, small_puzzles):
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(mode="think"), ValueError, "mode must be one of ['step', 'answer'], got 'think'"),
     (dict(illegal_action="ignore"), ValueError, "illegal_action must be one of"),
-    (dict(max_steps=0), ValueError, "max_steps must be a positive int or None, got 0"),
+    (dict(max_steps=0), ValueError, "max_steps must be >= 1, got 0"),
     (dict(render_mode="human"), ValueError, "render_mode must be one of"),
     (dict(puzzles=[".234" + "1..." + "." * 8]), UnsolvableError, "puzzles[0]: has no solution"),
     (dict(puzzles=["." * 16], size=9), ValueError,

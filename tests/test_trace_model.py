@@ -319,6 +319,49 @@ def test_reasoners__one_registry_lists_the_trace_models():
     assert type(again) is type(model) and again.config == model.config
 
 
+# model.config of a trace_diffusion model built before the config dataclasses (commit 28930bc),
+# less the tokenizer (this code's): a checkpoint stores it, so it must still build the model
+STORED_DIFFUSION = {
+    "reasoner": "trace_diffusion", "backbone": "transformer",
+    "task": {"name": "exectrace", "vocab_size": 268, "seq_len": 32, "num_puzzle_identifiers": 1,
+             "pad_id": 0, "ignore_label_id": 0},
+    "dim": 32, "depth": 1, "heads": 2, "loss": "softmax", "puzzle_emb_len": 0,
+    "puzzle_emb_dim": 32, "norm": "post", "expansion": 4.0, "multiple_of": 32, "pattern": None,
+    "qk_norm": True, "rope_base": 10000.0, "expand_v": 1.0, "conv_size": 4, "chunk_size": 64,
+    "impl": "auto", "latent_dim": None, "window": 64, "rope": None, "mla_gate": False,
+    "decode_steps": 3, "span_len": 12,
+}
+
+
+def test_trace_model__a_stored_config_still_builds_and_the_config_is_typed():
+    from tracegym.agents.trace_model.model import TraceDiffusionConfig, TraceLMConfig
+
+    stored = {**STORED_DIFFUSION, "tokenizer": TOK.to_dict()}
+    model = build_policy(**json.loads(json.dumps(stored)))
+    assert model.config == stored and list(model.config) == list(stored)
+    assert isinstance(model.cfg, TraceDiffusionConfig)
+    assert (model.cfg.span_len, model.cfg.decode_steps, model.cfg.loss) == (12, 3, "softmax")
+    lm = tiny(seq_len=32)
+    assert isinstance(lm.cfg, TraceLMConfig) and lm.cfg.loss == "softmax"  # the trace default
+    assert lm.cfg.tokenizer == TOK.to_dict()  # recorded at build time
+    assert "span_len" not in TraceLMConfig.keys()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (dict(puzzle_emb_len=2), "puzzle_emb_len must be 0 for a trace model, got puzzle_emb_len=2"),
+    (dict(reasoner="trace_diffusion", span_len=0), "span_len must be an int >= 1, got span_len=0"),
+    (dict(tokenizer="v1"), "tokenizer must be a mapping or None, got tokenizer='v1'"),
+    (dict(reasoner="trace_lm", span_len=8), "unknown config key(s) ['span_len'] for reasoner "
+                                            "'trace_lm'"),
+])
+def test_trace_model__bad_config_values_name_the_key(change, message):
+    from tracegym.errors import TracegymError
+
+    args = {"reasoner": "trace_lm", **change}
+    with pytest.raises(TracegymError, match=re.escape(message)):
+        tiny(**args)
+
+
 def test_load_trace_model__another_reasoner_is_a_clear_error(tmp_path):
     from tracegym.errors import TracegymError
     from tracegym.training.checkpoint import save_checkpoint

@@ -25,7 +25,7 @@ import textwrap
 from collections.abc import Iterable
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module_tree(path: str) -> ast.Module | None:
     try:
         with open(path, encoding="utf-8") as f:

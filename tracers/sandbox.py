@@ -82,6 +82,7 @@ from tracegym.errors import (
     SandboxTimeout,
     SandboxViolation,
 )
+from tracegym.tracers.outcomes import RUN_OUTCOMES
 
 __all__ = ["Limits", "RunResult", "run_source", "sandbox_capabilities", "trace_source"]
 
@@ -132,11 +133,13 @@ class Limits:
 
 @dataclass
 class RunResult:
-    """What one sandboxed run produced.
+    """What one run produced: sandboxed (:func:`run_source`) or in-process.
 
-    ``outcome`` is one of: ``ok``, ``timeout``, ``memory``, ``output_limit``, ``syntax_error``,
-    ``entry_missing``, ``entry_not_callable``, ``module_error``, ``exit`` (sys.exit), ``crash``
-    (no result: ``os._exit``, a signal), ``violation``, ``tracer_error``, ``serialise_error``,
+    ``outcome`` is one of :data:`~tracegym.tracers.outcomes.RUN_OUTCOMES` (one vocabulary with
+    the in-process runner, :func:`~tracegym.tracers.in_process.run_in_process`): ``ok``,
+    ``timeout``, ``memory``, ``output_limit``, ``syntax_error``, ``entry_missing``,
+    ``entry_not_callable``, ``module_error``, ``exit`` (sys.exit), ``crash`` (no result:
+    ``os._exit``, a signal), ``violation``, ``tracer_error``, ``serialise_error``,
     ``setup_error``. ``trace`` (and its ``trace_json``) is set for ``ok`` and also for ``memory``
     and ``exit`` when the tracer saw the call end that way; ``unwrap()`` returns it only for
     ``ok`` and raises the matching exception otherwise.
@@ -424,11 +427,12 @@ def _read_record(result: RunResult, raw: bytes) -> None:
         record = json.loads(raw)
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the limit
         record = None
-    if not isinstance(record, dict) or not isinstance(record.get("outcome"), str):
+    outcome = record.get("outcome") if isinstance(record, dict) else None
+    if not isinstance(outcome, str) or outcome not in RUN_OUTCOMES:
         result.outcome = "violation"
         result.message = f"result channel held no valid record: {raw[:100]!r}"
         return
-    outcome = record.pop("outcome")
+    del record["outcome"]
     trace_json = record.pop("trace", None)
     if trace_json is not None:
         from tracegym.tracers import Trace

@@ -4,7 +4,8 @@
 exact resume), :mod:`.optim` (AdamATan2, lr schedule, EMA), :mod:`.checkpoint` (safetensors),
 :mod:`.evaluate` (``evaluate_in_env``), :mod:`.evaluate_traces` (trace models scored on
 ExecTrace), :mod:`.plot`, :mod:`.cli` (``tracegym train/eval/plot``), :mod:`.trace_model_cli`
-(``tracegym trace-model``).
+(``tracegym trace-model``), :mod:`.prepare` (device, seeds, checked data, policy factories),
+:mod:`.distributed` (DDP collectives).
 Names below load on first use, so the CLI can list commands without importing torch.
 """
 
@@ -15,7 +16,7 @@ import importlib
 # public name -> submodule defining it
 _EXPORTS = {
     "TrainConfig": "config", "load_config": "config", "apply_overrides": "config",
-    "Trainer": "trainer", "NonFiniteError": "trainer", "policy_from_checkpoint": "trainer",
+    "Trainer": "trainer", "NonFiniteError": "trainer", "policy_from_checkpoint": "prepare",
     "AdamATan2": "optim", "EMA": "optim", "lr_factor": "optim", "build_optimizer": "optim",
     "Checkpoint": "checkpoint", "save_checkpoint": "checkpoint", "load_trace_model": "checkpoint",
     "evaluate_exectrace": "evaluate_traces",

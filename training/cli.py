@@ -148,7 +148,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     from .checkpoint import Checkpoint
     from .evaluate import evaluate_in_env, load_identifiers
-    from .setup import pick_device, policy_from_checkpoint
+    from .prepare import pick_device, policy_from_checkpoint
 
     ckpt = Checkpoint(args.checkpoint)
     policy = policy_from_checkpoint(ckpt, pick_device(args.device), weights=args.weights)

@@ -71,8 +71,7 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .config import TrainConfig, config_differences
 from .distributed import Distributed
 from .optim import EMA, build_optimizer, lr_factor
-from .rundir import check_writable_dir
-from .setup import (
+from .prepare import (
     SPEC_FIELDS,
     check_dataset_task,
     check_task,
@@ -87,8 +86,9 @@ from .setup import (
     supervision_steps_per_batch,
     task_spec_dict,
 )
+from .rundir import check_writable_dir
 
-# The setup helpers live in .setup; these are imported from here by callers that predate it
+# The setup helpers live in .prepare; these are imported from here by callers that predate it
 # (and tests patch ``trainer.default_policy_factory``, which the Trainer looks up here).
 __all__ = ["CHECKPOINT_NAME", "NonFiniteError", "Trainer", "dataset_task",
            "default_policy_factory", "pick_device", "policy_from_checkpoint",

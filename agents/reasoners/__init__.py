@@ -14,6 +14,8 @@ models of ``tracegym.agents.trace_model`` (``TRACE_REASONERS``), which read CWM 
 
 ``build_policy(**NAMED_CONFIGS["trm-sudoku-extreme"])`` builds a paper configuration, and
 ``build_policy(**model.config)`` rebuilds a model's architecture (checkpoints store ``config``).
+Each reasoner's keys are the fields of its config dataclass (``TRMConfig``, ``HRMConfig``, ...;
+:mod:`.config`), checked on construction and read as ``model.cfg.H_cycles``.
 A named config with a file ``configs/<name>.yaml`` agrees with it (tests/test_configs.py checks
 reasoner, backbone, loss and every model key).
 """
@@ -25,7 +27,6 @@ from collections.abc import Iterator, Mapping
 
 from .autoregressive import Autoregressive
 from .base import (
-    LOSSES,
     InputEmbedding,
     Reasoner,
     StepOutput,
@@ -33,11 +34,12 @@ from .base import (
     sequence_loss,
     token_loss,
 )
-from .diffusion import MaskedDiffusion
+from .config import LOSSES, ReasonerConfig, ReasonerConfigError, UnknownKeyError
+from .diffusion import DiffusionConfig, MaskedDiffusion
 from .feedforward import FeedForward
-from .hrm import HRM
+from .hrm import HRM, HRMConfig
 from .tasks import TASKS, TaskSpec, resolve_task
-from .trm import TRM
+from .trm import TRM, TRMConfig
 
 
 class Registry(Mapping[str, type[Reasoner]]):
@@ -116,9 +118,10 @@ NAMED_CONFIGS: dict[str, dict] = {
 
 __all__ = [
     "LOSSES", "NAMED_CONFIGS", "PUZZLE_REASONERS", "REASONERS", "TASKS", "TRACE_REASONERS", "HRM",
-    "TRM", "Autoregressive", "FeedForward", "InputEmbedding", "MaskedDiffusion", "Reasoner",
-    "Registry", "StepOutput", "TaskSpec", "build_policy", "log_stablemax", "sequence_loss",
-    "token_loss",
+    "TRM", "Autoregressive", "DiffusionConfig", "FeedForward", "HRMConfig", "InputEmbedding",
+    "MaskedDiffusion", "Reasoner", "ReasonerConfig", "ReasonerConfigError", "Registry",
+    "StepOutput", "TRMConfig", "TaskSpec", "UnknownKeyError", "build_policy", "log_stablemax",
+    "sequence_loss", "token_loss",
 ]
 
 
@@ -129,9 +132,12 @@ def build_policy(reasoner: str, backbone: str, task: TaskSpec | str | dict, **co
         reasoner (str): one of ``REASONERS``.
         backbone (str): one of ``tracegym.agents.backbones.BACKBONES``.
         task (TaskSpec | str | dict): a spec, a name in ``TASKS``, or a stored spec dict.
-        **config: the reasoner's config keys (see each class; ``REASONERS[name].valid_keys()``);
-            an unknown key raises ValueError listing the valid ones.
+        **config: the fields of the reasoner's config dataclass (``REASONERS[name].Config``, e.g.
+            :class:`TRMConfig`; ``REASONERS[name].valid_keys()`` lists them). An unknown key
+            raises :class:`UnknownKeyError` naming the valid ones, a bad value
+            :class:`ReasonerConfigError` naming the key and the value (both ValueErrors).
     """
     if reasoner not in REASONERS:
-        raise ValueError(f"unknown reasoner {reasoner!r}; valid names: {', '.join(REASONERS)}")
+        raise ReasonerConfigError(f"unknown reasoner {reasoner!r}; valid names: "
+                                  f"{', '.join(REASONERS)}")
     return REASONERS[reasoner](backbone, resolve_task(task), **config)

@@ -52,8 +52,8 @@ def option(default, *, low=None, high=None, choices=None):
 
 # ----------------------------------------------------------------------------- checking
 
-_TYPE_WORDS = {"int": "an int", "float": "a number", "str": "a string", "bool": "True or False",
-               "dict": "a mapping"}
+_TYPE_WORDS = {"int": ["an int"], "float": ["a number"], "str": ["a string"],
+               "bool": ["True", "False"], "dict": ["a mapping"], "None": ["None"]}
 
 
 def _is_a(kind: str, value) -> bool:
@@ -72,23 +72,19 @@ def _is_a(kind: str, value) -> bool:
 def _check_field(f, value) -> None:
     """ReasonerConfigError unless ``value`` has ``f``'s annotated type and lies in its bounds."""
     kinds = [k.strip() for k in str(f.type).split("|")]  # annotations are strings here
-    if not set(kinds) <= {*_TYPE_WORDS, "None"}:
+    if not set(kinds) <= set(_TYPE_WORDS):
         return  # a type this check does not know (a new backbone option): build_backbone checks
     low, high, choices = (f.metadata.get(k) for k in ("low", "high", "choices"))
     if choices is not None:
-        must = f"one of {choices}"
-        ok = value in choices
+        ok, must = value in choices, f"one of {choices}"
     else:
-        must = " or ".join(_TYPE_WORDS[k] for k in kinds if k != "None")
-        if low is not None and high is not None:
-            must += f" in [{low}, {high}]"
-        elif low is not None:
-            must += f" >= {low}"
         ok = any(_is_a(k, value) for k in kinds)
-        if ok and value is not None and (low is not None or high is not None):
+        if ok and value is not None:
             ok = (low is None or value >= low) and (high is None or value <= high)
-    if "None" in kinds and choices is None:
-        must += " or None"
+        words = [word for k in kinds for word in _TYPE_WORDS[k]]
+        if low is not None:  # the bounds belong to the number, the first word
+            words[0] += f" in [{low}, {high}]" if high is not None else f" >= {low}"
+        must = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
     if not ok:
         raise ReasonerConfigError(f"{f.name} must be {must}, got {f.name}={value!r}")
 

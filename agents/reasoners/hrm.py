@@ -28,7 +28,6 @@ from .base import Reasoner, StepOutput, halting_head
 from .config import common_config, option
 from .tasks import TaskSpec
 
-
 # HRM sizes its two backbones with H_layers and L_layers: the common keys less depth
 _HRMCommon = common_config("_HRMCommon", without=("depth",))
 

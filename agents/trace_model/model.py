@@ -8,13 +8,15 @@ ends with EOS), 0 (ignored) elsewhere. ``solve(inputs)`` returns ``(B, T)`` pred
 same shifted layout (``pred[i]`` = predicted token ``i + 1``; 0 before the target and after the
 predicted EOS), so the Trainer's exact accuracy is exact match of the whole target.
 
-The config records the tokenizer (``config["tokenizer"]`` = ``TraceTokenizer().to_dict()``);
-building a model from a config made with another tokenizer raises ValueError (``check_compatible``).
+The config (:class:`TraceLMConfig`, :class:`TraceDiffusionConfig`) records the tokenizer
+(``config["tokenizer"]`` = ``TraceTokenizer().to_dict()``); building a model from a config made
+with another tokenizer raises ValueError (``check_compatible``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -23,12 +25,18 @@ import torch.nn.functional as F
 from tracegym.agents.reasoners.base import (
     Reasoner,
     StepOutput,
-    _positive_int,
     answer_metrics,
     check_causal,
     token_loss,
 )
+from tracegym.agents.reasoners.config import (
+    LOSSES,
+    ReasonerConfig,
+    ReasonerConfigError,
+    option,
+)
 from tracegym.agents.reasoners.tasks import TaskSpec
+from tracegym.checks import check_positive_int
 from tracegym.tracers.cwm import FRAME_SEP
 from tracegym.tracers.tokenizer import EOS, MASK, PAD, TraceTokenizer
 
@@ -52,31 +60,55 @@ def prompt_lengths(inputs: torch.Tensor) -> torch.Tensor:
     return lengths
 
 
+@dataclass(frozen=True, kw_only=True)
+class TraceLMConfig(ReasonerConfig):
+    """A trace model's keys: the common ones (softmax loss by default, no puzzle embedding) and
+    the tokenizer."""
+
+    loss: str = option("softmax", choices=LOSSES)
+    """answer cross-entropy: "softmax" (the default here) or "stablemax" """
+    tokenizer: dict | None = None
+    """the TraceTokenizer the model reads (``TraceTokenizer().to_dict()``, recorded when the
+    model is built); None = this code's. Another tokenizer's dict raises"""
+
+    def _check(self) -> None:
+        super()._check()
+        if self.puzzle_emb_len:
+            raise ReasonerConfigError(f"puzzle_emb_len must be 0 for a trace model, got "
+                                      f"puzzle_emb_len={self.puzzle_emb_len}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TraceDiffusionConfig(TraceLMConfig):
+    """:class:`TraceDiffusion`'s keys: a trace model's and these."""
+
+    decode_steps: int = option(8, low=1)
+    """K: denoising steps of :meth:`TraceDiffusion.solve`"""
+    span_len: int = option(128, low=1)
+    """positions after the prompt that :meth:`TraceDiffusion.solve` fills"""
+
+
 class _TraceModel(Reasoner):
-    """Shared setup: tokenizer check, embedding, head. Config: the common reasoner keys plus
-    ``tokenizer`` (dict or None = this code's tokenizer). ``puzzle_emb_len`` must be 0."""
+    """Shared setup: tokenizer check, embedding, head. Config: :class:`TraceLMConfig`."""
 
     CAUSAL = True
+    Config = TraceLMConfig
 
     def __init__(self, backbone: str, task: TaskSpec, **config):
         super().__init__(backbone, task, **config)
         tok = TraceTokenizer()
-        recorded = self.cfg["tokenizer"]
-        if recorded is not None:
-            tok.check_compatible(recorded)  # a checkpoint of another tokenizer stops here
+        if self.cfg.tokenizer is not None:
+            tok.check_compatible(self.cfg.tokenizer)  # a checkpoint of another tokenizer stops
         self.tokenizer = tok
-        self.cfg["tokenizer"] = self.config["tokenizer"] = tok.to_dict()
+        self.cfg = replace(self.cfg, tokenizer=tok.to_dict())
         if task.vocab_size != tok.vocab_size:
             raise ValueError(f"task.vocab_size must be the tokenizer's {tok.vocab_size}, got "
                              f"{task.vocab_size}")
         if task.pad_id != PAD or task.ignore_label_id != 0:
             raise ValueError(f"task must have pad_id 0 and ignore_label_id 0, got "
                              f"{task.pad_id} and {task.ignore_label_id}")
-        if self.cfg["puzzle_emb_len"]:
-            raise ValueError(f"puzzle_emb_len must be 0 for a trace model, got "
-                             f"{self.cfg['puzzle_emb_len']}")
         if self.CAUSAL:
-            check_causal(self.NAME, backbone, self.cfg["pattern"], self.cfg["depth"])
+            check_causal(self.NAME, backbone, self.cfg.pattern, self.cfg.depth)
         self.embed = self.make_embedding()
         self.net = self.make_backbone(task.seq_len, causal=self.CAUSAL)
         self.head = self.make_head()
@@ -143,7 +175,6 @@ class TraceLM(_TraceModel):
     """
 
     NAME = "trace_lm"
-    DEFAULTS = dict(tokenizer=None, loss="softmax")
 
     def supervision_steps(self, batch) -> Iterator[StepOutput]:
         inputs, labels, _ = self.unpack(batch)
@@ -197,7 +228,7 @@ class TraceLM(_TraceModel):
         ``use_cache=False`` recomputes the whole sequence each step (the reference).
         """
         prefix = self._check_ids(prefix_ids, "prefix_ids")
-        _positive_int("max_new_tokens", max_new_tokens)
+        check_positive_int("max_new_tokens", max_new_tokens)
         t = self.task.seq_len
         if len(prefix) > t:
             raise ValueError(f"prefix_ids has {len(prefix)} tokens, more than the model's "
@@ -233,23 +264,18 @@ class TraceDiffusion(_TraceModel):
     ``decode_steps`` (K) steps, keeping the most confident predictions each step (low-confidence
     remasking); the output is cut at the first EOS.
 
-    Config (beyond the common keys and ``tokenizer``): ``decode_steps`` (int, 8), ``span_len``
-    (int, 128).
+    Config: :class:`TraceDiffusionConfig` (``decode_steps``, ``span_len`` beyond a trace
+    model's keys).
     """
 
     NAME = "trace_diffusion"
     CAUSAL = False
-    DEFAULTS = dict(tokenizer=None, loss="softmax", decode_steps=8, span_len=128)
-
-    def __init__(self, backbone: str, task: TaskSpec, **config):
-        super().__init__(backbone, task, **config)
-        _positive_int("decode_steps", self.cfg["decode_steps"])
-        _positive_int("span_len", self.cfg["span_len"])
+    Config = TraceDiffusionConfig
 
     def _span(self, lengths: torch.Tensor, t: int, labels=None):
         """(B, T) bool: the positions to fill (span after each prompt, and any target)."""
         pos = torch.arange(t, device=lengths.device)[None]
-        span = (pos >= lengths[:, None]) & (pos < lengths[:, None] + self.cfg["span_len"])
+        span = (pos >= lengths[:, None]) & (pos < lengths[:, None] + self.cfg.span_len)
         if labels is not None:
             span[:, 1:] |= labels[:, :-1] != 0
         return span
@@ -269,7 +295,7 @@ class TraceDiffusion(_TraceModel):
         noisy = torch.where(masked, MASK, clean)[:, :used]
         logits = self.logits_of(noisy)  # (B, used, V): position j predicts token j
         goal = torch.where(span, clean, 0)[:, :used]
-        nll = token_loss(logits, goal, 0, self.cfg["loss"])  # (B, used)
+        nll = token_loss(logits, goal, 0, self.cfg.loss)  # (B, used)
         loss = (nll * masked[:, :used] / rate).sum() / span.sum().clamp_min(1)
         shifted = F.pad(logits[:, 1:], (0, 0, 0, t - used + 1))  # (B, T, V) label layout
         metrics = {"loss": loss.item(), "steps": 1.0, "mask_rate": masked.float().mean().item(),
@@ -280,7 +306,7 @@ class TraceDiffusion(_TraceModel):
     def solve(self, inputs, puzzle_identifiers=None, decode_steps: int | None = None):
         inputs, _ = self.check_inputs(inputs, None)
         b, t = inputs.shape
-        k_steps = decode_steps or self.cfg["decode_steps"]
+        k_steps = decode_steps or self.cfg.decode_steps
         lengths = prompt_lengths(inputs)
         span = self._span(lengths, t)
         used = int(span.any(0).nonzero().max()) + 1 if span.any() else t

@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -41,6 +42,9 @@ class ArcTask:
     task_id: str
     train: tuple[Pair, ...]
     test: tuple[Pair, ...]
+    # a task is one item to the env's puzzle sources (tracegym.sources), which stack their
+    # items by shape: a task stacks as a scalar, and a list of tasks as a 1-D object array
+    shape: ClassVar[tuple[int, ...]] = ()
 
 
 def check_grid(value: object, where: str) -> np.ndarray:

@@ -2,91 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 
 from tracegym.checks import check_positive_int
-from tracegym.errors import ActionError
-from tracegym.grid import check_cells
 
-from . import edits
-from .constants import MAX_DEMOS, MAX_SIDE
+from . import rules
+from .constants import MAX_DEMOS, MAX_SIDE, NUM_COLOURS
+from .rules import OP, OPS, OUTSIDE, check_answer, pad  # noqa: F401 - public here too
+from .source import DEFAULT_DATASET, make_source
 
-OUTSIDE = 10  # observation value of cells outside a grid (colours are 0..9)
 MODES = ("step", "answer")
-OPS = ("resize", "paint", "fill", "select", "copy", "paste", "rotate", "flip_h", "flip_v",
-       "reset", "submit")
-OP = {name: i for i, name in enumerate(OPS)}
+DEFAULT_MAX_STEPS = 1000
 
 
-def pad(grid: np.ndarray | None) -> np.ndarray:
-    """A grid on the 30x30 observation canvas, ``OUTSIDE`` beyond its edge."""
-    out = np.full((MAX_SIDE, MAX_SIDE), OUTSIDE, np.int8)
-    if grid is not None:
-        out[:grid.shape[0], :grid.shape[1]] = grid
-    return out
-
-
-def check_answer(action, field: str = "action") -> np.ndarray:
-    """An answer as an ``(h, w)`` int8 grid.
-
-    Takes the action space's form, ``{"height": h, "width": w, "grid": (30, 30) colours}`` (the
-    answer is ``grid[:h, :w]``), or a plain ``(h, w)`` array of colours. A wrong shape, size or
-    colour raises :class:`ActionError`.
-    """
-    if isinstance(action, dict):
-        missing = sorted({"height", "width", "grid"} - set(action))
-        if missing:
-            raise ActionError(f"{field}: missing keys {missing}")
-        h, w = action["height"], action["width"]
-        for key, value in (("height", h), ("width", w)):
-            if not isinstance(value, (int, np.integer)) or not 1 <= int(value) <= MAX_SIDE:
-                raise ActionError(f"{field}[{key!r}]: expected an int in 1..{MAX_SIDE}, "
-                                  f"got {value!r}")
-        grid = np.asarray(action["grid"])
-        if grid.shape != (MAX_SIDE, MAX_SIDE):
-            raise ActionError(f"{field}['grid']: expected shape (30, 30), got {grid.shape}")
-        grid = grid[:int(h), :int(w)]
-    else:
-        grid = np.asarray(action)
-        if grid.ndim != 2 or not all(1 <= side <= MAX_SIDE for side in grid.shape):
-            raise ActionError(f"{field}: expected a grid of 1..30 x 1..30 cells, got shape "
-                              f"{grid.shape}")
-    return check_cells(grid, 9, field=field, name="colour", error=ActionError)
-
-
-def _task_source(dataset) -> Callable[[np.random.Generator], object]:
-    """``dataset`` -> ``rng -> task``: a set name, a path, a list of tasks, a callable, or
-    ``"procedural/<family>"`` (``"procedural"`` or ``"procedural/all"``: a family per task)."""
-    if callable(dataset):
-        return dataset
-    if isinstance(dataset, str) and (dataset == "procedural" or dataset.startswith("procedural/")):
-        from .generator import FAMILIES, generate_task
-
-        family = dataset.partition("/")[2] or "all"
-        if family == "all":
-            names = sorted(FAMILIES)
-            return lambda rng: generate_task(names[int(rng.integers(len(names)))], rng).task
-        if family not in FAMILIES:
-            raise ValueError(f"dataset: unknown procedural family {family!r}; valid: "
-                             f"{', '.join(['all', *sorted(FAMILIES)])}")
-        return lambda rng: generate_task(family, rng).task
-    if isinstance(dataset, (list, tuple)):
-        tasks = list(dataset)
-    else:
-        from .data import load_tasks
-
-        tasks = load_tasks(dataset)
-    if not tasks:
-        raise ValueError(f"dataset: no task in {dataset!r}")
-    missing = [t.task_id for t in tasks if any(out is None for _, out in t.test)]
-    if missing:
-        raise ValueError(f"dataset: task {missing[0]} has no test output to score answers with")
-    return lambda rng: tasks[int(rng.integers(len(tasks)))]
+def configure(env, *, dataset, mode, attempts, step_reward, illegal_reward, max_steps,
+              render_mode) -> None:
+    """Check the options and set them on ``env`` (the shape of Sudoku's and Maze's)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    check_positive_int("attempts", attempts)
+    check_positive_int("max_steps", max_steps, optional=True)
+    render_modes = env.metadata["render_modes"]
+    if render_mode is not None and render_mode not in render_modes:
+        raise ValueError(f"render_mode must be one of {render_modes}, got {render_mode!r}")
+    env.source = make_source(dataset)
+    env.mode, env.attempts = mode, int(attempts)
+    env.step_reward, env.illegal_reward = float(step_reward), float(illegal_reward)
+    env.max_steps = DEFAULT_MAX_STEPS if max_steps is None else int(max_steps)
+    env.render_mode = render_mode
 
 
 class ArcEnv(gym.Env):
@@ -138,38 +86,39 @@ class ArcEnv(gym.Env):
     one; ``step_reward`` (default 0) for every edit; ``illegal_reward`` (default 0) for an
     illegal edit.
 
+    ## Starting State
+    The drawn task's demonstrations and test input; in step mode the canvas is the test input,
+    with no selection and an empty clipboard.
+
     ## Episode End
     terminated on a correct submission or when the attempts run out; truncated after
     ``max_steps`` steps (default 1000).
 
     ## Arguments
     ``dataset`` (``"arc-agi-1/training"``; also ``arc-agi-1/evaluation``, ``arc-agi-2/...``, a
-    directory or file of ARC JSON, a list of tasks, a callable ``rng -> task``, or
-    ``"procedural/<family>"``: a fresh generated task of that family per episode, ``"procedural"``
-    a uniform mix of families, see ``generator.FAMILIES``), ``mode``, ``attempts`` (2),
-    ``step_reward``, ``illegal_reward``, ``max_steps``, ``render_mode`` (``"ansi"``,
-    ``"rgb_array"``).
+    directory or file of ARC JSON, a list of tasks, a callable ``rng -> task``, an iterator of
+    tasks, or ``"procedural/<family>"``: a fresh generated task of that family per episode,
+    ``"procedural"`` a uniform mix of families, see ``generator.FAMILIES``), ``mode``,
+    ``attempts`` (2), ``step_reward``, ``illegal_reward``, ``max_steps`` (int | None),
+    ``render_mode`` (``"ansi"``, ``"rgb_array"``).
 
     ## Version History
     - v0: first release.
+
+    >>> import gymnasium as gym, tracegym
+    >>> env = gym.make("tracegym/ARC-v0", dataset="procedural/flip", mode="answer")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs["test_input"].shape, info["task_id"]
+    ((30, 30), 'procedural/flip')
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
-    def __init__(self, dataset="arc-agi-1/training", mode: str = "step", attempts: int = 2,
-                 step_reward: float = 0.0, illegal_reward: float = 0.0, max_steps: int = 1000,
-                 render_mode: str | None = None):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
-        check_positive_int("attempts", attempts)
-        check_positive_int("max_steps", max_steps)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, "
-                             f"got {render_mode!r}")
-        self.draw_task = _task_source(dataset)
-        self.mode, self.attempts = mode, int(attempts)
-        self.step_reward, self.illegal_reward = float(step_reward), float(illegal_reward)
-        self.max_steps, self.render_mode = int(max_steps), render_mode
+    def __init__(self, dataset=DEFAULT_DATASET, mode: str = "step", attempts: int = 2,
+                 step_reward: float = 0.0, illegal_reward: float = 0.0,
+                 max_steps: int | None = None, render_mode: str | None = None):
+        configure(self, dataset=dataset, mode=mode, attempts=attempts, step_reward=step_reward,
+                  illegal_reward=illegal_reward, max_steps=max_steps, render_mode=render_mode)
         grid = spaces.Box(0, OUTSIDE, (MAX_SIDE, MAX_SIDE), np.int8)
         self.observation_space = spaces.Dict({
             "demo_inputs": spaces.Box(0, OUTSIDE, (MAX_DEMOS, MAX_SIDE, MAX_SIDE), np.int8),
@@ -181,38 +130,50 @@ class ArcEnv(gym.Env):
             "clipboard": grid,
             "attempts": spaces.Discrete(self.attempts + 1),
         })
-        cell = spaces.Discrete(MAX_SIDE)
         side = spaces.Discrete(MAX_SIDE, start=1)
         self.action_space = spaces.Dict({
             "height": side, "width": side,
-            "grid": spaces.Box(0, 9, (MAX_SIDE, MAX_SIDE), np.int8)}) if mode == "answer" \
-            else spaces.Dict({
-            "op": spaces.Discrete(len(OPS)), "row": cell, "col": cell, "row2": cell,
-            "col2": cell, "colour": spaces.Discrete(10)})
+            "grid": spaces.Box(0, NUM_COLOURS - 1, (MAX_SIDE, MAX_SIDE), np.int8)}) \
+            if mode == "answer" else \
+            spaces.Dict({key: spaces.Discrete(n) for key, n in rules.EDIT_KEYS.items()})
+        self.task = None  # no episode before the first reset
+
+    # the step mode's working state, read by tests and renderers
+    @property
+    def canvas(self) -> np.ndarray:
+        return self._edit.canvas
+
+    @property
+    def selection(self) -> tuple[int, int, int, int] | None:
+        return self._edit.selection
+
+    @property
+    def clipboard(self) -> np.ndarray | None:
+        return self._edit.clipboard
 
     # -- gymnasium API -----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self.task = self.draw_task(self.np_random)
+        self.task = self.source.draw(self.np_random)
         self.test_index = int(self.np_random.integers(len(self.task.test)))
         self.test_input, self.test_output = self.task.test[self.test_index]
-        self.canvas = np.asarray(self.test_input, np.int8).copy()
-        self.selection: tuple[int, int, int, int] | None = None
-        self.clipboard: np.ndarray | None = None
+        self._edit = rules.EditState.start(self.test_input)
         self.attempts_left = self.attempts
         self._steps = 0
         self._demos = self._padded_demos()
         return self._obs(), self._info()
 
     def step(self, action):
+        if self.task is None:
+            raise ResetNeeded("ArcEnv: call reset() before step()")
         self._steps += 1
         if self.mode == "answer":
-            self.canvas = check_answer(action)
+            self._edit.canvas = check_answer(action)
             return self._submit()
-        op, row, col, row2, col2, colour = self._check_edit(action)
+        op, row, col, row2, col2, colour = rules.check_edit(action)
         if OPS[op] == "submit":
             return self._submit()
-        legal = bool(self._mask()[op]) and self._apply(op, row, col, row2, col2, colour)
+        legal = rules.apply_edit(self._edit, op, row, col, row2, col2, colour)
         reward = self.step_reward if legal else self.illegal_reward
         truncated = self._steps >= self.max_steps
         return self._obs(), reward, False, truncated, self._info(illegal=not legal)
@@ -220,6 +181,8 @@ class ArcEnv(gym.Env):
     def render(self):
         from .render import render_ansi, render_rgb
 
+        if self.task is None:
+            return None
         if self.render_mode == "ansi":
             return render_ansi(self.task, self.test_input, self.canvas)
         if self.render_mode == "rgb_array":
@@ -228,76 +191,11 @@ class ArcEnv(gym.Env):
 
     # -- helpers ---------------------------------------------------------------------------------
     def _submit(self):
-        correct = self.canvas.shape == np.shape(self.test_output) and bool(
-            (self.canvas == self.test_output).all())
+        correct = rules.is_correct(self.canvas, self.test_output)
         self.attempts_left -= 1
         terminated = correct or self.attempts_left == 0
         truncated = not terminated and self._steps >= self.max_steps
         return self._obs(), float(correct), terminated, truncated, self._info(correct=correct)
-
-    def _check_edit(self, action) -> tuple[int, ...]:
-        if not isinstance(action, dict):
-            raise ActionError(f"action: expected a dict with keys {sorted(self.action_space)}, "
-                              f"got {type(action).__name__}")
-        missing = sorted(set(self.action_space) - set(action))
-        if missing:
-            raise ActionError(f"action: missing keys {missing}")
-        values = []
-        for key in ("op", "row", "col", "row2", "col2", "colour"):
-            value = action[key]
-            n = self.action_space[key].n
-            if not isinstance(value, (int, np.integer)) and not (
-                    isinstance(value, np.ndarray) and value.shape == ()
-                    and np.issubdtype(value.dtype, np.integer)):
-                raise ActionError(f"action[{key!r}]: expected an int in 0..{n - 1}, "
-                                  f"got {value!r}")
-            if not 0 <= int(value) < n:
-                raise ActionError(f"action[{key!r}]: {int(value)} is outside 0..{n - 1}")
-            values.append(int(value))
-        return tuple(values)
-
-    def _apply(self, op, row, col, row2, col2, colour) -> bool:
-        """Apply a possible edit; False (nothing changed) when its cells are off the canvas."""
-        h, w = self.canvas.shape
-        name = OPS[op]
-        if name == "resize":
-            self.canvas = edits.resize(self.canvas, row + 1, col + 1)
-            if self.selection is not None and (self.selection[2] > row or self.selection[3] > col):
-                self.selection = None
-            return True
-        if name in ("reset", "copy", "rotate", "flip_h", "flip_v"):
-            if name == "reset":
-                self.canvas = np.asarray(self.test_input, np.int8).copy()
-                self.selection = None
-            elif name == "copy":
-                r0, c0, r1, c1 = self.selection
-                self.clipboard = self.canvas[r0:r1 + 1, c0:c1 + 1].copy()
-            else:
-                self.canvas = edits.transform_selection(self.canvas, self.selection, name)
-            return True
-        if not (row < h and col < w):
-            return False
-        if name == "paint":
-            self.canvas = edits.paint(self.canvas, row, col, colour)
-        elif name == "fill":
-            self.canvas = edits.flood_fill(self.canvas, row, col, colour)
-        elif name == "paste":
-            self.canvas = edits.paste(self.canvas, self.clipboard, row, col)
-        elif name == "select":
-            if not (row2 < h and col2 < w):
-                return False
-            self.selection = (min(row, row2), min(col, col2), max(row, row2), max(col, col2))
-        return True
-
-    def _mask(self) -> np.ndarray:
-        mask = np.ones(len(OPS), np.int8)
-        has_sel = self.selection is not None
-        for name in ("copy", "flip_h", "flip_v"):
-            mask[OP[name]] = has_sel
-        mask[OP["rotate"]] = has_sel and (
-            self.selection[2] - self.selection[0] == self.selection[3] - self.selection[1])
-        mask[OP["paste"]] = self.clipboard is not None
-        return mask
 
     def _padded_demos(self) -> tuple[np.ndarray, np.ndarray, int]:
         pairs = list(self.task.train)[:MAX_DEMOS]
@@ -321,7 +219,7 @@ class ArcEnv(gym.Env):
         if self.mode == "step":
             # One mask per key of the Dict action, the form Dict.sample(mask=...) takes; every
             # cell and colour is taken by some possible operation (resize takes any cell).
-            info["action_mask"] = {key: self._mask() if key == "op"
+            info["action_mask"] = {key: rules.op_mask(self._edit) if key == "op"
                                    else np.ones(space.n, np.int8)
                                    for key, space in self.action_space.items()}
             info["illegal"] = illegal

@@ -1,7 +1,7 @@
 """ExecTrace: predict a Python program's execution trace (CWM frames) or its result.
 
 Importing this package registers ``tracegym/ExecTrace-v0``; programs are generated or loaded
-(CRUXEval) when an env is made.
+(CRUXEval) when an env is made, the heavy modules on first use.
 """
 
 from gymnasium.envs.registration import register
@@ -12,12 +12,17 @@ from gymnasium.envs.registration import register
 # max_steps, render_mode.
 register(id="tracegym/ExecTrace-v0", entry_point="tracegym.envs.exectrace.env:ExecTraceEnv")
 
-__all__ = ["ExecTraceEnv", "copy_previous_frame_prediction"]
+# Public names, loaded on first access so `import tracegym` stays light.
+_EXPORTS = {
+    "ExecTraceEnv": "env", "copy_previous_frame_prediction": "env",
+    "make_program_source": "source", "frame_texts": "source",
+}
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    if name in __all__:
-        from . import env
+    if name in _EXPORTS:
+        import importlib
 
-        return getattr(env, name)
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 
 from tracegym.checks import check_positive_int
 from tracegym.errors import ActionError
@@ -232,7 +233,7 @@ class ExecTraceEnv(gym.Env):
 
     def step(self, action):
         if self.episode is None:
-            raise RuntimeError("call reset() before step()")
+            raise ResetNeeded("ExecTraceEnv: call reset() before step()")
         text = self._action_text(action)
         self._prediction = text
         self._steps += 1

@@ -7,6 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 
 from tracegym.checks import check_positive_int
 from tracegym.errors import ActionError
@@ -126,6 +127,7 @@ class MazeEnv(gym.Env):
         self._rows = np.zeros(1, np.intp)
         self._steps = 0
         self._length = -1
+        self._started = False  # step before the first reset is refused, not played on a blank
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -133,9 +135,12 @@ class MazeEnv(gym.Env):
         rules.load_rows(self._state, self._rows, grid[None])
         self._steps = 0
         self._length = -1  # shortest length, computed on the first answer
+        self._started = True
         return self._obs(), self._info()
 
     def step(self, action):
+        if not self._started:
+            raise ResetNeeded("MazeEnv: call reset() before step()")
         if self.mode == "answer":
             answer = check_answer(action, self.shape)
             grid = self._state.grids[0]

@@ -28,6 +28,7 @@ from tracegym.grid import (
 # size -> (box rows, box cols)
 BOX_SHAPES: dict[int, tuple[int, int]] = {4: (2, 2), 6: (2, 3), 9: (3, 3), 16: (4, 4)}
 SIZES = tuple(BOX_SHAPES)
+DEFAULT_SIZE = 9  # the env's board side when neither size nor puzzles say
 
 
 @dataclass(frozen=True)

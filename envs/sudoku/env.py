@@ -7,7 +7,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 
+from tracegym.checks import check_positive_int
 from tracegym.errors import ActionError
 from tracegym.grid import check_cells
 
@@ -42,8 +44,7 @@ def configure(env, *, size, difficulty, puzzles, mode, illegal_action, illegal_r
     if illegal_action not in ILLEGAL_ACTIONS:
         raise ValueError(f"illegal_action must be one of {list(ILLEGAL_ACTIONS)}, "
                          f"got {illegal_action!r}")
-    if max_steps is not None and (not isinstance(max_steps, (int, np.integer)) or max_steps < 1):
-        raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
+    check_positive_int("max_steps", max_steps, optional=True)
     render_modes = env.metadata["render_modes"]
     if render_mode is not None and render_mode not in render_modes:
         raise ValueError(f"render_mode must be one of {render_modes}, got {render_mode!r}")
@@ -143,6 +144,7 @@ class SudokuEnv(gym.Env):
         self._state = rules.BoardState.empty(1, self.geometry)
         self._steps = 0
         self._rows = np.zeros(1, np.intp)
+        self._started = False  # step before the first reset is refused, not played on a blank
 
     # -- gymnasium API -----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -150,9 +152,12 @@ class SudokuEnv(gym.Env):
         puzzle = self.source.draw(self.np_random)
         rules.load_rows(self._state, self._rows, puzzle[None], self.geometry)
         self._steps = 0
+        self._started = True
         return self._obs(), self._info()
 
     def step(self, action):
+        if not self._started:
+            raise ResetNeeded("SudokuEnv: call reset() before step()")
         if self.mode == "answer":
             return self._step_answer(action)
         n = self.size

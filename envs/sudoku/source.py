@@ -11,7 +11,7 @@ from tracegym.errors import UnsolvableError
 from tracegym.sources import CallableSource, ListSource, PuzzleSource
 from tracegym.sources import make_source as _make_source
 
-from .board import SIZES, as_grid, read_puzzles
+from .board import DEFAULT_SIZE, SIZES, as_grid, read_puzzles
 from .generator import GeneratedPuzzle, SudokuGenerator
 from .solver import solve_batch
 
@@ -38,7 +38,7 @@ def make_source(puzzles, size: int | None, difficulty: str) -> PuzzleSource:
         return [g.reshape(-1) for g in read_puzzles(path, size)]
 
     def default():
-        gen = SudokuGenerator(9 if size is None else size, difficulty)
+        gen = SudokuGenerator(DEFAULT_SIZE if size is None else size, difficulty)
         return CallableSource(gen, convert, shape=(gen.config.size ** 2,))
 
     if isinstance(puzzles, SudokuGenerator):
