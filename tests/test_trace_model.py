@@ -320,7 +320,7 @@ def test_reasoners__one_registry_lists_the_trace_models():
 
 
 # model.config of a trace_diffusion model built before the config dataclasses (commit 28930bc),
-# less the tokenizer (this code's): a checkpoint stores it, so it must still build the model
+# but for the tokenizer (this code's): a checkpoint stores it, so it must still build the model
 STORED_DIFFUSION = {
     "reasoner": "trace_diffusion", "backbone": "transformer",
     "task": {"name": "exectrace", "vocab_size": 268, "seq_len": 32, "num_puzzle_identifiers": 1,
@@ -329,7 +329,7 @@ STORED_DIFFUSION = {
     "puzzle_emb_dim": 32, "norm": "post", "expansion": 4.0, "multiple_of": 32, "pattern": None,
     "qk_norm": True, "rope_base": 10000.0, "expand_v": 1.0, "conv_size": 4, "chunk_size": 64,
     "impl": "auto", "latent_dim": None, "window": 64, "rope": None, "mla_gate": False,
-    "decode_steps": 3, "span_len": 12,
+    "tokenizer": "this code's, filled in below", "decode_steps": 3, "span_len": 12,
 }
 
 
