@@ -194,3 +194,75 @@ def test_env__real_arc_agi_tasks_through_make(mode):
     target = env.unwrapped.test_output
     if mode == "answer":
         assert env.step(target)[1] == 1.0
+
+
+# -- the task source (tracegym.sources) and the rules, as Sudoku's and Maze's ------------------
+
+def test_source__list_file_directory_iterator_and_callable_draw_the_same_way(tmp_path):
+    from tracegym.envs.arc.data import save_task
+
+    for task in TASKS:
+        save_task(tmp_path / f"{task.task_id}.json", task)
+    listed = ArcEnv(dataset=TASKS).reset(seed=5)[1]["task_id"]
+    assert ArcEnv(dataset=str(tmp_path)).reset(seed=5)[1]["task_id"] == listed  # a directory
+    one_file = ArcEnv(dataset=tmp_path / "rot2.json")  # a path: that file's task
+    assert one_file.reset(seed=1)[1]["task_id"] == "rot2"
+    iterator = ArcEnv(dataset=iter(TASKS[:2]))  # the next task per reset
+    assert [iterator.reset()[1]["task_id"] for _ in range(2)] == ["rot0", "rot1"]
+    with pytest.raises(ValueError, match="the iterator is exhausted"):
+        iterator.reset()
+    drawn = ArcEnv(dataset=lambda rng: TASKS[int(rng.integers(2))])
+    assert drawn.reset(seed=0)[1]["task_id"] in ("rot0", "rot1")
+    assert ArcEnv(dataset=TASKS[3]).reset(seed=0)[1]["task_id"] == "rot3"  # one task
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.full((2, 2), 12, np.int8), "dataset[0]: task bad test pair 1 input: cell at row 1, "
+                                   "column 1 has colour 12 outside 0..9"),
+    (np.zeros((2, 31), np.int8), "dataset[0]: task bad test pair 1 input: expected a grid of "
+                                 "1..30 x 1..30 cells, got shape (2, 31)"),
+])
+def test_source__checks_every_grid_of_a_task(bad, message):
+    good = np.zeros((2, 2), np.int8)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ArcEnv(dataset=[Task("bad", ((good, good),), ((bad, good),))])
+
+
+def test_source__checks_generated_tasks_when_drawn():
+    broken = Task("broken", (), ((np.zeros((1, 1), np.int8), None),))
+    draws = iter([TASKS[0], broken])  # making the source probes one draw: the good task
+    env = ArcEnv(dataset=lambda rng: next(draws))
+    with pytest.raises(ValueError, match="generated puzzle: task broken has no test output"):
+        env.reset(seed=0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(max_steps=0), "max_steps must be >= 1, got 0"),
+    (dict(max_steps="9"), "max_steps must be an int or None, got '9'"),
+    (dict(render_mode="human"), "render_mode must be one of ['ansi', 'rgb_array'], got 'human'"),
+    (dict(dataset=[]), "dataset: the list is empty"),
+    (dict(dataset=3), "dataset: expected a list, a file path, a generator or an iterator, got int"),
+])
+def test_env__options_checked_like_sudoku_and_maze(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ArcEnv(**{"dataset": TASKS, **kwargs})
+
+
+def test_env__max_steps_default_and_render_before_reset():
+    env = ArcEnv(dataset=TASKS, render_mode="ansi")
+    assert env.max_steps == 1000 and ArcEnv(dataset=TASKS, max_steps=7).max_steps == 7
+    assert env.render() is None  # no episode yet
+
+
+def test_rules__crop_inverts_pad_and_impossible_edits_change_nothing():
+    from tracegym.envs.arc import rules
+
+    grid = np.arange(6, dtype=np.int8).reshape(2, 3)
+    assert np.array_equal(rules.crop(rules.pad(grid)), grid)
+    state = rules.EditState.start(grid)
+    assert not rules.apply_edit(state, OP["rotate"], 0, 0, 0, 0, 0)  # no selection
+    assert not rules.apply_edit(state, OP["paint"], 2, 0, 0, 0, 5)  # off the canvas
+    assert np.array_equal(state.canvas, grid) and state.selection is None
+    assert rules.apply_edit(state, OP["select"], 0, 0, 1, 1, 0) and state.selection == (0, 0, 1, 1)
+    assert rules.op_mask(state)[OP["rotate"]] == 1 and rules.op_mask(state)[OP["paste"]] == 0
+    assert rules.is_correct(grid.copy(), grid) and not rules.is_correct(grid[:1], grid)

@@ -1,14 +1,17 @@
 """configs/*.yaml: each loads through the real config loader, builds its model at a tiny size and
-takes a training step, and agrees with its twin in NAMED_CONFIGS (the two cannot drift)."""
+takes a training step, and agrees with its twin in NAMED_CONFIGS (the two cannot drift); a
+misspelt or mistyped model key fails before training, naming the key and the value."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
 from tracegym.agents.reasoners import NAMED_CONFIGS, TASKS
+from tracegym.errors import TracegymError
 from tracegym.training.config import apply_overrides, load_config
 from tracegym.training.trainer import default_policy_factory, supervision_steps_per_batch
 
@@ -54,3 +57,17 @@ def test_config__agrees_with_its_named_config(path):
     assert named.pop("task").rstrip("0123456789") == cfg.task
     assert named == {"reasoner": cfg.reasoner, "backbone": cfg.backbone, "loss": cfg.loss,
                      **cfg.model}
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.H_cyles=2", "unknown config key(s) ['H_cyles'] for reasoner 'trm' ('H_cyles': did "
+                        "you mean 'H_cycles'?)"),
+    ("model.N_sup=four", "N_sup must be an int >= 1, got N_sup='four'"),
+    ("model.expansion=[4]", "expansion must be a number, got expansion=[4]"),
+])
+def test_config__a_bad_model_key_names_the_key_and_value(override, message):
+    cfg = apply_overrides(load_config(CONFIGS[0].parent / "trm-sudoku4-cpu.yaml"), [override])
+    spec = {"name": "sudoku", "vocab_size": 6, "seq_len": 16, "num_puzzle_identifiers": 1,
+            "pad_id": 0, "ignore_label_id": 0}
+    with pytest.raises(TracegymError, match=re.escape(message)):
+        default_policy_factory(spec, cfg)  # as the Trainer builds it, before any step

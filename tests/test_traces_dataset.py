@@ -10,7 +10,7 @@ from tracegym import cli
 from tracegym.datasets import traces
 from tracegym.datasets.traces import COLUMNS, build_trace_dataset, read_traces
 from tracegym.errors import TracegymError
-from tracegym.tracers import Trace
+from tracegym.tracers import Trace, in_process
 from tracegym.tracers.programs import Call
 
 FILES = ("meta.json", "traces.jsonl", "traces.parquet")
@@ -178,7 +178,7 @@ def test_build__in_process_is_bounded(tmp_path, program_dir):
     got = {r["program"]: r for r in read_traces(out)}
     assert [r["outcome"] for r in got.values()] == ["ok", "exception", "timeout", "truncated"]
     forever = got["progs.forever"]
-    if traces._FORKED:  # 3.10: no signal handler runs inside this loop; the worker was killed
+    if in_process._FORKED:  # 3.10: no signal handler runs inside this loop; the worker was killed
         assert forever["exception_repr"] is None and "killed" in forever["error"]
     else:
         assert "CallTimeout" in forever["exception_repr"]
@@ -213,9 +213,9 @@ def add(a, b):
 @pytest.fixture
 def forked(monkeypatch):
     """In-process calls through 3.10's forked worker, on any Python."""
-    worker = traces._Worker()
-    monkeypatch.setattr(traces, "_FORKED", True)
-    monkeypatch.setattr(traces, "_WORKER", worker)
+    worker = in_process._Worker()
+    monkeypatch.setattr(in_process, "_FORKED", True)
+    monkeypatch.setattr(in_process, "_WORKER", worker)
     yield worker
     worker.close()
 
@@ -248,9 +248,9 @@ def test_build__forked_worker_writes_what_this_process_writes(tmp_path, monkeypa
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     files = []
     for fork in (False, True):
-        worker = traces._Worker()
-        monkeypatch.setattr(traces, "_FORKED", fork)
-        monkeypatch.setattr(traces, "_WORKER", worker)
+        worker = in_process._Worker()
+        monkeypatch.setattr(in_process, "_FORKED", fork)
+        monkeypatch.setattr(in_process, "_WORKER", worker)
         out = tmp_path / f"d{fork}"
         build_trace_dataset(out, source=tmp_path, spec=tmp_path / "spec.json", sandbox=False,
                             max_events=500, progress=False)

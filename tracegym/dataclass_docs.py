@@ -12,8 +12,10 @@ Python keeps no such string at runtime, so :func:`attribute_docs` parses the sou
 the class's module with :mod:`ast` (nothing is run). Used for ``--help`` texts; stdlib only and
 no :mod:`inspect`, so a command's help stays fast.
 
->>> describe_fields([("lr", 0.001, "peak learning rate")])
-'  lr = 0.001\\n      peak learning rate'
+>>> print(describe_fields([("lr", 0.001, "peak learning rate"), ("task", "sudoku", "")]))
+  lr=0.001
+      peak learning rate
+  task=sudoku
 """
 
 from __future__ import annotations
@@ -66,11 +68,13 @@ def attribute_docs(cls: type) -> dict[str, str]:
 
 def describe_fields(rows: Iterable[tuple[str, object, str]], *, width: int = 79,
                     indent: int = 2) -> str:
-    """One entry per ``(name, default, doc)``: ``name = default`` on its line, the doc wrapped
+    """One entry per ``(name, default, doc)``: ``name=default`` on its line, as a ``key=value``
+    argument would say it (a non-empty string bare, anything else its repr), and the doc wrapped
     below it, indented four more columns."""
     lines = []
     for name, default, doc in rows:
-        lines.append(" " * indent + f"{name} = {default!r}")
+        text = default if isinstance(default, str) and default else repr(default)
+        lines.append(" " * indent + f"{name}={text}")
         if doc:
             lines += textwrap.wrap(doc, width, initial_indent=" " * (indent + 4),
                                    subsequent_indent=" " * (indent + 4))

@@ -1,14 +1,17 @@
 """``tracegym trace FILE --entry f --args "[1, 2], k=3"``: print the trace of one call.
 
 The file runs in the sandbox by default (:func:`~tracegym.tracers.sandbox.run_source`), since it
-may be anyone's code; ``--in-process`` traces it in this process instead (faster, no isolation).
-Output is CWM trace text (``--format cwm``) or the lossless JSON (``--format json``).
+may be anyone's code; ``--in-process`` traces it in this process instead
+(:func:`~tracegym.tracers.in_process.run_in_process`: faster, no isolation). ``--timeout`` bounds
+both: the module code and the call are stopped past it. Output is CWM trace text
+(``--format cwm``) or the lossless JSON (``--format json``).
 
 Exit status: 0 when the call returned. 1 when it raised: the trace is still printed, ending with
 its exception frames, and stderr names the exception (a call whose arguments do not fit the
-function raises before its first line, so its trace has no frame); 1 also when the sandboxed run
-failed (timeout, memory, crash), with one line on stderr. 2 for bad input: an option out of
-range, ``--args`` that are not literals, a file that does not parse, a missing entry.
+function raises before its first line, so its trace has no frame); 1 also when the run failed
+(timeout, memory, crash, sys.exit) or, in-process, the module code raised, with one line on
+stderr after whatever trace came back. 2 for bad input: an option out of range, ``--args`` that
+are not literals, a file that does not parse, a missing entry.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-repr", type=int, default=200, metavar="N",
                         help="cut value reprs to N characters (>= 1)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
-                        help="wall time of the call, sandbox only (> 0)")
+                        help="wall time of the call, in the sandbox or in-process (> 0)")
     parser.add_argument("--in-process", action="store_true",
                         help="trace in this process, without the sandbox (trusted code only)")
 
@@ -68,29 +71,27 @@ def _read(args: argparse.Namespace) -> tuple[str, object]:
 
 
 def _in_process(args: argparse.Namespace, source: str, call, options):
-    """The trace, or None (after one line on stderr) when the module code itself raised."""
+    """The :class:`~tracegym.tracers.sandbox.RunResult` of the call traced in this process,
+    bounded by ``--timeout`` as the sandboxed run is; a file that does not parse or lacks the
+    entry raises TracegymError."""
     from tracegym.errors import EntryPointError, ProgramSyntaxError
-    from tracegym.tracers import Tracer
+    from tracegym.tracers.in_process import run_in_process
     from tracegym.tracers.programs import Program
 
     path = Path(args.file)
     program = Program(path.stem, source, args.entry, (call,), origin="directory",
                       location=str(path))
-    try:
-        namespace = program.namespace()
-    except SyntaxError as err:
-        raise ProgramSyntaxError(f"{args.file}: line {err.lineno}: {err.msg}",
-                                 lineno=err.lineno, offset=err.offset, text=err.text) from None
-    except Exception as err:  # noqa: BLE001 - the file's module code may raise anything
-        print(f"tracegym: trace: {args.file}: the module code raised {err!r}", file=sys.stderr)
-        return None
-    if not callable(namespace.get(args.entry)):
+    result = run_in_process(program, None, call.args, call.kwargs, timeout=args.timeout,
+                            trace_options=options)
+    if result.outcome == "syntax_error":
+        where = result.detail
+        raise ProgramSyntaxError(f"{args.file}: line {where['lineno']}: {result.message}",
+                                 lineno=where["lineno"], offset=where["offset"],
+                                 text=where["text"])
+    if result.outcome in ("entry_missing", "entry_not_callable"):
         raise EntryPointError(f"entry: {args.entry!r} is not a function defined in "
                               f"{args.file}")
-    trace = Tracer(options).trace(namespace[args.entry], *call.args, **call.kwargs)
-    if isinstance(trace.exception, KeyboardInterrupt):  # Ctrl-C during the call: stop here
-        raise trace.exception
-    return trace
+    return result
 
 
 def main(args: argparse.Namespace) -> int:
@@ -100,22 +101,23 @@ def main(args: argparse.Namespace) -> int:
     _check_options(args)
     source, call = _read(args)
     options = TraceOptions(max_events=args.max_events, max_repr=args.max_repr)
-    result = None
     if args.in_process:
-        trace = _in_process(args, source, call, options)
-        if trace is None:
+        result = _in_process(args, source, call, options)
+        if result.outcome == "module_error":
+            print(f"tracegym: trace: {args.file}: the module code raised {result.message}",
+                  file=sys.stderr)
             return 1
     else:
         result = run_source(source, args.entry, call.args, call.kwargs,
                             limits=Limits(wall_time_s=args.timeout), trace_options=options)
-        if result.trace is None:
-            result.unwrap()  # raises: bad input (no parse, no entry) or a SandboxError
-        trace = result.trace
+    if result.trace is None:
+        result.unwrap()  # raises: bad input (no parse, no entry) or a SandboxError (timeout...)
+    trace = result.trace
     text = trace.to_cwm() if args.format == "cwm" else trace.to_json()
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()  # the trace before the error line, when both go to a terminal
-    if result is not None and result.outcome != "ok":
-        result.unwrap()  # a trace came back, but the run failed (memory, sys.exit)
+    if result.outcome != "ok":
+        result.unwrap()  # a trace came back, but the run failed (timeout, memory, sys.exit)
     if trace.exception_repr is not None:
         why = "" if trace.frames else " before its first line (do --args fit its parameters?)"
         print(f"tracegym: trace: {args.entry}({args.args}) raised {trace.exception_repr}{why}",

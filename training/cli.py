@@ -21,16 +21,51 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import sys
+import textwrap
 
 from . import trace_model_cli
 
 
+class _ReasonerOption(argparse.Action):
+    """``--reasoner NAME``, which also adds NAME's ``model.KEY`` options to the help, so
+    ``--reasoner trm --help`` lists them. That imports torch (only then: a plain ``--help`` stays
+    light), which a run naming a reasoner loads anyway."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        parser.epilog += "\n\n" + _reasoner_keys_help(values, _help_width())
+
+
+def _help_width() -> int:
+    return max(40, min(100, shutil.get_terminal_size().columns - 2))  # as argparse wraps
+
+
+def _reasoner_keys_help(name: str, width: int) -> str:
+    """The config keys of reasoner ``name`` as ``model.KEY=default`` lines with their docs."""
+    from tracegym.agents.reasoners import REASONERS
+    from tracegym.dataclass_docs import describe_fields
+
+    if name not in REASONERS:
+        return textwrap.fill(f"(no reasoner {name!r} to list the keys of; reasoners: "
+                             f"{', '.join(REASONERS)})", width)
+    config = REASONERS[name].Config
+    docs, defaults = config.field_docs(), config.defaults()
+    rows = [(f"model.{key}", defaults[key], docs[key]) for key in config.keys() if key != "loss"]
+    return (f"model.KEY=VALUE options of --reasoner {name} ({config.__name__}; its loss is the "
+            f"loss field above):\n" + describe_fields(rows, width=width))
+
+
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    from .config import fields_help
+
     parser.add_argument("--config", metavar="FILE", help="YAML or JSON TrainConfig to start from")
     parser.add_argument("--task", help="sudoku, maze, arc or exectrace; must match the dataset")
     parser.add_argument("--data", metavar="DIR", help="dataset directory (TRM layout)")
-    parser.add_argument("--reasoner", help="trm, hrm, feedforward, diffusion, ...")
+    parser.add_argument("--reasoner", action=_ReasonerOption,
+                        help="trm, hrm, feedforward, diffusion, ...; before --help: also list "
+                             "its model.KEY options")
     parser.add_argument("--backbone", help="mlp_mixer, transformer, hybrid, ...")
     parser.add_argument("--out", metavar="DIR",
                         help="run directory; the checkpoint's when resuming")
@@ -39,7 +74,16 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run already in --out")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="TrainConfig fields, e.g. max_steps=1000 lr=3e-4 model.dim=64")
+                        help="TrainConfig fields, e.g. max_steps=1000 lr=3e-4 model.dim=64 "
+                             "(listed below)")
+    # the help lists every TrainConfig field from its docstring, kept as laid out
+    parser.formatter_class = type("_TrainHelpFormatter", (argparse.RawDescriptionHelpFormatter,
+                                                          parser.formatter_class), {})
+    width = _help_width()
+    intro = ("TrainConfig fields, as key=value after the options (a --config file sets them too; "
+             "the flags set task, data, reasoner, backbone and out). model.KEY=VALUE sets a key "
+             "of the reasoner's config; `tracegym train --reasoner NAME --help` lists them.")
+    parser.epilog = textwrap.fill(intro, width) + "\n\n" + fields_help(width)
 
 
 def _same_dir(a, b) -> bool:

@@ -16,6 +16,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from tracegym.dataclass_docs import attribute_docs, describe_fields
 from tracegym.errors import TracegymError
 
 OPTIMIZERS = ("adamw", "adam_atan2")
@@ -161,6 +162,14 @@ class TrainConfig:
 
 def field_names() -> list[str]:
     return [f.name for f in fields(TrainConfig)]
+
+
+def fields_help(width: int = 79) -> str:
+    """Every TrainConfig field as ``name = default`` with its doc below it (the field's
+    docstring): the list ``tracegym train --help`` prints."""
+    docs, defaults = attribute_docs(TrainConfig), TrainConfig()
+    return describe_fields(((f.name, getattr(defaults, f.name), docs.get(f.name, ""))
+                            for f in fields(TrainConfig)), width=width)
 
 
 def _coerce(name: str, value):

@@ -159,7 +159,7 @@ def default_policy_factory(spec: dict, cfg: TrainConfig) -> nn.Module:
                             **model)
     except TracegymError:
         raise
-    except ValueError as err:  # the reasoners check their arguments with plain ValueErrors
+    except ValueError as err:  # TaskSpec checks its arguments with plain ValueErrors
         raise TracegymError(str(err)) from err
 
 

@@ -89,11 +89,18 @@ def _entry_module(spec) -> str:
     return entry.partition(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "")
 
 
+def _register_all() -> None:
+    """Import every task package, which registers its envs (as importing ``tracegym.envs``
+    does, for packages found on its path since)."""
+    for task in subpackages(ENVS):
+        importlib.import_module(f"{ENVS}.{task}")
+
+
 def env_ids(task: str) -> list[str]:
     """The registered Gymnasium ids whose env lives in the task package ``task``."""
     import gymnasium as gym
 
-    importlib.import_module(ENVS)  # registers every env
+    _register_all()
     prefix = f"{ENVS}.{task}."
     return sorted(env_id for env_id, spec in gym.registry.items()
                   if _entry_module(spec).startswith(prefix))
@@ -104,7 +111,7 @@ def task_of_env(env_id: str) -> str:
     from the registry's entry point."""
     import gymnasium as gym
 
-    importlib.import_module(ENVS)  # registers every env
+    _register_all()
     spec = gym.registry.get(env_id)
     module = _entry_module(spec) if spec is not None else ""
     task = module[len(ENVS) + 1:].partition(".")[0] if module.startswith(ENVS + ".") else ""

@@ -15,10 +15,11 @@ the reasoners use, also rejects unknown keys with :class:`UnknownKeyError` (an
 >>> cfg = ReasonerConfig.from_options("feedforward", {"dim": 32, "norm": "pre"})
 >>> cfg.dim, cfg.depth, cfg.norm, cfg.puzzle_emb_dim
 (32, 2, 'pre', 32)
->>> ReasonerConfig.from_options("feedforward", {"dimm": 32})  # doctest: +ELLIPSIS
+>>> ReasonerConfig.from_options("feedforward", {"dimm": 32})  # doctest: +IGNORE_EXCEPTION_DETAIL
 Traceback (most recent call last):
 ...
-tracegym...UnknownKeyError: unknown config key(s) ['dimm'] for reasoner 'feedforward' ('dimm': ...
+UnknownKeyError: unknown config key(s) ['dimm'] for reasoner 'feedforward' ('dimm': did you mean
+'dim'?); valid keys: dim, depth, heads, loss, puzzle_emb_len, puzzle_emb_dim, norm, expansion, ...
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class ConfigBase:
     def field_docs(cls) -> dict[str, str]:
         """``{key: doc}`` from the attribute docstrings (the generated backbone options take
         BackboneConfig's)."""
-        docs = {**attribute_docs(_CommonFields), **attribute_docs(BackboneConfig),
+        docs = {**attribute_docs(BackboneConfig), **attribute_docs(_CommonFields),
                 **attribute_docs(cls)}
         return {key: docs.get(key, "") for key in cls.keys()}
 

@@ -23,7 +23,7 @@ BATCH = 32  # prompts decoded at once
 
 def reserve_of(model, reserve: int | None = None) -> int:
     if reserve is None:
-        reserve = model.cfg.get("span_len", DEFAULT_RESERVE)
+        reserve = getattr(model.cfg, "span_len", DEFAULT_RESERVE)
     return max(1, min(int(reserve), model.task.seq_len // 2))
 
 
