@@ -80,39 +80,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def add_split_arguments(parser: argparse.ArgumentParser, *, unit: str, test: int,
-                        augment_help: str) -> None:
-    """The flags every ``tracegym data <task>`` shares: output, split sizes, seed, shard."""
-    add_out_arguments(parser)
-    parser.add_argument("--train", type=int, default=1000, metavar="N",
-                        help=f"train {unit}s in the whole dataset, before augmentation (>= 1)")
-    parser.add_argument("--test", type=int, default=test, metavar="N",
-                        help=f"test {unit}s in the whole dataset (>= 0; never augmented)")
-    parser.add_argument("--augment", type=int, default=0, metavar="N", help=augment_help)
-    parser.add_argument("--seed", type=int, default=0, metavar="N",
-                        help="base seed of every random stream")
-    add_shard_argument(parser, "both splits")
-    add_progress_argument(parser)
-
-
-def add_out_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--out DIR`` and ``--overwrite``, as every builder takes them."""
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output directory, missing or empty (see --overwrite)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace DIR if it is not empty")
-
-
-def add_shard_argument(parser: argparse.ArgumentParser, what: str) -> None:
-    # a str default goes through parse_shard too, and --help shows it as typed
-    parser.add_argument("--shard", type=parse_shard, default="0/1", metavar="I/N",
-                        help=f"build only slice I of N of {what}")
-
-
-def add_progress_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-
-
 def generate_chunks(gen, seed: int, lo: int, hi: int, bar) -> tuple[np.ndarray, ...]:
     """Items ``lo..hi-1`` of ``gen.generate_arrays(seed, count, start)`` in chunks, advancing
     ``bar``; the arrays of the chunks concatenated."""

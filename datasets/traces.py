@@ -54,7 +54,6 @@ The builder's steps, one module each: :mod:`.traces_programs` (options, programs
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from collections import Counter
@@ -67,9 +66,6 @@ from tracegym.errors import TracegymError
 from tracegym.tracers.in_process import KILL_GRACE_S, CallTimeout  # noqa: F401 - old home
 
 from .common import (
-    add_out_arguments,
-    add_progress_argument,
-    add_shard_argument,
     shard_slice,
 )
 from .traces_calls import CallSettings as _Settings
@@ -255,61 +251,3 @@ def split_programs(out, split: str = "test") -> list:
     if not programs:
         raise TracegymError(f"traces: no {split} program with literal arguments in {str(out)!r}")
     return programs
-
-
-# ---------------------------------------------------------------------------------------------
-# command line: `tracegym data traces`
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    # the source is an option, not a positional FILE: it defaults to generated programs
-    parser.add_argument("--source", default="generated", metavar="SOURCE",
-                        help="generated, cruxeval, or a DIR of .py files (with --spec FILE)")
-    parser.add_argument("--spec", default=None, metavar="FILE",
-                        help="a DIR source's .json/.toml spec: file -> entry -> inputs")
-    add_out_arguments(parser)
-    parser.add_argument("--n", type=int, default=None, metavar="N",
-                        help="programs in the whole dataset (>= 1; unset: 100 generated, or "
-                             "every program of the source)")
-    parser.add_argument("--seed", type=int, default=0, metavar="N",
-                        help="seeds the generated programs and the train/test split")
-    parser.add_argument("--kind", default="mixed", choices=("straight_line", "loops", "mixed"),
-                        help="kind of generated program")
-    parser.add_argument("--max-statements", type=int, default=8, metavar="N",
-                        help="generated programs: at most N statements in f (>= 2)")
-    parser.add_argument("--max-params", type=int, default=3, metavar="N",
-                        help="generated programs: at most N parameters of f (>= 1)")
-    add_shard_argument(parser, "the programs")
-    parser.add_argument("--max-events", type=int, default=10_000, metavar="N",
-                        help="trace events recorded per call, then 'truncated' (>= 1)")
-    run = parser.add_mutually_exclusive_group()
-    run.add_argument("--sandbox", dest="sandbox", action="store_true", default=None,
-                     help="run each call in the sandbox (the default for a DIR source)")
-    run.add_argument("--in-process", dest="sandbox", action="store_false", default=None,
-                     help="run calls in this process (the default for generated and cruxeval)")
-    parser.add_argument("--inputs-per-program", type=int, default=None, metavar="K",
-                        help="calls generated per program (unset: 3), or at most K of each "
-                             "listed program's calls (unset: all)")
-    parser.add_argument("--test-fraction", type=float, default=0.1, metavar="F",
-                        help="share of programs in the test split, by source hash (0..1)")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
-                        help="wall time per call (> 0)")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="sandboxed calls run at once (>= 1; in-process runs use one)")
-    add_progress_argument(parser)
-
-
-def main(args: argparse.Namespace) -> int:
-    """Build the dataset and print a one-line summary."""
-    summary = build_trace_dataset(
-        args.out, source=args.source, spec=args.spec, n=args.n, seed=args.seed, kind=args.kind,
-        shard=args.shard, max_events=args.max_events, sandbox=args.sandbox,
-        inputs_per_program=args.inputs_per_program, test_fraction=args.test_fraction,
-        timeout=args.timeout, workers=args.workers, overwrite=args.overwrite,
-        progress=not args.no_progress, max_statements=args.max_statements,
-        max_params=args.max_params)
-    i, n = summary["arguments"]["shard"]
-    counts = ", ".join(f"{k} {v}" for k, v in summary["outcomes"].items()) or "none"
-    print(f"wrote {summary['out']}: {summary['records']} traces of {summary['programs']} "
-          f"programs ({summary['isolation']}, shard {i}/{n}; {counts})")
-    return 0

@@ -3,7 +3,7 @@ import re
 import numpy as np
 import pytest
 
-from tracegym.checks import check_int, check_positive_int, check_seed
+from tracegym.checks import check_int, check_positive_int, check_seed, unknown_names_message
 from tracegym.errors import TracegymError
 
 
@@ -36,3 +36,20 @@ def test_checks__the_old_homes_share_them():
     from tracegym.datasets import common
 
     assert rng.check_seed is check_seed and common.check_int is check_int
+
+
+def test_unknown_names_message__sorted_names_closest_valid_one_and_the_valid_list():
+    message = unknown_names_message({"zzz", "dimm"}, ["dim", "depth"], "key", kind="config",
+                                    context=" for reasoner 'trm'")
+    assert message == ("unknown config key(s) ['dimm', 'zzz'] for reasoner 'trm' ('dimm': did "
+                       "you mean 'dim'?); valid keys: dim, depth")
+    assert unknown_names_message(["q"], ("dim",), "option") == \
+        "unknown option(s) ['q']; valid options: dim"
+
+
+def test_unknown_names_message__the_config_checks_share_it():
+    from tracegym.agents.backbones import config as backbones
+    from tracegym.agents.reasoners import config as reasoners
+
+    assert backbones.unknown_names_message is unknown_names_message
+    assert reasoners.unknown_names_message is unknown_names_message

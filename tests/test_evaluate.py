@@ -10,11 +10,11 @@ from torch import nn
 
 from tracegym.cli import main
 from tracegym.envs.arc import tokens as arc_tokens
+from tracegym.envs.arc.agent_io import eval_augmentations
 from tracegym.envs.arc.augment import ArcAugmentation
 from tracegym.envs.arc.data import ArcTask
 from tracegym.envs.sudoku import tokens as sudoku_tokens
 from tracegym.grid import dihedral
-from tracegym.envs.arc.agent_io import eval_augmentations
 from tracegym.training.evaluate import evaluate_in_env
 
 torch.set_num_threads(1)

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import re
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from tracegym.agents.reasoners import (
     sequence_loss,
     token_loss,
 )
+from tracegym.agents.reasoners.base import answer_correctness, answer_metrics
 from tracegym.errors import TracegymError
 
 BACKBONES = ["transformer", "mlp_mixer", "hybrid"]
@@ -365,6 +367,82 @@ def test_act_steps__losses_and_halting_as_before_the_shared_loop(reasoner, backb
     assert [o.metrics["active"] for o in outs] == active
     assert [o.halted for o in outs] == [False] * (len(outs) - 1) + [True]
     assert ("continue_loss" in outs[0].metrics) == (reasoner == "hrm")
+
+
+# ----------------------------------------------------------------------------- metrics
+
+HOST_READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__",
+              "__array__")
+
+
+@contextmanager
+def host_reads(monkeypatch):
+    """The list of torch.Tensor methods that read a value back to the host, as they are called
+    in the block (each makes the host wait for the device)."""
+    reads = []
+
+    def counting(name):
+        real = getattr(torch.Tensor, name)
+
+        def read(self, *args, **kwargs):
+            reads.append(name)
+            return real(self, *args, **kwargs)
+        return read
+
+    with monkeypatch.context() as m:
+        for name in HOST_READS:
+            m.setattr(torch.Tensor, name, counting(name))
+        yield reads
+
+
+@pytest.mark.parametrize("reasoner", PUZZLE_REASONERS)
+def test_supervision_steps__metrics_stay_on_the_device(reasoner, batch, monkeypatch):
+    # The metrics are detached 0-d tensors that the Trainer reads once per log_every steps
+    # ("steps", known on the host, is a float). The one read of a step is TRM's and HRM's
+    # halting flag in training (does another step come?): none on the last step, none in eval.
+    torch.manual_seed(0)
+    more = {"trm": dict(N_sup=3), "hrm": dict(halt_max_steps=3)}.get(reasoner, {})
+    model = build_policy(reasoner, "transformer", "sudoku4",
+                         **tiny(reasoner, "transformer", **more))
+    for training in (True, False):
+        model.train(training)
+        steps, per_step = model.supervision_steps(batch), []
+        while True:
+            with host_reads(monkeypatch) as reads:
+                out = next(steps, None)
+            if out is None:
+                break
+            per_step.append(reads)
+            for key, value in out.metrics.items():
+                if key == "steps":
+                    assert isinstance(value, float)
+                    continue
+                assert isinstance(value, torch.Tensor), key
+                assert value.shape == () and value.dtype == torch.float32, key
+                assert not value.requires_grad, key
+        halting = ["__bool__"] if training and reasoner in ("trm", "hrm") else []
+        assert per_step == [halting] * (model.max_supervision_steps - 1) + [[]], training
+
+
+def test_answer_correctness__per_example_and_examples_without_a_label_left_out():
+    labels = torch.tensor([[1, 2, 0], [1, 2, 3], [0, 0, 0], [3, 3, 3]])  # 0 = ignored
+    pred = torch.tensor([[1, 2, 5], [1, 1, 3], [4, 4, 4], [3, 3, 3]])
+    correct, exact, valid = answer_correctness(pred, labels, 0)
+    assert correct.tolist() == [2, 2, 0, 3] and valid.tolist() == [2, 3, 0, 3]
+    assert exact.tolist() == [True, False, False, True]  # row 2 has no label: not exact
+    logits = F.one_hot(pred, 6).float()
+    metrics = answer_metrics(logits, labels, 0)
+    # row 2 counts in neither accuracy: 7 of 8 tokens, 2 of 3 labelled rows
+    assert metrics["token_acc"].item() == pytest.approx(7 / 8)
+    assert metrics["exact_acc"].item() == pytest.approx(2 / 3)
+    metrics = answer_metrics(logits, labels, 0, rows=torch.tensor([False, True, True, True]))
+    assert metrics["token_acc"].item() == pytest.approx(5 / 6)
+    assert metrics["exact_acc"].item() == pytest.approx(1 / 2)
+    metrics = answer_metrics(logits, labels, 0, rows=torch.tensor([False, False, True, False]))
+    assert metrics["token_acc"].item() == 0 and metrics["exact_acc"].item() == 0
+    with pytest.raises(ValueError, match=re.escape("pred and labels must have one shape, got "
+                                                   "(4, 2) and (4, 3)")):
+        answer_correctness(pred[:, :2], labels, 0)
 
 
 # ----------------------------------------------------------------------------- shared parts

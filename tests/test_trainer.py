@@ -86,6 +86,15 @@ def test_config__bad_values(pair, message):
         apply_overrides(TrainConfig(), [pair]).validate()
 
 
+def test_config__losses_have_one_home():
+    # the reasoners' configs and TrainConfig share one list, in the torch-free core layer
+    from tracegym import losses
+    from tracegym.agents.reasoners import config as reasoner_config
+    from tracegym.training import config as train_config
+
+    assert reasoner_config.LOSSES is losses.LOSSES and train_config.LOSSES is losses.LOSSES
+
+
 def test_config_differences__ignores_run_length_fields():
     a = TrainConfig(lr=1e-3, max_steps=10, out="x").to_dict()
     b = TrainConfig(lr=2e-3, max_steps=20, out="y").to_dict()
@@ -288,6 +297,29 @@ def test_trainer__metrics_jsonl_and_plot(sudoku4, tmp_path):
     ckpt = Checkpoint(tmp_path)
     assert ckpt.trainer_state["step"] == 4 and ckpt.config["reasoner"] == "trm"
     assert ckpt.policy_config["N_sup"] == 2 and ckpt.task_spec["seq_len"] == 16
+
+
+class EchoModel(PoisonedModel):
+    """A stand-in whose answer is its input."""
+
+    def solve(self, inputs, puzzle_identifiers=None):
+        return inputs.clone()
+
+
+def test_trainer__evaluate_counts_as_the_reasoners_metrics(sudoku4, tmp_path):
+    # One rule with answer_correctness: an example with no valid label is left out of exact
+    # accuracy (the old count called it exact: 15/16 here; "not exact" would give 14/16).
+    data = tmp_path / "data"
+    shutil.copytree(sudoku4, data)
+    inputs = np.load(data / "test" / "all__inputs.npy")
+    labels = inputs.copy()  # EchoModel answers every example exactly,
+    labels[0] = 0  # but example 0 has no valid label (ignore_label_id 0)
+    labels[1, 0] = inputs[1, 0] % 5 + 1  # and example 1 has one token wrong
+    np.save(data / "test" / "all__labels.npy", labels)
+    trainer = Trainer(tiny_config(data, tmp_path / "run"),
+                      policy_factory=lambda spec, cfg: EchoModel(spec))
+    assert trainer.evaluate() == {"exact_acc": 14 / 15, "token_acc": (15 * 16 - 1) / (15 * 16),
+                                  "examples": 16}
 
 
 def test_trainer__groups_sampler_order_is_pure_function_of_seed_and_epoch(sudoku4, tmp_path):

@@ -1,4 +1,5 @@
-"""Argument checks shared by every layer: an int within bounds, a seed.
+"""Argument checks shared by every layer: an int within bounds, a seed, and the message for
+names that are not among the valid ones (:func:`unknown_names_message`).
 
 Each check returns the value as a plain ``int`` (numpy integers are accepted, ``bool`` is not,
 though it is an int subclass) and raises :class:`~tracegym.errors.TracegymError` naming the field
@@ -16,7 +17,9 @@ tracegym.errors.TracegymError: train must be >= 1, got 0
 
 from __future__ import annotations
 
+import difflib
 import numbers
+from collections.abc import Iterable, Sequence
 
 from tracegym.errors import TracegymError
 
@@ -61,3 +64,23 @@ def check_positive_int(name: str, value, *, optional: bool = False,
 def check_seed(seed, name: str = "seed") -> int:
     """A seed (or a seeded item's index) as an int in ``0..2**63-1``."""
     return check_int(name, seed, 0, SEED_MAX)
+
+
+def unknown_names_message(unknown: Iterable[str], valid: Sequence[str], noun: str, *,
+                          kind: str = "", context: str = "") -> str:
+    """The message for names given that are not among ``valid`` (options, config keys): the
+    sorted unknown names, the closest valid name of each where one is close (difflib), and the
+    valid names in their order.
+
+    >>> unknown_names_message(["dimm", "zzz"], ["dim", "depth"], "key")
+    "unknown key(s) ['dimm', 'zzz'] ('dimm': did you mean 'dim'?); valid keys: dim, depth"
+
+    ``kind`` qualifies the noun ("config" key) and ``context`` follows the names (" for
+    reasoner 'trm'").
+    """
+    unknown, valid = sorted(unknown), list(valid)
+    hints = [f"{name!r}: did you mean {close[0]!r}?" for name in unknown
+             if (close := difflib.get_close_matches(name, valid, n=1))]
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    return (f"unknown {kind + ' ' if kind else ''}{noun}(s) {unknown}{context}{hint}; "
+            f"valid {noun}s: {', '.join(valid)}")

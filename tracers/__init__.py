@@ -24,6 +24,7 @@ from tracegym.tracers.cwm import (
     Frame,
     Trace,
 )
+from tracegym.tracers.in_process import run_in_process
 from tracegym.tracers.sandbox import (
     Limits,
     RunResult,
@@ -62,6 +63,7 @@ __all__ = [
     "TraceOptions",
     "TraceTokenizer",
     "Tracer",
+    "run_in_process",
     "run_source",
     "safe_repr",
     "sandbox_capabilities",

@@ -180,6 +180,9 @@ def _run_here(program, call, options, timeout: float) -> RunResult:
         return result("timeout", f"{err} (module code)")
     except _EntryMissing as err:
         return result("entry_missing", str(err))
+    except SystemExit as err:  # not an Exception: it would end the caller
+        code = err.code if isinstance(err.code, int) else None
+        return result("exit", f"program called sys.exit({err.code!r})", code=code)
     except Exception as err:  # noqa: BLE001 - the program's module code may raise anything
         return result("module_error", f"{type(err).__name__}: {err}")
     if not callable(fn):

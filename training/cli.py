@@ -157,7 +157,8 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, metavar="CHECKPOINT",
                         help="checkpoint file or run directory")
     parser.add_argument("--env", required=True, metavar="ID",
-                        help="tracegym/Sudoku-v0, tracegym/Maze-v0 or tracegym/ARC-v0")
+                        help="an env with an agent I/O module: tracegym/Sudoku-v0, "
+                             "tracegym/Maze-v0 or tracegym/ARC-v0")
     parser.add_argument("--episodes", type=int, default=100, help="episodes to play")
     parser.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
     parser.add_argument("--mode", choices=("answer", "step"), default="answer",
@@ -168,7 +169,8 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--augmentations", type=int, default=8,
                         help="ARC: augmented copies voted per task besides the identity")
     parser.add_argument("--identifiers", metavar="FILE",
-                        help="ARC: identifiers.json; the training dataset's if omitted")
+                        help="identifiers.json (puzzle ids of augmented copies, used by ARC); "
+                             "the training dataset's if omitted")
     parser.add_argument("options", nargs="*", metavar="key=value",
                         help="env options for gym.make, e.g. size=4 difficulty=hard")
 
@@ -199,7 +201,7 @@ def _eval(args: argparse.Namespace) -> int:
     identifiers = None
     ident_path = Path(args.identifiers) if args.identifiers else \
         Path(ckpt.config.get("data", "")) / "identifiers.json"
-    if args.env == "tracegym/ARC-v0" and ident_path.is_file():
+    if ident_path.is_file():  # tasks that answer no augmented copies ignore them
         identifiers = load_identifiers(ident_path)
     result = evaluate_in_env(policy, args.env, episodes=args.episodes, seed=args.seed,
                              mode=args.mode, env_options=options, identifiers=identifiers,

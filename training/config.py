@@ -18,9 +18,9 @@ from pathlib import Path
 
 from tracegym.dataclass_docs import attribute_docs, describe_fields
 from tracegym.errors import TracegymError
+from tracegym.losses import LOSSES  # the reasoners' list, torch-free
 
 OPTIMIZERS = ("adamw", "adam_atan2")
-LOSSES = ("stablemax", "softmax")
 AMP_MODES = ("auto", "bf16", "off")
 SAMPLERS = ("examples", "groups")
 

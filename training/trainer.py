@@ -255,7 +255,11 @@ class Trainer:
     # -- evaluation --------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Exact and token accuracy of ``policy.solve`` (EMA weights) on the test split."""
+        """Exact and token accuracy of ``policy.solve`` (EMA weights) on the test split, as the
+        reasoners' metrics count them (``answer_correctness``: exact accuracy is over the
+        examples with a valid label; ``examples`` counts every example evaluated)."""
+        from tracegym.agents.reasoners.base import answer_correctness
+
         if self.test_data is None:
             return {}
         data, ignore = self.test_data, self.spec["ignore_label_id"]
@@ -265,7 +269,8 @@ class Trainer:
         self.policy.eval()
         if self.ema is not None:
             self.ema.swap(self.policy)
-        counts = torch.zeros(3, dtype=torch.int64, device=self.device)  # exact, correct, total
+        # exact, correct tokens, valid tokens, examples with a valid label
+        counts = torch.zeros(4, dtype=torch.int64, device=self.device)
         try:
             for lo in range(0, n, self.local_batch):
                 hi = min(lo + self.local_batch, n)
@@ -274,16 +279,15 @@ class Trainer:
                 pid = torch.from_numpy(ids[lo:hi].astype(np.int64)).to(self.device)
                 with self._autocast():
                     pred = self.policy.solve(inputs, pid)
-                valid = labels != ignore
-                hit = (pred == labels) & valid
-                counts += torch.stack([(hit.sum(-1) == valid.sum(-1)).sum(), hit.sum(),
-                                       valid.sum()])
+                correct, exact, valid = answer_correctness(pred, labels, ignore)
+                counts += torch.stack([exact.sum(), correct.sum(), valid.sum(),
+                                       (valid > 0).sum()])
         finally:
             if self.ema is not None:
                 self.ema.swap(self.policy)
             self.policy.train(was_training)
-        exact, correct, total = counts.tolist()  # the eval's one host read
-        return {"exact_acc": exact / max(n, 1), "token_acc": correct / max(total, 1),
+        exact, correct, total, labelled = counts.tolist()  # the eval's one host read
+        return {"exact_acc": exact / max(labelled, 1), "token_acc": correct / max(total, 1),
                 "examples": n}
 
     # -- the loop ----------------------------------------------------------------------------------

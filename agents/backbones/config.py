@@ -19,10 +19,10 @@ tracegym.agents.backbones.config.BackboneConfigError: depth must be a positive i
 
 from __future__ import annotations
 
-import difflib
 import numbers
 from dataclasses import KW_ONLY, dataclass, fields
 
+from tracegym.checks import unknown_names_message
 from tracegym.errors import TracegymError
 
 from .blocks import NORMS
@@ -152,13 +152,8 @@ class BackboneConfig:
         valid = cls.option_names()
         unknown = sorted(set(options) - set(valid))
         if unknown:
-            hints = [difflib.get_close_matches(key, valid, n=1) for key in unknown]
-            hint = "; ".join(f"{key!r}: did you mean {h[0]!r}?" for key, h in zip(unknown, hints)
-                             if h)
-            raise UnknownOptionError(
-                f"unknown backbone option(s) {unknown}{' (' + hint + ')' if hint else ''}; "
-                f"valid options: {', '.join(valid)}"
-            )
+            raise UnknownOptionError(unknown_names_message(unknown, valid, "option",
+                                                           kind="backbone"))
 
     @property
     def layers(self) -> str:

@@ -45,7 +45,7 @@ class Autoregressive(Reasoner):
         start = self.prefix + self.task.seq_len - 1
         logits = self.head(h[:, start:])  # (B, T, V): position start + i predicts answer i
         loss = self.loss_of(logits, labels).mean()
-        metrics = {"loss": loss.item(), "lm_loss": loss.item(), "steps": 1.0,
+        metrics = {"loss": loss.detach(), "lm_loss": loss.detach(), "steps": 1.0,
                    **answer_metrics(logits.detach(), labels, self.task.ignore_label_id)}
         yield StepOutput(loss, logits, metrics, halted=True)
 

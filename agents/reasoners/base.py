@@ -62,25 +62,45 @@ def sequence_loss(logits, labels, ignore_label_id, kind="stablemax") -> torch.Te
     return token_loss(logits, labels, ignore_label_id, kind).sum(-1) / count
 
 
-def correctness(logits, labels, ignore_label_id) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(correct tokens (B, T) bool over valid labels, exact (B,) bool)``; exact = every valid
-    label predicted (a sample with no valid label counts as not exact)."""
-    valid = labels != ignore_label_id
-    correct = (logits.argmax(-1) == labels) & valid
-    exact = (correct.sum(-1) == valid.sum(-1)) & valid.any(-1)
-    return correct, exact
+def answer_correctness(pred: torch.Tensor, labels: torch.Tensor, ignore_label_id: int
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per example of answer tokens ``pred`` (B, T) against ``labels`` (B, T): ``(correct (B,)
+    int64, exact (B,) bool, valid (B,) int64)``: the valid labels (``!= ignore_label_id``)
+    predicted right, whether all are, and how many there are.
+
+    The one definition of token and exact accuracy (the reasoners' metrics, the halting target
+    of TRM and HRM, ``Trainer.evaluate``). An example with no valid label has nothing to check:
+    the accuracies leave it out (token accuracy by itself; exact accuracy is over the examples
+    with ``valid > 0``), so a perfect model scores 1 whatever the data, and a masked-diffusion
+    step that masks none of a sample's answer neither helps nor hurts. Its ``exact`` flag is
+    False, which is also what TRM's and HRM's halting head learns for it (no reason to stop).
+    """
+    if pred.shape != labels.shape:
+        raise ValueError(f"pred and labels must have one shape, got {tuple(pred.shape)} and "
+                         f"{tuple(labels.shape)}")
+    is_valid = labels != ignore_label_id
+    correct = ((pred == labels) & is_valid).sum(-1)
+    valid = is_valid.sum(-1)
+    return correct, (correct == valid) & (valid > 0), valid
 
 
-def answer_metrics(logits, labels, ignore_label_id, rows: torch.Tensor | None = None) -> dict:
-    """token_acc and exact_acc (floats) over the samples selected by ``rows`` (B,) bool."""
-    correct, exact = correctness(logits, labels, ignore_label_id)
-    valid = labels != ignore_label_id
+def masked_mean(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` (B,) over the rows where ``rows`` (B,) is true, as a float32 0-d tensor
+    (0 when none is): no boolean indexing, whose output size the host would have to read."""
+    return (values * rows).sum() / rows.sum().clamp_min(1).to(torch.float32)
+
+
+def answer_metrics(logits, labels, ignore_label_id, rows: torch.Tensor | None = None
+                   ) -> dict[str, torch.Tensor]:
+    """token_acc and exact_acc (float32 0-d tensors, no host read) of the answer ``logits``
+    (B, T, V) over the samples selected by ``rows`` (B,) bool (all when None) that have a valid
+    label (:func:`answer_correctness`)."""
+    correct, exact, valid = answer_correctness(logits.argmax(-1), labels, ignore_label_id)
+    labelled = valid > 0
     if rows is not None:
-        correct, exact, valid = correct[rows], exact[rows], valid[rows]
-    return {
-        "token_acc": correct.sum().item() / max(valid.sum().item(), 1),
-        "exact_acc": exact.float().mean().item() if exact.numel() else 0.0,
-    }
+        correct, valid, labelled = correct * rows, valid * rows, labelled & rows
+    return {"token_acc": correct.sum() / valid.sum().clamp_min(1).to(torch.float32),
+            "exact_acc": masked_mean(exact, labelled)}
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -88,11 +108,15 @@ def answer_metrics(logits, labels, ignore_label_id, rows: torch.Tensor | None = 
 @dataclass
 class StepOutput:
     """One supervision step: ``loss`` to ``.backward()``, the answer ``logits`` (B, T, vocab),
-    float ``metrics``, and ``halted`` when the whole batch has halted (no further step comes)."""
+    ``metrics``, and ``halted``: whether the whole batch has halted (no further step comes).
+
+    ``metrics`` are detached 0-d tensors, left on the device for the caller to read when it logs
+    (the Trainer reads them once per ``log_every`` steps: reading one here would make the host
+    wait for the device every step), or Python numbers the host knows already (``steps``)."""
 
     loss: torch.Tensor
     logits: torch.Tensor
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, torch.Tensor | float] = field(default_factory=dict)
     halted: bool = False
 
 
@@ -285,7 +309,8 @@ class Reasoner(nn.Module):
             carry, logits, q = segment(x, carry)
             q_halt, q_continue = (q, None) if q.dim() == 1 else q.unbind(-1)
             last = step == max_steps
-            _, exact = correctness(logits.detach(), labels, self.task.ignore_label_id)
+            _, exact, _ = answer_correctness(logits.detach().argmax(-1), labels,
+                                             self.task.ignore_label_id)
             w = active.float() / b  # per-sample weight; halted samples weigh 0
             lm_loss = (self.loss_of(logits, labels) * w).sum()
             halt_loss = (F.binary_cross_entropy_with_logits(
@@ -301,20 +326,28 @@ class Reasoner(nn.Module):
                     continue_loss = (F.binary_cross_entropy_with_logits(
                         q_continue, target, reduction="none") * w).sum()
                     loss = loss + 0.5 * continue_loss
-                extra["continue_loss"] = continue_loss.item()
+                extra["continue_loss"] = continue_loss.detach()
             halt_now = torch.full_like(active, last)
             if self.training:
                 threshold = 0 if q_continue is None else q_continue.detach()
                 halt_now |= (q_halt.detach() > threshold) & (step >= least)
+            # tensors, not read here (see StepOutput); the accuracies are over the active samples
             metrics = {
-                "loss": loss.item(), "lm_loss": lm_loss.item(), "halt_loss": halt_loss.item(),
-                **extra,
-                "q_halt_acc": ((q_halt.detach() > 0) == exact)[active].float().mean().item(),
-                "steps": float(step), "active": active.float().mean().item(),
+                "loss": loss.detach(), "lm_loss": lm_loss.detach(),
+                "halt_loss": halt_loss.detach(), **extra,
+                "q_halt_acc": masked_mean((q_halt.detach() > 0) == exact, active),
+                "steps": float(step), "active": active.float().mean(),
                 **answer_metrics(logits.detach(), labels, self.task.ignore_label_id, active),
             }
             active = active & ~halt_now
-            done = not bool(active.any())
+            if last:
+                done = True
+            elif not self.training:  # eval halts nothing before the last step
+                done = False
+            else:
+                # The one host read of a step: whether another step runs (and the caller runs
+                # another optimizer step) depends on it, so early halting needs it now.
+                done = not bool(active.any())
             yield StepOutput(loss, logits, metrics, halted=done)
             if done:
                 return

@@ -24,16 +24,15 @@ UnknownKeyError: unknown config key(s) ['dimm'] for reasoner 'feedforward' ('dim
 
 from __future__ import annotations
 
-import difflib
 import numbers
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 
+from tracegym.checks import unknown_names_message
 from tracegym.dataclass_docs import attribute_docs
 from tracegym.errors import TracegymError
+from tracegym.losses import LOSSES
 
 from ..backbones.config import BACKBONE_DEFAULTS, BackboneConfig, UnknownOptionError
-
-LOSSES = ("stablemax", "softmax")
 
 
 class ReasonerConfigError(TracegymError):
@@ -126,13 +125,8 @@ class ConfigBase:
         valid = cls.keys()
         unknown = sorted(set(options) - set(valid))
         if unknown:
-            hints = [(key, difflib.get_close_matches(key, valid, n=1)) for key in unknown]
-            hint = "; ".join(f"{key!r}: did you mean {close[0]!r}?" for key, close in hints
-                             if close)
-            raise UnknownKeyError(
-                f"unknown config key(s) {unknown} for reasoner {reasoner!r}"
-                f"{' (' + hint + ')' if hint else ''}; valid keys: {', '.join(valid)}"
-            )
+            raise UnknownKeyError(unknown_names_message(
+                unknown, valid, "key", kind="config", context=f" for reasoner {reasoner!r}"))
         return cls(**options)
 
     def to_dict(self) -> dict:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Reasoner, StepOutput, correctness, token_loss
+from .base import Reasoner, StepOutput, answer_metrics, token_loss
 from .config import ReasonerConfig, option
 from .tasks import TaskSpec
 
@@ -80,15 +80,12 @@ class MaskedDiffusion(Reasoner):
         valid = labels != ignore
         nll = token_loss(logits, labels, ignore, self.cfg.loss)  # (B, T), 0 where ignored
         loss = (nll * masked / t).sum() / valid.sum().clamp_min(1)
-        correct, _ = correctness(logits.detach(), labels, ignore)
-        scored = masked & valid
-        metrics = {
-            "loss": loss.item(), "lm_loss": loss.item(),
-            "token_acc": (correct & scored).sum().item() / max(scored.sum().item(), 1),
-            # exact: every masked answer token right (the visible ones are given)
-            "exact_acc": ((correct | ~scored).all(-1)).float().mean().item(),
-            "mask_rate": masked.float().mean().item(), "steps": 1.0,
-        }
+        # the accuracies score the masked answer tokens only (the visible ones are given), so
+        # exact = every masked token right, over the samples with a masked answer token
+        scored = torch.where(masked, labels, ignore)
+        metrics = {"loss": loss.detach(), "lm_loss": loss.detach(),
+                   **answer_metrics(logits.detach(), scored, ignore),
+                   "mask_rate": masked.float().mean(), "steps": 1.0}
         yield StepOutput(loss, logits, metrics, halted=True)
 
     @torch.no_grad()

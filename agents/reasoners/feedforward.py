@@ -33,8 +33,8 @@ class FeedForward(Reasoner):
         inputs, labels, ids = self.unpack(batch)
         logits = self.logits(inputs, ids)
         loss = self.loss_of(logits, labels).mean()
-        metrics = {"loss": loss.item(), "lm_loss": loss.item(), "steps": 1.0,
-                   **answer_metrics(logits, labels, self.task.ignore_label_id)}
+        metrics = {"loss": loss.detach(), "lm_loss": loss.detach(), "steps": 1.0,
+                   **answer_metrics(logits.detach(), labels, self.task.ignore_label_id)}
         yield StepOutput(loss, logits, metrics, halted=True)
 
     @torch.no_grad()

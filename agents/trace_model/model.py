@@ -185,7 +185,7 @@ class TraceLM(_TraceModel):
         logits = self.logits_of(x)  # (B, used, V): position i predicts token i + 1
         logits = F.pad(logits, (0, 0, 0, labels.shape[1] - used))  # (B, T, V)
         loss = self.loss_of(logits, labels).mean()
-        metrics = {"loss": loss.item(), "steps": 1.0,
+        metrics = {"loss": loss.detach(), "steps": 1.0,
                    **answer_metrics(logits.detach(), labels, 0)}
         yield StepOutput(loss, logits, metrics, halted=True)
 
@@ -298,7 +298,7 @@ class TraceDiffusion(_TraceModel):
         nll = token_loss(logits, goal, 0, self.cfg.loss)  # (B, used)
         loss = (nll * masked[:, :used] / rate).sum() / span.sum().clamp_min(1)
         shifted = F.pad(logits[:, 1:], (0, 0, 0, t - used + 1))  # (B, T, V) label layout
-        metrics = {"loss": loss.item(), "steps": 1.0, "mask_rate": masked.float().mean().item(),
+        metrics = {"loss": loss.detach(), "steps": 1.0, "mask_rate": masked.float().mean(),
                    **answer_metrics(shifted.detach(), labels, 0)}
         yield StepOutput(loss, shifted, metrics, halted=True)
 

@@ -39,7 +39,9 @@ from tracegym.tracers.programs.loaders import (
     programs_from_directory,
     programs_from_module,
 )
-from tracegym.tracers.programs.loaders import _load_spec as _load_spec  # datasets/traces.py
+
+# _load_spec: for datasets/traces_programs.py
+from tracegym.tracers.programs.loaders import _load_spec as _load_spec
 from tracegym.tracers.programs.records import Call, Program
 
 __all__ = [
