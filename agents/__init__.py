@@ -5,7 +5,7 @@
 """
 
 from .backbones import BACKBONES, build_backbone
-from .reasoners import NAMED_CONFIGS, REASONERS, TASKS, Reasoner, StepOutput, TaskSpec, build_policy
+from .reasoners import NAMED_CONFIGS, REASONERS, Reasoner, StepOutput, TaskSpec, build_policy
 
-__all__ = ["BACKBONES", "NAMED_CONFIGS", "REASONERS", "TASKS", "Reasoner", "StepOutput",
+__all__ = ["BACKBONES", "NAMED_CONFIGS", "REASONERS", "Reasoner", "StepOutput",
            "TaskSpec", "build_backbone", "build_policy"]

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tracegym.agents.reasoners import NAMED_CONFIGS, TASKS
+from tracegym.agents.reasoners import NAMED_CONFIGS
 from tracegym.errors import TracegymError
 from tracegym.training.config import apply_overrides, load_config
+from tracegym.training.tasks import task_spec
 from tracegym.training.trainer import default_policy_factory, supervision_steps_per_batch
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
@@ -30,7 +31,7 @@ def test_config__loads_builds_tiny_and_trains_a_step(path):
     cfg = load_config(path).validate()
     small = TINY if cfg.reasoner == "hrm" else {**TINY, "depth": 1}  # HRM sizes by H/L_layers
     tiny = apply_overrides(load_config(path), [f"model.{k}={v}" for k, v in small.items()])
-    spec = {"name": cfg.task, "vocab_size": TASKS[cfg.task].vocab_size, "seq_len": SEQ,
+    spec = {"name": cfg.task, "vocab_size": task_spec(cfg.task).vocab_size, "seq_len": SEQ,
             "num_puzzle_identifiers": 3, "pad_id": 0, "ignore_label_id": 0}
     torch.manual_seed(0)
     policy = default_policy_factory(spec, tiny)  # as the Trainer builds it
@@ -50,7 +51,7 @@ def test_config__loads_builds_tiny_and_trains_a_step(path):
 def test_config__agrees_with_its_named_config(path):
     # The yaml files add the training recipe (optimizer, schedule, steps); the model they train
     # is NAMED_CONFIGS[<file name>]. The yaml names the env task (the dataset gives the size),
-    # the named config a TASKS entry of that env (sudoku4 is a 4x4 sudoku).
+    # the named config a task name with its size where it has one (sudoku4 is a 4x4 sudoku).
     assert path.stem in NAMED_CONFIGS, f"configs/{path.name} has no NAMED_CONFIGS entry"
     named = dict(NAMED_CONFIGS[path.stem])
     cfg = load_config(path)

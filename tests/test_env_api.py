@@ -8,10 +8,12 @@ import subprocess
 import sys
 import textwrap
 
+import gymnasium
 import numpy as np
 import pytest
 from gymnasium.error import ResetNeeded
 
+import tracegym.envs  # noqa: F401 - registers the envs
 from tracegym.packages import subpackages
 
 MAZE = "#####\n#S  #\n# # #\n#  G#\n#####"
@@ -76,3 +78,17 @@ def test_import_of_the_env_packages__loads_no_env_module_and_no_numba(tmp_path):
                          cwd=tmp_path).stdout.strip()
     packages = [f"tracegym.envs.{t}" for t in subpackages("tracegym.envs")]
     assert out == f"{packages} False False"
+
+
+@pytest.mark.parametrize("env_id, options, action", [
+    ("tracegym/Sudoku-v0", dict(size=4), 0),
+    ("tracegym/Maze-v0", dict(mazes=[MAZE]), 1),
+])
+def test_native_vector_env__step_before_reset_raises_reset_needed(env_id, options, action):
+    envs = gymnasium.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point",
+                              **options)
+    name = type(envs.unwrapped).__name__
+    with pytest.raises(ResetNeeded, match=rf"^{name}: call reset\(\) before step\(\)$"):
+        envs.step(np.full(2, action))
+    envs.reset(seed=0)
+    assert len(envs.step(np.full(2, action))) == 5

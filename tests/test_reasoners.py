@@ -21,7 +21,6 @@ from tracegym.agents.reasoners import (
     NAMED_CONFIGS,
     PUZZLE_REASONERS,
     REASONERS,
-    TASKS,
     HRMConfig,
     ReasonerConfigError,
     TaskSpec,
@@ -36,7 +35,7 @@ from tracegym.errors import TracegymError
 BACKBONES = ["transformer", "mlp_mixer", "hybrid"]
 PAIRS = [(r, b) for r in PUZZLE_REASONERS for b in BACKBONES
          if not (r == "autoregressive" and b == "mlp_mixer")]
-TASK = TASKS["sudoku4"]  # vocab 6, seq_len 16
+TASK = TaskSpec("sudoku4", vocab_size=6, seq_len=16)  # a 4x4 Sudoku
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -87,7 +86,7 @@ def fixed_loss(model, batch) -> float:
 @pytest.mark.parametrize(("reasoner", "backbone"), PAIRS)
 def test_reasoner__builds_learns_and_solves(reasoner, backbone, batch):
     torch.manual_seed(0)
-    model = build_policy(reasoner, backbone, "sudoku4", **tiny(reasoner, backbone))
+    model = build_policy(reasoner, backbone, TASK, **tiny(reasoner, backbone))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     before = fixed_loss(model, batch)
     updates = 0
@@ -112,7 +111,7 @@ def test_reasoner__builds_learns_and_solves(reasoner, backbone, batch):
 
 
 def test_build_policy__config_rebuilds_the_architecture():
-    model = build_policy("trm", "mlp_mixer", "sudoku4", **tiny("trm", "mlp_mixer"))
+    model = build_policy("trm", "mlp_mixer", TASK, **tiny("trm", "mlp_mixer"))
     again = build_policy(**model.config)
     assert again.config == model.config
     assert {k: v.shape for k, v in again.state_dict().items()} == \
@@ -122,8 +121,10 @@ def test_build_policy__config_rebuilds_the_architecture():
 @pytest.mark.parametrize("name", list(NAMED_CONFIGS))
 def test_named_configs__build(name):
     # the paper widths are slow to build on CPU; the keys and the rest of the values are checked
+    from tracegym.training.tasks import task_spec  # the env's spec: the training layer knows it
+
     cfg = {**NAMED_CONFIGS[name], "dim": 32, "heads": 2}
-    model = build_policy(**cfg)
+    model = build_policy(**{**cfg, "task": task_spec(cfg["task"])})
     assert model.config["reasoner"] == cfg["reasoner"]
 
 
@@ -197,7 +198,7 @@ def test_config__a_stored_config_still_builds_the_same_model(name, batch):
 
 
 def test_config__typed_frozen_and_read_by_attribute():
-    model = build_policy("trm", "mlp_mixer", "sudoku4", **tiny("trm", "mlp_mixer", L_cycles=3))
+    model = build_policy("trm", "mlp_mixer", TASK, **tiny("trm", "mlp_mixer", L_cycles=3))
     assert isinstance(model.cfg, TRMConfig)
     assert (model.cfg.H_cycles, model.cfg.L_cycles, model.cfg.N_sup) == (2, 3, 2)
     assert model.cfg.puzzle_emb_dim == model.cfg.dim  # None resolved, so a checkpoint says it
@@ -235,7 +236,7 @@ def count_net_calls(model):
 
 
 def test_trm__only_the_last_recursion_carries_grad(batch):
-    model = build_policy("trm", "mlp_mixer", "sudoku4", **tiny("trm", "mlp_mixer", H_cycles=3,
+    model = build_policy("trm", "mlp_mixer", TASK, **tiny("trm", "mlp_mixer", H_cycles=3,
                                                               L_cycles=2, N_sup=1))
     calls, handle = count_net_calls(model)
     model(batch)
@@ -245,7 +246,7 @@ def test_trm__only_the_last_recursion_carries_grad(batch):
 
 
 def test_trm__deep_supervision_carries_state_detached(batch):
-    model = build_policy("trm", "mlp_mixer", "sudoku4",
+    model = build_policy("trm", "mlp_mixer", TASK,
                          **tiny("trm", "mlp_mixer", H_cycles=1, N_sup=2,
                                 halt_exploration_prob=0.0))
     steps = model.supervision_steps(batch)
@@ -263,7 +264,7 @@ def test_trm__deep_supervision_carries_state_detached(batch):
 
 
 def test_trm__halting_head_starts_by_continuing(batch):
-    model = build_policy("trm", "mlp_mixer", "sudoku4",
+    model = build_policy("trm", "mlp_mixer", TASK,
                          **tiny("trm", "mlp_mixer", N_sup=4, halt_exploration_prob=0.0))
     assert model.q_head.bias.item() == -5.0 and model.q_head.weight.abs().sum() == 0
     outs = list(model.supervision_steps(batch))
@@ -272,7 +273,7 @@ def test_trm__halting_head_starts_by_continuing(batch):
 
 
 def test_trm__halts_in_training_runs_all_steps_in_eval(batch):
-    model = build_policy("trm", "mlp_mixer", "sudoku4",
+    model = build_policy("trm", "mlp_mixer", TASK,
                          **tiny("trm", "mlp_mixer", N_sup=4, halt_exploration_prob=0.0))
     with torch.no_grad():
         model.q_head.bias.fill_(10.0)  # every sample says "halt"
@@ -288,7 +289,7 @@ def test_trm__halts_in_training_runs_all_steps_in_eval(batch):
 
 def test_trm__exploration_forces_a_minimum_of_steps(batch):
     torch.manual_seed(0)
-    model = build_policy("trm", "mlp_mixer", "sudoku4",
+    model = build_policy("trm", "mlp_mixer", TASK,
                          **tiny("trm", "mlp_mixer", N_sup=4, halt_exploration_prob=1.0))
     with torch.no_grad():
         model.q_head.bias.fill_(10.0)
@@ -299,7 +300,7 @@ def test_trm__exploration_forces_a_minimum_of_steps(batch):
 # ----------------------------------------------------------------------------- HRM
 
 def test_hrm__one_step_gradient(batch):
-    model = build_policy("hrm", "mlp_mixer", "sudoku4", **tiny("hrm", "mlp_mixer"))
+    model = build_policy("hrm", "mlp_mixer", TASK, **tiny("hrm", "mlp_mixer"))
     calls, handle = count_net_calls_of(model.L_net)
     model.eval()  # no Q-learning target pass
     model(batch)
@@ -313,7 +314,7 @@ def count_net_calls_of(net):
 
 
 def test_hrm__q_learning_in_training_all_segments_in_eval(batch):
-    model = build_policy("hrm", "mlp_mixer", "sudoku4",
+    model = build_policy("hrm", "mlp_mixer", TASK,
                          **tiny("hrm", "mlp_mixer", halt_max_steps=3, halt_exploration_prob=0.0))
     outs = list(model.supervision_steps(batch))
     assert [o.metrics["steps"] for o in outs] == [1.0, 2.0, 3.0]  # q_halt == q_continue at init
@@ -349,7 +350,7 @@ def test_act_steps__losses_and_halting_as_before_the_shared_loop(reasoner, backb
     # metrics and solve() were compared bit for bit then): samples halt one by one, each
     # halted sample weighs 0 in later losses, and the batch ends when the last one halts.
     torch.manual_seed(0)
-    model = build_policy(reasoner, backbone, "sudoku4", dim=32, heads=2, multiple_of=16,
+    model = build_policy(reasoner, backbone, TASK, dim=32, heads=2, multiple_of=16,
                          halt_exploration_prob=0.5, **extra)
     with torch.no_grad():
         model.q_head.bias.copy_(torch.tensor(bias))  # q_halt > 0 (and > q_continue): halting
@@ -402,7 +403,7 @@ def test_supervision_steps__metrics_stay_on_the_device(reasoner, batch, monkeypa
     # halting flag in training (does another step come?): none on the last step, none in eval.
     torch.manual_seed(0)
     more = {"trm": dict(N_sup=3), "hrm": dict(halt_max_steps=3)}.get(reasoner, {})
-    model = build_policy(reasoner, "transformer", "sudoku4",
+    model = build_policy(reasoner, "transformer", TASK,
                          **tiny(reasoner, "transformer", **more))
     for training in (True, False):
         model.train(training)
@@ -464,7 +465,7 @@ def test_puzzle_embedding__zero_init_one_row_per_identifier(batch):
 def test_reasoner__same_seed_same_losses(reasoner, batch):
     def losses():
         torch.manual_seed(7)
-        model = build_policy(reasoner, "transformer", "sudoku4", **tiny(reasoner, "transformer"))
+        model = build_policy(reasoner, "transformer", TASK, **tiny(reasoner, "transformer"))
         return [out.loss.item() for out in model.supervision_steps(batch)]
 
     assert losses() == losses()
@@ -474,7 +475,7 @@ def test_reasoner__same_seed_same_losses(reasoner, batch):
 
 def test_autoregressive__cached_decoding_equals_full_recompute(batch):
     torch.manual_seed(0)
-    model = build_policy("autoregressive", "hybrid", "sudoku4",
+    model = build_policy("autoregressive", "hybrid", TASK,
                          **tiny("autoregressive", "hybrid", puzzle_emb_len=2))
     with torch.no_grad():  # a non-zero puzzle prefix, so the prefill covers it
         model.embed.puzzle.weight.normal_()
@@ -492,7 +493,7 @@ def test_autoregressive__cached_decoding_equals_full_recompute(batch):
 
 
 def test_diffusion__one_step_decoding_is_the_argmax_of_the_fully_masked_input(batch):
-    model = build_policy("diffusion", "transformer", "sudoku4",
+    model = build_policy("diffusion", "transformer", TASK,
                          **tiny("diffusion", "transformer", decode_steps=1))
     model.eval()
     masked = torch.full_like(batch["inputs"], model.mask_id)
@@ -546,7 +547,7 @@ def test_trm__learns_4x4_sudoku():
     torch.manual_seed(0)
     inputs, labels = sudoku4_tokens(seed=3, count=2500)
     train_x, train_y, test_x, test_y = inputs[:2000], labels[:2000], inputs[2000:], labels[2000:]
-    model = build_policy("trm", "mlp_mixer", "sudoku4", dim=64, depth=1, heads=4, multiple_of=32,
+    model = build_policy("trm", "mlp_mixer", TASK, dim=64, depth=1, heads=4, multiple_of=32,
                          loss="softmax", H_cycles=2, L_cycles=2, N_sup=4)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
 
@@ -576,7 +577,9 @@ BAD = [
                             "diffusion, autoregressive"),
     (dict(backbone="lstm"), "unknown backbone 'lstm'; valid names: transformer, mlp_mixer, "
                             "gated_attention, gated_deltanet, hybrid"),
-    (dict(task="chess"), "unknown task 'chess'; valid names: sudoku, sudoku4, sudoku6, maze, arc"),
+    # the agents do not know the envs: the training layer turns a task name into a TaskSpec
+    (dict(task="sudoku4"), "task 'sudoku4': pass a TaskSpec; "
+                           "tracegym.training.tasks.task_spec('sudoku4') builds it from the env"),
     (dict(dimm=32), "unknown config key(s) ['dimm'] for reasoner 'trm' ('dimm': did you mean "
                     "'dim'?); valid keys: dim, depth"),
     (dict(H_cyles=2, zzz=1), "unknown config key(s) ['H_cyles', 'zzz'] for reasoner 'trm' "
@@ -620,7 +623,7 @@ def test_causal_reasoners__error_names_every_causal_backbone():
 
 @pytest.mark.parametrize(("change", "message"), BAD)
 def test_build_policy__bad_arguments_raise(change, message):
-    args = dict(reasoner="trm", backbone="mlp_mixer", task="sudoku4", dim=32, heads=2,
+    args = dict(reasoner="trm", backbone="mlp_mixer", task=TASK, dim=32, heads=2,
                 multiple_of=16)
     args.update(change)
     with pytest.raises(ValueError, match=re.escape(message)) as err:
@@ -634,7 +637,7 @@ def test_build_policy__an_unknown_key_is_an_unknown_option_error():
     from tracegym.agents.reasoners import UnknownKeyError
 
     with pytest.raises(UnknownOptionError) as err:
-        build_policy("hrm", "transformer", "sudoku4", depth=2)
+        build_policy("hrm", "transformer", TASK, depth=2)
     assert isinstance(err.value, (UnknownKeyError, TypeError, ValueError))
 
 
@@ -657,7 +660,7 @@ def test_task_spec__bad_fields_raise(fields, message):
 
 
 def test_solve__rejects_a_wrong_length():
-    model = build_policy("feedforward", "mlp_mixer", "sudoku4", dim=32, heads=2, multiple_of=16)
+    model = build_policy("feedforward", "mlp_mixer", TASK, dim=32, heads=2, multiple_of=16)
     with pytest.raises(ValueError, match=re.escape("inputs must be (B, 16), got (2, 15)")):
         model.solve(torch.ones(2, 15, dtype=torch.long))
 
@@ -669,15 +672,3 @@ def test_log_stablemax__finite_gradient_at_a_logit_of_one():
     x = torch.tensor([[1.0, -2.0, 0.0, 3.0]], dtype=torch.float64, requires_grad=True)
     log_stablemax(x)[0, 1].backward()
     assert torch.isfinite(x.grad).all()
-
-
-def test_tasks__agree_with_the_env_token_layouts():
-    from tracegym.envs.arc import tokens as arc
-    from tracegym.envs.maze import tokens as maze
-    from tracegym.envs.sudoku import tokens as sudoku
-
-    for name, size in (("sudoku", 9), ("sudoku4", 4), ("sudoku6", 6)):
-        assert (TASKS[name].vocab_size, TASKS[name].seq_len) == \
-            (sudoku.vocab_size(size), sudoku.seq_len(size))
-    assert (TASKS["maze"].vocab_size, TASKS["maze"].seq_len) == (maze.VOCAB_SIZE, maze.seq_len(30))
-    assert (TASKS["arc"].vocab_size, TASKS["arc"].seq_len) == (arc.VOCAB_SIZE, arc.SEQ_LEN)

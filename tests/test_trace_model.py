@@ -12,7 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 
-from tracegym.agents.reasoners import REASONERS, TRACE_REASONERS, build_policy
+from tracegym.agents.reasoners import REASONERS, TRACE_REASONERS, TaskSpec, build_policy
 from tracegym.agents.trace_model import FRAME_SEP_ID, teacher_forced, trace_task
 from tracegym.agents.trace_model.decode import frame_prompt, rollout, trace_ended
 from tracegym.datasets.torch_dataset import PuzzleDataset
@@ -366,7 +366,8 @@ def test_load_trace_model__another_reasoner_is_a_clear_error(tmp_path):
     from tracegym.errors import TracegymError
     from tracegym.training.checkpoint import save_checkpoint
 
-    model = build_policy("feedforward", "transformer", "sudoku4", dim=16, depth=1, heads=2)
+    sudoku4 = TaskSpec("sudoku4", vocab_size=6, seq_len=16)
+    model = build_policy("feedforward", "transformer", sudoku4, dim=16, depth=1, heads=2)
     save_checkpoint(tmp_path / "c.safetensors", model=model,
                     optimizer=torch.optim.SGD(model.parameters(), lr=0.1), config={},
                     task_spec={}, policy_config=model.config, trainer_state={"step": 0})

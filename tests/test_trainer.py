@@ -140,9 +140,10 @@ def test_adam_atan2__first_step_matches_the_formula():
 
 
 def test_build_optimizer__puzzle_embeddings_get_lr_embed():
-    from tracegym.agents.reasoners import build_policy
+    from tracegym.agents.reasoners import TaskSpec, build_policy
 
-    model = build_policy("trm", "mlp_mixer", "sudoku4", puzzle_emb_len=1, **TINY_TRM)
+    model = build_policy("trm", "mlp_mixer", TaskSpec("sudoku4", vocab_size=6, seq_len=16),
+                         puzzle_emb_len=1, **TINY_TRM)
     opt = build_optimizer(model, name="adamw", lr=1e-4, lr_embed=1e-2, weight_decay=1.0,
                           betas=(0.9, 0.95))
     assert [g["peak_lr"] for g in opt.param_groups] == [1e-4, 1e-2]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gymnasium.error import ResetNeeded
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
@@ -57,15 +58,19 @@ class NativeVectorEnv(VectorEnv):
         self._steps = np.zeros(self.num_envs, np.int64)
         self._prev_done = np.zeros(self.num_envs, bool)
         self._all = np.arange(self.num_envs)
+        self._started = False
 
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict[str, Any] | None = None):
         reseed(self._rngs, seed)
         self._load(self._all)
         self._prev_done[:] = False
+        self._started = True
         return self._obs(), self._info({})
 
     def step(self, actions):
+        if not self._started:  # the boards are blank until a reset draws them
+            raise ResetNeeded(f"{type(self).__name__}: call reset() before step()")
         reset_rows = np.flatnonzero(self._prev_done)
         live = ~self._prev_done
         rows = np.flatnonzero(live)

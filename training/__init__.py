@@ -20,7 +20,7 @@ _EXPORTS = {
     "AdamATan2": "optim", "EMA": "optim", "lr_factor": "optim", "build_optimizer": "optim",
     "Checkpoint": "checkpoint", "save_checkpoint": "checkpoint", "load_trace_model": "checkpoint",
     "evaluate_exectrace": "evaluate_traces",
-    "evaluate_in_env": "evaluate", "plot_run": "plot",
+    "evaluate_in_env": "evaluate", "plot_run": "plot", "task_spec": "tasks",
 }
 __all__ = sorted(_EXPORTS)
 

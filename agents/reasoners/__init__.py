@@ -1,8 +1,9 @@
 """Reasoners: models that map a puzzle's input tokens to its answer tokens.
 
 >>> import torch
->>> from tracegym.agents.reasoners import build_policy
->>> model = build_policy("trm", "mlp_mixer", "sudoku4", dim=32, depth=1, N_sup=2)
+>>> from tracegym.agents.reasoners import TaskSpec, build_policy
+>>> sudoku4 = TaskSpec("sudoku4", vocab_size=6, seq_len=16)
+>>> model = build_policy("trm", "mlp_mixer", sudoku4, dim=32, depth=1, N_sup=2)
 >>> batch = {"inputs": torch.ones(2, 16, dtype=torch.long), "labels": torch.full((2, 16), 2)}
 >>> [round(out.metrics["steps"]) for out in model.supervision_steps(batch)]
 [1, 2]
@@ -12,7 +13,8 @@ torch.Size([2, 16])
 ``REASONERS`` names every model the Trainer trains: the puzzle reasoners here and the trace
 models of ``tracegym.agents.trace_model`` (``TRACE_REASONERS``), which read CWM trace text.
 
-``build_policy(**NAMED_CONFIGS["trm-sudoku-extreme"])`` builds a paper configuration, and
+``NAMED_CONFIGS["trm-sudoku-extreme"]`` is a paper configuration; its ``"task"`` names the env
+task, whose TaskSpec the training layer builds (``tracegym.training.tasks.task_spec``), and
 ``build_policy(**model.config)`` rebuilds a model's architecture (checkpoints store ``config``).
 Each reasoner's keys are the fields of its config dataclass (``TRMConfig``, ``HRMConfig``, ...;
 :mod:`.config`), checked on construction and read as ``model.cfg.H_cycles``.
@@ -38,7 +40,7 @@ from .config import LOSSES, ReasonerConfig, ReasonerConfigError, UnknownKeyError
 from .diffusion import DiffusionConfig, MaskedDiffusion
 from .feedforward import FeedForward
 from .hrm import HRM, HRMConfig
-from .tasks import TASKS, TaskSpec, resolve_task
+from .tasks import TaskSpec, resolve_task
 from .trm import TRM, TRMConfig
 
 
@@ -96,6 +98,8 @@ _TRM = dict(reasoner="trm", dim=512, depth=2, heads=8, norm="post", expansion=4.
 _HRM = dict(reasoner="hrm", backbone="transformer", dim=512, heads=8, norm="post",
             expansion=4.0, loss="stablemax", H_cycles=2, L_cycles=2, H_layers=4, L_layers=4,
             halt_max_steps=16, halt_exploration_prob=0.1, puzzle_emb_len=1)
+# "task" names the env task (and size: sudoku4); the agents cannot turn it into a TaskSpec, the
+# training layer does: build_policy(**{**cfg, "task": training.tasks.task_spec(cfg["task"])}).
 NAMED_CONFIGS: dict[str, dict] = {
     "trm-sudoku-extreme": {**_TRM, "backbone": "mlp_mixer", "task": "sudoku",
                            "H_cycles": 3, "L_cycles": 6},
@@ -117,7 +121,7 @@ NAMED_CONFIGS: dict[str, dict] = {
 }
 
 __all__ = [
-    "LOSSES", "NAMED_CONFIGS", "PUZZLE_REASONERS", "REASONERS", "TASKS", "TRACE_REASONERS", "HRM",
+    "LOSSES", "NAMED_CONFIGS", "PUZZLE_REASONERS", "REASONERS", "TRACE_REASONERS", "HRM",
     "TRM", "Autoregressive", "DiffusionConfig", "FeedForward", "HRMConfig", "InputEmbedding",
     "MaskedDiffusion", "Reasoner", "ReasonerConfig", "ReasonerConfigError", "Registry",
     "StepOutput", "TRMConfig", "TaskSpec", "UnknownKeyError", "build_policy", "log_stablemax",
@@ -125,13 +129,14 @@ __all__ = [
 ]
 
 
-def build_policy(reasoner: str, backbone: str, task: TaskSpec | str | dict, **config) -> Reasoner:
+def build_policy(reasoner: str, backbone: str, task: TaskSpec | dict, **config) -> Reasoner:
     """Build a reasoner by name over a backbone by name for a task.
 
     Args:
         reasoner (str): one of ``REASONERS``.
         backbone (str): one of ``tracegym.agents.backbones.BACKBONES``.
-        task (TaskSpec | str | dict): a spec, a name in ``TASKS``, or a stored spec dict.
+        task (TaskSpec | dict): a spec or a stored spec dict (a task name is resolved above
+            this layer: ``tracegym.training.tasks.task_spec("sudoku4")``).
         **config: the fields of the reasoner's config dataclass (``REASONERS[name].Config``, e.g.
             :class:`TRMConfig`; ``REASONERS[name].valid_keys()`` lists them). An unknown key
             raises :class:`UnknownKeyError` naming the valid ones, a bad value

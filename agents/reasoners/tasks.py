@@ -1,7 +1,11 @@
 """What a reasoner needs to know about a task: vocabulary, sequence length, special ids.
 
->>> TASKS["sudoku"].vocab_size, TASKS["sudoku"].seq_len
-(11, 81)
+The agents do not know the envs (they import only the core and the tracers), so a task's spec
+comes from above: the Trainer reads it from the dataset (``TaskSpec.from_metadata``), and
+``tracegym.training.tasks.task_spec("sudoku4")`` builds it from the env's agent I/O module.
+
+>>> TaskSpec("sudoku4", vocab_size=6, seq_len=16).seq_len
+16
 """
 
 from __future__ import annotations
@@ -57,28 +61,13 @@ class TaskSpec:
         )
 
 
-# The token layouts of envs/sudoku/tokens.py, envs/maze/tokens.py and envs/arc/tokens.py, written
-# out so the agents need not import the envs: Sudoku n x n -> vocab n + 2, seq n*n; maze and ARC
-# on a 30 x 30 canvas (maze cell codes 1..5, ARC colours 2..11 with 1 the end-of-grid marker).
-# tests/test_reasoners.py checks them against the envs.
-TASKS: dict[str, TaskSpec] = {
-    "sudoku": TaskSpec("sudoku", vocab_size=11, seq_len=81),
-    "sudoku4": TaskSpec("sudoku4", vocab_size=6, seq_len=16),
-    "sudoku6": TaskSpec("sudoku6", vocab_size=8, seq_len=36),
-    "maze": TaskSpec("maze", vocab_size=6, seq_len=900),
-    "arc": TaskSpec("arc", vocab_size=12, seq_len=900),
-}
-
-
-def resolve_task(task: TaskSpec | str | dict) -> TaskSpec:
-    """A ``TaskSpec`` from a spec, a name in ``TASKS``, or a dict of fields (a stored config)."""
+def resolve_task(task: TaskSpec | dict) -> TaskSpec:
+    """A ``TaskSpec`` from a spec or a dict of its fields (a stored config)."""
     if isinstance(task, TaskSpec):
         return task
-    if isinstance(task, str):
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; valid names: {', '.join(TASKS)} "
-                             f"(or pass a TaskSpec)")
-        return TASKS[task]
     if isinstance(task, dict):
         return TaskSpec(**task)
-    raise ValueError(f"task must be a TaskSpec, a name or a dict, got {type(task).__name__}")
+    if isinstance(task, str):  # the envs know the names; this layer may not import them
+        raise ValueError(f"task {task!r}: pass a TaskSpec; "
+                         f"tracegym.training.tasks.task_spec({task!r}) builds it from the env")
+    raise ValueError(f"task must be a TaskSpec or a dict, got {type(task).__name__}")
