@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 from types import MappingProxyType
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -89,7 +88,14 @@ def sudoku4(tmp_path_factory):
     return out
 
 
-def assert_valid_solution(solution: np.ndarray, puzzle: np.ndarray) -> None:
-    from tracegym.envs.sudoku.board import is_valid_solution
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one intra-op thread for a module of tiny models (``pytestmark =
+    pytest.mark.usefixtures("one_thread")``): with several threads on a shared machine the time
+    goes to thread hand-offs (token-by-token decoding ran 10-30x slower), not arithmetic."""
+    import torch
 
-    assert is_valid_solution(solution, puzzle)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -55,7 +55,7 @@ NOT_RUN = {
     "pip install": "set-up, as above; needs the network",
     "pytest": "runs this suite",
     "torchrun": "a DDP launch whose '...' stands for the flags above; DDP is tested in "
-                "tests/test_trainer.py",
+                "tests/training/test_trainer.py",
     "tracegym train --config configs/trm-sudoku-extreme.yaml": "a GPU config: hours of training",
 }
 

@@ -5,9 +5,9 @@ into :class:`~tracegym.tracers.cwm.Frame` objects and ``_finish`` wraps them in 
 The recorder (``tracers/recorder.py``) only kept each event's snapshot of the locals; here each
 distinct snapshot is unpickled and repr'd once (whole, and per container), then cut to
 ``max_repr`` and marked with ``TRUNCATED``. The frames are exactly those of an eager
-repr-every-local tracer (tests/test_tracer.py compares on many functions), except that objects'
-``repr`` showing an address differ between any two runs. The C recorder builds its frames itself
-and shares only ``_finish`` (and ``_InfoOf``, its source lookup).
+repr-every-local tracer (tests/tracers/test_tracer.py compares on many functions), except that
+objects' ``repr`` showing an address differ between any two runs. The C recorder builds its
+frames itself and shares only ``_finish`` (and ``_InfoOf``, its source lookup).
 """
 
 from __future__ import annotations

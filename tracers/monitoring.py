@@ -2,8 +2,8 @@
 
 :func:`_run_monitored` feeds the settrace recorder (``tracers/recorder.py``) the events
 ``sys.settrace`` would send, from ``sys.monitoring`` callbacks, so both drivers give the same
-frames (tests/test_tracer.py compares them). Unlike settrace it leaves a trace function that is
-already installed (a debugger, coverage) in place.
+frames (tests/tracers/test_tracer.py compares them). Unlike settrace it leaves a trace function
+that is already installed (a debugger, coverage) in place.
 
 It takes a tool id of its own for the call and frees it afterwards: the first free of
 :data:`TOOL_IDS` (3, 4, 5). It never takes the ids PEP 669 reserves for a debugger (0), coverage

@@ -193,8 +193,8 @@ def sandbox_capabilities() -> dict:
     return caps
 
 
-# What the child imports: tracegym and the tracers, nothing above them (tests/test_sandbox.py
-# checks this covers every tracegym package that loads).
+# What the child imports: tracegym and the tracers, nothing above them
+# (tests/tracers/test_sandbox.py checks this covers every tracegym package that loads).
 _CHILD_PACKAGES = ("tracegym", "tracegym.tracers")
 
 

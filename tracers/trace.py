@@ -26,7 +26,7 @@ together; each piece has its own module:
   the locals at each event (its docstring says how it is fast and still exact), driven by
   ``sys.settrace`` on 3.10 and 3.11;
 - ``tracers/monitoring.py``: the ``sys.monitoring`` (PEP 669) driver of the same recorder on
-  3.12+, fed the events settrace would send (tests/test_tracer.py compares the two);
+  3.12+, fed the events settrace would send (tests/tracers/test_tracer.py compares the two);
 - ``tracers/frames.py``: after the call, the recorded events become frames (reprs, truncation,
   source lines, depths) and the :class:`~tracegym.tracers.cwm.Trace`.
 

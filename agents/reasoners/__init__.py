@@ -18,8 +18,8 @@ task, whose TaskSpec the training layer builds (``tracegym.training.tasks.task_s
 ``build_policy(**model.config)`` rebuilds a model's architecture (checkpoints store ``config``).
 Each reasoner's keys are the fields of its config dataclass (``TRMConfig``, ``HRMConfig``, ...;
 :mod:`.config`), checked on construction and read as ``model.cfg.H_cycles``.
-A named config with a file ``configs/<name>.yaml`` agrees with it (tests/test_configs.py checks
-reasoner, backbone, loss and every model key).
+A named config with a file ``configs/<name>.yaml`` agrees with it (tests/training/test_configs.py
+checks reasoner, backbone, loss and every model key).
 """
 
 from __future__ import annotations

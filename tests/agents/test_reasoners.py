@@ -38,13 +38,7 @@ PAIRS = [(r, b) for r in PUZZLE_REASONERS for b in BACKBONES
 TASK = TaskSpec("sudoku4", vocab_size=6, seq_len=16)  # a 4x4 Sudoku
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors on a shared 2-core machine: extra intra-op threads cost more than they save.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(reasoner: str, backbone: str, **extra) -> dict:

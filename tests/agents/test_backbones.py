@@ -71,14 +71,7 @@ IDS = [name + "".join(f"-{k}={v}" for k, v in kw.items()) for name, kw in VARIAN
 CAUSAL_VARIANTS = [(v, i) for v, i in zip(VARIANTS, IDS) if v[0] != "mlp_mixer"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These tensors are tiny: with several intra-op threads on a shared machine the time goes to
-    # thread hand-offs (token-by-token decoding ran 10-30x slower), not arithmetic.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------- delta-rule ops

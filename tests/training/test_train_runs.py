@@ -306,5 +306,5 @@ def test_help__checkpoint_metavar_and_task_names(argv, capsys):
 
 
 def test_config_file__recipe_config_loads(tmp_path):
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "trm-sudoku4-cpu.yaml")
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "trm-sudoku4-cpu.yaml")
     assert cfg.task == "sudoku" and cfg.max_steps and cfg.validate() is cfg

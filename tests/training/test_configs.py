@@ -16,7 +16,7 @@ from tracegym.training.config import apply_overrides, load_config
 from tracegym.training.tasks import task_spec
 from tracegym.training.trainer import default_policy_factory, supervision_steps_per_batch
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 # the paper widths are slow on a CPU: the model keys the test changes to build each one small
 TINY = {"dim": 16, "heads": 2, "multiple_of": 16}
 SEQ = 12  # tokens per tiny example (the task's vocabulary is kept)

@@ -2,7 +2,7 @@
 
 It takes the first free id of 3, 4, 5 and never PEP 669's debugger, coverage and profiler ids
 0-2; with 3, 4 and 5 taken, tracing fails before the call runs, naming the tools that hold them.
-That the driver records what settrace would is tests/test_tracer.py's
+That the driver records what settrace would is tests/tracers/test_tracer.py's
 ``test_recorders__monitoring_equals_settrace``.
 """
 

@@ -12,7 +12,7 @@ import pytest
 
 from tracegym.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "trm-sudoku4-cpu.yaml"
 
 
