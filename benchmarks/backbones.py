@@ -65,6 +65,7 @@ from tracegym.agents.backbones import (
     recurrent_gated_delta_rule,
     recurrent_kda,
 )
+from tracegym.io import atomic_write_text
 
 MIXER_MAX_LEN = 2048
 CACHE_LENGTHS = (1024, 8192)
@@ -474,10 +475,7 @@ def main() -> None:
     report["plot"] = plot(scaling, args.plot, device.type, memory_metric)
     text = json.dumps(report, indent=2)
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, args.json)
+        atomic_write_text(args.json, text + "\n")
     print(text)
 
 
