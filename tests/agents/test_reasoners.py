@@ -535,6 +535,7 @@ def sudoku4_tokens(seed: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
             torch.from_numpy(tokens.encode(solutions).astype(np.int64)))
 
 
+@pytest.mark.slow
 def test_trm__learns_4x4_sudoku():
     # 20 batches of 128 x 4 supervision steps = 80 AdamW steps (~8 s on an idle core, ~20 s on a
     # busy one); held-out exact solves went 0% -> 83% after 64 steps and -> 99% after 100.

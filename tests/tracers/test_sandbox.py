@@ -338,6 +338,7 @@ def test_hostile__network_is_unreachable():
         server.close()
 
 
+@pytest.mark.slow
 @needs_namespaces
 def test_hostile__fork_bomb_is_bounded_and_fully_killed():
     limits = Limits(wall_time_s=3, cpu_time_s=2, max_processes=16, address_space_bytes=1 << 30)
@@ -375,6 +376,7 @@ def test_hostile__escaped_daemon_dies_with_the_namespace():
     assert _processes_of(_uid_of(result)) == []
 
 
+@pytest.mark.slow
 @needs_namespaces
 def test_hostile__host_checks_see_only_their_own_run():
     # Another sandbox alive on the host (a parallel test run, a `tracegym trace` in a shell)
@@ -427,6 +429,7 @@ def test_hostile__closing_every_pipe_and_looping_is_still_a_timeout():
     assert result.outcome == "timeout" and "wall" in result.message, result
 
 
+@pytest.mark.slow
 def test_hostile__ignoring_signals_does_not_help():
     result = _run("""
         import signal

@@ -75,6 +75,7 @@ def test_programs__straight_line_has_no_loops_or_branches(program):
                    for n in ast.walk(tree))
 
 
+@pytest.mark.slow
 def test_programs__shrinks_toward_short_programs():
     fast = settings(database=None, max_examples=300, derandomize=True)  # find() is random
     with_loop = find(programs(), lambda p: "for " in p.source or "while " in p.source,

@@ -243,6 +243,7 @@ def test_trainer__periodic_checkpoints_by_steps_and_minutes(sudoku4, tmp_path, m
     assert from_dict({}).checkpoint_minutes == 10.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_cli_train__signal_writes_a_checkpoint_and_says_how_to_resume(sig, status, sudoku4,
                                                                      tmp_path, capsys):

@@ -367,6 +367,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_trainer__ddp_gloo_two_processes_stay_in_sync(sudoku4, tmp_path):
     import torch.multiprocessing as mp
 
@@ -385,6 +386,7 @@ def test_trainer__ddp_gloo_two_processes_stay_in_sync(sudoku4, tmp_path):
     assert sorted(run["calls"]) == sorted(sizes)
 
 
+@pytest.mark.slow
 def test_trainer__ddp_rank_that_halts_first_waits_for_the_others(sudoku4, tmp_path):
     # rank 0 halts each batch after 1 step, rank 1 after 2: both take 2 optimizer steps a batch
     # (rank 0 with zero gradients in the second) and end with the same weights
