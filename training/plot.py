@@ -31,10 +31,9 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
 def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Draw train loss (left) and train/eval exact accuracy (right); returns the PNG's path
     (default ``RUN_DIR/curves.png``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
+    # a Figure without pyplot: no backend is chosen or switched for the caller (a notebook's
+    # inline backend stays), and no global figure is left open
+    from matplotlib.figure import Figure
 
     records = read_metrics(run_dir)
     path = Path(out) if out is not None else Path(run_dir) / "curves.png"
@@ -43,7 +42,8 @@ def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -
     evals = [r for r in records if r.get("split") == "eval"]
     if not train and not evals:
         raise TracegymError(f"plot: {run_dir}: metrics.jsonl has no train or eval records")
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     if train:
         steps = [r["step"] for r in train]
         ax_loss.plot(steps, [r.get("loss", float("nan")) for r in train], label="train loss")
@@ -69,8 +69,6 @@ def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -
     except OSError as err:  # name the user's file, not the temporary one
         raise os_error(type(err), err.errno, f"plot: cannot write {str(path)!r}: "
                         f"{err.strerror or err}") from None
-    finally:
-        plt.close(fig)
     return path
 
 

@@ -14,7 +14,7 @@ depth (``layer_kinds``); the single-mixer backbones are one-letter patterns.
 >>> BackboneConfig("gated_deltanet", 64, 0, 4, 81, causal=True)
 Traceback (most recent call last):
 ...
-tracegym.agents.backbones.config.BackboneConfigError: depth must be a positive int, got depth=0
+tracegym.agents.backbones.config.BackboneConfigError: depth must be >= 1, got 0
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numbers
 from dataclasses import KW_ONLY, dataclass, fields
 
-from tracegym.checks import unknown_names_message
+from tracegym.checks import check_positive_int, unknown_names_message
 from tracegym.errors import TracegymError
 
 from .blocks import NORMS
@@ -78,10 +78,6 @@ def min_depth_for_pattern(name: str, depth: int, pattern: str | None = None) -> 
     """The smallest depth >= ``depth`` that holds every layer kind of ``name``'s pattern (a
     pattern cut shorter drops its last letters: hybrid "GGGA" at depth 2 is "GG")."""
     return max(depth, len(pattern or BACKBONES[name]))
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_real(value) -> bool:
@@ -177,10 +173,8 @@ class BackboneConfig:
             )
         for field in ("dim", "depth", "heads", "seq_len", "multiple_of", "conv_size",
                       "chunk_size", "window"):
-            if not _is_int(getattr(self, field)) or getattr(self, field) < 1:
-                fail(field, "a positive int")
-        if self.latent_dim is not None and (not _is_int(self.latent_dim) or self.latent_dim < 1):
-            fail("latent_dim", "a positive int")
+            check_positive_int(field, getattr(self, field), error=BackboneConfigError)
+        check_positive_int("latent_dim", self.latent_dim, optional=True, error=BackboneConfigError)
         for field in ("causal", "qk_norm", "mla_gate"):
             if not isinstance(getattr(self, field), bool):
                 fail(field, "True or False")

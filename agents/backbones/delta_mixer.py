@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tracegym.checks import check_positive_int
+
 from .cache import DeltaCache
 from .delta_rule import IMPLS
 from .layers import RMSNorm
@@ -50,10 +52,8 @@ class DeltaMixer(nn.Module):
         super().__init__()
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got impl={impl!r}")
-        if conv_size < 1:
-            raise ValueError(f"conv_size must be >= 1, got conv_size={conv_size}")
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got chunk_size={chunk_size}")
+        conv_size = check_positive_int("conv_size", conv_size)
+        chunk_size = check_positive_int("chunk_size", chunk_size)
         self.heads, self.causal, self.impl, self.chunk_size = heads, causal, impl, chunk_size
         self.dk = dim // heads
         self.dv = int(self.dk * expand_v)

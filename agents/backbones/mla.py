@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tracegym.checks import check_positive_int
+
 from .cache import LatentCache
 from .layers import RMSNorm, Rotary
 
@@ -57,8 +59,7 @@ class MultiHeadLatentAttention(nn.Module):
         gate: bool = False,
     ):
         super().__init__()
-        if not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive int, got latent_dim={latent_dim!r}")
+        latent_dim = check_positive_int("latent_dim", latent_dim)
         self.heads, self.head_dim, self.causal = heads, dim // heads, causal
         self.latent_dim = latent_dim
         self.rope_dim = default_rope_dim(self.head_dim) if rope else 0

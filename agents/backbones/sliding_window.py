@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tracegym.checks import check_positive_int
+
 from .cache import WindowCache
 from .transformer import Attention
 
@@ -46,8 +48,7 @@ class SlidingWindowAttention(Attention):
         rope: bool = True,
         rope_base: float = 10000.0,
     ):
-        if not isinstance(window, int) or window < 1:
-            raise ValueError(f"window must be a positive int, got window={window!r}")
+        window = check_positive_int("window", window)
         super().__init__(
             dim, heads, causal, gate=False, qk_norm=qk_norm, rope=rope, rope_base=rope_base
         )
