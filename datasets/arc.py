@@ -1,26 +1,33 @@
 """ARC dataset: ARC-AGI or generated tasks in the TRM layout plus Parquet.
 
 Layout (see :mod:`tracegym.datasets.writer`): ``OUT/{train,test}/dataset.json`` (vocab 12,
-seq_len 900, pad/ignore/blank 0), the ``all__*.npy`` arrays, ``all.parquet`` and
-``OUT/identifiers.json``. Tokens are :mod:`tracegym.envs.arc.tokens`: colour ``c`` -> ``c + 2``,
-``1`` marks the end of the grid (the column right of it and the row below it), ``0`` pad, on a
-30x30 canvas.
+seq_len 900, pad/ignore/blank 0), the ``all__*.npy`` arrays, ``all.parquet``,
+``OUT/identifiers.json`` and, as TRM's build writes it for its ARC evaluator
+(``evaluators/arc.py``), ``OUT/test_puzzles.json``: ``{task id: {"train": [...], "test":
+[{"input": grid, "output": grid}, ...]}}``, the original (unaugmented) evaluation tasks whose
+test pairs are in this build's test split. Tokens are :mod:`tracegym.envs.arc.tokens`: colour
+``c`` -> ``c + 2``, ``1`` marks the end of the grid (the column right of it and the row below
+it), ``0`` pad, on a 30x30 canvas.
 
-Which pairs go where, as in TRM's ``build_arc_dataset.py`` for ``--set arc-agi-1`` (or 2):
+Which pairs go where, as in TRM's ``build_arc_dataset.py`` for ``--set arc-agi-1`` (or 2) with
+its published ``--subsets training evaluation concept``:
 
-* train: for every task of the set's *training* and *evaluation* subsets, its demonstration
-  pairs; for training-subset tasks, also their test pairs.
+* train: for every task of the set's *training* and *evaluation* subsets and of ConceptARC
+  (160 tasks, :data:`tracegym.envs.arc.data.CONCEPTARC`; ``concept=False``, ``--no-concept``,
+  leaves it out), its demonstration pairs; for training-subset and ConceptARC tasks, also their
+  test pairs (TRM sends every subset but the test set's whole to train).
 * test: the test pairs of the evaluation-subset tasks (the pairs scored on ARC).
 
-No test output appears in train: a train example whose label grid equals the label grid of any
-test example of the whole build, any shard, is dropped. ARC-AGI-1 needs this: 13 of its 419
-evaluation test outputs also occur as outputs of other tasks (small, common grids).
+No test pair appears in train: a train example whose (input, label) pair equals a test example
+of the whole build (an evaluation test pair under one of its task's copies, any shard) is
+dropped. Only the pair counts: ARC-AGI-1 repeats
+small outputs across tasks (13 of its 419 evaluation test outputs are outputs of other tasks),
+and an example with the same output but another input is no leak (TRM drops nothing).
 
 Procedural sets (``--set procedural/<family>``, or ``procedural`` for all families in turn,
 :mod:`tracegym.envs.arc.generator`): ``--train N`` generated tasks play the training subset and
 ``--test M`` more (from a separate seed stream) the evaluation subset, with the same pair
-assignment. Their outputs repeat by design (a count bar is one of few grids), so there a train
-example is dropped when its (input, label) pair equals a test pair, not its label alone.
+assignment and the same filter.
 
 Every task gets up to ``--augment K`` augmented copies (a dihedral symmetry and a colour
 permutation keeping black, :mod:`tracegym.envs.arc.augment`), drawn from a stream seeded by
@@ -28,7 +35,8 @@ permutation keeping black, :mod:`tracegym.envs.arc.augment`), drawn from a strea
 drawing stops after ``5 K`` draws, so a very symmetric task can get fewer copies. Each copy is one
 *puzzle* with its own identifier, named like TRM's ``<task>|||t<k>|||<permutation>`` (the original
 keeps the bare task id), in both splits; a task and its copies form one *group*. Identifiers count
-from 1 (0 is the blank), tasks in order (training subset first, each subset sorted by id), copies
+from 1 (0 is the blank), tasks in order (training, evaluation, then ConceptARC, each subset
+sorted by id; TRM's order of ``--subsets``), copies
 in order within a task, so every shard agrees on them. ``--shard i/n`` builds the i-th contiguous
 slice of the tasks.
 
@@ -44,6 +52,7 @@ Large builds (``--augment 1000``: about 3.5 million examples, 6 GB of tokens) st
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -58,11 +67,12 @@ from tracegym.envs.arc.augment import (  # noqa: F401 - SEPARATOR: its old home
     augmentation_name,
     distinct_copies,
 )
-from tracegym.envs.arc.data import ArcTask, load_tasks
+from tracegym.envs.arc.data import CONCEPTARC, ArcTask, load_tasks, task_to_json
 from tracegym.envs.arc.tokens import COLOUR_OFFSET, SEQ_LEN, SIDE, VOCAB_SIZE, encode
 from tracegym.envs.arc.tokens import translate as translate_tokens
 from tracegym.errors import TracegymError
 from tracegym.grid import dihedral
+from tracegym.io import atomic_write_text
 
 from .common import (
     TEST_STREAM,
@@ -79,6 +89,9 @@ from .writer import BLANK_IDENTIFIER, RowSpill, SplitData, check_output_dir, wri
 SETS = ("arc-agi-1", "arc-agi-2")
 PROCEDURAL = "procedural"
 DEFAULT_PROCEDURAL_TASKS = (400, 400)  # train, test: the sizes of ARC-AGI-1's subsets
+# subsets whose test pairs go to the test split; every other subset's go to train (as in TRM)
+TEST_SUBSET = "evaluation"
+TEST_PUZZLES = "test_puzzles.json"  # the file TRM's ARC evaluator opens
 
 
 class _Split:
@@ -180,22 +193,35 @@ def procedural_tasks(arc_set: str, seed: int, train: int, test: int) -> list[tup
 
 
 def _pair_key(tokens: np.ndarray) -> bytes:
+    """An (input, label) example, ``(2, 900)`` tokens at the canvas origin, as a set key."""
     return tokens.tobytes()
 
 
-def _label_key(tokens: np.ndarray) -> bytes:
-    return tokens[1].tobytes()
+def write_test_puzzles(out: Path, tasks: list[ArcTask]) -> Path:
+    """``out/test_puzzles.json`` as TRM's build writes it: each task's official JSON (demos and
+    test pairs with their outputs) keyed by task id; TRM's evaluator scores every test pair of
+    every task in it, with its grids unaugmented."""
+    hidden = [t.task_id for t in tasks if any(y is None for _, y in t.test)]
+    if hidden:
+        raise TracegymError(f"{TEST_PUZZLES}: evaluation tasks {hidden[:5]} have hidden test "
+                            "outputs, so nothing could score them")
+    path = out / TEST_PUZZLES
+    # compact (TRM's evaluator needs no indent): 1.6 MB for ARC-AGI-1's 400 tasks
+    atomic_write_text(path, json.dumps({t.task_id: task_to_json(t) for t in tasks},
+                                       sort_keys=True, separators=(",", ":")))
+    return path
 
 
 def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed: int = 0,
                       shard: tuple[int, int] = (0, 1), translate: bool = True,
-                      tasks: tuple[int, int] | None = None, overwrite: bool = False,
-                      progress: bool = True) -> dict:
+                      tasks: tuple[int, int] | None = None, concept: bool | None = None,
+                      overwrite: bool = False, progress: bool = True) -> dict:
     """Build the ARC dataset of ``arc_set`` into ``out`` (see the module docstring).
 
     ``arc_set`` is ``"arc-agi-1"``, ``"arc-agi-2"``, ``"procedural"`` or
     ``"procedural/<family>"``; ``tasks`` = (train, test) counts, for procedural sets only
-    (default 400, 400).
+    (default 400, 400); ``concept``: add ConceptARC to train, for ARC-AGI sets only (default
+    True, as TRM and HRM train).
     """
     procedural = arc_set == PROCEDURAL or arc_set.startswith(PROCEDURAL + "/")
     if not procedural and arc_set not in SETS:
@@ -214,20 +240,28 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
 
             with user_options():  # an unknown name fails here, listing the valid ones
                 get_family(family)
+        if concept is not None:
+            raise TracegymError(f"concept: only ARC-AGI sets take ConceptARC, got "
+                                f"concept={concept!r} for {arc_set!r}")
     elif tasks is not None:
         raise TracegymError(f"tasks: only procedural sets take task counts, got {tasks!r} for "
                             f"{arc_set!r}")
+    elif concept is None:
+        concept = True
+    elif not isinstance(concept, bool):
+        raise TracegymError(f"concept: expected True or False, got {concept!r}")
     out = check_output_dir(out, overwrite=overwrite)
     if procedural:
         tasks = procedural_tasks(arc_set, seed, train_tasks, test_tasks)
-        key = _pair_key  # see the module docstring: generated outputs repeat by design
+        subsets = ["training", TEST_SUBSET]
     else:
-        tasks = [(t, "training") for t in load_tasks(f"{arc_set}/training")]
-        tasks += [(t, "evaluation") for t in load_tasks(f"{arc_set}/evaluation")]
-        key = _label_key
+        subsets = ["training", TEST_SUBSET, *([CONCEPTARC] if concept else [])]
+        # appended in this order, so adding ConceptARC moves no ARC-AGI identifier or stream
+        tasks = [(t, subset) for subset in subsets
+                 for t in load_tasks(f"{arc_set}/{subset}" if subset != CONCEPTARC else subset)]
     lo, hi = shard_slice(len(tasks), shard)
 
-    # every shard draws every task's copies: identifiers and the forbidden labels depend on them
+    # every shard draws every task's copies: identifiers and the forbidden pairs depend on them
     names, first_id, copies, forbidden = [BLANK_IDENTIFIER], [], [], set()
     for g, (task, subset) in enumerate(tqdm(tasks, desc="arc augmentations", unit="task",
                                             disable=not progress, delay=1.0, leave=False)):
@@ -235,23 +269,23 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
         copies.append(augs)
         first_id.append(len(names))
         names.extend(augmentation_name(task.task_id, a) for a in augs)
-        if subset == "evaluation":  # every copy of every test label: train may hold none
+        if subset == TEST_SUBSET:  # every copy of every test pair: train may hold none
             tokens, _ = _TaskTokens(ArcTask(task.task_id, (), task.test)).copies(augs)
-            forbidden.update(key(pair) for pair in tokens.reshape(-1, 2, SEQ_LEN))
+            forbidden.update(_pair_key(pair) for pair in tokens.reshape(-1, 2, SEQ_LEN))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     spill_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.spill-", dir=out.parent))
     try:
         train, test = _Split(spill_dir, "train"), _Split(spill_dir, "test")
-        dropped = 0
+        dropped, test_tasks = 0, []
         for g in tqdm(range(lo, hi), desc="arc tasks", unit="task", disable=not progress,
                       delay=1.0, leave=False):
             task, subset = tasks[g]
             tokens, spans = _TaskTokens(task).copies(copies[g])  # (C, P, 2, 900), (C, P, 2)
             demos = len(task.train)
             task_names = names[first_id[g]:first_id[g] + len(copies[g])]
-            to_train = demos + (len(task.test) if subset == "training" else 0)
-            keep = np.array([[key(pair) not in forbidden for pair in copy[:to_train]]
+            to_train = demos + (len(task.test) if subset != TEST_SUBSET else 0)
+            keep = np.array([[_pair_key(pair) not in forbidden for pair in copy[:to_train]]
                              for copy in tokens], dtype=bool).reshape(len(tokens), to_train)
             dropped += int((~keep).sum())
             copy_of, pair = np.nonzero(keep)  # row-major: sorted by copy
@@ -262,7 +296,8 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
                                      offsets[:, None, 1])
             train.add_task(task.task_id, task_names, first_id[g], moved, copy_of, pair, demos,
                            offsets)
-            if subset == "evaluation":
+            if subset == TEST_SUBSET:
+                test_tasks.append(task)
                 copy_of, pair = np.nonzero(np.ones((len(tokens), len(task.test)), bool))
                 pair += demos
                 test.add_task(task.task_id, task_names, first_id[g], tokens[copy_of, pair],
@@ -273,9 +308,13 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
                                          num_puzzle_identifiers=len(names))
                     for name, split in splits.items()}
         write_dataset(out, splits, metadata, names, overwrite=overwrite, progress=progress)
+        # after the atomic directory: write_dataset takes the TRM arrays only
+        write_test_puzzles(out, test_tasks)
     finally:
         shutil.rmtree(spill_dir, ignore_errors=True)
+    counts = {s: sum(subset == s for _, subset in tasks[lo:hi]) for s in subsets}
     return {"out": str(out), "set": arc_set, "augment": augment, "seed": seed,
-            "shard": list(shard), "tasks": hi - lo, "puzzles": len(names) - 1,
+            "shard": list(shard), "subsets": counts, "concept": bool(concept),
+            "tasks": hi - lo, "puzzles": len(names) - 1,
             "train_examples": splits["train"].num_examples,
             "test_examples": splits["test"].num_examples, "dropped_train_examples": dropped}

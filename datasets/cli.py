@@ -154,6 +154,9 @@ def add_arc_arguments(parser: argparse.ArgumentParser) -> None:
     add_shard_argument(parser, "the tasks")
     parser.add_argument("--no-translate", action="store_true",
                         help="keep train grids at the top-left corner (no TRM translation)")
+    parser.add_argument("--no-concept", action="store_true",
+                        help="ARC-AGI sets: leave ConceptARC (160 tasks, added to train as TRM "
+                             "and HRM train) out")
     add_progress_argument(parser)
     _full_description(parser, "arc")
 
@@ -166,13 +169,13 @@ def arc_main(args: argparse.Namespace) -> int:
         else None
     s = build_arc_dataset(args.out, arc_set=args.arc_set, augment=args.augment, seed=args.seed,
                           tasks=tasks, shard=args.shard, translate=not args.no_translate,
+                          concept=False if args.no_concept else None,
                           overwrite=args.overwrite, progress=not args.no_progress)
     i, n = s["shard"]
     print(f"wrote {s['out']}: {s['tasks']} {s['set']} tasks ({s['puzzles']} puzzles with the "
           f"copies of all shards), train {s['train_examples']} examples, test "
           f"{s['test_examples']} (seed {s['seed']}, shard {i}/{n}, "
-          f"{s['dropped_train_examples']} train examples dropped: their output is a test "
-          f"output)")
+          f"{s['dropped_train_examples']} train examples dropped: their pair is a test pair)")
     return 0
 
 

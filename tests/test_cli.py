@@ -49,6 +49,14 @@ def test_solve__file_reports_each_line(tmp_path, top95_lines, capsys):
     (["solve", "." * 81], "tracegym: error: puzzle: multiple solutions"),
     (["solve", ".2341" + "." * 11], "tracegym: error: puzzle: no solution"),
     (["generate", "--count", "-1"], "tracegym: error: count must be >= 0, got -1"),
+    (["generate", "maze", "--count", "-1"], "tracegym: error: count must be >= 0, got -1"),
+    # checked before the checkpoint is read
+    (["trace-model", "eval", "--checkpoint", "none", "--episodes", "0"],
+     "tracegym: error: episodes must be >= 1, got 0"),
+    (["trace-model", "eval", "--checkpoint", "none", "--rollout-episodes", "-1"],
+     "tracegym: error: rollout_episodes must be >= 0, got -1"),
+    (["trace-model", "predict", "--checkpoint", "none", "--source", __file__, "--entry", "f",
+      "--max-frames", "0"], "tracegym: error: max_frames must be >= 1, got 0"),
 ])
 def test_cli__bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2

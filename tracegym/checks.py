@@ -17,7 +17,6 @@ tracegym.errors.TracegymError: train must be >= 1, got 0
 
 from __future__ import annotations
 
-import difflib
 import numbers
 from collections.abc import Iterable, Sequence
 
@@ -78,6 +77,8 @@ def unknown_names_message(unknown: Iterable[str], valid: Sequence[str], noun: st
     ``kind`` qualifies the noun ("config" key) and ``context`` follows the names (" for
     reasoner 'trm'").
     """
+    import difflib  # only on an error: the tracer (and its sandbox child) import this module
+
     unknown, valid = sorted(unknown), list(valid)
     hints = [f"{name!r}: did you mean {close[0]!r}?" for name in unknown
              if (close := difflib.get_close_matches(name, valid, n=1))]

@@ -11,6 +11,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from tracegym.checks import check_positive_int
 from tracegym.errors import ActionError
 
 
@@ -47,9 +48,7 @@ class NativeVectorEnv(VectorEnv):
     info_flags: dict[str, type] = {}
 
     def _setup(self, num_envs, single_observation_space, single_action_space) -> None:
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-        self.num_envs = int(num_envs)
+        self.num_envs = check_positive_int("num_envs", num_envs)
         self.single_observation_space = single_observation_space
         self.single_action_space = single_action_space
         self.observation_space = batch_space(single_observation_space, self.num_envs)

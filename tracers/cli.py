@@ -40,12 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_options(args: argparse.Namespace) -> None:
+    from tracegym.checks import check_positive_int
     from tracegym.errors import TracegymError
 
     for name in ("max_events", "max_repr"):
-        if getattr(args, name) < 1:  # 0 events would print an empty trace and look fine
-            raise TracegymError(f"--{name.replace('_', '-')} must be >= 1, got "
-                                f"{getattr(args, name)}")
+        # 0 events would print an empty trace and look fine
+        check_positive_int(f"--{name.replace('_', '-')}", getattr(args, name))
     if not math.isfinite(args.timeout) or args.timeout <= 0:
         raise TracegymError(f"--timeout must be a number of seconds > 0, got {args.timeout}")
 

@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tracegym.checks import check_int
+
 TRUNCATED = "...<truncated>"
 _TRACERS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _CALL, _LINE, _RETURN, _EXCEPTION = 0, 1, 2, 3  # a raw event's kind (its first item)
@@ -71,12 +73,10 @@ class TraceOptions:
             raise ValueError(f"context must be 'file' or 'function', got {self.context!r}")
         if self.backend not in ("auto", "python", "c"):
             raise ValueError(f"backend must be 'auto', 'python' or 'c', got {self.backend!r}")
+        # stored as plain ints: the options travel to the sandbox as JSON
         for name in ("max_depth", "max_events"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 0):
-                raise ValueError(f"{name} must be None or an int >= 0, got {v!r}")
-        if not isinstance(self.max_repr, int) or self.max_repr < 1:
-            raise ValueError(f"max_repr must be an int >= 1, got {self.max_repr!r}")
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 0, optional=True))
+        object.__setattr__(self, "max_repr", check_int("max_repr", self.max_repr, 1))
         if isinstance(self.files, str):
             raise ValueError(f"files must be a tuple of paths, got the string {self.files!r}")
 

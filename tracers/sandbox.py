@@ -71,6 +71,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracegym.checks import check_int
 from tracegym.errors import (
     ArgumentSerialisationError,
     EntryPointError,
@@ -121,11 +122,15 @@ class Limits:
         minimum = {"address_space_bytes": 256 * _MiB, "open_files": 16}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            kind, types = ("a number", (int, float)) if f.name == "wall_time_s" else ("an int", int)
-            if isinstance(value, bool) or not isinstance(value, types):
-                raise ValueError(f"Limits.{f.name} must be {kind}, got {value!r}")
-            if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"Limits.{f.name} must be > 0, got {value!r}")
+            if f.name == "wall_time_s":
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"Limits.{f.name} must be a number, got {value!r}")
+                if not math.isfinite(value) or value <= 0:
+                    raise ValueError(f"Limits.{f.name} must be > 0, got {value!r}")
+                continue
+            # a plain int: the limits go to the child as JSON
+            value = check_int(f"Limits.{f.name}", value, 1)
+            object.__setattr__(self, f.name, value)
             if value < minimum.get(f.name, 0):
                 raise ValueError(f"Limits.{f.name} must be >= {minimum[f.name]} (Python needs "
                                  f"it to start), got {value!r}")

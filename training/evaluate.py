@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from tracegym.checks import check_positive_int
 from tracegym.errors import TracegymError
 
 from .tasks import agent_io, task_of_env
@@ -116,8 +117,7 @@ def evaluate_in_env(policy, env_id: str, *, episodes: int = 100, seed: int = 0,
     if mode not in io.MODES:
         raise TracegymError(f"mode: {env_id} is evaluated in {' or '.join(io.MODES)} mode, "
                             f"got {mode!r}")
-    if not isinstance(episodes, int) or episodes < 1:
-        raise TracegymError(f"episodes must be a positive int, got {episodes!r}")
+    episodes = check_positive_int("episodes", episodes)
     options = dict(env_options or {})
     if "mode" in options:  # the evaluation decides how answers reach the env
         raise TracegymError(f"env option mode={options['mode']!r}: the mode is not an env option; "

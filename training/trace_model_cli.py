@@ -23,6 +23,7 @@ import re
 import sys
 from pathlib import Path
 
+from tracegym.checks import check_int, check_positive_int
 from tracegym.errors import SandboxError, TracegymError
 
 
@@ -97,10 +98,8 @@ def evaluate(args: argparse.Namespace) -> int:
     from tracegym.training.evaluate_traces import evaluate_exectrace
 
     for name in ("episodes", "max_frames"):
-        if getattr(args, name) < 1:
-            raise TracegymError(f"{name} must be >= 1, got {getattr(args, name)}")
-    if args.rollout_episodes is not None and args.rollout_episodes < 0:
-        raise TracegymError(f"rollout_episodes must be >= 0, got {args.rollout_episodes}")
+        check_positive_int(name, getattr(args, name))
+    check_int("rollout_episodes", args.rollout_episodes, 0, optional=True)
     programs = "generated"
     if args.traces:
         from tracegym.datasets.traces import split_programs
@@ -127,8 +126,7 @@ def main(args: argparse.Namespace) -> int:
     path = Path(args.source)
     if not path.is_file():
         raise FileNotFoundError(f"source: no such file {args.source!r}")
-    if args.max_frames < 1:
-        raise TracegymError(f"max_frames must be >= 1, got {args.max_frames}")
+    check_positive_int("max_frames", args.max_frames)
     source = path.read_text(encoding="utf-8")
     call = parse_arguments(args.args, field_name="args")
     model = load_trace_model(args.checkpoint)

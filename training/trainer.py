@@ -45,8 +45,10 @@ flags the ranks agreed on, as the loop needs them to go on. A reasoner's own rea
 DDP. ``supervision_steps`` is not ``forward``, so ``DistributedDataParallel``'s hooks would not
 see it: after each backward, :meth:`.distributed.Distributed.sync_step` averages the gradients
 in bucketed all-reduces (as DDP's reducer does) that also carry the flags the ranks agree on (a
-rank whose batch halted early contributes zero gradients until all have halted). Between
-batches one more all-reduce agrees on a signal and on ``time_budget_s``.
+rank whose batch halted early contributes zero gradients until all have halted). The puzzle
+tables are buffers, outside those buckets: :class:`~.optim.SparseSignSGD` all-gathers every
+rank's rows and their gradients and sums them per row, as TRM does. Between batches one more
+all-reduce agrees on a signal and on ``time_budget_s``.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ from tracegym.errors import TracegymError
 from .checkpoint import Checkpoint, save_checkpoint
 from .config import TrainConfig, config_differences
 from .distributed import Distributed
-from .optim import EMA, build_optimizer, lr_factor
+from .optim import EMA, build_optimizer, build_sparse_optimizer, lr_factor
 from .prepare import (
     SPEC_FIELDS,
     check_dataset_task,
@@ -158,8 +160,12 @@ class Trainer:
         seed_everything(cfg.seed + self.dist.rank)
         self.params = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.policy, name=cfg.optimizer, lr=cfg.lr,
-                                         lr_embed=cfg.lr_embed, weight_decay=cfg.weight_decay,
-                                         betas=cfg.betas)
+                                         weight_decay=cfg.weight_decay, betas=cfg.betas)
+        # the per-puzzle tables: sign-SGD on the rows each step used (None without tables); it
+        # has no state a checkpoint needs (its lr comes from the schedule every step)
+        self.sparse_optimizer = build_sparse_optimizer(
+            self.policy, lr=cfg.puzzle_emb_lr, weight_decay=cfg.puzzle_emb_weight_decay,
+            world_size=self.dist.world)
         self.ema = EMA(self.policy, cfg.ema) if cfg.ema > 0 else None
         self.step = 0  # optimizer steps done
         self.batches = 0  # batches consumed (the data position)
@@ -466,6 +472,12 @@ class Trainer:
             return {**result, "signal": signal.Signals(self.signal).name if self.signal else None}
         return {**result, **self._eval_and_log()}
 
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        """The network's optimizer, then the puzzle tables' sign-SGD when the policy has one."""
+        if self.sparse_optimizer is None:
+            return [self.optimizer]
+        return [self.optimizer, self.sparse_optimizer]
+
     def _train_batch(self, bar) -> bool:
         """The supervision steps of one batch, one optimizer step each, until the batch halts or
         a step limit or a signal says stop. Returns whether a signal stopped it (on every rank
@@ -492,13 +504,15 @@ class Trainer:
                     break
                 factor = lr_factor(self.step, warmup_steps=cfg.warmup_steps,
                                    total_steps=self.total_steps, min_ratio=cfg.min_lr_ratio)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = group["peak_lr"] * factor
+                for optimizer in self._optimizers():
+                    for group in optimizer.param_groups:
+                        group["lr"] = group["peak_lr"] * factor
                 norm = torch.nn.utils.clip_grad_norm_(
                     self.params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
                 self._keep(out, loss, norm)
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
+                for optimizer in self._optimizers():  # the sparse one all-gathers its rows
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
                 if self.ema is not None:
                     self.ema.update(self.policy)
                 self.step += 1

@@ -7,6 +7,7 @@ from torch import nn
 
 from .cache import Cache
 from .layers import RMSNorm, SwiGLU
+from .mlp_mixer import TokenMixer
 
 NORMS = ("pre", "post")
 
@@ -16,12 +17,23 @@ class Block(nn.Module):
 
     ``norm="post"`` (TRM): ``x = n1(x + mixer(x)); x = n2(x + mlp(x))``.
     ``norm="pre"``: ``x = x + mixer(n1(x)); x = x + mlp(n2(x))``.
+
+    After the MLP token mixer (mlp_mixer) the post-norm ``n1`` normalises over the sequence axis,
+    not the channels: TRM's mlp_t block works on the transposed states (B, D, T) and its
+    ``rms_norm(h + mlp_t(h))`` takes the last axis of those, T. Its gain (``norm_gain``) is then
+    one per position, shape (T,). ``norm_gain=False`` drops the gains of the block norms (and of
+    the pre-norm stack's final norm) as TRM's ``rms_norm``; norms inside mixers keep theirs.
     """
 
-    def __init__(self, mixer: nn.Module, dim: int, norm: str, expansion: float, multiple_of: int):
+    def __init__(self, mixer: nn.Module, dim: int, norm: str, expansion: float, multiple_of: int,
+                 norm_gain: bool = True):
         super().__init__()
         self.mixer, self.pre = mixer, norm == "pre"
-        self.norm1, self.norm2 = RMSNorm(dim), RMSNorm(dim)
+        if isinstance(mixer, TokenMixer) and not self.pre:
+            self.norm1 = RMSNorm(mixer.seq_len, gain=norm_gain, axis=-2)
+        else:
+            self.norm1 = RMSNorm(dim, gain=norm_gain)
+        self.norm2 = RMSNorm(dim, gain=norm_gain)
         self.mlp = SwiGLU(dim, expansion, multiple_of)
 
     def forward(self, x: torch.Tensor, cache=None) -> torch.Tensor:
@@ -50,11 +62,13 @@ class Backbone(nn.Module):
         norm: str,
         expansion: float,
         multiple_of: int,
+        norm_gain: bool = True,
     ):
         super().__init__()
         self.dim, self.seq_len, self.causal, self.norm = dim, seq_len, causal, norm
-        self.blocks = nn.ModuleList(Block(m, dim, norm, expansion, multiple_of) for m in mixers)
-        self.final_norm = RMSNorm(dim) if norm == "pre" else None
+        self.blocks = nn.ModuleList(Block(m, dim, norm, expansion, multiple_of, norm_gain)
+                                    for m in mixers)
+        self.final_norm = RMSNorm(dim, gain=norm_gain) if norm == "pre" else None
 
     def init_cache(self) -> Cache:
         if not self.causal:

@@ -53,6 +53,7 @@ BACKBONES = {
     "gdn_h1": "GS",
 }
 RECIPES = ("qwen3_next", "kimi_linear", "gdn_h1")  # published hybrids, run whole by benchmarks
+INITS = ("torch", "lecun_normal")  # weight init of the backbone's linear layers
 
 
 class BackboneConfigError(TracegymError):
@@ -132,6 +133,13 @@ class BackboneConfig:
     for ``kimi_linear``, as in Kimi Linear's MLA layers"""
     mla_gate: bool = False
     """sigmoid output gate in the MLA layers"""
+    norm_gain: bool = True
+    """a learnable gain in the blocks' RMSNorms (and the pre-norm final norm); False as TRM's and
+    HRM's ``rms_norm``, which has none (norms inside mixers, e.g. QK-norm, keep theirs)"""
+    init: str = "torch"
+    """weight init of every ``nn.Linear`` in the backbone, one of ``INITS``: "torch" (PyTorch's
+    default, std 1/sqrt(3 fan_in)) or "lecun_normal" (TRM's and HRM's: std 1/sqrt(fan_in), a
+    normal cut at 2 of its own std, about 2.27/sqrt(fan_in), biases 0)"""
 
     def __post_init__(self):
         self._validate()
@@ -175,7 +183,7 @@ class BackboneConfig:
                       "chunk_size", "window"):
             check_positive_int(field, getattr(self, field), error=BackboneConfigError)
         check_positive_int("latent_dim", self.latent_dim, optional=True, error=BackboneConfigError)
-        for field in ("causal", "qk_norm", "mla_gate"):
+        for field in ("causal", "qk_norm", "mla_gate", "norm_gain"):
             if not isinstance(getattr(self, field), bool):
                 fail(field, "True or False")
         if self.rope is not None and not isinstance(self.rope, bool):
@@ -191,6 +199,8 @@ class BackboneConfig:
             fail("norm", f"one of {NORMS}")
         if self.impl not in IMPLS:
             fail("impl", f"one of {IMPLS}")
+        if self.init not in INITS:
+            fail("init", f"one of {INITS}")
         if self.pattern is not None and self.name != "hybrid":
             raise BackboneConfigError(
                 f"pattern is for the hybrid backbone only, got pattern={self.pattern!r} for "
@@ -219,5 +229,5 @@ class BackboneConfig:
 # config passes through to the backbone.
 BACKBONE_DEFAULTS = {f.name: f.default for f in fields(BackboneConfig) if f.kw_only}
 
-__all__ = ["BACKBONES", "BACKBONE_DEFAULTS", "MIXERS", "RECIPES", "BackboneConfig",
+__all__ = ["BACKBONES", "BACKBONE_DEFAULTS", "INITS", "MIXERS", "RECIPES", "BackboneConfig",
            "BackboneConfigError", "UnknownOptionError", "layer_kinds", "min_depth_for_pattern"]

@@ -25,6 +25,7 @@ from .config import (
 from .gated_attention import GatedAttention
 from .gated_deltanet import GatedDeltaNet
 from .kda import KimiDeltaAttention
+from .layers import lecun_normal_
 from .mla import MultiHeadLatentAttention
 from .mlp_mixer import TokenMixer
 from .sliding_window import SlidingWindowAttention
@@ -89,9 +90,15 @@ def build_from_config(config: BackboneConfig) -> Backbone:
 
 
 def assemble(config: BackboneConfig) -> Backbone:
-    """Build the stack of blocks, one mixer per letter of ``config.layers``; no warning."""
+    """Build the stack of blocks, one mixer per letter of ``config.layers``, and initialise it as
+    ``config.init`` says; no warning."""
     c = config
     mixers = [make_mixer(kind, c) for kind in c.layers]
-    net = Backbone(mixers, c.dim, c.seq_len, c.causal, c.norm, c.expansion, c.multiple_of)
+    net = Backbone(mixers, c.dim, c.seq_len, c.causal, c.norm, c.expansion, c.multiple_of,
+                   norm_gain=c.norm_gain)
+    if c.init == "lecun_normal":
+        for module in net.modules():
+            if isinstance(module, nn.Linear):
+                lecun_normal_(module)
     net.config = c  # what it was built from (a frozen BackboneConfig)
     return net

@@ -1,10 +1,13 @@
-"""Shared building blocks: RMSNorm, SwiGLU, rotary position embeddings.
+"""Shared building blocks: RMSNorm, SwiGLU, rotary position embeddings, TRM's weight init.
 
-Follows TRM's ``models/layers.py`` in the numbers (SwiGLU hidden size rounded up to a multiple of
-256, rotary with base 10000 and the "rotate half" layout) but not in the code.
+Follows TRM's ``models/layers.py`` and ``models/common.py`` in the numbers (SwiGLU hidden size
+rounded up to a multiple of 256, rotary with base 10000 and the "rotate half" layout, RMSNorm with
+or without a gain, truncated LeCun-normal init) but not in the code.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -25,26 +28,75 @@ def swiglu_hidden(dim: int, expansion: float, multiple_of: int) -> int:
     return find_multiple(round(expansion * dim * 2 / 3), multiple_of)
 
 
+# Truncation of the LeCun-normal init, in standard deviations of the normal before truncation
+# (TRM's trunc_normal_init_, as JAX/Flax's default initialiser).
+TRUNC_BOUND = 2.0
+
+
+def _truncated_std_factor(bound: float = TRUNC_BOUND) -> float:
+    """sigma / std of a normal of std sigma truncated to [-bound sigma, bound sigma]: the factor
+    TRM's ``trunc_normal_init_`` multiplies by so the truncated values have the requested std
+    (1.1369 at bound 2; truncation alone would leave 0.880 of it)."""
+    z = math.erf(bound / math.sqrt(2))  # mass inside the bounds
+    pdf = math.exp(-0.5 * bound**2) / math.sqrt(2 * math.pi)
+    return 1 / math.sqrt(1 - 2 * bound * pdf / z)
+
+
+TRUNC_STD_FACTOR = _truncated_std_factor()
+
+
+def trunc_normal_std_(tensor: torch.Tensor, std: float) -> torch.Tensor:
+    """Fill ``tensor`` in place with a truncated normal whose std is ``std`` (TRM / JAX).
+
+    The underlying normal has std ``std * TRUNC_STD_FACTOR`` and is cut at ``TRUNC_BOUND`` of its
+    own std (so no value exceeds ``2 * 1.1369 * std``). PyTorch's ``trunc_normal_`` takes its
+    bounds in absolute units and does not correct the std; this passes it both.
+    """
+    sigma = std * TRUNC_STD_FACTOR
+    with torch.no_grad():
+        if std == 0:
+            return tensor.zero_()
+        return nn.init.trunc_normal_(tensor, 0.0, sigma, -TRUNC_BOUND * sigma,
+                                     TRUNC_BOUND * sigma)
+
+
+def lecun_normal_(linear: nn.Linear) -> nn.Linear:
+    """TRM's ``CastedLinear`` init: weight truncated LeCun normal (std 1/sqrt(fan_in)), bias 0."""
+    trunc_normal_std_(linear.weight, 1 / math.sqrt(linear.in_features))
+    if linear.bias is not None:
+        nn.init.zeros_(linear.bias)
+    return linear
+
+
 class RMSNorm(nn.Module):
-    """RMSNorm over the last axis with a learnable scale (initialised to ones).
+    """RMSNorm over one axis, with or without a learnable scale (initialised to ones).
 
     Args:
         dim (int): size of the normalised axis.
         eps (float, default 1e-5): added to the mean square.
-    Parameters: ``dim``.
+        gain (bool, default True): a learnable per-element scale; TRM's ``rms_norm`` has none.
+        axis (int, default -1): the normalised axis, -1 (channels of (B, T, D)) or -2 (the
+            sequence of (B, T, D), as TRM's mlp_t post-norm on its transposed states).
+    Parameters: ``dim`` with a gain, else none.
     """
 
-    def __init__(self, dim: int, eps: float = 1e-5):
+    def __init__(self, dim: int, eps: float = 1e-5, gain: bool = True, axis: int = -1):
         super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
+        if axis not in (-1, -2):
+            raise ValueError(f"RMSNorm axis must be -1 or -2, got axis={axis}")
+        self.eps, self.axis = eps, axis
+        self.weight = nn.Parameter(torch.ones(dim)) if gain else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The statistic is taken in float32 so bf16 activations do not underflow; the output keeps
         # the input dtype.
         xf = x.float()
-        xf = xf * torch.rsqrt(xf.square().mean(-1, keepdim=True) + self.eps)
-        return xf.to(x.dtype) * self.weight.to(x.dtype)
+        xf = xf * torch.rsqrt(xf.square().mean(self.axis, keepdim=True) + self.eps)
+        y = xf.to(x.dtype)
+        if self.weight is None:
+            return y
+        w = self.weight.to(x.dtype)
+        return y * (w if self.axis == -1 else w[:, None])
 
 
 class SwiGLU(nn.Module):

@@ -4,6 +4,8 @@ The SwiGLU acts on each channel's length-T column, so the module is tied to the 
 was built for. It is bidirectional only: a SwiGLU whose hidden units each read the whole sequence
 cannot be made causal by masking one matrix, so ``causal=True`` raises instead of silently
 leaking the future (use ``transformer`` or ``gated_deltanet`` for causal models).
+
+As in TRM's block, the post-norm after this mixer normalises over the sequence axis (blocks.py).
 """
 
 from __future__ import annotations

@@ -91,13 +91,17 @@ REASONERS = Registry({
 # hidden size (for Sudoku and maze there is one identifier, so it is a learned prefix).
 # Sudoku uses the attention-free mlp_t (our mlp_mixer) with T=3, n=6; maze and ARC attention
 # with T=3, n=4.
+# Both papers' layers (TRM's models/layers.py, from HRM's) have a weightless rms_norm and a
+# truncated LeCun-normal init: norm_gain=False, init="lecun_normal".
+_PAPER_LAYERS = dict(norm_gain=False, init="lecun_normal")
 _TRM = dict(reasoner="trm", dim=512, depth=2, heads=8, norm="post", expansion=4.0,
-            loss="stablemax", N_sup=16, halt_exploration_prob=0.1, puzzle_emb_len=16)
+            loss="stablemax", N_sup=16, halt_exploration_prob=0.1, puzzle_emb_len=16,
+            **_PAPER_LAYERS)
 # HRM (config/arch/hrm_v1.yaml): 4 + 4 transformer layers, hidden 512, 8 heads, H_cycles 2,
 # L_cycles 2, 16 ACT segments, one puzzle-embedding token of hidden size.
 _HRM = dict(reasoner="hrm", backbone="transformer", dim=512, heads=8, norm="post",
             expansion=4.0, loss="stablemax", H_cycles=2, L_cycles=2, H_layers=4, L_layers=4,
-            halt_max_steps=16, halt_exploration_prob=0.1, puzzle_emb_len=1)
+            halt_max_steps=16, halt_exploration_prob=0.1, puzzle_emb_len=1, **_PAPER_LAYERS)
 # "task" names the env task (and size: sudoku4); the agents cannot turn it into a TaskSpec, the
 # training layer does: build_policy(**{**cfg, "task": training.tasks.task_spec(cfg["task"])}).
 NAMED_CONFIGS: dict[str, dict] = {

@@ -20,6 +20,7 @@ from torch import nn
 from ..backbones import BACKBONES, build_backbone, layer_kinds
 from ..backbones.config import BackboneConfigError
 from .config import LOSSES, ReasonerConfig, ReasonerConfigError
+from .puzzle_embedding import SparsePuzzleEmbedding
 from .tasks import TaskSpec
 
 # ----------------------------------------------------------------------------- losses
@@ -126,9 +127,10 @@ class InputEmbedding(nn.Module):
     """Token embedding, optionally preceded by ``puzzle_emb_len`` learned per-identifier tokens.
 
     ``(B, T) tokens, (B,) identifiers -> (B, P + T, D)`` with ``P = puzzle_emb_len``. As TRM:
-    token vectors are scaled by sqrt(D) (init std 1/sqrt(D), so unit scale); the puzzle table is
-    zero-initialised and its ``puzzle_emb_dim`` values are zero-padded to ``P * D`` and cut into
-    ``P`` tokens.
+    token vectors are scaled by sqrt(D) (init std 1/sqrt(D), so unit scale); the puzzle table
+    (a :class:`~.puzzle_embedding.SparsePuzzleEmbedding`, trained by sign-SGD on the rows a batch
+    uses) is zero-initialised, its ``puzzle_emb_dim`` values are zero-padded to ``P * D``, cut
+    into ``P`` tokens and scaled by the same sqrt(D) (TRM scales the concatenation).
     """
 
     def __init__(self, vocab_size: int, dim: int, num_identifiers: int, puzzle_emb_len: int,
@@ -139,8 +141,7 @@ class InputEmbedding(nn.Module):
         nn.init.trunc_normal_(self.tokens.weight, std=1 / self.scale)
         self.puzzle = None
         if puzzle_emb_len:
-            self.puzzle = nn.Embedding(num_identifiers, puzzle_emb_dim)
-            nn.init.zeros_(self.puzzle.weight)
+            self.puzzle = SparsePuzzleEmbedding(num_identifiers, puzzle_emb_dim)
 
     def forward(self, tokens: torch.Tensor, identifiers: torch.Tensor | None) -> torch.Tensor:
         x = self.scale * self.tokens(tokens)  # (B, T, D)
@@ -149,7 +150,7 @@ class InputEmbedding(nn.Module):
         if identifiers is None:
             identifiers = torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device)
         p = self.puzzle(identifiers)  # (B, puzzle_emb_dim)
-        p = F.pad(p, (0, self.puzzle_emb_len * self.dim - p.shape[-1]))
+        p = F.pad(self.scale * p, (0, self.puzzle_emb_len * self.dim - p.shape[-1]))
         return torch.cat([p.view(-1, self.puzzle_emb_len, self.dim), x], dim=1)  # (B, P+T, D)
 
 

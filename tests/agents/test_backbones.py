@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import re
 import warnings
 
@@ -46,7 +47,7 @@ from tracegym.agents.backbones import (
 from tracegym.agents.backbones.cache import DeltaCache, LatentCache, WindowCache
 from tracegym.agents.backbones.gated_deltanet import GatedDeltaNet
 from tracegym.agents.backbones.kda import KimiDeltaAttention
-from tracegym.agents.backbones.layers import swiglu_hidden
+from tracegym.agents.backbones.layers import TRUNC_STD_FACTOR, swiglu_hidden
 from tracegym.agents.backbones.mla import MultiHeadLatentAttention
 from tracegym.agents.backbones.sliding_window import SlidingWindowAttention, window_mask
 from tracegym.errors import TracegymError
@@ -406,6 +407,10 @@ def test_backbone__state_dict_keys_and_shapes_are_stable(name, causal):
         want["conv_rev"] = (48, 1, 4)  # the reversed scan's own convolution
     want = {f"blocks.0.mixer.{k}": v for k, v in want.items()}
     want |= {f"blocks.0.{k}": v for k, v in BLOCK_STATE.items()}
+    if letter == "M":
+        # Since issue 18 the post-norm after the token MLP normalises over the sequence (as TRM):
+        # one gain per position. Same key; a checkpoint with the old (D,) gain fails loudly.
+        want["blocks.0.norm1.weight"] = (8,)
     assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == want
 
 
@@ -724,3 +729,82 @@ def test_a_pattern_cut_below_its_length_warns_when_it_loses_a_layer_kind():
         build_backbone("hybrid", 32, 2, 4, 16, True, pattern="GA")
         build_backbone("hybrid", 32, 4, 4, 16, True)
         build_backbone("gdn_h1", 32, 2, 4, 16, True)
+
+
+# ----------------------------------------------------------------------------- TRM's norm and init
+
+
+def _norm_gains(net):
+    return sorted(k for k in net.state_dict() if re.search(r"norm[12]\.weight|final_norm", k))
+
+
+@pytest.mark.parametrize("norm", ["post", "pre"])
+@pytest.mark.parametrize("name", ["transformer", "mlp_mixer", "hybrid"])
+def test_norm_gain__off_leaves_no_gain_parameter(name, norm):
+    kw = dict(name=name, dim=16, depth=4, heads=2, seq_len=8, causal=False, multiple_of=8,
+              norm=norm)
+    torch.manual_seed(0)
+    with_gain = build_backbone(**kw)
+    torch.manual_seed(0)
+    without = build_backbone(**kw, norm_gain=False)
+    assert _norm_gains(with_gain)  # the default keeps today's gains
+    assert _norm_gains(without) == []
+    # only the block norms lose theirs: the mixers' keys are the same
+    assert set(without.state_dict()) == set(with_gain.state_dict()) - set(_norm_gains(with_gain))
+    x = torch.randn(2, 8, 16)
+    assert torch.allclose(with_gain(x), without(x))  # gains start at one: same function at init
+
+
+def test_defaults__norm_gain_and_torch_init_are_todays_backbone():
+    assert BACKBONE_DEFAULTS["norm_gain"] is True and BACKBONE_DEFAULTS["init"] == "torch"
+    torch.manual_seed(0)
+    net = build_backbone("transformer", 256, 1, 4, 8, False)
+    # PyTorch's default nn.Linear init: uniform with std 1/sqrt(3 fan_in)
+    w = net.blocks[0].mixer.qkv.weight
+    assert w.std().item() == pytest.approx(1 / (3 * 256) ** 0.5, rel=0.02)
+    assert w.abs().max().item() <= 1 / 256**0.5
+
+
+def test_lecun_normal__std_and_truncation_are_trms():
+    # TRM's trunc_normal_init_ (models/common.py) written out: the std correction for a normal cut
+    # at +-2 of its own std.
+    lower, upper = -2.0, 2.0
+    z = (math.erf(upper / math.sqrt(2)) - math.erf(lower / math.sqrt(2))) / 2
+    c = (2 * math.pi) ** -0.5
+    pdf_u, pdf_l = c * math.exp(-0.5 * lower**2), c * math.exp(-0.5 * upper**2)
+    factor = 1 / math.sqrt(1 - (upper * pdf_u - lower * pdf_l) / z - ((pdf_u - pdf_l) / z) ** 2)
+    assert TRUNC_STD_FACTOR == pytest.approx(factor, rel=1e-12)
+    assert factor == pytest.approx(1.1368, abs=1e-4)
+
+    torch.manual_seed(0)
+    net = build_backbone("transformer", 1024, 1, 8, 8, False, init="lecun_normal")
+    for w in (net.blocks[0].mixer.qkv.weight, net.blocks[0].mlp.down.weight):
+        fan_in = w.shape[1]
+        std = 1 / math.sqrt(fan_in)  # the std of the truncated values; the normal's is factor x
+        bound = 2 * factor * std
+        assert w.std().item() == pytest.approx(std, rel=0.02)
+        assert w.abs().max().item() <= bound * (1 + 1e-6)
+        # the tail reaches the corrected bound, not 2 std (what no correction would give)
+        assert w.abs().max().item() > 0.98 * bound > 2.2 * std
+
+
+def test_lecun_normal__reaches_every_linear_and_zeroes_biases():
+    torch.manual_seed(0)
+    net = build_backbone("hybrid", 64, 4, 2, 8, False, pattern="KLSG", init="lecun_normal",
+                         multiple_of=8)
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) > 10
+    for m in linears:
+        bound = 2 * TRUNC_STD_FACTOR / math.sqrt(m.in_features)
+        assert m.weight.abs().max().item() <= bound * (1 + 1e-6)
+        assert m.bias is None or not m.bias.any()
+    assert any(m.bias is not None for m in linears)  # KDA's output gate has one
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(norm_gain=1), "norm_gain must be True or False, got norm_gain=1"),
+    (dict(init="xavier"), "init must be one of ('torch', 'lecun_normal'), got init='xavier'"),
+])
+def test_norm_gain_and_init__bad_values_raise(overrides, message):
+    with pytest.raises(BackboneConfigError, match=re.escape(message)):
+        build_backbone(**(BASE | overrides))

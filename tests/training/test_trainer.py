@@ -66,8 +66,9 @@ def test_config__load_yaml_json_and_override(tmp_path):
 
 
 def test_config__unknown_key_lists_valid_ones(tmp_path):
-    with pytest.raises(ValueError, match=re.escape("config: unknown key(s) ['lrr']; valid keys: "
-                                                   "task, data, reasoner")):
+    with pytest.raises(ValueError, match=re.escape("config: unknown key(s) ['lrr'] ('lrr': did "
+                                                   "you mean 'lr'?); valid keys: task, data, "
+                                                   "reasoner")):
         apply_overrides(TrainConfig(), ["lrr=1"])
     (tmp_path / "c.yaml").write_text("epochz: 3\n")
     with pytest.raises(ValueError, match=re.escape("unknown key(s) ['epochz']")):
@@ -76,7 +77,7 @@ def test_config__unknown_key_lists_valid_ones(tmp_path):
 
 @pytest.mark.parametrize("pair, message", [
     ("optimizer=sgd", "optimizer must be one of ['adamw', 'adam_atan2'], got 'sgd'"),
-    ("batch_size=0", "batch_size must be a positive int, got 0"),
+    ("batch_size=0", "batch_size must be >= 1, got 0"),
     ("ema=1.0", "ema must be in [0, 1), got 1.0"),
     ("amp=fp8", "amp must be one of ['auto', 'bf16', 'off'], got 'fp8'"),
     ("lr", "override: expected key=value, got 'lr'"),
@@ -139,15 +140,16 @@ def test_adam_atan2__first_step_matches_the_formula():
     torch.testing.assert_close(w.detach(), decayed - size * torch.tensor([1.0, -1.0, 0.0]))
 
 
-def test_build_optimizer__puzzle_embeddings_get_lr_embed():
+def test_build_optimizer__puzzle_table_is_not_in_the_adam_group():
     from tracegym.agents.reasoners import TaskSpec, build_policy
 
     model = build_policy("trm", "mlp_mixer", TaskSpec("sudoku4", vocab_size=6, seq_len=16),
                          puzzle_emb_len=1, **TINY_TRM)
-    opt = build_optimizer(model, name="adamw", lr=1e-4, lr_embed=1e-2, weight_decay=1.0,
-                          betas=(0.9, 0.95))
-    assert [g["peak_lr"] for g in opt.param_groups] == [1e-4, 1e-2]
-    assert opt.param_groups[1]["params"] == [model.embed.puzzle.weight]
+    opt = build_optimizer(model, name="adamw", lr=1e-4, weight_decay=1.0, betas=(0.9, 0.95))
+    assert [g["peak_lr"] for g in opt.param_groups] == [1e-4]
+    params = opt.param_groups[0]["params"]
+    assert len(params) == len(list(model.parameters()))
+    assert not any(p is model.embed.puzzle.weight for p in params)  # sign-SGD trains it
 
 
 def test_ema__shadow_is_exponential_average_and_swaps():
@@ -438,7 +440,8 @@ def _set_meta(path, **fields):
     ("reasoner", "tracegym: error: reasoner: unknown reasoner 'trmx'; valid names: feedforward,"),
     ("backbone", "tracegym: error: unknown backbone 'mlpx'; valid names: transformer,"),
     ("task", "tracegym: error: task: unknown task 'chess'; valid names: arc,"),
-    ("key", "tracegym: error: config: unknown key(s) ['epoch']; valid keys: task,"),
+    ("key", "tracegym: error: config: unknown key(s) ['epoch'] ('epoch': did you mean "
+            "'epochs'?); valid keys: task,"),
     ("no_meta", "tracegym: error: dataset: missing file"),
     ("bad_vocab", "tracegym: error: dataset: "),
     ("no_field", "tracegym: error: dataset: "),
@@ -523,3 +526,23 @@ def test_trainer__time_budget_stops_between_batches(sudoku4, tmp_path):
     assert result["stopped_by"] == "time_budget_s" and 0 < result["step"] < 100_000
     with pytest.raises(ValueError, match=re.escape("time_budget_s must be > 0 seconds or None")):
         tiny_config(sudoku4, tmp_path / "bad", time_budget_s=0).validate()
+
+
+def test_trainer__resume_continues_exactly_with_the_sparse_puzzle_table(sudoku4, tmp_path):
+    # the puzzle table (a buffer trained by sign-SGD) resumes exactly too; its optimiser has no
+    # state beyond the lr the schedule sets
+    model = {**TINY_TRM, "puzzle_emb_len": 2}
+    straight = Trainer(tiny_config(sudoku4, tmp_path / "a", max_steps=8, model=model))
+    assert straight.sparse_optimizer is not None
+    straight.train()
+    first = Trainer(tiny_config(sudoku4, tmp_path / "b", max_steps=8, model=model))
+    first.train(stop_after=4)
+    resumed = Trainer(tiny_config(sudoku4, tmp_path / "b", max_steps=8, model=model),
+                      resume=tmp_path / "b" / "checkpoint.safetensors")
+    resumed.train()
+    table = straight.policy.embed.puzzle.weight
+    assert table.abs().sum() > 0  # the rows moved, so the comparison means something
+    a, b = state_of(straight), state_of(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key

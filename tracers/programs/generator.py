@@ -29,7 +29,7 @@ import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from tracegym.checks import check_seed
+from tracegym.checks import check_int, check_seed
 from tracegym.tracers.programs.builder import _Builder
 from tracegym.tracers.programs.expressions import _LETTERS
 from tracegym.tracers.programs.records import Program
@@ -82,9 +82,7 @@ class ProgramConfig:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         for name in ("min_statements", "max_statements", "max_params", "max_helpers",
                      "num_inputs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an int, got {value!r}")
+            check_int(name, getattr(self, name))
         if not 1 <= self.min_statements <= self.max_statements <= 100:
             raise ValueError("need 1 <= min_statements <= max_statements <= 100, got "
                              f"min_statements={self.min_statements}, "
@@ -92,12 +90,9 @@ class ProgramConfig:
         if self.kind == "loops" and self.max_statements < 2:
             raise ValueError("kind='loops' needs max_statements >= 2 (a loop and its body), "
                              f"got max_statements={self.max_statements}")
-        if not 1 <= self.max_params <= 4:
-            raise ValueError(f"max_params must be in 1..4, got {self.max_params}")
-        if not 0 <= self.max_helpers <= 3:
-            raise ValueError(f"max_helpers must be in 0..3, got {self.max_helpers}")
-        if not 0 <= self.num_inputs <= 100:
-            raise ValueError(f"num_inputs must be in 0..100, got {self.num_inputs}")
+        check_int("max_params", self.max_params, 1, 4)
+        check_int("max_helpers", self.max_helpers, 0, 3)
+        check_int("num_inputs", self.num_inputs, 0, 100)
         return self
 
 
@@ -154,8 +149,7 @@ def generate_program(seed: int | random.Random = 0, index: int = 0, *, kind: str
     """
     config = ProgramConfig(kind, min_statements, max_statements, max_params, max_helpers,
                            num_inputs).validate()
-    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-        raise ValueError(f"index must be an int >= 0, got {index!r}")
+    index = check_int("index", index, 0)
     if isinstance(seed, random.Random):
         rng, where, meta = seed, f"rng index={index}", {"index": index}
     else:
