@@ -72,7 +72,6 @@ from tracegym.envs.arc.tokens import COLOUR_OFFSET, SEQ_LEN, SIDE, VOCAB_SIZE, e
 from tracegym.envs.arc.tokens import translate as translate_tokens
 from tracegym.errors import TracegymError
 from tracegym.grid import dihedral
-from tracegym.io import atomic_write_text
 
 from .common import (
     TEST_STREAM,
@@ -197,19 +196,17 @@ def _pair_key(tokens: np.ndarray) -> bytes:
     return tokens.tobytes()
 
 
-def write_test_puzzles(out: Path, tasks: list[ArcTask]) -> Path:
-    """``out/test_puzzles.json`` as TRM's build writes it: each task's official JSON (demos and
-    test pairs with their outputs) keyed by task id; TRM's evaluator scores every test pair of
-    every task in it, with its grids unaugmented."""
+def test_puzzles_json(tasks: list[ArcTask]) -> str:
+    """The text of ``test_puzzles.json`` as TRM's build writes it: each task's official JSON
+    (demos and test pairs with their outputs) keyed by task id; TRM's evaluator scores every test
+    pair of every task in it, with its grids unaugmented."""
     hidden = [t.task_id for t in tasks if any(y is None for _, y in t.test)]
     if hidden:
         raise TracegymError(f"{TEST_PUZZLES}: evaluation tasks {hidden[:5]} have hidden test "
                             "outputs, so nothing could score them")
-    path = out / TEST_PUZZLES
     # compact (TRM's evaluator needs no indent): 1.6 MB for ARC-AGI-1's 400 tasks
-    atomic_write_text(path, json.dumps({t.task_id: task_to_json(t) for t in tasks},
-                                       sort_keys=True, separators=(",", ":")))
-    return path
+    return json.dumps({t.task_id: task_to_json(t) for t in tasks}, sort_keys=True,
+                      separators=(",", ":"))
 
 
 def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed: int = 0,
@@ -307,9 +304,8 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
         metadata = {name: split.metadata(vocab_size=VOCAB_SIZE,
                                          num_puzzle_identifiers=len(names))
                     for name, split in splits.items()}
-        write_dataset(out, splits, metadata, names, overwrite=overwrite, progress=progress)
-        # after the atomic directory: write_dataset takes the TRM arrays only
-        write_test_puzzles(out, test_tasks)
+        write_dataset(out, splits, metadata, names, overwrite=overwrite, progress=progress,
+                      extra_files={TEST_PUZZLES: test_puzzles_json(test_tasks)})
     finally:
         shutil.rmtree(spill_dir, ignore_errors=True)
     counts = {s: sum(subset == s for _, subset in tasks[lo:hi]) for s in subsets}

@@ -38,6 +38,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 from tqdm import tqdm
@@ -367,11 +368,14 @@ def _names(err: OSError, folder: Path) -> bool:
 def write_dataset(out: str | os.PathLike, splits: Mapping[str, SplitData],
                   metadata: Mapping[str, DatasetMetadata],
                   identifiers: Sequence[str] = (BLANK_IDENTIFIER,), *,
+                  extra_files: Mapping[str, str] = MappingProxyType({}),
                   overwrite: bool = False, progress: bool = False) -> Path:
     """Write ``splits`` (e.g. ``{"train": ..., "test": ...}``) to ``out`` in the TRM layout.
 
     ``metadata`` holds one :class:`DatasetMetadata` per split, checked against the arrays;
-    ``identifiers`` names the puzzle identifiers (``"<blank>"`` for id 0). Raises TracegymError for
+    ``identifiers`` names the puzzle identifiers (``"<blank>"`` for id 0); ``extra_files`` maps
+    file names to texts written beside them (a task's own files, such as ARC's
+    ``test_puzzles.json``), in the same atomic rename. Raises TracegymError for
     inconsistent input or a non-empty ``out`` without ``overwrite``, an OSError naming ``out``
     when it cannot be written. ``progress`` shows a bar of the examples written (the Parquet
     file is the slow part of a large build). Returns the absolute path.
@@ -381,6 +385,10 @@ def write_dataset(out: str | os.PathLike, splits: Mapping[str, SplitData],
         raise TracegymError("splits: need at least one split")
     if set(metadata) != set(splits):
         raise TracegymError(f"metadata: keys {sorted(metadata)} != split names {sorted(splits)}")
+    for name in extra_files:
+        if not isinstance(name, str) or "/" in name or name.startswith(".") \
+                or name in ("identifiers.json", *splits):
+            raise TracegymError(f"extra_files: bad or clashing file name {name!r}")
     identifiers = list(identifiers)
     if not identifiers or not all(isinstance(x, str) for x in identifiers):
         raise TracegymError(f"identifiers: expected a non-empty list of str, got {identifiers!r}")
@@ -407,6 +415,8 @@ def write_dataset(out: str | os.PathLike, splits: Mapping[str, SplitData],
                 np.save(folder / f"{SET_NAME}__{key}.npy", arrays[key], allow_pickle=False)
             _write_parquet(folder / f"{SET_NAME}.parquet", arrays, splits[name].columns, bar)
         _write_json(tmp / "identifiers.json", identifiers)
+        for name, text in extra_files.items():
+            (tmp / name).write_text(text, encoding="utf-8")
     return out
 
 

@@ -68,10 +68,10 @@ class TrainConfig:
     lr: float = 1e-3
     """peak learning rate of the network weights"""
     puzzle_emb_lr: float = 1e-2
-    """peak learning rate of the sign-SGD on the per-puzzle embedding rows a batch uses (same
-    warm-up and schedule as lr; TRM: 1e-2 default and ARC, 1e-4 Sudoku and Maze)"""
+    """peak learning rate of the puzzle embedding rows a batch uses (sign SGD, on the same
+    schedule as lr; TRM: 1e-2 default and ARC, 1e-4 Sudoku and Maze)"""
     puzzle_emb_weight_decay: float = 0.1
-    """decoupled weight decay of those rows, applied only when a row is in the batch (TRM: 0.1
+    """decoupled weight decay of those rows, applied only to the rows in the batch (TRM: 0.1
     default and ARC, 1.0 Sudoku and Maze)"""
     weight_decay: float = 0.1
     """decoupled weight decay (TRM: 1.0 Sudoku/Maze, 0.1 ARC)"""
@@ -220,6 +220,10 @@ def from_dict(values: dict, base: TrainConfig | None = None) -> TrainConfig:
     """A config from a mapping; unknown keys raise :class:`ConfigError` listing the valid ones
     (and the closest to each, where one is close)."""
     valid = field_names()
+    if "lr_embed" in values:  # renaming it would change its meaning: say so instead
+        raise ConfigError("config: lr_embed is gone: the puzzle-embedding table is trained as in "
+                          "TRM, by sign-SGD at puzzle_emb_lr with puzzle_emb_weight_decay (TRM's "
+                          "values: 1e-4 and 1.0 for Sudoku and Maze, 1e-2 and 0.1 for ARC)")
     unknown = sorted(set(values) - set(valid))
     if unknown:
         raise ConfigError("config: " + unknown_names_message(unknown, valid, "key"))

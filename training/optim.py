@@ -1,5 +1,6 @@
-"""Optimisers and schedules of the Trainer: AdamATan2 in plain torch, warm-up + cosine lr as a pure
-function of the step, and an exponential moving average (EMA) of the weights."""
+"""Optimisers and schedules of the Trainer: AdamATan2 in plain torch, sign-SGD on the puzzle
+table rows a step used (:class:`SparseSignSGD`, as TRM), warm-up + cosine lr as a pure function
+of the step, and an exponential moving average (EMA) of the weights."""
 
 from __future__ import annotations
 

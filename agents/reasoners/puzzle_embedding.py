@@ -6,15 +6,20 @@ each training forward copies the batch's rows into a fresh leaf tensor that take
 and a sign-SGD step (``tracegym.training.optim.SparseSignSGD``) updates only those rows, with
 weight decay on those rows only. A dense Adam table would decay every absent row every step.
 
-The module records ``(identifiers, leaf)`` for every forward in training mode with grad enabled;
+Each training lookup (training mode, grad enabled) hooks its leaf: its gradient arrives with
+the backward, so a lookup that never gets one leaves nothing behind.
 :meth:`SparsePuzzleEmbedding.row_gradients` hands the optimiser the rows and their gradients and
-:meth:`SparsePuzzleEmbedding.clear` forgets them (the optimiser's ``zero_grad``).
+:meth:`SparsePuzzleEmbedding.clear` forgets them (the optimiser's ``zero_grad``); like ``.grad``
+they accumulate until then (coalesced per row past ``MAX_PENDING`` backwards, so a loop that
+never clears holds one gradient per row used).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+MAX_PENDING = 64  # backwards kept apart before they are summed per row
 
 
 class SparsePuzzleEmbedding(nn.Module):
@@ -29,32 +34,42 @@ class SparsePuzzleEmbedding(nn.Module):
     def __init__(self, num_embeddings: int, dim: int):
         super().__init__()
         self.register_buffer("weight", torch.zeros(num_embeddings, dim))
-        self._used: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._grads: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    # outside torch.compile: the recording is Python state, and the lookup is one gather
+    # outside torch.compile: the hook is Python state, and the lookup is one gather
     @torch.compiler.disable
     def forward(self, identifiers: torch.Tensor) -> torch.Tensor:
         rows = self.weight[identifiers]  # advanced indexing copies: rows is not a view
         if not (self.training and torch.is_grad_enabled()):
             return rows
+        ids = identifiers.detach().reshape(-1).long()
         rows.requires_grad_(True)
-        self._used.append((identifiers.detach(), rows))
+        rows.register_hook(lambda grad: self._keep(ids, grad))
         return rows
 
+    def _keep(self, ids: torch.Tensor, grad: torch.Tensor) -> None:
+        self._grads.append((ids, grad.reshape(-1, self.weight.shape[1])))
+        if len(self._grads) > MAX_PENDING:
+            self._grads = [self._coalesced()]
+
+    def _coalesced(self) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = torch.cat([i for i, _ in self._grads])
+        grads = torch.cat([g for _, g in self._grads])
+        rows, where = ids.unique(return_inverse=True)
+        return rows, grads.new_zeros(len(rows), grads.shape[1]).index_add_(0, where, grads)
+
     def row_gradients(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(identifiers (N,), gradients (N, dim))`` of every row looked up in training since
-        the last :meth:`clear` that got a gradient; an identifier may repeat (the optimiser sums
-        its gradients)."""
-        used = [(ids, rows.grad) for ids, rows in self._used if rows.grad is not None]
-        if not used:
+        """``(identifiers (N,), gradients (N, dim))`` of the rows looked up in training whose
+        gradients arrived since the last :meth:`clear`; an identifier may repeat (the optimiser
+        sums its gradients)."""
+        if not self._grads:
             return (torch.zeros(0, dtype=torch.long, device=self.weight.device),
                     self.weight.new_zeros(0, self.weight.shape[1]))
-        return (torch.cat([ids.reshape(-1).long() for ids, _ in used]),
-                torch.cat([g.reshape(-1, self.weight.shape[1]) for _, g in used]))
+        return (torch.cat([i for i, _ in self._grads]), torch.cat([g for _, g in self._grads]))
 
     def clear(self) -> None:
         """Forget the recorded lookups (their gradients have been applied or are discarded)."""
-        self._used.clear()
+        self._grads.clear()
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, {self.weight.shape[1]}, sparse"

@@ -101,3 +101,12 @@ def test_trm_block__same_weights_give_the_same_logits(backbone):
         ours, theirs = F.linear(net(x), lm_head), F.linear(h, lm_head)
     assert theirs.abs().mean() > 0.1
     assert torch.allclose(ours, theirs, atol=1e-10)
+
+
+def test_paper_configs__use_trms_norm_and_init_and_others_keep_the_defaults():
+    from tracegym.agents.reasoners import NAMED_CONFIGS
+
+    for name, cfg in NAMED_CONFIGS.items():
+        paper = cfg["reasoner"] in ("trm", "hrm") and name != "trm-sudoku4-cpu"
+        assert (cfg.get("norm_gain", True), cfg.get("init", "torch")) == (
+            (False, "lecun_normal") if paper else (True, "torch")), name

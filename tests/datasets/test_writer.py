@@ -15,6 +15,7 @@ from tracegym.datasets.writer import (
     staged_directory,
     write_dataset,
 )
+from tracegym.errors import TracegymError
 
 
 def test_row_spill__keeps_small_arrays_in_memory(tmp_path):
@@ -153,3 +154,16 @@ def test_write_dataset__progress_counts_every_example_written(tmp_path, monkeypa
     monkeypatch.setattr(writer, "PARQUET_ROWS", 2)  # two row groups for three examples
     write_dataset(tmp_path / "d", *_tiny_split(), progress=True)
     assert [(b.total, b.n, b.disable) for b in bars] == [(3, 3, False)]
+
+
+def test_write_dataset__extra_files_land_in_the_same_rename(tmp_path, monkeypatch):
+    write_dataset(tmp_path / "d", *_tiny_split(), extra_files={"notes.json": "{}\n"})
+    assert (tmp_path / "d" / "notes.json").read_text() == "{}\n"
+    for bad in ("../x", ".hidden", "identifiers.json", "train"):
+        with pytest.raises(TracegymError, match="extra_files: bad or clashing file name"):
+            write_dataset(tmp_path / "e", *_tiny_split(), extra_files={bad: ""})
+    # a crash after the arrays leaves no directory without the extra file: nothing at all
+    monkeypatch.setattr(writer, "_write_json", lambda *a: (_ for _ in ()).throw(OSError("boom")))
+    with pytest.raises(OSError):
+        write_dataset(tmp_path / "f", *_tiny_split(), extra_files={"notes.json": "{}"})
+    assert not (tmp_path / "f").exists()

@@ -54,6 +54,7 @@ def test_sparse_embedding__records_only_training_lookups_with_grad():
     out = table(torch.tensor([2]))
     assert not out.requires_grad and torch.equal(out, torch.tensor([[4.0, 5.0]]))
     table.train()
+    table(torch.tensor([0]))  # a lookup that never gets a backward leaves nothing
     table(torch.tensor([1])).sum().backward()
     ids, grads = table.row_gradients()
     assert ids.tolist() == [1] and grads.tolist() == [[1.0, 1.0]]
@@ -62,6 +63,19 @@ def test_sparse_embedding__records_only_training_lookups_with_grad():
     before = table.weight.clone()
     SparseSignSGD([table], lr=1.0, weight_decay=1.0).step()
     assert torch.equal(table.weight, before)
+
+
+def test_sparse_embedding__many_backwards_without_a_step_are_summed_per_row():
+    from tracegym.agents.reasoners.puzzle_embedding import MAX_PENDING
+
+    table = table_with(torch.zeros(3, 2))
+    for i in range(MAX_PENDING + 5):  # a loop that never steps the sparse optimiser
+        table(torch.tensor([i % 2, 2])).sum().backward()
+    ids, grads = table.row_gradients()
+    assert len(ids) < MAX_PENDING  # bounded
+    summed = torch.zeros(3, 2).index_add_(0, ids, grads)
+    n = MAX_PENDING + 5
+    assert summed.tolist() == [[(n + 1) // 2] * 2, [n // 2] * 2, [n] * 2]
 
 
 def test_sparse_embedding__table_is_a_buffer_in_the_state_dict_not_a_parameter():
@@ -166,3 +180,10 @@ def test_sparse_sign_sgd__ddp_sums_rows_over_ranks(tmp_path):
     # row 1: summed gradient [-2, -1] -> 1 * 0.75 + 0.25 = 1.0 in both; row 2: [1, 1] -> 0.5;
     # row 3 (second step, rank 1 only): [1, -1] -> [0.5, 1.0]; row 0 unused
     assert a.tolist() == [[1.0, 1.0], [1.0, 1.0], [0.5, 0.5], [0.5, 1.0]]
+
+
+def test_config__lr_embed_is_refused_with_the_fields_that_replace_it():
+    from tracegym.training.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match="lr_embed is gone: .*puzzle_emb_lr.*puzzle_emb_weight"):
+        from_dict({"lr_embed": 1e-2})
