@@ -19,6 +19,7 @@ from torch import nn
 
 from ..backbones import BACKBONES, build_backbone, layer_kinds
 from ..backbones.config import BackboneConfigError
+from ..backbones.layers import lecun_normal_, trunc_normal_std_
 from .config import LOSSES, ReasonerConfig, ReasonerConfigError
 from .puzzle_embedding import SparsePuzzleEmbedding
 from .tasks import TaskSpec
@@ -218,11 +219,15 @@ class Reasoner(nn.Module):
 
     def make_embedding(self, vocab_size: int | None = None) -> InputEmbedding:
         c, t = self.cfg, self.task
-        return InputEmbedding(vocab_size or t.vocab_size, c.dim, t.num_puzzle_identifiers,
-                              c.puzzle_emb_len, c.puzzle_emb_dim)
+        embedding = InputEmbedding(vocab_size or t.vocab_size, c.dim, t.num_puzzle_identifiers,
+                                   c.puzzle_emb_len, c.puzzle_emb_dim)
+        if c.init == "lecun_normal":  # TRM's CastedEmbedding: truncated at 2 of its own std
+            trunc_normal_std_(embedding.tokens.weight, 1 / embedding.scale)
+        return embedding
 
     def make_head(self) -> nn.Linear:
-        return nn.Linear(self.cfg.dim, self.task.vocab_size, bias=False)
+        head = nn.Linear(self.cfg.dim, self.task.vocab_size, bias=False)
+        return lecun_normal_(head) if self.cfg.init == "lecun_normal" else head  # TRM's lm_head
 
     # -- helpers
     @property

@@ -154,7 +154,8 @@ STORED = {
         "puzzle_emb_dim": 32, "norm": "post", "expansion": 4.0, "multiple_of": 16,
         "pattern": None, "qk_norm": True, "rope_base": 10000.0, "expand_v": 1.0, "conv_size": 4,
         "chunk_size": 64, "impl": "auto", "latent_dim": None, "window": 64, "rope": None,
-        "mla_gate": False, "H_cycles": 2, "L_cycles": 2, "N_sup": 3,
+        "mla_gate": False, "norm_gain": True, "init": "torch", "H_cycles": 2, "L_cycles": 2,
+        "N_sup": 3,
         "halt_exploration_prob": 0.5,
     },
     "hrm": {
@@ -164,7 +165,8 @@ STORED = {
         "dim": 32, "heads": 2, "loss": "stablemax", "puzzle_emb_len": 1, "puzzle_emb_dim": 32,
         "norm": "post", "expansion": 4.0, "multiple_of": 16, "pattern": None, "qk_norm": True,
         "rope_base": 10000.0, "expand_v": 1.0, "conv_size": 4, "chunk_size": 64, "impl": "auto",
-        "latent_dim": None, "window": 64, "rope": None, "mla_gate": False, "H_cycles": 2,
+        "latent_dim": None, "window": 64, "rope": None, "mla_gate": False, "norm_gain": True,
+        "init": "torch", "H_cycles": 2,
         "L_cycles": 2, "H_layers": 1, "L_layers": 1, "halt_max_steps": 3,
         "halt_exploration_prob": 0.5,
     },
@@ -176,7 +178,7 @@ STORED = {
         "puzzle_emb_dim": 32, "norm": "post", "expansion": 4.0, "multiple_of": 16,
         "pattern": None, "qk_norm": True, "rope_base": 10000.0, "expand_v": 1.0, "conv_size": 4,
         "chunk_size": 64, "impl": "auto", "latent_dim": None, "window": 64, "rope": None,
-        "mla_gate": False, "decode_steps": 3,
+        "mla_gate": False, "norm_gain": True, "init": "torch", "decode_steps": 3,
     },
 }
 
@@ -187,6 +189,9 @@ def test_config__a_stored_config_still_builds_the_same_model(name, batch):
     model = build_policy(**stored)
     assert model.config == STORED[name]
     assert list(model.config) == list(STORED[name])  # the same key order, too
+    # a checkpoint written before norm_gain/init existed builds with their defaults
+    older = {k: v for k, v in stored.items() if k not in ("norm_gain", "init")}
+    assert build_policy(**older).config == STORED[name]
     out = next(model.supervision_steps(batch))
     assert torch.isfinite(out.loss)
 
@@ -336,7 +341,7 @@ def act_batch():
      [2.402096, 1.744291, 1.110575, 0.547404], [1.0, 0.75, 0.5, 0.25]),
     ("hrm", "mlp_mixer", dict(H_layers=1, L_layers=1, H_cycles=1, L_cycles=2, halt_max_steps=4,
                               loss="softmax"), [0.5, -0.5],
-     [2.635167, 1.841016, 1.177882], [1.0, 0.75, 0.5]),
+     [2.633962, 1.834373, 1.204194], [1.0, 0.75, 0.5]),  # MLP-t norm over the sequence
 ])
 def test_act_steps__losses_and_halting_as_before_the_shared_loop(reasoner, backbone, extra, bias,
                                                                  losses, active):

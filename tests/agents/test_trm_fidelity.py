@@ -110,3 +110,21 @@ def test_paper_configs__use_trms_norm_and_init_and_others_keep_the_defaults():
         paper = cfg["reasoner"] in ("trm", "hrm") and name != "trm-sudoku4-cpu"
         assert (cfg.get("norm_gain", True), cfg.get("init", "torch")) == (
             (False, "lecun_normal") if paper else (True, "torch")), name
+
+
+def test_lecun_init__reaches_the_head_and_truncates_the_token_embedding():
+    from tracegym.agents import build_policy
+    from tracegym.agents.backbones.layers import TRUNC_STD_FACTOR
+    from tracegym.agents.reasoners.tasks import TaskSpec
+
+    torch.manual_seed(0)
+    task = TaskSpec("wide", vocab_size=512, seq_len=4)
+    model = build_policy("trm", "mlp_mixer", task, dim=256, depth=1, heads=4,
+                         init="lecun_normal", norm_gain=False)
+    head, tokens = model.head.weight, model.embed.tokens.weight
+    std = 1 / math.sqrt(256)  # TRM: lm_head LeCun (fan_in = dim), embedding std 1/sqrt(dim)
+    for w in (head, tokens):
+        assert abs(w.std().item() / std - 1) < 0.02
+        assert w.abs().max().item() <= 2 * TRUNC_STD_FACTOR * std + 1e-7
+    default = build_policy("trm", "mlp_mixer", task, dim=256, depth=1, heads=4)
+    assert default.head.weight.std().item() < 0.7 * std  # PyTorch's default: 1/sqrt(3 fan_in)
