@@ -185,63 +185,8 @@ def test_build__in_process_is_bounded(tmp_path, program_dir):
     assert got["progs.long"]["return_repr"] == repr(sum(range(100000)))
 
 
-HOSTILE = '''\
-import os
-import signal
-
-
-def spin(n):
-    while True:
-        n += 1
-
-
-def deaf(n):
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # no alarm ends it, on any Python
-    while True:
-        n += 1
-
-
-def gone(n):
-    os._exit(3)
-
-
-def add(a, b):
-    return a + b
-'''
-
-
-@pytest.fixture
-def forked(monkeypatch):
-    """In-process calls through 3.10's forked worker, on any Python."""
-    worker = in_process._Worker()
-    monkeypatch.setattr(in_process, "_FORKED", True)
-    monkeypatch.setattr(in_process, "_WORKER", worker)
-    yield worker
-    worker.close()
-
-
-# the test process may have threads (pyarrow's); the worker runs pure Python until it is killed
-@pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
-def test_build__forked_worker_is_killed_past_the_timeout_and_replaced(tmp_path, forked):
-    (tmp_path / "hostile.py").write_text(HOSTILE)
-    spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"hostile.py": {"spin": ["0"], "deaf": ["0"], "gone": ["0"],
-                                               "add": ["1, 2"]}}))
-    build_trace_dataset(tmp_path / "d", source=tmp_path, spec=spec, sandbox=False, timeout=0.3,
-                        max_events=200, progress=False)
-    got = {r["program"]: r for r in read_traces(tmp_path / "d")}
-    assert {k: r["outcome"] for k, r in got.items()} == {
-        "hostile.spin": "timeout", "hostile.deaf": "timeout", "hostile.gone": "crash",
-        "hostile.add": "ok"}
-    assert "CallTimeout" in got["hostile.spin"]["exception_repr"]  # the worker's own alarm
-    assert got["hostile.spin"]["truncated"] and got["hostile.spin"]["num_frames"] == 200
-    assert "killed" in got["hostile.deaf"]["error"] and got["hostile.deaf"]["cwm"] is None
-    assert "exit code 3" in got["hostile.gone"]["error"]
-    assert got["hostile.add"]["return_repr"] == "3"  # a fresh worker after each death
-    assert forked.process is not None and forked.process.is_alive()
-
-
+# The forked worker itself (timeouts, kills, deaths, replacement) is tested with the runner, in
+# tests/tracers/test_in_process.py; here, that a build through it writes the same records.
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_build__forked_worker_writes_what_this_process_writes(tmp_path, monkeypatch):
     spec = {"progs.py": {k: v for k, v in SPEC["progs.py"].items() if k != "forever"}}
