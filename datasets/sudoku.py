@@ -47,6 +47,7 @@ from tracegym.envs.sudoku import tokens
 from tracegym.envs.sudoku.augment import augment_batch, equivalence_fingerprints
 from tracegym.envs.sudoku.generator import (
     DEFAULT_DIFFICULTY,
+    STATS_COLUMNS,
     GeneratorConfig,
     SudokuGenerator,
 )
@@ -87,8 +88,8 @@ def _split(puzzles, solutions, stats, sources, items, augmentation) -> SplitData
             "augmentation": aug,
             "puzzle": _text(puzzles),
             "solution": _text(solutions),
-            "clues": np.repeat(stats[:, 0].astype(np.int32), per),
-            "guesses": np.repeat(stats[:, 2].astype(np.int32), per),
+            "clues": np.repeat(stats[:, STATS_COLUMNS.index("clues")].astype(np.int32), per),
+            "guesses": np.repeat(stats[:, STATS_COLUMNS.index("guesses")].astype(np.int32), per),
             "generator_seed": np.repeat(sources.astype(np.int64), per),
         },
     )

@@ -34,7 +34,7 @@ from tracegym.checks import check_int, check_positive_int, check_seed
 from tracegym.rng import item_stream, next_u64, randbelow, shuffle
 
 from .board import GOAL, OPEN, START, WALL
-from .solver import _DC, _DR, bfs, trace_path
+from .solver import bfs, shortest_path_cells, trace_path
 
 KINDS = ("backtracker", "kruskal", "hard")
 PERFECT = ("backtracker", "kruskal")
@@ -173,17 +173,11 @@ def _lengthen(rng, maze, start, goal, min_path, dist, queue, keep):
     bfs(passable, start, dist, queue)
     gr, gc = goal // w, goal % w
     while dist[gr, gc] <= min_path:
-        # walk back along one shortest path, counting the cells that may still become walls
-        r, c = gr, gc
+        # the cells of one shortest path that may still become walls, in walk order
         n = 0
-        while dist[r, c] > 1:
-            for k in range(4):
-                nr, nc = r + _DR[k], c + _DC[k]
-                if 0 <= nr < h and 0 <= nc < w and dist[nr, nc] == dist[r, c] - 1:
-                    r, c = nr, nc
-                    break
-            if not keep[r, c]:
-                queue[n] = r * w + c
+        for i in range(shortest_path_cells(dist, goal, queue)):
+            if not keep[queue[i] // w, queue[i] % w]:
+                queue[n] = queue[i]
                 n += 1
         if n == 0:
             return False

@@ -51,17 +51,31 @@ def bfs(passable, start, dist, queue):
 
 
 @numba.njit(cache=True)
-def trace_path(dist, goal, out):
-    """Mark with PATH the cells of one shortest path (S and G excluded) into ``out``."""
+def shortest_path_cells(dist, goal, cells):
+    """Write the flat indices of one shortest path's cells (S and G excluded), walking back from
+    the goal, into ``cells``; return how many. The one walk that labels a maze's path and that
+    the hard generator walls up, so both take the same path."""
     h, w = dist.shape
     r, c = goal // w, goal % w
+    n = 0
     while dist[r, c] > 1:
         for k in range(4):
             nr, nc = r + _DR[k], c + _DC[k]
             if 0 <= nr < h and 0 <= nc < w and dist[nr, nc] == dist[r, c] - 1:
                 r, c = nr, nc
                 break
-        out[r, c] = PATH
+        cells[n] = r * w + c
+        n += 1
+    return n
+
+
+@numba.njit(cache=True)
+def trace_path(dist, goal, out):
+    """Mark with PATH the cells of one shortest path (S and G excluded) into ``out``."""
+    h, w = dist.shape
+    cells = np.empty(h * w, np.int64)
+    for i in range(shortest_path_cells(dist, goal, cells)):
+        out[cells[i] // w, cells[i] % w] = PATH
 
 
 @numba.njit(cache=True)

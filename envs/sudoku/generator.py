@@ -45,6 +45,8 @@ from .board import SIZES, geometry
 from .solver import _DIGIT_OF, _POPCOUNT, _search, count_solutions
 
 DIFFICULTIES = ("easy", "medium", "hard", "extreme")
+# the columns of generate_arrays' stats, one row per puzzle
+STATS_COLUMNS = ("clues", "nodes", "guesses", "attempts")
 DEFAULT_DIFFICULTY = "medium"
 # clue target as a fraction of the cells (0 = dig until minimal) and the effort rule
 _CLUE_FRACTION = {"easy": 0.5, "medium": 0.4, "hard": 0.0, "extreme": 0.0}
@@ -178,7 +180,7 @@ class SudokuGenerator:
         """Items ``start..start+count-1`` of ``seed`` as arrays.
 
         Returns ``(puzzles (count, n, n) int8, solutions (count, n, n) int8, stats (count, 4))``
-        with stats columns (clues, nodes, guesses, attempts).
+        with stats columns :data:`STATS_COLUMNS` (clues, nodes, guesses, attempts).
         """
         seed = check_seed(seed)
         count, start = check_int("count", count, 0), check_int("start", start, 0)
