@@ -7,7 +7,7 @@ distinct snapshot is unpickled and repr'd once (whole, and per container), then 
 ``max_repr`` and marked with ``TRUNCATED``. The frames are exactly those of an eager
 repr-every-local tracer (tests/tracers/test_tracer.py compares on many functions), except that
 objects' ``repr`` showing an address differ between any two runs. The C recorder builds its
-frames itself and shares only ``_finish`` (and ``_InfoOf``, its source lookup).
+frames itself and shares only ``_finish`` (and ``_CodeInfo``, its source lookup).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ _SMALL = 400  # bytes of pickle under which re-pickling a container to find its 
 _EVENT_NAMES = ("call", "line", "return", "exception")  # by raw event kind, for the C build
 
 
-class _InfoOf:
+class _CodeInfo:
     """``info_of(code) -> (lines, qualname)`` for the C recorder's build (once per code)."""
 
     def __init__(self) -> None:

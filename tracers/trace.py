@@ -53,7 +53,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tracegym.tracers.cwm import Frame, Trace
-from tracegym.tracers.frames import _EVENT_NAMES, _RETURN_OPS, _build, _finish, _InfoOf, _name_of
+from tracegym.tracers.frames import _EVENT_NAMES, _RETURN_OPS, _build, _CodeInfo, _finish, _name_of
 from tracegym.tracers.monitoring import _run_monitored
 from tracegym.tracers.recorder import (
     _PROGRAM_LIMITS,
@@ -129,7 +129,7 @@ class Tracer:
         gc.disable()  # building ~1e5 small objects: collections would only rescan them
         try:
             if use_c:
-                frames = crec.build(_InfoOf(), Frame, _EVENT_NAMES)
+                frames = crec.build(_CodeInfo(), Frame, _EVENT_NAMES)
                 return _finish(frames, crec.truncated, fn, entry_code, opts, result, exception)
             return _build(rec, fn, entry_code, opts, result, exception)
         finally:

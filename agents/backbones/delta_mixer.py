@@ -83,8 +83,8 @@ class DeltaMixer(nn.Module):
     def _make_gates(self, dim: int) -> None:
         raise NotImplementedError
 
-    def _log_decay(self, x: torch.Tensor, gd: torch.dtype) -> torch.Tensor:
-        """Log decays g <= 0 in dtype ``gd``: (B, T, H), or (B, T, H, dk) when per channel."""
+    def _log_decay(self, x: torch.Tensor, gate_dtype: torch.dtype) -> torch.Tensor:
+        """Log decays g <= 0 in ``gate_dtype``: (B, T, H), or (B, T, H, dk) when per channel."""
         raise NotImplementedError
 
     def _output_gate(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,9 +117,9 @@ class DeltaMixer(nn.Module):
         B, T, _ = x.shape
         u = self.in_proj(x)  # (B, T, C)
         # Gates in at least float32: exp of a sum of many small log decays is the sensitive part.
-        gd = torch.promote_types(x.dtype, torch.float32)
-        g = self._log_decay(x, gd)
-        beta = torch.sigmoid(self.b_proj(x).to(gd))  # (B, T, H)
+        gate_dtype = torch.promote_types(x.dtype, torch.float32)
+        g = self._log_decay(x, gate_dtype)
+        beta = torch.sigmoid(self.b_proj(x).to(gate_dtype))  # (B, T, H)
         op = dict(scale=self.dk**-0.5, impl=self.impl, chunk_size=self.chunk_size)
 
         uf, conv_state = self._short_conv(u, self.conv, None if cache is None else cache.conv)

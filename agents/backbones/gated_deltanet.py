@@ -40,9 +40,9 @@ class GatedDeltaNet(DeltaMixer):
         self.b_proj = nn.Linear(dim, H, bias=False)  # write strength input
         self.g_proj = nn.Linear(dim, H * dv, bias=False)  # output gate
 
-    def _log_decay(self, x: torch.Tensor, gd: torch.dtype) -> torch.Tensor:
-        dt = self.a_proj(x).to(gd) + self.dt_bias.to(gd)
-        return -self.A_log.to(gd).exp() * F.softplus(dt)  # (B, T, H)
+    def _log_decay(self, x: torch.Tensor, gate_dtype: torch.dtype) -> torch.Tensor:
+        dt = self.a_proj(x).to(gate_dtype) + self.dt_bias.to(gate_dtype)
+        return -self.A_log.to(gate_dtype).exp() * F.softplus(dt)  # (B, T, H)
 
     def _output_gate(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape

@@ -50,10 +50,11 @@ class KimiDeltaAttention(DeltaMixer):
             nn.Linear(dim, dv, bias=False), nn.Linear(dv, H * dv, bias=True)
         )  # output gate input, (B, T, H dv)
 
-    def _log_decay(self, x: torch.Tensor, gd: torch.dtype) -> torch.Tensor:
+    def _log_decay(self, x: torch.Tensor, gate_dtype: torch.dtype) -> torch.Tensor:
         B, T, _ = x.shape
-        f = F.softplus(self.f_proj(x).to(gd) + self.dt_bias.to(gd)).view(B, T, self.heads, self.dk)
-        return -self.A_log.to(gd).exp()[:, None] * f  # (B, T, H, dk)
+        f = F.softplus(self.f_proj(x).to(gate_dtype) + self.dt_bias.to(gate_dtype))
+        f = f.view(B, T, self.heads, self.dk)
+        return -self.A_log.to(gate_dtype).exp()[:, None] * f  # (B, T, H, dk)
 
     def _output_gate(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape

@@ -309,7 +309,7 @@ class Reasoner(nn.Module):
         b = inputs.shape[0]
         carry = self.initial_carry(b)
         active = torch.ones(b, dtype=torch.bool, device=inputs.device)  # not yet halted
-        least = min_halt_steps(b, max_steps, exploration_prob, inputs.device)
+        min_steps = min_halt_steps(b, max_steps, exploration_prob, inputs.device)
         for step in range(1, max_steps + 1):
             x = self.embed(inputs, ids)  # (B, P+T, D), re-embedded: each step has its own graph
             carry, logits, q = segment(x, carry)
@@ -336,7 +336,7 @@ class Reasoner(nn.Module):
             halt_now = torch.full_like(active, last)
             if self.training:
                 threshold = 0 if q_continue is None else q_continue.detach()
-                halt_now |= (q_halt.detach() > threshold) & (step >= least)
+                halt_now |= (q_halt.detach() > threshold) & (step >= min_steps)
             # tensors, not read here (see StepOutput); the accuracies are over the active samples
             metrics = {
                 "loss": loss.detach(), "lm_loss": lm_loss.detach(),

@@ -329,7 +329,8 @@ STORED_DIFFUSION = {
     "puzzle_emb_dim": 32, "norm": "post", "expansion": 4.0, "multiple_of": 32, "pattern": None,
     "qk_norm": True, "rope_base": 10000.0, "expand_v": 1.0, "conv_size": 4, "chunk_size": 64,
     "impl": "auto", "latent_dim": None, "window": 64, "rope": None, "mla_gate": False,
-    "norm_gain": True, "init": "torch", "tokenizer": "this code's, filled in below", "decode_steps": 3, "span_len": 12,
+    "norm_gain": True, "init": "torch", "tokenizer": "this code's, filled in below",
+    "decode_steps": 3, "span_len": 12,
 }
 
 

@@ -72,3 +72,76 @@ def test_config__a_bad_model_key_names_the_key_and_value(override, message):
             "pad_id": 0, "ignore_label_id": 0}
     with pytest.raises(TracegymError, match=re.escape(message)):
         default_policy_factory(spec, cfg)  # as the Trainer builds it, before any step
+
+
+# The published commands, value by value (issue 18 item 6). TRM: SamsungSAILMontreal/
+# TinyRecursiveModels README.md commands over config/cfg_pretrain.yaml and config/arch/trm.yaml;
+# HRM: sapientinc/HRM README.md commands over config/cfg_pretrain.yaml and config/arch/hrm_v1.yaml.
+# Both count steps as int(epochs x total_groups x mean_puzzle_examples / global_batch_size), one
+# supervision step each (pretrain.py), and evaluate every eval_interval epochs; ours counts
+# optimizer steps, so max_steps and eval_every are those figures in steps. ARC: 960 groups
+# (training, evaluation, ConceptARC) x 4.15 mean examples, as TRM's build gives them.
+def _steps(epochs, groups, mean_examples=1.0, batch=768):
+    return int(epochs * groups * mean_examples / batch)
+
+
+_TRAIN = dict(optimizer="adam_atan2", loss="stablemax", lr=1e-4, betas=(0.9, 0.95),
+              warmup_steps=2000, min_lr_ratio=1.0, grad_clip=0.0, batch_size=768,
+              sampler="groups")
+_TRM_MODEL = {"model.dim": 512, "model.depth": 2, "model.heads": 8, "model.expansion": 4.0,
+              "model.puzzle_emb_len": 16, "model.N_sup": 16, "model.halt_exploration_prob": 0.1,
+              "model.norm": "post", "model.norm_gain": False, "model.init": "lecun_normal"}
+_HRM_MODEL = {"model.dim": 512, "model.heads": 8, "model.expansion": 4.0, "model.H_cycles": 2,
+              "model.L_cycles": 2, "model.H_layers": 4, "model.L_layers": 4,
+              "model.halt_max_steps": 16, "model.halt_exploration_prob": 0.1,
+              "model.puzzle_emb_len": 1, "model.norm": "post", "model.norm_gain": False,
+              "model.init": "lecun_normal"}
+_SMALL_TASK = dict(puzzle_emb_lr=1e-4, weight_decay=1.0, puzzle_emb_weight_decay=1.0)
+_ARC = dict(puzzle_emb_lr=1e-2, weight_decay=0.1, puzzle_emb_weight_decay=0.1)
+PAPER = {
+    "trm-sudoku-extreme": {**_TRAIN, **_TRM_MODEL, **_SMALL_TASK, "reasoner": "trm",
+                           "backbone": "mlp_mixer", "model.H_cycles": 3, "model.L_cycles": 6,
+                           "ema": 0.999, "max_steps": _steps(50_000, 1000),
+                           "eval_every": _steps(5_000, 1000)},
+    "trm-att-sudoku-extreme": {**_TRAIN, **_TRM_MODEL, **_SMALL_TASK, "reasoner": "trm",
+                               "backbone": "transformer", "model.H_cycles": 3,
+                               "model.L_cycles": 6, "ema": 0.999,
+                               "max_steps": _steps(50_000, 1000),
+                               "eval_every": _steps(5_000, 1000)},
+    "trm-maze-hard": {**_TRAIN, **_TRM_MODEL, **_SMALL_TASK, "reasoner": "trm",
+                      "backbone": "transformer", "model.H_cycles": 3, "model.L_cycles": 4,
+                      "ema": 0.999, "max_steps": _steps(50_000, 1000),
+                      "eval_every": _steps(5_000, 1000)},
+    "trm-arc-agi-1": {**_TRAIN, **_TRM_MODEL, **_ARC, "reasoner": "trm",
+                      "backbone": "transformer", "model.H_cycles": 3, "model.L_cycles": 4,
+                      "ema": 0.999, "max_steps": _steps(100_000, 960, 4.15),
+                      "eval_every": _steps(10_000, 960, 4.15)},
+    "hrm-sudoku-extreme": {**_TRAIN, **_HRM_MODEL, **_SMALL_TASK, "reasoner": "hrm",
+                           "backbone": "transformer", "ema": 0.0,
+                           "max_steps": _steps(20_000, 1000), "eval_every": _steps(2_000, 1000)},
+    "hrm-maze-hard": {**_TRAIN, **_HRM_MODEL, **_SMALL_TASK, "reasoner": "hrm",
+                      "backbone": "transformer", "ema": 0.0,
+                      "max_steps": _steps(20_000, 1000), "eval_every": _steps(2_000, 1000)},
+    "hrm-arc-agi-1": {**_TRAIN, **_HRM_MODEL, **_ARC, "reasoner": "hrm",
+                      "backbone": "transformer", "ema": 0.0,
+                      "max_steps": _steps(100_000, 960, 4.15),
+                      "eval_every": _steps(10_000, 960, 4.15)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_config__paper_configs_equal_the_published_commands(name):
+    path = CONFIGS[0].parent / f"{name}.yaml"
+    cfg = load_config(path).validate()
+    got = {key: (cfg.model.get(key[len("model."):]) if key.startswith("model.")
+                 else getattr(cfg, key)) for key in PAPER[name]}
+    assert got == PAPER[name]
+    assert cfg.amp in ("auto", "bf16")  # bf16 autocast on CUDA (TRM/HRM forward_dtype bfloat16)
+    # positions: none for TRM's mlp_t (the mixer has none), RoPE for attention (the default)
+    assert "rope" not in cfg.model and "rope_base" not in cfg.model
+    # the one-line header comment holds the reference command
+    assert path.read_text().startswith(f"# {name.split('-')[0].upper()}: ")
+
+
+def test_config__every_paper_config_is_checked():
+    assert {p.stem for p in CONFIGS} - {"trm-sudoku4-cpu"} == set(PAPER)

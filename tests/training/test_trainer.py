@@ -546,3 +546,18 @@ def test_trainer__resume_continues_exactly_with_the_sparse_puzzle_table(sudoku4,
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_trainer__grad_clip_zero_turns_clipping_off(sudoku4, tmp_path):
+    # TRM and HRM do not clip (their paper configs set grad_clip: 0.0): 0 must leave every step
+    # exactly as an unreachable limit does, while a tiny limit changes the run (AdamW's eps makes
+    # the update depend on the gradient's scale, so the clipping shows in the weights)
+    def run(out, clip):
+        trainer = Trainer(tiny_config(sudoku4, tmp_path / out, optimizer="adamw", grad_clip=clip,
+                                      max_steps=3))
+        trainer.train()
+        return state_of(trainer)
+
+    off, huge, tiny = run("off", 0.0), run("huge", 1e30), run("tiny", 1e-12)
+    assert all(torch.equal(off[k], huge[k]) for k in off)
+    assert not all(torch.equal(off[k], tiny[k]) for k in off)
