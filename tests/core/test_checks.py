@@ -48,6 +48,7 @@ def test_unknown_names_message__sorted_names_closest_valid_one_and_the_valid_lis
 
 
 def test_unknown_names_message__the_config_checks_share_it():
+    pytest.importorskip("torch", reason="the agents layer needs the train extra")
     from tracegym.agents.backbones import config as backbones
     from tracegym.agents.reasoners import config as reasoners
 
