@@ -23,7 +23,8 @@ from tracegym.losses import LOSSES  # the reasoners' list, torch-free
 
 OPTIMIZERS = ("adamw", "adam_atan2")
 AMP_MODES = ("auto", "bf16", "off")
-SAMPLERS = ("examples", "groups")
+SAMPLERS = ("examples", "groups")  # see training/sampling.py
+ACT_FLOWS = ("carry", "batch")
 
 # Fields that may change when a run resumes: how long to run (a longer max_steps also stretches
 # the cosine from there on), how often to log/save, where (the data may move to another path: the
@@ -64,7 +65,12 @@ class TrainConfig:
     batch_size: int = 64
     """global batch size (split evenly across DDP ranks)"""
     sampler: str = "examples"
-    """train order: "examples" (shuffled examples) or "groups" (one example per group, as TRM)"""
+    """train order: "examples" (shuffled examples) or "groups" (TRM's: per group one random
+    puzzle, all of its examples; see training/sampling.py)"""
+    act_flow: str = "carry"
+    """deep supervision of TRM and HRM: "carry" (TRM's persistent carry: batch_size slots, one
+    supervision step of every slot per optimizer step, halted slots refilled from the next
+    batch) or "batch" (each batch runs its supervision steps until all its samples halt)"""
     lr: float = 1e-3
     """peak learning rate of the network weights"""
     puzzle_emb_lr: float = 1e-2
@@ -124,6 +130,7 @@ class TrainConfig:
         choice("loss", LOSSES)
         choice("amp", AMP_MODES)
         choice("sampler", SAMPLERS)
+        choice("act_flow", ACT_FLOWS)
         positive = ["batch_size", "epochs", "log_every"]
         if self.max_steps is not None:
             positive.append("max_steps")

@@ -1,26 +1,27 @@
 """The Trainer: one visible loop for every reasoner (deep supervision, EMA, AMP, DDP, resume).
 
-Data order. Batches are a pure function of ``(seed, epoch)`` and the batch index, so a resumed
-run sees exactly the batches the straight run would have seen:
+Data order. Batches are a pure function of ``(seed, position)`` (:class:`.sampling.TrainOrder`:
+``sampler="examples"`` shuffles all examples each epoch; ``"groups"`` is TRM's sampler, every
+example of one random puzzle per group), and checkpoints store the position, so a resumed run
+sees exactly the batches the straight run would have seen. Under DDP (``torchrun
+--nproc_per_node=K``), rank r takes slice r of each global batch.
 
-* ``sampler="examples"``: each epoch is a permutation of all train examples
-  (``default_rng([seed, epoch])``), cut into batches of ``batch_size``; the last partial batch
-  is dropped.
-* ``sampler="groups"``: each epoch visits every group once in a shuffled order and takes one
-  example of a random puzzle of the group (a group = one original puzzle and its augmentations).
-  TRM's loader takes *all* examples of the chosen puzzle; one example per group keeps the epoch
-  length fixed, which the pure step -> batch mapping needs.
+Steps. ``step`` counts optimizer steps and ``lr = peak * lr_factor(step)``. A reasoner with a
+persistent ACT carry (TRM, HRM: ``carry_step``) trains as TRM does with ``act_flow="carry"``
+(the default): every optimizer step draws one batch and runs one supervision step on every slot
+of the carry, halted slots taking that batch's rows (:meth:`Reasoner.act_carry_step`); the
+carry is saved in checkpoints. Otherwise (``act_flow="batch"``, or a reasoner without a carry)
+one batch gives up to ``N_sup`` supervision steps (``policy.supervision_steps``), each one
+optimizer step. ``max_steps`` is exact: the run stops at that step even inside a batch. Without
+``max_steps`` the run makes ``epochs`` passes, and the schedule's length is the number of
+batches in ``epochs`` (TRM's ``epochs x total_groups x mean_puzzle_examples / batch_size`` for
+the groups sampler), times ``N_sup`` in the batch flow (every batch assumed to run all its
+supervision steps). ``time_budget_s`` is checked between batches. The first limit reached ends
+the run and ``train()``'s result names it (``stopped_by``).
 
-Under DDP (``torchrun --nproc_per_node=K``), rank r takes slice r of each global batch.
-
-Steps. One batch gives up to ``N_sup`` supervision steps (``policy.supervision_steps``); each is
-one optimizer step, so ``step`` counts optimizer steps and ``lr = peak * lr_factor(step)``.
-``max_steps`` is exact: the run stops at that step even inside a batch (the rest of that batch's
-supervision steps are skipped). Without ``max_steps`` the run makes ``epochs`` passes, and the
-schedule's length is ``epochs * batches per epoch * N_sup`` (every batch assumed to run all its
-supervision steps; a reasoner that halts early ends the run before the cosine reaches its floor).
-``time_budget_s`` is checked between batches. The first limit reached ends the run and
-``train()``'s result names it (``stopped_by``).
+Throughput. Each log line has ``examples_per_s``: examples whose supervision finished (halted)
+per second since the line before, and ``active``: the fraction of computed rows that count in
+the loss (1 with the carry; the batch flow keeps computing halted rows at weight 0).
 
 Checkpoints. ``OUT/checkpoint.safetensors`` is written at the end, every ``checkpoint_every``
 steps and every ``checkpoint_minutes`` (both between batches, so resuming from them is exact),
@@ -73,6 +74,7 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .config import TrainConfig, config_differences
 from .distributed import Distributed
 from .optim import EMA, build_optimizer, build_sparse_optimizer, lr_factor
+from .sampling import TrainOrder
 from .prepare import (
     SPEC_FIELDS,
     check_dataset_task,
@@ -147,11 +149,13 @@ class Trainer:
         if self.local_batch * self.dist.world != cfg.batch_size:
             raise TracegymError(f"batch_size {cfg.batch_size} is not divisible by the "
                                 f"{self.dist.world} DDP ranks")
-        self.batches_per_epoch = self._epoch_length() // cfg.batch_size
-        if self.batches_per_epoch < 1:
+        data = self.train_data
+        self.order = TrainOrder(len(data), data.puzzle_indices, data.group_indices,
+                                sampler=cfg.sampler, batch_size=cfg.batch_size, seed=cfg.seed)
+        if self.order.examples_per_epoch < cfg.batch_size:
             raise TracegymError(f"batch_size {cfg.batch_size} exceeds the "
-                                f"{self._epoch_length()} train "
-                                f"{'groups' if cfg.sampler == 'groups' else 'examples'}")
+                                f"{self.order.examples_per_epoch:g} examples of an epoch "
+                                f"(sampler {cfg.sampler!r})")
 
         # the same initial weights on every rank: build under the base seed, then broadcast
         seed_everything(cfg.seed)
@@ -167,10 +171,13 @@ class Trainer:
             self.policy, lr=cfg.puzzle_emb_lr, weight_decay=cfg.puzzle_emb_weight_decay,
             world_size=self.dist.world)
         self.ema = EMA(self.policy, cfg.ema) if cfg.ema > 0 else None
+        # TRM's persistent carry (None until the first step fills it), when the policy has one
+        self.carry = cfg.act_flow == "carry" and hasattr(self.policy, "carry_step")
+        self.act_state = None
         self.step = 0  # optimizer steps done
-        self.batches = 0  # batches consumed (the data position)
+        self.batches = 0  # batches consumed (the data position is self.order's)
         self.best = None  # best eval exact accuracy
-        self._order_epoch, self._order = -1, None
+        self._finished = 0.0  # examples this rank finished since the last train log line
         self.stop_after: int | None = None
         self.signal: int | None = None  # SIGINT/SIGTERM received during train()
         # (step, names, 0-d tensors on the device, Python-number metrics) of the steps not read
@@ -178,8 +185,8 @@ class Trainer:
         if cfg.max_steps is not None:
             self.total_steps = cfg.max_steps
         else:
-            self.total_steps = (cfg.epochs * self.batches_per_epoch
-                                * supervision_steps_per_batch(self.policy))
+            per_batch = 1 if self.carry else supervision_steps_per_batch(self.policy)
+            self.total_steps = self.order.batches_for(cfg.epochs) * per_batch
         if resume is not None:
             self._resume(resume)
         if cfg.compile and is_accelerator(self.device):
@@ -187,31 +194,10 @@ class Trainer:
                 module.compile()  # in place: state_dict keys keep their names
 
     # -- data ------------------------------------------------------------------------------------
-    def _epoch_length(self) -> int:
-        if self.cfg.sampler == "groups":
-            return len(self.train_data.group_indices) - 1
-        return len(self.train_data)
-
-    def epoch_order(self, epoch: int) -> np.ndarray:
-        """Example indices of one epoch: a pure function of ``(seed, epoch)``."""
-        rng = np.random.default_rng([self.cfg.seed, epoch])
-        if self.cfg.sampler == "examples":
-            return rng.permutation(len(self.train_data))
-        groups = np.asarray(self.train_data.group_indices)
-        puzzles = np.asarray(self.train_data.puzzle_indices)
-        order = rng.permutation(len(groups) - 1)
-        lo, hi = groups[order], groups[order + 1]
-        puzzle = lo + (rng.random(len(order)) * (hi - lo)).astype(np.int64)
-        first, last = puzzles[puzzle], puzzles[puzzle + 1]
-        return first + (rng.random(len(order)) * (last - first)).astype(np.int64)
-
-    def batch(self, index: int) -> dict[str, torch.Tensor]:
-        """This rank's share of global batch ``index``."""
-        epoch, i = divmod(index, self.batches_per_epoch)
-        if epoch != self._order_epoch:
-            self._order_epoch, self._order = epoch, self.epoch_order(epoch)
-        start = i * self.cfg.batch_size + self.dist.rank * self.local_batch
-        idx = self._order[start:start + self.local_batch]
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        """This rank's share of the next global batch (advances ``self.order``)."""
+        start = self.dist.rank * self.local_batch
+        idx = self.order.next_batch()[start:start + self.local_batch]
         data = self.train_data
 
         def tensor(a):
@@ -232,7 +218,16 @@ class Trainer:
             path, model=self.policy, optimizer=self.optimizer, ema=self.ema,
             config=self.cfg.to_dict(), task_spec=self.spec,
             policy_config=getattr(self.policy, "config", {}),
-            trainer_state={"step": self.step, "batches": self.batches, "best": self.best})
+            trainer_state={"step": self.step, "batches": self.batches, "best": self.best,
+                           "data_position": self.order.state(),
+                           "act_carry": self.act_state is not None},
+            extra_tensors=self._carry_tensors())
+
+    def _carry_tensors(self) -> dict[str, torch.Tensor]:
+        """The ACT carry as ``act.*`` tensors (rank 0's; the other ranks restart theirs)."""
+        if self.act_state is None:
+            return {}
+        return {f"act.{k}": v for k, v in self.act_state.tensors().items()}
 
     def _resume(self, path) -> None:
         ckpt = Checkpoint(path)
@@ -253,6 +248,18 @@ class Trainer:
         self.step = int(ckpt.trainer_state["step"])
         self.batches = int(ckpt.trainer_state["batches"])
         self.best = ckpt.trainer_state.get("best")
+        position = ckpt.trainer_state.get("data_position")
+        if position is None:  # written before positions were saved: fixed-length epochs
+            per_epoch = max(int(self.order.examples_per_epoch) // self.cfg.batch_size, 1)
+            epoch, offset = divmod(self.batches, per_epoch)
+            position = {"epoch": epoch, "offset": offset * (
+                1 if self.cfg.sampler == "examples" else self.cfg.batch_size)}
+        self.order.load_state(position)
+        if self.carry and ckpt.trainer_state.get("act_carry") and self.dist.is_main:
+            from tracegym.agents.reasoners.base import ACTState
+
+            tensors = {k: v.to(self.device) for k, v in ckpt.section("act").items()}
+            self.act_state = ACTState.from_tensors(tensors, type(self.policy.initial_carry(1)))
         if self.dist.is_main:
             ckpt.restore_rng()
         else:  # only rank 0's generators were saved; the others restart from a derived seed
@@ -345,6 +352,10 @@ class Trainer:
         for step, names, _, _ in unread:
             for name, value in zip(names, flat[at:at + len(names)]):
                 self._check_finite(step, name, value)
+            if "finished" in names:
+                self._finished += flat[at + names.index("finished")]
+            elif "loss" in names:  # a one-pass policy: every example of the step is done
+                self._finished += self.local_batch
             at += len(names)
         _, names, _, numbers = unread[-1]
         # a reasoner's own "loss" metric, when it has one, is what the log shows
@@ -370,7 +381,7 @@ class Trainer:
         reason = self._step_limit()
         if reason is not None:
             return reason
-        if self.cfg.max_steps is None and self.batches >= self.cfg.epochs * self.batches_per_epoch:
+        if self.cfg.max_steps is None and self.order.position >= self.cfg.epochs:
             return "epochs"
         if out_of_time:
             return "time_budget_s"
@@ -444,7 +455,8 @@ class Trainer:
         saved_at = time.monotonic()
         with self._signals_caught():
             while (stopped_by := self._stop_reason()) is None:
-                interrupted = self._train_batch(bar)
+                interrupted = self._train_carry_step(bar) if self.carry else \
+                    self._train_batch(bar)
                 self.batches += 1
                 if self._step_limit() is not None or interrupted:
                     continue  # the loop ends here; the final checkpoint follows
@@ -482,8 +494,7 @@ class Trainer:
         """The supervision steps of one batch, one optimizer step each, until the batch halts or
         a step limit or a signal says stop. Returns whether a signal stopped it (on every rank
         alike)."""
-        cfg = self.cfg
-        steps = self.policy.supervision_steps(self.batch(self.batches))
+        steps = self.policy.supervision_steps(self.next_batch())
         local_done = False
         try:
             while True:
@@ -502,25 +513,7 @@ class Trainer:
                     self.device)
                 if not has_step:  # every rank's batch ended without saying halted
                     break
-                factor = lr_factor(self.step, warmup_steps=cfg.warmup_steps,
-                                   total_steps=self.total_steps, min_ratio=cfg.min_lr_ratio)
-                for optimizer in self._optimizers():
-                    for group in optimizer.param_groups:
-                        group["lr"] = group["peak_lr"] * factor
-                norm = torch.nn.utils.clip_grad_norm_(
-                    self.params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-                self._keep(out, loss, norm)
-                for optimizer in self._optimizers():  # the sparse one all-gathers its rows
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                if self.ema is not None:
-                    self.ema.update(self.policy)
-                self.step += 1
-                bar.update(1)
-                if self.step % cfg.log_every == 0 or len(self._unread) >= MAX_UNREAD_STEPS:
-                    values = self._read()  # the step's one host read, every log_every steps
-                    if out is not None and self.step % cfg.log_every == 0:
-                        self._log_train(values, cfg.lr * factor, bar)
+                self._optimizer_step(out, loss, bar)
                 if self.dist.world == 1:  # a signal during this step stops after it
                     signalled = self.signal is not None
                 # max_steps is exact, and a signal should not wait for the batch to end
@@ -530,11 +523,50 @@ class Trainer:
             steps.close()
         return False
 
+    def _train_carry_step(self, bar) -> bool:
+        """One optimizer step of the persistent ACT carry (TRM's data flow): one batch, one
+        supervision step of every slot. Returns whether a signal arrived (every rank alike)."""
+        batch = self.next_batch()
+        with self._autocast():
+            self.act_state, out = self.policy.carry_step(self.act_state, batch)
+        loss = out.loss.float()
+        loss.backward()
+        (signalled,) = self.dist.sync_step(self.params, [self.signal is not None], self.device)
+        self._optimizer_step(out, loss, bar)
+        return bool(signalled) if self.dist.world > 1 else self.signal is not None
+
+    def _optimizer_step(self, out, loss: torch.Tensor | None, bar) -> None:
+        """lr from the schedule, clipping, every optimizer's step, EMA, and the log when due;
+        ``out`` is None on a DDP rank whose batch has already halted (zero gradients)."""
+        cfg = self.cfg
+        factor = lr_factor(self.step, warmup_steps=cfg.warmup_steps,
+                           total_steps=self.total_steps, min_ratio=cfg.min_lr_ratio)
+        for optimizer in self._optimizers():
+            for group in optimizer.param_groups:
+                group["lr"] = group["peak_lr"] * factor
+        norm = torch.nn.utils.clip_grad_norm_(
+            self.params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        self._keep(out, loss, norm)
+        for optimizer in self._optimizers():  # the sparse one all-gathers its rows
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.policy)
+        self.step += 1
+        bar.update(1)
+        if self.step % cfg.log_every == 0 or len(self._unread) >= MAX_UNREAD_STEPS:
+            values = self._read()  # the step's one host read, every log_every steps
+            if out is not None and self.step % cfg.log_every == 0:
+                self._log_train(values, cfg.lr * factor, bar)
+
     def _log_train(self, values: dict[str, float], lr: float, bar) -> None:
         now = time.perf_counter()
-        self._log({"split": "train", "step": self.step,
-                   "epoch": self.batches / self.batches_per_epoch, "lr": lr,
-                   "sec": now - self._tick, **values})
+        seconds = now - self._tick
+        # every rank finishes about as many as this one: the global figure, without a reduce
+        rate = self._finished * self.dist.world / max(seconds, 1e-9)
+        self._finished = 0.0
+        self._log({"split": "train", "step": self.step, "epoch": round(self.order.position, 6),
+                   "lr": lr, "sec": seconds, "examples_per_s": rate, **values})
         bar.set_postfix(loss=f"{values['loss']:.4f}")
         self._tick = now
 

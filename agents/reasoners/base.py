@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -120,6 +121,46 @@ class StepOutput:
     logits: torch.Tensor
     metrics: dict[str, torch.Tensor | float] = field(default_factory=dict)
     halted: bool = False
+
+
+@dataclass
+class ACTState:
+    """TRM's persistent carry between optimizer steps (:meth:`Reasoner.act_carry_step`): per
+    slot, the example it holds (``inputs``, ``labels`` (B, T), ``identifiers`` (B,) or None),
+    the reasoner's latents ``carry`` (a dataclass of (B, P+T, D) tensors, detached), the
+    supervision ``steps`` it has run (B,) and whether it ``halted`` at the last one (B,)."""
+
+    carry: Any
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    identifiers: torch.Tensor | None
+    steps: torch.Tensor
+    halted: torch.Tensor
+
+    @classmethod
+    def empty(cls, carry, inputs, labels, identifiers) -> ACTState:
+        """Every slot halted (so the first step fills all of them from its batch)."""
+        b = inputs.shape[0]
+        return cls(carry=carry, inputs=torch.zeros_like(inputs), labels=torch.zeros_like(labels),
+                   identifiers=None if identifiers is None else torch.zeros_like(identifiers),
+                   steps=torch.zeros(b, dtype=torch.long, device=inputs.device),
+                   halted=torch.ones(b, dtype=torch.bool, device=inputs.device))
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Flat ``{name: tensor}`` (checkpoints): ``carry.<field>`` and the slot fields."""
+        out = {f"carry.{f.name}": getattr(self.carry, f.name) for f in fields(self.carry)}
+        for name in ("inputs", "labels", "identifiers", "steps", "halted"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], carry_type: type) -> ACTState:
+        """The inverse of :meth:`tensors`; ``carry_type`` is the reasoner's carry dataclass."""
+        carry = carry_type(**{f.name: tensors[f"carry.{f.name}"] for f in fields(carry_type)})
+        return cls(carry=carry, inputs=tensors["inputs"], labels=tensors["labels"],
+                   identifiers=tensors.get("identifiers"), steps=tensors["steps"],
+                   halted=tensors["halted"])
 
 
 # ----------------------------------------------------------------------------- embeddings
@@ -343,6 +384,7 @@ class Reasoner(nn.Module):
                 "halt_loss": halt_loss.detach(), **extra,
                 "q_halt_acc": masked_mean((q_halt.detach() > 0) == exact, active),
                 "steps": float(step), "active": active.float().mean(),
+                "finished": (active & halt_now).sum().float(),
                 **answer_metrics(logits.detach(), labels, self.task.ignore_label_id, active),
             }
             active = active & ~halt_now
@@ -357,6 +399,81 @@ class Reasoner(nn.Module):
             yield StepOutput(loss, logits, metrics, halted=done)
             if done:
                 return
+
+    def act_carry_step(self, state: ACTState | None, batch: dict, segment: Callable,
+                       max_steps: int, exploration_prob: float) -> tuple[ACTState, StepOutput]:
+        """One optimizer step of TRM's persistent carry (its ``ACTV1`` wrapper's forward):
+        ``batch_size`` slots, each holding an example part-way through its supervision steps.
+
+        The slots that halted at the step before are reset (initial latents, step count 0) and
+        take the example at their row of ``batch``; the other rows of ``batch`` go unused, as in
+        TRM. Then every slot runs one segment, so every row of the batch is live: the losses
+        (:meth:`act_steps`' terms) are summed over all slots and divided by the batch size. A
+        slot halts when its step count reaches ``max_steps``, or when it says so (TRM: q_halt >
+        0; HRM: q_halt > q_continue) past a minimum drawn afresh each step (with probability
+        ``exploration_prob`` a random 2..max_steps, else 1). ``state`` None starts with every
+        slot empty. Training only: :meth:`solve` evaluates.
+
+        Metrics: the losses; token_acc and exact_acc of every slot's current answer;
+        ``finished`` (slots that halted), their ``steps`` (mean) and ``finished_exact_acc``, and
+        ``q_halt_acc``; all tensors (no host read here).
+        """
+        inputs, labels, ids = self.unpack(batch)
+        b = inputs.shape[0]
+        if state is None:
+            state = ACTState.empty(self.initial_carry(b), inputs, labels, ids)
+        if state.halted.shape[0] != b:
+            raise ValueError(f"the ACT carry has {state.halted.shape[0]} slots but the batch has "
+                             f"{b} rows")
+        refill = state.halted
+
+        def fill(new, old):
+            return torch.where(refill.view(-1, *([1] * (new.dim() - 1))), new, old)
+
+        inputs, labels = fill(inputs, state.inputs), fill(labels, state.labels)
+        ids = None if ids is None else fill(ids, state.identifiers)
+        fresh = self.initial_carry(b)
+        carry = type(fresh)(**{f.name: fill(getattr(fresh, f.name), getattr(state.carry, f.name))
+                               for f in fields(fresh)})
+        steps = torch.where(refill, 0, state.steps) + 1
+
+        x = self.embed(inputs, ids)  # (B, P+T, D)
+        carry, logits, q = segment(x, carry)
+        q_halt, q_continue = (q, None) if q.dim() == 1 else q.unbind(-1)
+        last = steps >= max_steps
+        _, exact, _ = answer_correctness(logits.detach().argmax(-1), labels,
+                                         self.task.ignore_label_id)
+        lm_loss = self.loss_of(logits, labels).sum() / b
+        halt_loss = F.binary_cross_entropy_with_logits(q_halt, exact.float(),
+                                                       reduction="sum") / b
+        loss = lm_loss + 0.5 * halt_loss
+        extra = {}
+        if q_continue is not None:  # HRM: Q-learn "continue" from one more segment's value
+            with torch.no_grad():
+                _, _, q_next = segment(x.detach(), carry)
+                target = torch.sigmoid(torch.where(last, q_next[:, 0], q_next.max(-1).values))
+            continue_loss = F.binary_cross_entropy_with_logits(q_continue, target,
+                                                               reduction="sum") / b
+            loss = loss + 0.5 * continue_loss
+            extra["continue_loss"] = continue_loss.detach()
+
+        halted = last
+        if max_steps > 1:
+            threshold = 0 if q_continue is None else q_continue.detach()
+            halted = halted | (q_halt.detach() > threshold)
+            min_steps = min_halt_steps(b, max_steps, exploration_prob, inputs.device)
+            halted = halted & (steps >= min_steps)
+        metrics = {
+            "loss": loss.detach(), "lm_loss": lm_loss.detach(), "halt_loss": halt_loss.detach(),
+            **extra, "q_halt_acc": ((q_halt.detach() > 0) == exact).float().mean(),
+            "active": 1.0, "finished": halted.sum().float(),
+            "steps": masked_mean(steps.float(), halted),
+            "finished_exact_acc": masked_mean(exact, halted),
+            **answer_metrics(logits.detach(), labels, self.task.ignore_label_id),
+        }
+        new_state = ACTState(carry=carry, inputs=inputs, labels=labels, identifiers=ids,
+                             steps=steps, halted=halted)
+        return new_state, StepOutput(loss, logits, metrics, halted=False)
 
     @torch.no_grad()
     def act_solve(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor | None,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Reasoner, StepOutput, halting_head
+from .base import ACTState, Reasoner, StepOutput, halting_head
 from .config import common_config, option
 from .tasks import TaskSpec
 
@@ -66,8 +66,9 @@ class HRM(Reasoner):
     Config: :class:`HRMConfig` (H_cycles, L_cycles, H_layers, L_layers, halt_max_steps,
     halt_exploration_prob beyond the common keys, without ``depth``).
 
-    Training halts a sample when q_halt > q_continue (after its exploration minimum); halted
-    samples drop out of later losses. Eval runs all ``halt_max_steps`` segments.
+    Training halts a sample when q_halt > q_continue (after its exploration minimum), with the
+    persistent carry (:meth:`carry_step`, HRM's and the Trainer's default) or per batch
+    (:meth:`supervision_steps`). Eval runs all ``halt_max_steps`` segments.
     """
 
     NAME = "hrm"
@@ -114,6 +115,12 @@ class HRM(Reasoner):
         # q is (halt, continue): halt when q_halt > q_continue, continue learned by Q-learning
         return self.act_steps(batch, self.segment, self.cfg.halt_max_steps,
                               self.cfg.halt_exploration_prob)
+
+    def carry_step(self, state: ACTState | None, batch) -> tuple[ACTState, StepOutput]:
+        """One optimizer step of the persistent carry (:meth:`~.base.Reasoner.act_carry_step`),
+        as HRM trains; the Trainer's default (``act_flow="carry"``)."""
+        return self.act_carry_step(state, batch, self.segment, self.cfg.halt_max_steps,
+                                   self.cfg.halt_exploration_prob)
 
     @torch.no_grad()
     def solve(self, inputs, puzzle_identifiers=None) -> torch.Tensor:

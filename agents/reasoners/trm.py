@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Reasoner, StepOutput, halting_head
+from .base import ACTState, Reasoner, StepOutput, halting_head
 from .config import ReasonerConfig, option
 from .tasks import TaskSpec
 
@@ -65,10 +65,12 @@ class TRM(Reasoner):
     Config: :class:`TRMConfig` (H_cycles, L_cycles, N_sup, halt_exploration_prob beyond the
     common keys).
 
-    Training (:meth:`supervision_steps`): a sample halts after a step when its Q-halt logit is
-    > 0 (and its exploration minimum is met); halted samples drop out of later steps' losses, and
-    the batch stops when all have halted or after N_sup steps. Losses are summed over active
-    samples and divided by the full batch size, so every sample weighs the same in every step.
+    Training, as TRM (:meth:`carry_step`): a persistent carry of batch_size slots; each
+    optimizer step runs one supervision step on every slot, a slot halts when its Q-halt logit is
+    > 0 (past its exploration minimum) or after N_sup steps, and halted slots take the next
+    batch's examples. The older flow (:meth:`supervision_steps`) runs each batch until all its
+    samples halt or N_sup steps, halted samples dropping out of later steps' losses. Losses are
+    summed over the live samples and divided by the full batch size.
 
     Eval (:meth:`solve`, and :meth:`supervision_steps` in eval mode): every sample runs all N_sup
     steps, so a batch halts together and the answer does not depend on batch composition.
@@ -119,6 +121,12 @@ class TRM(Reasoner):
         # halt when q_halt > 0 (TRM has no "continue" logit)
         return self.act_steps(batch, self.deep_recursion, self.cfg.N_sup,
                               self.cfg.halt_exploration_prob)
+
+    def carry_step(self, state: ACTState | None, batch) -> tuple[ACTState, StepOutput]:
+        """One optimizer step of TRM's persistent carry (:meth:`~.base.Reasoner.act_carry_step`),
+        the Trainer's default (``act_flow="carry"``)."""
+        return self.act_carry_step(state, batch, self.deep_recursion, self.cfg.N_sup,
+                                   self.cfg.halt_exploration_prob)
 
     @torch.no_grad()
     def solve(self, inputs, puzzle_identifiers=None) -> torch.Tensor:

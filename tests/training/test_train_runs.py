@@ -160,9 +160,11 @@ def test_train__resume_drops_log_lines_past_the_checkpoint(sudoku4, tmp_path, ca
 # -- item 11: exact limits, and which one ended the run ----------------------------------------
 
 def test_trainer__max_steps_is_exact_inside_a_batch(sudoku4, tmp_path):
-    # default TRM: 16 supervision steps per batch; the run used to end after the whole batch
+    # the batch flow, default TRM: 16 supervision steps per batch; the run used to end after
+    # the whole batch
     model = {k: v for k, v in TINY_TRM.items() if k != "N_sup"}
-    trainer = Trainer(tiny_config(sudoku4, tmp_path, max_steps=5, model=model))
+    trainer = Trainer(tiny_config(sudoku4, tmp_path, max_steps=5, model=model,
+                                  act_flow="batch"))
     assert trainer.policy.config["N_sup"] == 16
     result = trainer.train()
     assert result["step"] == 5 and result["stopped_by"] == "max_steps"
@@ -230,12 +232,14 @@ def test_trainer__periodic_checkpoints_by_steps_and_minutes(sudoku4, tmp_path, m
         return real_save(self, path)
 
     monkeypatch.setattr(Trainer, "save", spy)
-    # 2 steps per batch; checkpoints between batches, at the first boundary past each multiple
+    # the batch flow: 2 steps per batch; checkpoints between batches, at the first boundary
+    # past each multiple
     Trainer(tiny_config(sudoku4, tmp_path / "a", max_steps=10, checkpoint_every=4,
-                        checkpoint_minutes=0)).train()
+                        checkpoint_minutes=0, act_flow="batch")).train()
     assert saved == [4, 8, 10]  # the last one is the end of the run
     saved.clear()
-    Trainer(tiny_config(sudoku4, tmp_path / "b", max_steps=6, checkpoint_minutes=1e-9)).train()
+    Trainer(tiny_config(sudoku4, tmp_path / "b", max_steps=6, checkpoint_minutes=1e-9,
+                        act_flow="batch")).train()
     assert saved == [2, 4, 6]  # minutes: due after every batch here
     saved.clear()
     Trainer(tiny_config(sudoku4, tmp_path / "c", max_steps=6)).train()
