@@ -100,6 +100,9 @@ def add_maze_arguments(parser: argparse.ArgumentParser) -> None:
                              "30x30, scaled by area)")
     parser.add_argument("--wall-density", type=float, default=HARD_WALL_DENSITY, metavar="P",
                         help="hard mazes: chance of a random interior wall")
+    parser.add_argument("--allow-ties", action="store_true",
+                        help="hard mazes: keep several shortest paths (the label marks one) "
+                             "instead of walling ties off")
     add_split_arguments(parser, unit="maze", test=1000,
                         augment_help="dihedral copies per train maze (0..7)")
     _full_description(parser, "maze")
@@ -111,13 +114,14 @@ def maze_main(args: argparse.Namespace) -> int:
     summary = build_maze_dataset(
         args.out, kind=args.kind, size=args.size, train=args.train, test=args.test,
         augment=args.augment, seed=args.seed, min_path=args.min_path,
-        wall_density=args.wall_density, shard=args.shard, overwrite=args.overwrite,
-        progress=not args.no_progress)
+        wall_density=args.wall_density, allow_ties=args.allow_ties, shard=args.shard,
+        overwrite=args.overwrite, progress=not args.no_progress)
     i, n = summary["shard"]
     print(f"wrote {summary['out']}: train {summary['train_puzzles']} mazes x "
           f"{1 + summary['augment']} = {summary['train_examples']} examples, test "
           f"{summary['test_puzzles']} mazes ({summary['size']}x{summary['size']} "
-          f"{summary['kind']}, seed {summary['seed']}, shard {i}/{n}, "
+          f"{summary['kind']}{', ties allowed' if summary['allow_ties'] else ''}, "
+          f"seed {summary['seed']}, shard {i}/{n}, "
           f"{summary['rejected']} train draws rejected as test look-alikes)")
     return 0
 

@@ -3,7 +3,8 @@
 Layout (see :mod:`tracegym.datasets.writer`)::
 
     OUT/identifiers.json                      ["<blank>"]
-    OUT/{train,test}/dataset.json             vocab_size 6, seq_len size*size, pad/ignore/blank 0
+    OUT/{train,test}/dataset.json             vocab_size 6, seq_len size*size, pad/ignore/blank 0,
+                                              and "tracegym": how the mazes were generated
     OUT/{train,test}/all__inputs.npy          (N, size*size) uint8 maze tokens
     OUT/{train,test}/all__labels.npy          (N, size*size) uint8 the maze with its path marked
     OUT/{train,test}/all__puzzle_identifiers.npy, all__puzzle_indices.npy, all__group_indices.npy
@@ -11,14 +12,16 @@ Layout (see :mod:`tracegym.datasets.writer`)::
 
 Tokens are :mod:`tracegym.envs.maze.tokens` (TRM's ``build_maze_dataset.py``): the grid codes of
 :mod:`tracegym.envs.maze.board` are the token ids (0 pad, 1 wall ``#``, 2 open, 3 ``S``, 4 ``G``,
-5 path ``o``), row-major, so ``seq_len`` is 900 at 30x30. A label is the input with one
-shortest S-to-G path marked 5; any shortest path is a correct answer
-(:func:`~tracegym.envs.maze.solver.path_verdict`). Every
+5 path ``o``), row-major, so ``seq_len`` is 900 at 30x30. A label is the input with its
+shortest S-to-G path marked 5. By default that path is unique (the generator breaks ties), so the
+label is a function of the input, on augmented copies too; with ``allow_ties`` a maze may have
+several and the label marks one (any shortest path is still a correct answer to
+:func:`~tracegym.envs.maze.solver.path_verdict`). Every
 example is its own puzzle (``puzzle_indices = arange(N + 1)``, identifiers all 0), and a group is
 one original maze followed by its augmented copies (``group_indices = arange(G + 1) * (1 +
 augment)``).
 
-Which mazes go where (``MazeGenerator(size, kind, wall_density, min_path)``):
+Which mazes go where (``MazeGenerator(size, kind, wall_density, min_path, allow_ties)``):
 
 * test: items ``0..test-1`` of the generator under a seed derived from ``seed`` (stream 0); never
   augmented.
@@ -36,8 +39,14 @@ Which mazes go where (``MazeGenerator(size, kind, wall_density, min_path)``):
 Parquet columns beside the tokens: ``item`` (index of the original maze in its split),
 ``augmentation`` (0 for the original, else the dihedral index ``k`` of the copy), ``maze`` and
 ``label`` (the example as text, :func:`~tracegym.envs.maze.board.format_maze`), ``length`` (moves
-on a shortest path), ``generator_seed`` (item ``item`` of the generator under this seed rebuilds
-the original maze).
+on a shortest path), ``shortest_paths`` (how many there are, saturating at 2**62; 1 unless
+``allow_ties``), ``generator_seed`` (item ``item`` of the generator under this seed rebuilds the
+original maze).
+
+Each split's ``dataset.json`` has, beside TRM's fields (its loader ignores others), a
+``"tracegym"`` object: the generator options as used (``kind``, ``size``, ``min_path``,
+``wall_density``, ``allow_ties``), the base ``seed``, and ``unique_shortest_path``: whether every
+example of the split has exactly one shortest path (what was reached, not what was asked).
 
 ``shard=(i, n)`` builds only the i-th of n contiguous slices of the train items and of the test
 items; each shard is a complete dataset and the shards' arrays, concatenated in order (offsetting
@@ -46,6 +55,8 @@ generates the whole test split, to filter them against all test mazes.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -56,13 +67,29 @@ from tracegym.envs.maze.board import CHARS
 from tracegym.envs.maze.generator import (
     DEFAULT_SIZE,
     HARD_WALL_DENSITY,
+    STATS_COLUMNS,
     MazeGenerator,
 )
 from tracegym.errors import TracegymError
 from tracegym.grid import char_texts
 
 from .common import check_shard, draw_splits, user_options
-from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
+from .writer import (
+    BLANK_IDENTIFIER,
+    DatasetMetadata,
+    SplitData,
+    check_output_dir,
+    write_dataset,
+)
+
+_LENGTH, _PATHS = STATS_COLUMNS.index("length"), STATS_COLUMNS.index("paths")
+
+
+@dataclass(frozen=True)
+class _MazeMetadata(DatasetMetadata):
+    """TRM's ``dataset.json`` fields plus ``tracegym``, how the mazes were generated."""
+
+    tracegym: dict = field(default_factory=dict)
 
 
 def _text(grids: np.ndarray) -> np.ndarray:
@@ -74,10 +101,10 @@ def _augment_item(augment: int):
     return lambda rng, maze, label: augment_pair(rng, maze, label, augment)
 
 
-def _split(mazes, labels, lengths, sources, items, symmetries) -> SplitData:
-    """TRM arrays of one split from ``(N, n, n)`` grids, where each of the ``G`` items (entries
-    of ``lengths``, ``sources`` and ``items``) is followed by its augmented copies;
-    ``symmetries`` ``(G, per)`` holds the dihedral index of every example."""
+def _split(mazes, labels, stats, sources, items, symmetries) -> SplitData:
+    """TRM arrays of one split from ``(N, n, n)`` grids, where each of the ``G`` items (rows of
+    the generator's ``stats``, entries of ``sources`` and ``items``) is followed by its augmented
+    copies; ``symmetries`` ``(G, per)`` holds the dihedral index of every example."""
     g, per = symmetries.shape
     examples = mazes.shape[0]
     assert labels.shape[0] == examples == g * per
@@ -92,7 +119,9 @@ def _split(mazes, labels, lengths, sources, items, symmetries) -> SplitData:
             "augmentation": symmetries.reshape(examples).astype(np.int32),
             "maze": _text(mazes),
             "label": _text(labels),
-            "length": np.repeat(lengths.astype(np.int32), per),
+            "length": np.repeat(stats[:, _LENGTH].astype(np.int32), per),
+            # a symmetry maps shortest paths to shortest paths: copies have as many
+            "shortest_paths": np.repeat(stats[:, _PATHS].astype(np.int64), per),
             "generator_seed": np.repeat(sources.astype(np.int64), per),
         },
     )
@@ -101,8 +130,8 @@ def _split(mazes, labels, lengths, sources, items, symmetries) -> SplitData:
 def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, train: int = 1000,
                        test: int = 1000, augment: int = 0, seed: int = 0,
                        min_path: int | None = None, wall_density: float = HARD_WALL_DENSITY,
-                       shard: tuple[int, int] = (0, 1), overwrite: bool = False,
-                       progress: bool = True) -> dict:
+                       allow_ties: bool = False, shard: tuple[int, int] = (0, 1),
+                       overwrite: bool = False, progress: bool = True) -> dict:
     """Generate a maze dataset into ``out`` (see the module docstring); return a summary.
 
     Args:
@@ -116,16 +145,20 @@ def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, tra
         min_path: hard mazes only: shortest path longer than this many moves (None: 110 at
             30x30, scaled by area).
         wall_density: hard mazes only: probability of a random interior wall.
+        allow_ties: hard mazes only: keep mazes with several shortest paths (the label marks
+            one) instead of breaking the ties with walls (perfect mazes never have ties).
         shard: ``(i, n)``: build only the i-th of n contiguous slices of both splits.
         overwrite: replace a non-empty ``out``.
         progress: show tqdm progress bars on stderr.
 
-    Returns a dict with the path, the settings (``min_path`` as used) and, for this shard,
+    Returns a dict with the path, the settings (``min_path`` as used), ``unique_shortest_path``
+    (whether every example of this shard has one shortest path) and, for this shard,
     ``train_puzzles``, ``train_examples``, ``test_puzzles`` and ``rejected`` (train draws
     rejected as symmetric copies of a test maze).
     """
     with user_options():
-        gen = MazeGenerator(size, kind, wall_density=wall_density, min_path=min_path)
+        gen = MazeGenerator(size, kind, wall_density=wall_density, min_path=min_path,
+                            allow_ties=allow_ties)
     train = check_int("train", train, 1)
     test = check_int("test", test, 0)
     augment = check_int("augment", augment, 0)
@@ -141,20 +174,28 @@ def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, tra
     n = gen.size
     splits = {
         "train": _split(drawn.train_inputs.reshape(-1, n, n), drawn.train_labels.reshape(-1, n, n),
-                        drawn.train_stats[:, 0], drawn.train_sources, drawn.train_items,
+                        drawn.train_stats, drawn.train_sources, drawn.train_items,
                         drawn.augmentation),
-        "test": _split(drawn.test_inputs, drawn.test_labels, drawn.test_stats[:, 0],
+        "test": _split(drawn.test_inputs, drawn.test_labels, drawn.test_stats,
                        drawn.test_sources, drawn.test_items,
                        np.zeros((len(drawn.test_items), 1), dtype=np.int32)),
     }
+    options = {"kind": gen.kind, "size": n, "min_path": gen.min_path,
+               "wall_density": gen.wall_density, "allow_ties": gen.allow_ties, "seed": seed}
+    unique = {"train": bool((drawn.train_stats[:, _PATHS] == 1).all()),
+              "test": bool((drawn.test_stats[:, _PATHS] == 1).all())}
     # TRM's maze metadata: one identifier (the blank), every puzzle has one example
-    metadata = {name: split.metadata(vocab_size=tokens.VOCAB_SIZE, mean_puzzle_examples=1.0)
-                for name, split in splits.items()}
+    metadata = {name: _MazeMetadata(
+        **asdict(split.metadata(vocab_size=tokens.VOCAB_SIZE, mean_puzzle_examples=1.0)),
+        tracegym={**options, "unique_shortest_path": unique[name]})
+        for name, split in splits.items()}
     write_dataset(out, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite,
                   progress=progress)
     return {
         "out": str(out), "kind": gen.kind, "size": n, "min_path": gen.min_path,
-        "wall_density": gen.wall_density, "seed": seed, "shard": list(shard),
+        "wall_density": gen.wall_density, "allow_ties": gen.allow_ties,
+        "unique_shortest_path": unique["train"] and unique["test"], "seed": seed,
+        "shard": list(shard),
         "augment": augment, "train_puzzles": len(drawn.train_items),
         "train_examples": len(drawn.train_items) * (1 + augment),
         "test_puzzles": len(drawn.test_items), "rejected": drawn.rejected,

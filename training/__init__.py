@@ -20,7 +20,10 @@ _EXPORTS = {
     "AdamATan2": "optim", "EMA": "optim", "lr_factor": "optim", "build_optimizer": "optim",
     "Checkpoint": "checkpoint", "save_checkpoint": "checkpoint", "load_trace_model": "checkpoint",
     "evaluate_exectrace": "evaluate_traces",
-    "evaluate_in_env": "evaluate", "plot_run": "plot", "task_spec": "tasks",
+    "evaluate_in_env": "evaluate", "evaluate_split": "evaluate",
+    "solve_with_confidence": "evaluate", "evaluate_arc_split": "arc_eval",
+    "evaluate_arc_env": "arc_eval", "TrainOrder": "sampling",
+    "plot_run": "plot", "task_spec": "tasks",
 }
 __all__ = sorted(_EXPORTS)
 

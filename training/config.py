@@ -238,8 +238,12 @@ def from_dict(values: dict, base: TrainConfig | None = None) -> TrainConfig:
     return replace(base or TrainConfig(), **updates)
 
 
-def load_config(path: str | os.PathLike) -> TrainConfig:
+def load_config(path: str | os.PathLike, *, smoke: bool = False) -> TrainConfig:
     """Read a YAML (``.yaml``/``.yml``) or JSON config file.
+
+    A file may hold a ``smoke:`` mapping beside its fields: the overrides that make the same
+    recipe a CPU-sized run of a few steps (``model`` keys merge into the file's ``model``). It
+    applies with ``smoke=True`` (``tracegym train --smoke``) and is checked either way.
 
     A missing file is FileNotFoundError; a file that does not parse, or holds something other
     than a mapping of TrainConfig fields, a :class:`ConfigError` naming the file (and the line).
@@ -273,8 +277,20 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
     if not isinstance(values, dict):
         raise ConfigError(f"config: {str(path)!r} must hold a mapping of TrainConfig fields, "
                           f"got {type(values).__name__}")
+    overrides = values.pop("smoke", None)
     try:
-        return from_dict(values)
+        cfg = from_dict(values)
+        if overrides is not None:
+            if not isinstance(overrides, dict):
+                raise ConfigError(f"smoke must be a mapping of TrainConfig fields, got "
+                                  f"{overrides!r}")
+            model = {**cfg.model, **(overrides.get("model") or {})}
+            smoked = from_dict({**overrides, "model": model}, base=cfg)  # checked even if unused
+            if smoke:
+                cfg = smoked
+        elif smoke:
+            raise ConfigError("has no smoke: section (the overrides --smoke applies)")
+        return cfg
     except ConfigError as err:
         raise ConfigError(f"config: {str(path)!r}: {str(err).removeprefix('config: ')}") \
             from None

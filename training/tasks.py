@@ -50,6 +50,8 @@ class AgentIO(Protocol):
       are reported as rates beside ``solve_rate`` [one row, ``encode_observation``; then
       ``decode_answer`` and ``play_answer``].
     * ``METRIC``: the name of what ``solve_rate`` counts, e.g. ``"pass@2"`` [none].
+    * ``label_tokens(obs, info) -> (T,)``: the dataset's label for the episode's puzzle; the
+      evaluator then reports ``exact_match`` (the papers' metric) beside ``solve_rate`` [none].
     * ``BATCH_EPISODES``: whether several episodes (each in its own env) may share one model
       call [True].
     """

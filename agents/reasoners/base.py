@@ -480,12 +480,20 @@ class Reasoner(nn.Module):
                   segment: Callable, steps: int) -> torch.Tensor:
         """:meth:`solve` of an ACT reasoner: every sample runs all ``steps`` segments (the batch
         halts together, so an answer does not depend on the batch it is in)."""
+        return self.act_solve_with_confidence(inputs, puzzle_identifiers, segment, steps)[0]
+
+    @torch.no_grad()
+    def act_solve_with_confidence(self, inputs: torch.Tensor,
+                                  puzzle_identifiers: torch.Tensor | None, segment: Callable,
+                                  steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`act_solve`'s answers ``(B, T)`` and the last segment's halting logit ``(B,)``
+        float32 (HRM: its q_halt): TRM's ARC evaluator ranks tied votes by its sigmoid."""
         inputs, ids = self.check_inputs(inputs, puzzle_identifiers)
         carry = self.initial_carry(inputs.shape[0])
         x = self.embed(inputs, ids)
         for _ in range(steps):
-            carry, logits, _ = segment(x, carry)
-        return logits.argmax(-1)
+            carry, logits, q = segment(x, carry)
+        return logits.argmax(-1), (q if q.dim() == 1 else q[:, 0]).float()
 
 
 def min_halt_steps(batch: int, max_steps: int, prob: float, device) -> torch.Tensor:

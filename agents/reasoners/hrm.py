@@ -125,3 +125,8 @@ class HRM(Reasoner):
     @torch.no_grad()
     def solve(self, inputs, puzzle_identifiers=None) -> torch.Tensor:
         return self.act_solve(inputs, puzzle_identifiers, self.segment, self.cfg.halt_max_steps)
+
+    def solve_with_confidence(self, inputs, puzzle_identifiers=None):
+        """``(answers (B, T), q_halt (B,))``: :meth:`solve` and the last segment's halt logit."""
+        return self.act_solve_with_confidence(inputs, puzzle_identifiers, self.segment,
+                                              self.cfg.halt_max_steps)

@@ -131,3 +131,8 @@ class TRM(Reasoner):
     @torch.no_grad()
     def solve(self, inputs, puzzle_identifiers=None) -> torch.Tensor:
         return self.act_solve(inputs, puzzle_identifiers, self.deep_recursion, self.cfg.N_sup)
+
+    def solve_with_confidence(self, inputs, puzzle_identifiers=None):
+        """``(answers (B, T), q_halt (B,))``: :meth:`solve` and the last step's halting logit."""
+        return self.act_solve_with_confidence(inputs, puzzle_identifiers, self.deep_recursion,
+                                              self.cfg.N_sup)

@@ -18,7 +18,7 @@ _EXPORTS = {
     "MazeEnv": "env", "MazeVectorEnv": "vector_env", "MazeGenerator": "generator",
     "GeneratedMaze": "generator", "parse_maze": "board", "format_maze": "board",
     "read_mazes": "board", "write_mazes": "board", "solve_batch": "solver",
-    "shortest_path": "solver", "path_verdict": "solver",
+    "shortest_path": "solver", "path_verdict": "solver", "count_shortest_paths": "solver",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -44,6 +44,15 @@ def decode_answer(pred: np.ndarray, obs) -> np.ndarray:
     return np.clip(pred, 0, PATH).reshape(obs["grid"].shape).astype(np.int8)
 
 
+def label_tokens(obs, info) -> np.ndarray:
+    """The dataset's label for this maze (the solver's one shortest path, unique for the default
+    hard mazes): what TRM's and HRM's exact accuracy compares with; the env accepts any
+    shortest path."""
+    from .solver import solve_batch
+
+    return tokens.encode(solve_batch(obs["grid"][None])[0][0]).astype(np.int64)
+
+
 def play_answer(env, obs, info, answer: np.ndarray, mode: str) -> bool:
     """Play the episode that ``env.reset`` began (``obs``, ``info``) from ``answer``; whether
     the env judged it solved (see the module docstring)."""

@@ -8,6 +8,11 @@ An answer (a grid with path cells marked ``o``) is correct iff it keeps the maze
 marked ``o`` equals the maze), marks only open cells, marks exactly ``length - 1`` cells, and those
 cells connect S to G. A connected S-to-G walk through ``length - 1`` marked cells is a shortest
 path, so any of several shortest paths counts.
+
+:func:`count_shortest_paths` counts a maze's shortest S-to-G paths in the same BFS (each cell's
+count is the sum of its predecessors' one level closer to S), saturating at a limit so a wide
+open grid cannot overflow; generated hard mazes have exactly one unless ties are allowed
+(:mod:`tracegym.envs.maze.generator`), so their label is a function of the maze.
 """
 
 from __future__ import annotations
@@ -15,9 +20,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from tracegym.errors import UnsolvableError
+from tracegym.checks import check_int
+from tracegym.errors import PuzzleFormatError, UnsolvableError
 
 from .board import GOAL, OPEN, PATH, START, WALL, MazeError, as_maze, find_endpoints, strip_path
+
+# counts of shortest paths saturate here, within int64 (a 30x30 grid has at most C(58, 29) < 2**55
+# of them; an open 255x255 one about 2**503)
+MAX_PATH_COUNT = 2**62
 
 _DR = np.array([-1, 0, 1, 0], np.int64)  # up, right, down, left
 _DC = np.array([0, 1, 0, -1], np.int64)
@@ -47,6 +57,42 @@ def bfs(passable, start, dist, queue):
                 dist[nr, nc] = d
                 queue[tail] = nr * w + nc
                 tail += 1
+    return tail
+
+
+@numba.njit(cache=True)
+def bfs_count(passable, start, dist, count, queue, limit):
+    """:func:`bfs` that also fills ``count`` (H, W) int64 with the number of shortest paths from
+    ``start`` to each cell, saturating at ``limit`` (at most :data:`MAX_PATH_COUNT`; 0 where
+    unreached). Returns the number of cells reached.
+
+    BFS dequeues a whole level before the next, so a cell's count is complete before any
+    successor adds it.
+    """
+    h, w = passable.shape
+    dist[:] = -1
+    count[:] = 0
+    sr, sc = start // w, start % w
+    dist[sr, sc] = 0
+    count[sr, sc] = 1
+    queue[0] = start
+    head, tail = 0, 1
+    while head < tail:
+        cell = queue[head]
+        head += 1
+        r, c = cell // w, cell % w
+        d = dist[r, c] + 1
+        n = count[r, c]
+        for k in range(4):
+            nr, nc = r + _DR[k], c + _DC[k]
+            if 0 <= nr < h and 0 <= nc < w and passable[nr, nc]:
+                if dist[nr, nc] < 0:
+                    dist[nr, nc] = d
+                    count[nr, nc] = n
+                    queue[tail] = nr * w + nc
+                    tail += 1
+                elif dist[nr, nc] == d:  # compared before adding, so the sum never overflows
+                    count[nr, nc] = limit if count[nr, nc] >= limit - n else count[nr, nc] + n
     return tail
 
 
@@ -98,6 +144,50 @@ def _solve_batch(grids, labels, lengths):
         labels[i] = grid
         if lengths[i] > 0:
             trace_path(dist, goal, labels[i])
+
+
+@numba.njit(cache=True)
+def _count_batch(grids, limit, counts):
+    b, h, w = grids.shape
+    dist = np.empty((h, w), np.int32)
+    count = np.empty((h, w), np.int64)
+    queue = np.empty(h * w, np.int64)
+    for i in range(b):
+        grid = grids[i]
+        start = -1
+        goal = -1
+        for cell in range(h * w):
+            v = grid[cell // w, cell % w]
+            if v == START:
+                start = cell
+            elif v == GOAL:
+                goal = cell
+        bfs_count(grid != WALL, start, dist, count, queue, limit)
+        counts[i] = count[goal // w, goal % w]
+
+
+def count_shortest_paths(maze, *, limit: int = MAX_PATH_COUNT):
+    """The number of shortest S-to-G paths of a maze, saturating at ``limit``.
+
+    ``maze`` is a maze's text, an ``(H, W)`` grid (returns an int) or a ``(B, H, W)`` stack of
+    grids (returns ``(B,)`` int64); path marks are ignored. The result is ``min(paths,
+    limit)``: pass ``limit=2`` to ask only whether the path is unique (1) or not (2); 0 means
+    the goal is unreachable.
+    """
+    limit = check_int("limit", limit, 1, MAX_PATH_COUNT)
+    one = isinstance(maze, str) or np.ndim(maze) == 2
+    if one:
+        grids = as_maze(maze)[None]
+    else:
+        grids = np.asarray(maze)
+        if grids.ndim != 3:
+            raise PuzzleFormatError(f"maze: expected text, an (H, W) grid or a (B, H, W) stack, "
+                                    f"got shape {grids.shape}")
+        grids = np.stack([as_maze(grid, field=f"maze[{i}]") for i, grid in enumerate(grids)]) \
+            if len(grids) else grids.astype(np.int8)
+    counts = np.empty(len(grids), np.int64)
+    _count_batch(np.ascontiguousarray(strip_path(grids)), limit, counts)
+    return int(counts[0]) if one else counts
 
 
 def solve_batch(grids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from tracegym.datasets import common, read_split
 from tracegym.datasets.maze import build_maze_dataset
 from tracegym.envs.maze.board import PATH, WALL, format_maze, parse_maze
 from tracegym.envs.maze.generator import MazeGenerator
-from tracegym.envs.maze.solver import path_verdict
+from tracegym.envs.maze.solver import count_shortest_paths, path_verdict, solve_batch
 from tracegym.errors import TracegymError
 from tracegym.grid import dihedral
 
@@ -87,16 +87,19 @@ def test_build_maze_dataset__layout_and_metadata(hard):
     assert sorted(p.name for p in path.iterdir()) == ["identifiers.json", "test", "train"]
     assert json.loads((path / "identifiers.json").read_text()) == ["<blank>"]
     assert summary == {"out": str(path), "kind": "hard", "size": 10, "min_path": 8,
-                       "wall_density": 0.3, "seed": 3, "shard": [0, 1], "augment": 2,
-                       "train_puzzles": 12, "train_examples": 36, "test_puzzles": 6,
-                       "rejected": 0}
+                       "wall_density": 0.3, "allow_ties": False, "unique_shortest_path": True,
+                       "seed": 3, "shard": [0, 1], "augment": 2, "train_puzzles": 12,
+                       "train_examples": 36, "test_puzzles": 6, "rejected": 0}
     for split, groups, per in (("train", 12, 3), ("test", 6, 1)):
         assert sorted(p.name for p in (path / split).iterdir()) == SPLIT_FILES
         meta = json.loads((path / split / "dataset.json").read_text())
         assert meta == {"pad_id": 0, "ignore_label_id": 0, "blank_identifier_id": 0,
                         "vocab_size": 6, "seq_len": 100, "num_puzzle_identifiers": 1,
                         "total_groups": groups, "mean_puzzle_examples": 1.0,
-                        "total_puzzles": groups * per, "sets": ["all"]}
+                        "total_puzzles": groups * per, "sets": ["all"],
+                        "tracegym": {"kind": "hard", "size": 10, "min_path": 8,
+                                     "wall_density": 0.3, "allow_ties": False, "seed": 3,
+                                     "unique_shortest_path": True}}
         _, arrays = read_split(path, split)
         n = groups * per
         assert arrays["inputs"].shape == arrays["labels"].shape == (n, 100)
@@ -200,7 +203,8 @@ def test_build_maze_dataset__train_never_meets_test(hard, seven):
 
 def test_build_maze_dataset__generator_seed_rebuilds_every_original(hard, seven):
     for path, summary in (hard, seven):
-        gen = MazeGenerator(summary["size"], summary["kind"], min_path=summary["min_path"])
+        gen = MazeGenerator(summary["size"], summary["kind"], min_path=summary["min_path"],
+                            allow_ties=summary["allow_ties"])
         for split in ("train", "test"):
             mazes, labels = _grids(path, split, summary["size"])
             table = pq.read_table(path / split / "all.parquet").to_pydict()
@@ -211,7 +215,7 @@ def test_build_maze_dataset__generator_seed_rebuilds_every_original(hard, seven)
             for i in originals:
                 m, lab, st = gen.generate_arrays(table["generator_seed"][i], 1, table["item"][i])
                 assert np.array_equal(m[0], mazes[i]) and np.array_equal(lab[0], labels[i])
-                assert st[0, 0] == table["length"][i]
+                assert st[0, 0] == table["length"][i] and st[0, 2] == table["shortest_paths"][i]
 
 
 def test_parquet__rows_match_the_arrays(seven):
@@ -220,7 +224,7 @@ def test_parquet__rows_match_the_arrays(seven):
     arrays = read_split(path, "train")[1]
     assert table.column_names == ["inputs", "labels", "puzzle_index", "group_index",
                                   "puzzle_identifier", "item", "augmentation", "maze", "label",
-                                  "length", "generator_seed"]
+                                  "length", "shortest_paths", "generator_seed"]
     assert table.num_rows == 120
     assert np.array_equal(np.array(table.column("inputs").to_pylist()), arrays["inputs"])
     assert np.array_equal(np.array(table.column("labels").to_pylist()), arrays["labels"])
@@ -231,6 +235,33 @@ def test_parquet__rows_match_the_arrays(seven):
                                           table.column("label").to_pylist())):
         assert maze == format_maze(mazes[i]) and label == format_maze(labels[i])
         assert np.array_equal(parse_maze(maze, allow_path=False), mazes[i])
+
+
+@pytest.mark.parametrize("fixture", ["hard", "seven"])
+def test_labels__are_the_one_shortest_path_of_every_input_copies_included(fixture, request):
+    path, summary = request.getfixturevalue(fixture)
+    for split in ("train", "test"):
+        mazes, labels = _grids(path, split, summary["size"])
+        assert count_shortest_paths(mazes).tolist() == [1] * len(mazes)
+        assert np.array_equal(solve_batch(mazes)[0], labels)  # the target follows from the input
+        table = pq.read_table(path / split / "all.parquet").to_pydict()
+        assert table["shortest_paths"] == [1] * len(mazes)
+
+
+def test_build_maze_dataset__allow_ties_keeps_the_old_mazes_and_says_so(tmp_path, hard):
+    path, _ = hard
+    tied = tmp_path / "tied"
+    summary = _build(tied, **HARD, allow_ties=True)
+    assert summary["allow_ties"] is True and summary["unique_shortest_path"] is False
+    for split in ("train", "test"):
+        meta = json.loads((tied / split / "dataset.json").read_text())["tracegym"]
+        mazes, _ = _grids(tied, split, HARD["size"])
+        counts = count_shortest_paths(mazes)
+        assert meta["allow_ties"] is True
+        assert meta["unique_shortest_path"] == bool((counts == 1).all())
+        table = pq.read_table(tied / split / "all.parquet").to_pydict()
+        assert table["shortest_paths"] == counts.tolist()
+        assert table["length"] == pq.read_table(path / split / "all.parquet")["length"].to_pylist()
 
 
 def test_build_maze_dataset__non_empty_out_needs_overwrite(tmp_path):
@@ -260,6 +291,7 @@ def test_build_maze_dataset__non_empty_out_needs_overwrite(tmp_path):
     ({"size": 8}, "size must be odd for a perfect (backtracker) maze, got 8"),
     ({"kind": "hard", "min_path": -1}, "min_path must be >= 0, got -1"),
     ({"kind": "hard", "wall_density": 1.0}, "wall_density must be in [0, 1), got 1.0"),
+    ({"allow_ties": 1}, "allow_ties must be a bool, got 1"),
 ])
 def test_build_maze_dataset__bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -284,6 +316,12 @@ def test_cli__data_maze_builds_and_prints_one_line(tmp_path, capsys):
     assert len(lines) == 1 and lines[0].startswith(f"wrote {out}: train 2 mazes x 2 = 4 "
                                                    f"examples, test 1 mazes (9x9 hard")
     assert len(read_split(out, "train")[1]["inputs"]) == 4
+    assert json.loads((out / "train" / "dataset.json").read_text())["tracegym"]["allow_ties"] \
+        is False
+    tied = tmp_path / "tied"
+    assert cli_main([*argv[:3], str(tied), *argv[4:], "--allow-ties"]) == 0
+    assert ", ties allowed, " in capsys.readouterr().out
+    assert json.loads((tied / "train" / "dataset.json").read_text())["tracegym"]["allow_ties"]
 
 
 @pytest.mark.parametrize("extra, message", [

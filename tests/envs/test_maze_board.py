@@ -32,11 +32,12 @@ SEEDS = st.integers(0, 2**63 - 1)
 @st.composite
 def generators(draw) -> MazeGenerator:
     """A generator of any kind: odd sizes 5..15 for perfect mazes, 6..15 for hard ones with a
-    small ``min_path`` (shrinks toward 5x5 backtracker)."""
+    small ``min_path``, ties broken or allowed (shrinks toward 5x5 backtracker)."""
     kind = draw(st.sampled_from(KINDS))
     if kind == "hard":
         size = draw(st.integers(6, 15))
-        return MazeGenerator(size, kind, min_path=draw(st.integers(0, default_min_path(size))))
+        return MazeGenerator(size, kind, min_path=draw(st.integers(0, default_min_path(size))),
+                             allow_ties=draw(st.booleans()))
     return MazeGenerator(draw(st.sampled_from(range(5, 16, 2))), kind)
 
 
@@ -131,13 +132,13 @@ def test_dihedral__keeps_the_shortest_length(case):
 @given(generators(), SEEDS, st.integers(0, 1000), st.integers(1, 6))
 def test_generator__same_seed_same_bytes_and_items_rebuild_alone(gen, seed, start, count):
     mazes, labels, stats = gen.generate_arrays(seed, count, start)
-    again = MazeGenerator(gen.size, gen.kind, min_path=gen.min_path)
+    again = MazeGenerator(gen.size, gen.kind, min_path=gen.min_path, allow_ties=gen.allow_ties)
     for got, want in zip(again.generate_arrays(seed, count, start), (mazes, labels, stats)):
         assert got.tobytes() == want.tobytes()
     j = count - 1
     alone = gen.generate(seed, start + j)
     assert np.array_equal(alone.maze, mazes[j]) and np.array_equal(alone.label, labels[j])
-    assert alone.length == stats[j, 0]
+    assert alone.length == stats[j, 0] and alone.paths == stats[j, 2]
     assert mazes.dtype == labels.dtype == np.int8 and mazes.shape == (count, gen.size, gen.size)
 
 
@@ -233,6 +234,7 @@ def test_check_path__returns_the_maze_of_a_good_answer():
     ({"wall_density": -0.1}, "wall_density must be in [0, 1), got -0.1"),
     ({"min_path": -1}, "min_path must be >= 0, got -1"),
     ({"max_attempts": 0}, "max_attempts must be >= 1, got 0"),
+    ({"allow_ties": "no"}, "allow_ties must be a bool, got 'no'"),
 ])
 def test_maze_generator__bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):

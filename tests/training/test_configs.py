@@ -78,16 +78,17 @@ def test_config__a_bad_model_key_names_the_key_and_value(override, message):
 # TinyRecursiveModels README.md commands over config/cfg_pretrain.yaml and config/arch/trm.yaml;
 # HRM: sapientinc/HRM README.md commands over config/cfg_pretrain.yaml and config/arch/hrm_v1.yaml.
 # Both count steps as int(epochs x total_groups x mean_puzzle_examples / global_batch_size), one
-# supervision step each (pretrain.py), and evaluate every eval_interval epochs; ours counts
-# optimizer steps, so max_steps and eval_every are those figures in steps. ARC: 960 groups
-# (training, evaluation, ConceptARC) x 4.15 mean examples, as TRM's build gives them.
+# supervision step each (pretrain.py), and evaluate every eval_interval epochs. Ours derives the
+# steps from the same epochs and the dataset (TrainOrder.batches_for, checked below); eval_every
+# is in steps. ARC: 960 groups (training, evaluation, ConceptARC) x 4.15 mean examples, as
+# TRM's build gives them.
 def _steps(epochs, groups, mean_examples=1.0, batch=768):
     return int(epochs * groups * mean_examples / batch)
 
 
 _TRAIN = dict(optimizer="adam_atan2", loss="stablemax", lr=1e-4, betas=(0.9, 0.95),
               warmup_steps=2000, min_lr_ratio=1.0, grad_clip=0.0, batch_size=768,
-              sampler="groups")
+              sampler="groups", act_flow="carry", max_steps=None)
 _TRM_MODEL = {"model.dim": 512, "model.depth": 2, "model.heads": 8, "model.expansion": 4.0,
               "model.puzzle_emb_len": 16, "model.N_sup": 16, "model.halt_exploration_prob": 0.1,
               "model.norm": "post", "model.norm_gain": False, "model.init": "lecun_normal"}
@@ -101,30 +102,30 @@ _ARC = dict(puzzle_emb_lr=1e-2, weight_decay=0.1, puzzle_emb_weight_decay=0.1)
 PAPER = {
     "trm-sudoku-extreme": {**_TRAIN, **_TRM_MODEL, **_SMALL_TASK, "reasoner": "trm",
                            "backbone": "mlp_mixer", "model.H_cycles": 3, "model.L_cycles": 6,
-                           "ema": 0.999, "max_steps": _steps(50_000, 1000),
+                           "ema": 0.999, "epochs": 50_000,
                            "eval_every": _steps(5_000, 1000)},
     "trm-att-sudoku-extreme": {**_TRAIN, **_TRM_MODEL, **_SMALL_TASK, "reasoner": "trm",
                                "backbone": "transformer", "model.H_cycles": 3,
                                "model.L_cycles": 6, "ema": 0.999,
-                               "max_steps": _steps(50_000, 1000),
+                               "epochs": 50_000,
                                "eval_every": _steps(5_000, 1000)},
     "trm-maze-hard": {**_TRAIN, **_TRM_MODEL, **_SMALL_TASK, "reasoner": "trm",
                       "backbone": "transformer", "model.H_cycles": 3, "model.L_cycles": 4,
-                      "ema": 0.999, "max_steps": _steps(50_000, 1000),
+                      "ema": 0.999, "epochs": 50_000,
                       "eval_every": _steps(5_000, 1000)},
     "trm-arc-agi-1": {**_TRAIN, **_TRM_MODEL, **_ARC, "reasoner": "trm",
                       "backbone": "transformer", "model.H_cycles": 3, "model.L_cycles": 4,
-                      "ema": 0.999, "max_steps": _steps(100_000, 960, 4.15),
+                      "ema": 0.999, "epochs": 100_000,
                       "eval_every": _steps(10_000, 960, 4.15)},
     "hrm-sudoku-extreme": {**_TRAIN, **_HRM_MODEL, **_SMALL_TASK, "reasoner": "hrm",
                            "backbone": "transformer", "ema": 0.0,
-                           "max_steps": _steps(20_000, 1000), "eval_every": _steps(2_000, 1000)},
+                           "epochs": 20_000, "eval_every": _steps(2_000, 1000)},
     "hrm-maze-hard": {**_TRAIN, **_HRM_MODEL, **_SMALL_TASK, "reasoner": "hrm",
                       "backbone": "transformer", "ema": 0.0,
-                      "max_steps": _steps(20_000, 1000), "eval_every": _steps(2_000, 1000)},
+                      "epochs": 20_000, "eval_every": _steps(2_000, 1000)},
     "hrm-arc-agi-1": {**_TRAIN, **_HRM_MODEL, **_ARC, "reasoner": "hrm",
                       "backbone": "transformer", "ema": 0.0,
-                      "max_steps": _steps(100_000, 960, 4.15),
+                      "epochs": 100_000,
                       "eval_every": _steps(10_000, 960, 4.15)},
 }
 
@@ -145,3 +146,47 @@ def test_config__paper_configs_equal_the_published_commands(name):
 
 def test_config__every_paper_config_is_checked():
     assert {p.stem for p in CONFIGS} - {"trm-sudoku4-cpu"} == set(PAPER)
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_config__steps_derived_from_epochs_are_the_papers(name):
+    # the standard builds' index layout: Sudoku/Maze 1,000 groups of 1,001 one-example puzzles
+    # (the original and 1,000 augmented copies; the maze has no copies); ARC 960 groups whose
+    # puzzles average 4.15 examples (here 20 puzzles of 83 examples over 20 x 20 groups: 4.15)
+    import numpy as np
+
+    from tracegym.training.sampling import TrainOrder
+
+    cfg = load_config(CONFIGS[0].parent / f"{name}.yaml")
+    if "arc" in name:
+        groups, puzzles_per_group, examples_per_puzzle = 960, 20, 4.15
+        sizes = np.tile([4] * 17 + [5] * 3, groups)  # mean 4.15
+    else:
+        groups, puzzles_per_group = 1000, (1 if "maze" in name else 1001)
+        sizes = np.ones(groups * puzzles_per_group, dtype=np.int64)
+        examples_per_puzzle = 1.0
+    puzzle_indices = np.concatenate([[0], np.cumsum(sizes)])
+    group_indices = np.arange(groups + 1) * puzzles_per_group
+    order = TrainOrder(int(puzzle_indices[-1]), puzzle_indices, group_indices,
+                       sampler=cfg.sampler, batch_size=cfg.batch_size, seed=0)
+    assert order.batches_for(cfg.epochs) == _steps(cfg.epochs, groups, examples_per_puzzle)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config__smoke_set_is_cpu_sized_or_absent(path):
+    if path.stem not in PAPER:
+        with pytest.raises(TracegymError, match="has no smoke: section"):
+            load_config(path, smoke=True)
+        return
+    cfg = load_config(path, smoke=True).validate()
+    assert (cfg.max_steps, cfg.device, cfg.compile, cfg.model["dim"]) == (50, "cpu", False, 32)
+    full = load_config(path)
+    assert (cfg.lr, cfg.optimizer, cfg.sampler, cfg.act_flow) == \
+        (full.lr, full.optimizer, full.sampler, full.act_flow)  # the same recipe
+
+
+def test_config__a_bad_smoke_key_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1.0e-3\nsmoke:\n  max_step: 5\n")
+    with pytest.raises(TracegymError, match="max_step.*did you mean 'max_steps'"):
+        load_config(path)
