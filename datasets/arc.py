@@ -47,14 +47,14 @@ input and label alike; the test split stays at ``(0, 0)``. The Parquet file reco
 example's offset; :func:`~tracegym.envs.arc.tokens.decode` finds a grid wherever it sits.
 
 Large builds (``--augment 1000``: about 3.5 million examples, 6 GB of tokens) stream: arrays past
-256 MB spill to a temporary file beside OUT and are memory-mapped when written.
+256 MB spill to files in a hidden directory beside OUT (``.OUT.spill-<pid>``) and are
+memory-mapped when written.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,8 @@ from tracegym.envs.arc.tokens import COLOUR_OFFSET, SEQ_LEN, SIDE, VOCAB_SIZE, e
 from tracegym.envs.arc.tokens import translate as translate_tokens
 from tracegym.errors import TracegymError
 from tracegym.grid import dihedral
+from tracegym.io import temporary_sibling
+from tracegym.outputs import pause_point
 
 from .common import (
     TEST_STREAM,
@@ -83,7 +85,7 @@ from .common import (
     translate_rng,
     user_options,
 )
-from .writer import BLANK_IDENTIFIER, RowSpill, SplitData, check_output_dir, write_dataset
+from .writer import BLANK_IDENTIFIER, RowSpill, SplitData, locked_output, write_dataset
 
 SETS = ("arc-agi-1", "arc-agi-2")
 PROCEDURAL = "procedural"
@@ -91,14 +93,15 @@ DEFAULT_PROCEDURAL_TASKS = (400, 400)  # train, test: the sizes of ARC-AGI-1's s
 # subsets whose test pairs go to the test split; every other subset's go to train (as in TRM)
 TEST_SUBSET = "evaluation"
 TEST_PUZZLES = "test_puzzles.json"  # the file TRM's ARC evaluator opens
+SPILL_MEMORY = 256 << 20  # bytes of tokens per array kept in memory before spilling to disk
 
 
 class _Split:
     """Examples of one split, appended task by task; tokens spill to disk when large."""
 
-    def __init__(self, spill_dir: Path, name: str):
-        self.inputs = RowSpill(spill_dir / f"{name}-inputs.bin", SEQ_LEN)
-        self.labels = RowSpill(spill_dir / f"{name}-labels.bin", SEQ_LEN)
+    def __init__(self, spill_dir: Path, name: str, memory: int):
+        self.inputs = RowSpill(spill_dir / f"{name}-inputs.bin", SEQ_LEN, memory)
+        self.labels = RowSpill(spill_dir / f"{name}-labels.bin", SEQ_LEN, memory)
         self.ids, self.sizes, self.groups = [], [], [0]
         self.names: list[str] = []  # per example: task id, then puzzle name
         self.task_ids: list[str] = []
@@ -247,70 +250,75 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
         concept = True
     elif not isinstance(concept, bool):
         raise TracegymError(f"concept: expected True or False, got {concept!r}")
-    out = check_output_dir(out, overwrite=overwrite)
-    if procedural:
-        tasks = procedural_tasks(arc_set, seed, train_tasks, test_tasks)
-        subsets = ["training", TEST_SUBSET]
-    else:
-        subsets = ["training", TEST_SUBSET, *([CONCEPTARC] if concept else [])]
-        # appended in this order, so adding ConceptARC moves no ARC-AGI identifier or stream
-        tasks = [(t, subset) for subset in subsets
-                 for t in load_tasks(f"{arc_set}/{subset}" if subset != CONCEPTARC else subset)]
-    lo, hi = shard_slice(len(tasks), shard)
+    # fail before the slow part; one writer of OUT from here to the end
+    with locked_output(out, overwrite=overwrite) as out:
+        if procedural:
+            tasks = procedural_tasks(arc_set, seed, train_tasks, test_tasks)
+            subsets = ["training", TEST_SUBSET]
+        else:
+            subsets = ["training", TEST_SUBSET, *([CONCEPTARC] if concept else [])]
+            # appended in this order, so adding ConceptARC moves no ARC-AGI identifier or stream
+            tasks = [(t, subset) for subset in subsets
+                     for t in load_tasks(f"{arc_set}/{subset}" if subset != CONCEPTARC else subset)]
+        lo, hi = shard_slice(len(tasks), shard)
 
-    # every shard draws every task's copies: identifiers and the forbidden pairs depend on them
-    names, first_id, copies, forbidden = [BLANK_IDENTIFIER], [], [], set()
-    for g, (task, subset) in enumerate(tqdm(tasks, desc="arc augmentations", unit="task",
-                                            disable=not progress, delay=1.0, leave=False)):
-        augs = [None, *distinct_copies(task, augment, augment_rng(seed, g))]
-        copies.append(augs)
-        first_id.append(len(names))
-        names.extend(augmentation_name(task.task_id, a) for a in augs)
-        if subset == TEST_SUBSET:  # every copy of every test pair: train may hold none
-            tokens, _ = _TaskTokens(ArcTask(task.task_id, (), task.test)).copies(augs)
-            forbidden.update(_pair_key(pair) for pair in tokens.reshape(-1, 2, SEQ_LEN))
+        # every shard draws every task's copies: identifiers and the forbidden pairs depend on them
+        names, first_id, copies, forbidden = [BLANK_IDENTIFIER], [], [], set()
+        for g, (task, subset) in enumerate(tqdm(tasks, desc="arc augmentations", unit="task",
+                                                disable=not progress, delay=1.0, leave=False)):
+            augs = [None, *distinct_copies(task, augment, augment_rng(seed, g))]
+            copies.append(augs)
+            first_id.append(len(names))
+            names.extend(augmentation_name(task.task_id, a) for a in augs)
+            if subset == TEST_SUBSET:  # every copy of every test pair: train may hold none
+                tokens, _ = _TaskTokens(ArcTask(task.task_id, (), task.test)).copies(augs)
+                forbidden.update(_pair_key(pair) for pair in tokens.reshape(-1, 2, SEQ_LEN))
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    spill_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.spill-", dir=out.parent))
-    try:
-        train, test = _Split(spill_dir, "train"), _Split(spill_dir, "test")
-        dropped, test_tasks = 0, []
-        for g in tqdm(range(lo, hi), desc="arc tasks", unit="task", disable=not progress,
-                      delay=1.0, leave=False):
-            task, subset = tasks[g]
-            tokens, spans = _TaskTokens(task).copies(copies[g])  # (C, P, 2, 900), (C, P, 2)
-            demos = len(task.train)
-            task_names = names[first_id[g]:first_id[g] + len(copies[g])]
-            to_train = demos + (len(task.test) if subset != TEST_SUBSET else 0)
-            keep = np.array([[_pair_key(pair) not in forbidden for pair in copy[:to_train]]
-                             for copy in tokens], dtype=bool).reshape(len(tokens), to_train)
-            dropped += int((~keep).sum())
-            copy_of, pair = np.nonzero(keep)  # row-major: sorted by copy
-            offsets = np.zeros((len(copy_of), 2), np.int8)
-            if translate and len(copy_of):
-                offsets = _random_offsets(translate_rng(seed, g), spans[copy_of, pair], copy_of)
-            moved = translate_tokens(tokens[copy_of, pair], offsets[:, None, 0],
-                                     offsets[:, None, 1])
-            train.add_task(task.task_id, task_names, first_id[g], moved, copy_of, pair, demos,
-                           offsets)
-            if subset == TEST_SUBSET:
-                test_tasks.append(task)
-                copy_of, pair = np.nonzero(np.ones((len(tokens), len(task.test)), bool))
-                pair += demos
-                test.add_task(task.task_id, task_names, first_id[g], tokens[copy_of, pair],
-                              copy_of, pair, demos, np.zeros((len(copy_of), 2), np.int8))
-
-        splits = {"train": train.data(), "test": test.data()}
-        metadata = {name: split.metadata(vocab_size=VOCAB_SIZE,
-                                         num_puzzle_identifiers=len(names))
-                    for name, split in splits.items()}
-        write_dataset(out, splits, metadata, names, overwrite=overwrite, progress=progress,
-                      extra_files={TEST_PUZZLES: test_puzzles_json(test_tasks)})
-    finally:
+        # named by our pid, as the staging directory: what a killed build leaves, the next removes
+        spill_dir = temporary_sibling(out, "spill")
         shutil.rmtree(spill_dir, ignore_errors=True)
-    counts = {s: sum(subset == s for _, subset in tasks[lo:hi]) for s in subsets}
-    return {"out": str(out), "set": arc_set, "augment": augment, "seed": seed,
-            "shard": list(shard), "subsets": counts, "concept": bool(concept),
-            "tasks": hi - lo, "puzzles": len(names) - 1,
-            "train_examples": splits["train"].num_examples,
-            "test_examples": splits["test"].num_examples, "dropped_train_examples": dropped}
+        spill_dir.mkdir()
+        try:
+            train = _Split(spill_dir, "train", SPILL_MEMORY)
+            test = _Split(spill_dir, "test", SPILL_MEMORY)
+            dropped, test_tasks = 0, []
+            for g in tqdm(range(lo, hi), desc="arc tasks", unit="task", disable=not progress,
+                          delay=1.0, leave=False):
+                task, subset = tasks[g]
+                tokens, spans = _TaskTokens(task).copies(copies[g])  # (C, P, 2, 900), (C, P, 2)
+                demos = len(task.train)
+                task_names = names[first_id[g]:first_id[g] + len(copies[g])]
+                to_train = demos + (len(task.test) if subset != TEST_SUBSET else 0)
+                keep = np.array([[_pair_key(pair) not in forbidden for pair in copy[:to_train]]
+                                 for copy in tokens], dtype=bool).reshape(len(tokens), to_train)
+                dropped += int((~keep).sum())
+                copy_of, pair = np.nonzero(keep)  # row-major: sorted by copy
+                offsets = np.zeros((len(copy_of), 2), np.int8)
+                if translate and len(copy_of):
+                    offsets = _random_offsets(translate_rng(seed, g), spans[copy_of, pair], copy_of)
+                moved = translate_tokens(tokens[copy_of, pair], offsets[:, None, 0],
+                                         offsets[:, None, 1])
+                train.add_task(task.task_id, task_names, first_id[g], moved, copy_of, pair, demos,
+                               offsets)
+                if subset == TEST_SUBSET:
+                    test_tasks.append(task)
+                    copy_of, pair = np.nonzero(np.ones((len(tokens), len(task.test)), bool))
+                    pair += demos
+                    test.add_task(task.task_id, task_names, first_id[g], tokens[copy_of, pair],
+                                  copy_of, pair, demos, np.zeros((len(copy_of), 2), np.int8))
+                pause_point("generate")
+
+            splits = {"train": train.data(), "test": test.data()}
+            metadata = {name: split.metadata(vocab_size=VOCAB_SIZE,
+                                             num_puzzle_identifiers=len(names))
+                        for name, split in splits.items()}
+            write_dataset(out, splits, metadata, names, overwrite=overwrite, progress=progress,
+                          extra_files={TEST_PUZZLES: test_puzzles_json(test_tasks)})
+        finally:
+            shutil.rmtree(spill_dir, ignore_errors=True)
+        counts = {s: sum(subset == s for _, subset in tasks[lo:hi]) for s in subsets}
+        return {"out": str(out), "set": arc_set, "augment": augment, "seed": seed,
+                "shard": list(shard), "subsets": counts, "concept": bool(concept),
+                "tasks": hi - lo, "puzzles": len(names) - 1,
+                "train_examples": splits["train"].num_examples,
+                "test_examples": splits["test"].num_examples, "dropped_train_examples": dropped}

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from tracegym.checks import check_int  # noqa: F401 - its old home (traces, trace_lm)
 from tracegym.errors import TracegymError
+from tracegym.outputs import pause_point
 
 # spawn keys of the random streams derived from the user's seed
 TEST_STREAM, TRAIN_STREAM, REDRAW_STREAM, AUGMENT_STREAM, TRANSLATE_STREAM = 0, 1, 2, 3, 4
@@ -175,6 +176,7 @@ def draw_splits(gen, *, seed: int, train: int, test: int, shard: tuple[int, int]
                     copies = augment_item(augment_rng(seed, start + k), inputs[k], labels[k])
                     train_in[g, 1:], train_lab[g, 1:], augmentation[g, 1:] = copies
             bar.update(stop - start)
+            pause_point("generate")
 
     return Drawn(test_in, test_lab, test_st, np.arange(tlo, thi),
                  np.full(thi - tlo, test_seed, dtype=np.int64), train_in, train_lab, train_st,

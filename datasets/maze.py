@@ -78,7 +78,7 @@ from .writer import (
     BLANK_IDENTIFIER,
     DatasetMetadata,
     SplitData,
-    check_output_dir,
+    locked_output,
     write_dataset,
 )
 
@@ -167,30 +167,32 @@ def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, tra
                             f"symmetries besides the identity), got {augment}")
     seed = check_int("seed", seed, 0)
     shard = check_shard(shard)
-    out = check_output_dir(out, overwrite=overwrite)  # fail before the slow part
-    drawn = draw_splits(gen, seed=seed, train=train, test=test, shard=shard, augment=augment,
-                        leak_keys=canonical_forms, augment_item=_augment_item(augment),
-                        unit="maze", progress=progress)
-    n = gen.size
-    splits = {
-        "train": _split(drawn.train_inputs.reshape(-1, n, n), drawn.train_labels.reshape(-1, n, n),
-                        drawn.train_stats, drawn.train_sources, drawn.train_items,
-                        drawn.augmentation),
-        "test": _split(drawn.test_inputs, drawn.test_labels, drawn.test_stats,
-                       drawn.test_sources, drawn.test_items,
-                       np.zeros((len(drawn.test_items), 1), dtype=np.int32)),
-    }
-    options = {"kind": gen.kind, "size": n, "min_path": gen.min_path,
-               "wall_density": gen.wall_density, "allow_ties": gen.allow_ties, "seed": seed}
-    unique = {"train": bool((drawn.train_stats[:, _PATHS] == 1).all()),
-              "test": bool((drawn.test_stats[:, _PATHS] == 1).all())}
-    # TRM's maze metadata: one identifier (the blank), every puzzle has one example
-    metadata = {name: _MazeMetadata(
-        **asdict(split.metadata(vocab_size=tokens.VOCAB_SIZE, mean_puzzle_examples=1.0)),
-        tracegym={**options, "unique_shortest_path": unique[name]})
-        for name, split in splits.items()}
-    write_dataset(out, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite,
-                  progress=progress)
+    # fail before the slow part; one writer of OUT from here to the end
+    with locked_output(out, overwrite=overwrite) as out:
+        drawn = draw_splits(gen, seed=seed, train=train, test=test, shard=shard, augment=augment,
+                            leak_keys=canonical_forms, augment_item=_augment_item(augment),
+                            unit="maze", progress=progress)
+        n = gen.size
+        splits = {
+            "train": _split(drawn.train_inputs.reshape(-1, n, n),
+                            drawn.train_labels.reshape(-1, n, n),
+                            drawn.train_stats, drawn.train_sources, drawn.train_items,
+                            drawn.augmentation),
+            "test": _split(drawn.test_inputs, drawn.test_labels, drawn.test_stats,
+                           drawn.test_sources, drawn.test_items,
+                           np.zeros((len(drawn.test_items), 1), dtype=np.int32)),
+        }
+        options = {"kind": gen.kind, "size": n, "min_path": gen.min_path,
+                   "wall_density": gen.wall_density, "allow_ties": gen.allow_ties, "seed": seed}
+        unique = {"train": bool((drawn.train_stats[:, _PATHS] == 1).all()),
+                  "test": bool((drawn.test_stats[:, _PATHS] == 1).all())}
+        # TRM's maze metadata: one identifier (the blank), every puzzle has one example
+        metadata = {name: _MazeMetadata(
+            **asdict(split.metadata(vocab_size=tokens.VOCAB_SIZE, mean_puzzle_examples=1.0)),
+            tracegym={**options, "unique_shortest_path": unique[name]})
+            for name, split in splits.items()}
+        write_dataset(out, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite,
+                      progress=progress)
     return {
         "out": str(out), "kind": gen.kind, "size": n, "min_path": gen.min_path,
         "wall_density": gen.wall_density, "allow_ties": gen.allow_ties,

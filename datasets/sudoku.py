@@ -54,7 +54,7 @@ from tracegym.envs.sudoku.generator import (
 from tracegym.grid import DIGIT_CHARS, char_texts
 
 from .common import check_shard, draw_splits, user_options
-from .writer import BLANK_IDENTIFIER, SplitData, check_output_dir, write_dataset
+from .writer import BLANK_IDENTIFIER, SplitData, locked_output, write_dataset
 
 
 def _text(grids: np.ndarray) -> np.ndarray:
@@ -124,25 +124,28 @@ def build_sudoku_dataset(out, *, size: int = 9, difficulty: str = DEFAULT_DIFFIC
     augment = check_int("augment", augment, 0)
     seed = check_int("seed", seed, 0)
     shard = check_shard(shard)
-    out = check_output_dir(out, overwrite=overwrite)  # fail before the slow part
-    gen = SudokuGenerator(config.size, config.difficulty)
-    drawn = draw_splits(gen, seed=seed, train=train, test=test, shard=shard, augment=augment,
-                        leak_keys=equivalence_fingerprints, augment_item=_augment_item(augment),
-                        unit="puzzle", progress=progress)
-    n = config.size
-    splits = {
-        "train": _split(drawn.train_inputs.reshape(-1, n, n), drawn.train_labels.reshape(-1, n, n),
-                        drawn.train_stats, drawn.train_sources, drawn.train_items,
-                        drawn.augmentation),
-        "test": _split(drawn.test_inputs, drawn.test_labels, drawn.test_stats,
-                       drawn.test_sources, drawn.test_items,
-                       np.zeros((len(drawn.test_items), 1), dtype=np.int32)),
-    }
-    # TRM's Sudoku metadata: one identifier (the blank), every puzzle has one example
-    metadata = {name: split.metadata(vocab_size=tokens.vocab_size(n), mean_puzzle_examples=1.0)
-                for name, split in splits.items()}
-    write_dataset(out, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite,
-                  progress=progress)
+    # fail before the slow part; one writer of OUT from here to the end
+    with locked_output(out, overwrite=overwrite) as out:
+        gen = SudokuGenerator(config.size, config.difficulty)
+        drawn = draw_splits(gen, seed=seed, train=train, test=test, shard=shard,
+                            augment=augment, leak_keys=equivalence_fingerprints,
+                            augment_item=_augment_item(augment), unit="puzzle",
+                            progress=progress)
+        n = config.size
+        splits = {
+            "train": _split(drawn.train_inputs.reshape(-1, n, n),
+                            drawn.train_labels.reshape(-1, n, n), drawn.train_stats,
+                            drawn.train_sources, drawn.train_items, drawn.augmentation),
+            "test": _split(drawn.test_inputs, drawn.test_labels, drawn.test_stats,
+                           drawn.test_sources, drawn.test_items,
+                           np.zeros((len(drawn.test_items), 1), dtype=np.int32)),
+        }
+        # TRM's Sudoku metadata: one identifier (the blank), every puzzle has one example
+        metadata = {name: split.metadata(vocab_size=tokens.vocab_size(n),
+                                         mean_puzzle_examples=1.0)
+                    for name, split in splits.items()}
+        write_dataset(out, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite,
+                      progress=progress)
     return {
         "out": str(out), "size": n, "difficulty": config.difficulty, "seed": seed,
         "shard": list(shard), "augment": augment,

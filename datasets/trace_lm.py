@@ -62,6 +62,7 @@ import numpy as np
 
 from tracegym.checks import check_int
 from tracegym.errors import TracegymError
+from tracegym.outputs import pause_point
 from tracegym.tracers.prompt import (
     EXAMPLE_DTYPE,
     answer_prompt,
@@ -70,7 +71,7 @@ from tracegym.tracers.prompt import (
     prompt_ids,
 )
 
-from .writer import BLANK_IDENTIFIER, check_output_dir, staged_directory
+from .writer import BLANK_IDENTIFIER, locked_output, staged_directory
 
 TASKS = ("next_frame", "output", "trace")
 ALIASES = {"both": ("next_frame", "output")}
@@ -194,75 +195,77 @@ def build_trace_lm_dataset(traces_dir, out, *, task: str = "next_frame", seq_len
         if not (d / "traces.jsonl").is_file():
             raise TracegymError(f"traces_dir: no traces.jsonl in {str(d)!r} (build it with "
                                 "`tracegym data traces`)")
-    out = check_output_dir(out, overwrite=overwrite)
-    tok = _tokenizer()
+    # fail before the slow part; one writer of OUT from here to the end
+    with locked_output(out, overwrite=overwrite) as out:
+        tok = _tokenizer()
 
-    splits: dict[str, dict] = {s: {"rows": [], "labels": [], "puzzles": [0], "groups": [],
-                                   "group_of": {}, "kinds": Counter(), "counts": Counter(),
-                                   "sources": set()} for s in ("train", "test")}
-    records = (r for d in dirs for r in read_traces(d))
-    for record in records:
-        split = splits[record["split"]]
-        counts = split["counts"]
-        if record["outcome"] not in USABLE_OUTCOMES or record["trace_json"] is None:
-            counts["skipped"] += 1
-            continue
-        examples = record_examples(record, task, seq_len, tok, counts)
-        if not examples:
-            counts["calls_without_examples"] += 1
-            continue
-        split["sources"].add(record["source"])
-        # a new group when the program changes (records of one program are contiguous)
-        key = (record["program"], record["source"])
-        if key not in split["group_of"]:
-            split["group_of"][key] = len(split["group_of"])
-            split["groups"].append(len(split["puzzles"]) - 1)  # first puzzle of the group
-        for inputs, labels, kind in examples:
-            split["rows"].append(inputs)
-            split["labels"].append(labels)
-            split["kinds"][kind] += 1
-        split["puzzles"].append(len(split["rows"]))
-        counts["calls"] += 1
-    shared = splits["train"]["sources"] & splits["test"]["sources"]
-    if shared:  # the traces builder splits by source; a mixed-up input directory would not
-        raise TracegymError(f"traces_dir: {len(shared)} program source(s) are in both train and "
-                            "test; the split must be by program")
+        splits: dict[str, dict] = {s: {"rows": [], "labels": [], "puzzles": [0], "groups": [],
+                                       "group_of": {}, "kinds": Counter(), "counts": Counter(),
+                                       "sources": set()} for s in ("train", "test")}
+        records = (r for d in dirs for r in read_traces(d))
+        for record in records:
+            split = splits[record["split"]]
+            counts = split["counts"]
+            if record["outcome"] not in USABLE_OUTCOMES or record["trace_json"] is None:
+                counts["skipped"] += 1
+                continue
+            examples = record_examples(record, task, seq_len, tok, counts)
+            if not examples:
+                counts["calls_without_examples"] += 1
+                continue
+            split["sources"].add(record["source"])
+            # a new group when the program changes (records of one program are contiguous)
+            key = (record["program"], record["source"])
+            if key not in split["group_of"]:
+                split["group_of"][key] = len(split["group_of"])
+                split["groups"].append(len(split["puzzles"]) - 1)  # first puzzle of the group
+            for inputs, labels, kind in examples:
+                split["rows"].append(inputs)
+                split["labels"].append(labels)
+                split["kinds"][kind] += 1
+            split["puzzles"].append(len(split["rows"]))
+            counts["calls"] += 1
+            pause_point("generate")
+        shared = splits["train"]["sources"] & splits["test"]["sources"]
+        if shared:  # the traces builder splits by source; a mixed-up input directory would not
+            raise TracegymError(f"traces_dir: {len(shared)} program source(s) are in both "
+                                "train and test; the split must be by program")
 
-    summary = {"arguments": {"traces_dir": [str(d) for d in dirs], "task": task,
-                             "seq_len": seq_len},
-               "tokenizer": tok.to_dict(), "splits": {}}
-    with staged_directory(out, overwrite=overwrite) as tmp:
-        for name, split in splits.items():
-            n = len(split["rows"])
-            puzzles = np.asarray(split["puzzles"], np.int32)
-            groups = np.asarray(split["groups"] + [len(puzzles) - 1], np.int32)
-            arrays = {
-                "inputs": np.stack(split["rows"]) if n else np.zeros((0, seq_len), DTYPE),
-                "labels": np.stack(split["labels"]) if n else np.zeros((0, seq_len), DTYPE),
-                "puzzle_identifiers": np.zeros(len(puzzles) - 1, np.int32),
-                "puzzle_indices": puzzles,
-                "group_indices": groups,
-            }
-            counts = {**dict(sorted(split["counts"].items())), "examples": n,
-                      **{f"examples_{k}": v for k, v in sorted(split["kinds"].items())},
-                      "programs": len(split["group_of"])}
-            meta = {"pad_id": 0, "ignore_label_id": 0, "blank_identifier_id": 0,
-                    "vocab_size": tok.vocab_size, "seq_len": seq_len,
-                    "num_puzzle_identifiers": 1, "total_groups": len(groups) - 1,
-                    "mean_puzzle_examples": n / max(len(puzzles) - 1, 1),
-                    "total_puzzles": len(puzzles) - 1, "sets": ["all"],
-                    "tokenizer": tok.to_dict(), "task": task, "counts": counts,
-                    "label_convention": "shifted: labels[i] = token i+1 of prompt+target; "
-                                        "inputs hold the prompt only"}
-            folder = tmp / name
-            folder.mkdir()
-            (folder / "dataset.json").write_text(json.dumps(meta, sort_keys=True, indent=2)
-                                                 + "\n", encoding="utf-8")
-            for key, arr in arrays.items():
-                np.save(folder / f"all__{key}.npy", arr, allow_pickle=False)
-            summary["splits"][name] = counts
-        (tmp / "identifiers.json").write_text(json.dumps([BLANK_IDENTIFIER]) + "\n",
-                                              encoding="utf-8")
-        (tmp / "meta.json").write_text(json.dumps(summary, sort_keys=True, indent=2) + "\n",
-                                       encoding="utf-8")
-    return {**summary, "out": str(out)}
+        summary = {"arguments": {"traces_dir": [str(d) for d in dirs], "task": task,
+                                 "seq_len": seq_len},
+                   "tokenizer": tok.to_dict(), "splits": {}}
+        with staged_directory(out, overwrite=overwrite) as tmp:
+            for name, split in splits.items():
+                n = len(split["rows"])
+                puzzles = np.asarray(split["puzzles"], np.int32)
+                groups = np.asarray(split["groups"] + [len(puzzles) - 1], np.int32)
+                arrays = {
+                    "inputs": np.stack(split["rows"]) if n else np.zeros((0, seq_len), DTYPE),
+                    "labels": np.stack(split["labels"]) if n else np.zeros((0, seq_len), DTYPE),
+                    "puzzle_identifiers": np.zeros(len(puzzles) - 1, np.int32),
+                    "puzzle_indices": puzzles,
+                    "group_indices": groups,
+                }
+                counts = {**dict(sorted(split["counts"].items())), "examples": n,
+                          **{f"examples_{k}": v for k, v in sorted(split["kinds"].items())},
+                          "programs": len(split["group_of"])}
+                meta = {"pad_id": 0, "ignore_label_id": 0, "blank_identifier_id": 0,
+                        "vocab_size": tok.vocab_size, "seq_len": seq_len,
+                        "num_puzzle_identifiers": 1, "total_groups": len(groups) - 1,
+                        "mean_puzzle_examples": n / max(len(puzzles) - 1, 1),
+                        "total_puzzles": len(puzzles) - 1, "sets": ["all"],
+                        "tokenizer": tok.to_dict(), "task": task, "counts": counts,
+                        "label_convention": "shifted: labels[i] = token i+1 of prompt+target; "
+                                            "inputs hold the prompt only"}
+                folder = tmp / name
+                folder.mkdir()
+                (folder / "dataset.json").write_text(json.dumps(meta, sort_keys=True, indent=2)
+                                                     + "\n", encoding="utf-8")
+                for key, arr in arrays.items():
+                    np.save(folder / f"all__{key}.npy", arr, allow_pickle=False)
+                summary["splits"][name] = counts
+            (tmp / "identifiers.json").write_text(json.dumps([BLANK_IDENTIFIER]) + "\n",
+                                                  encoding="utf-8")
+            (tmp / "meta.json").write_text(json.dumps(summary, sort_keys=True, indent=2) + "\n",
+                                           encoding="utf-8")
+        return {**summary, "out": str(out)}

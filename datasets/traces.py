@@ -31,8 +31,10 @@ Outcomes (:data:`~tracegym.tracers.outcomes.RECORD_OUTCOMES`): ``ok``; ``excepti
 function raised: still a full trace); ``truncated`` (``--max-events`` hit: the trace holds the
 first events); ``timeout``; ``memory``; ``exit`` (``sys.exit``); ``syntax_error`` (a listed file
 that does not parse: each of its calls gets this record, and the build goes on);
-``module_error``; and from the sandbox also ``output_limit``, ``crash``, ``entry_missing``,
-``violation``... as :class:`~tracegym.tracers.sandbox.RunResult` names them; ``argument_error``
+``module_error``; ``tracer_error`` (another tracer was installed, or the sandbox's tracer
+failed); and from the sandbox also ``output_limit``, ``result_limit`` (the trace is larger than
+``Limits.result_bytes``), ``crash``, ``entry_missing``, ``violation``... as
+:mod:`tracegym.tracers.outcomes` lists them; ``argument_error``
 (arguments that cannot be sent to the sandbox) and ``format_error`` (a trace whose text cannot be
 written as CWM). Nothing is dropped: every call of every program in the shard has its record.
 
@@ -76,7 +78,7 @@ from .traces_programs import PROGRAM_STREAM, SOURCES, BuildOptions, resolve_opti
 from .traces_programs import list_programs as _programs
 from .traces_programs import split_of as _split_of
 from .traces_writer import COLUMNS, PARQUET_ROWS, TraceWriter, versions, write_meta  # noqa: F401
-from .writer import check_output_dir, staged_directory
+from .writer import locked_output, staged_directory
 
 # ---------------------------------------------------------------------------------------------
 # the builder
@@ -120,13 +122,14 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
         source=source, spec=spec, n=n, seed=seed, kind=kind, shard=shard, max_events=max_events,
         sandbox=sandbox, inputs_per_program=inputs_per_program, test_fraction=test_fraction,
         timeout=timeout, workers=workers, max_statements=max_statements, max_params=max_params)
-    out = check_output_dir(out, overwrite=overwrite)  # fail before the slow part
-    programs, lo, total = _shard_programs(options)
-    jobs = _jobs(programs, lo, options)
-    with staged_directory(out, overwrite=overwrite) as tmp:
-        counts = _write_records(tmp, programs, jobs, options, progress=progress)
-        summary = _summary(options, programs, jobs, lo, total, *counts)
-        write_meta(tmp, summary)
+    # fail before the slow part; one writer of OUT from here to the end
+    with locked_output(out, overwrite=overwrite) as out:
+        programs, lo, total = _shard_programs(options)
+        jobs = _jobs(programs, lo, options)
+        with staged_directory(out, overwrite=overwrite) as tmp:
+            counts = _write_records(tmp, programs, jobs, options, progress=progress)
+            summary = _summary(options, programs, jobs, lo, total, *counts)
+            write_meta(tmp, summary)
     return {**summary, "out": str(out)}
 
 

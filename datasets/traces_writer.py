@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from tracegym.outputs import pause_point
+
 PARQUET_ROWS = 1024  # records per row group, flushed as they come so memory stays bounded
 
 # column -> pyarrow type name; the order of the Parquet columns
@@ -54,6 +56,7 @@ class TraceWriter:
     def add(self, record: dict) -> None:
         self.jsonl.write(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n")
         self.rows.append(record)
+        pause_point("generate")
         if len(self.rows) >= PARQUET_ROWS:
             self.flush()
 
@@ -62,6 +65,7 @@ class TraceWriter:
             table = self.pa.Table.from_pylist(self.rows, schema=self.schema)
             self.parquet.write_table(table, row_group_size=PARQUET_ROWS)
             self.rows = []
+            pause_point("parquet")
 
     def close(self) -> None:
         self.flush()

@@ -25,6 +25,12 @@ renamed to ``DIR`` at the end and removed if anything fails. Builders call
 :func:`check_output_dir` before their slow part, so a location that cannot be written fails at
 once, with an OSError naming ``DIR`` (never the hidden directory). The same arguments give
 byte-identical files (sorted JSON keys, no timestamps anywhere).
+
+Crash safety (:mod:`tracegym.outputs`): one process at a time writes ``DIR`` (a lock on
+``.DIR.lock``; a second one is refused with :class:`~tracegym.outputs.OutputBusyError` naming the
+first one's PID), held by a builder from :func:`locked_output` to the end, and by
+:func:`staged_directory` at least. SIGTERM removes the staging directory before the process ends;
+what a killed (SIGKILL) writer left beside ``DIR`` is removed by the next writer of ``DIR``.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from tqdm import tqdm
 
 from tracegym.errors import TracegymError
 from tracegym.io import atomic_directory
+from tracegym.outputs import OutputLock, pause_point
 
 SET_NAME = "all"
 ARRAY_NAMES = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
@@ -141,6 +148,7 @@ class RowSpill:
                 for block in self.blocks:
                     block.tofile(f)
                     self.spilled += len(block)
+            pause_point("spill")
         self.blocks, self.pending = [], 0
 
     def array(self) -> np.ndarray:
@@ -265,7 +273,8 @@ def _check_creatable(path: Path) -> None:
         raise _os_error(NotADirectoryError, errno.ENOTDIR, path,
                         f"cannot be created: {str(parent)!r} is not a directory")
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.probe-", dir=parent))
+        # the pid in the name: a writer killed right here leaves a leftover the next one removes
+        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.probe-{os.getpid()}-", dir=parent))
     except OSError as err:
         why = err.strerror or str(err)
         raise _os_error(type(err), err.errno, path,
@@ -329,6 +338,7 @@ def _write_parquet(path: Path, arrays: dict[str, np.ndarray], columns: Mapping, 
                           use_dictionary=strings) as writer:
         writer.write_table(first, row_group_size=PARQUET_ROWS)
         bar.update(len(first))
+        pause_point("parquet")
         for lo in range(PARQUET_ROWS, n, PARQUET_ROWS):
             hi = min(n, lo + PARQUET_ROWS)
             writer.write_table(rows(lo, hi).cast(first.schema), row_group_size=PARQUET_ROWS)
@@ -336,17 +346,46 @@ def _write_parquet(path: Path, arrays: dict[str, np.ndarray], columns: Mapping, 
 
 
 @contextmanager
+def locked_output(out: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """``with locked_output(out) as out:`` build a dataset into ``out`` as its only writer.
+
+    Checks ``out`` (:func:`check_output_dir`: a bad location fails before the slow part), takes
+    its lock (:class:`~tracegym.outputs.OutputBusyError` while another process writes it; the
+    leftovers of killed writers are removed), checks again (a leftover may have been an output
+    put back), and yields the absolute path. Inside the block SIGTERM ends the process after the
+    cleanup (:func:`~tracegym.outputs.signals_clean_up`)."""
+    out = check_output_dir(out, overwrite=overwrite)
+    lock = OutputLock(out)
+    try:
+        with lock:
+            yield check_output_dir(out, overwrite=overwrite)
+    except OSError as err:
+        if not _names(err, lock.path):
+            raise
+        raise _os_error(type(err), err.errno, out,
+                        f"cannot be locked: {err.strerror or err}") from None
+
+
+@contextmanager
 def staged_directory(out: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Write a dataset directory atomically (:func:`tracegym.io.atomic_directory`): yields a
     hidden sibling ``.OUT.partial-<pid>`` to fill; when the block ends it replaces ``out`` (see
     :func:`check_output_dir`), and when the block raises it is removed, so ``out`` is never
-    half-written. OSErrors name ``out``, never the staging directory."""
-    out = check_output_dir(out, overwrite=overwrite)
+    half-written. The block runs under ``out``'s lock (:func:`locked_output`, reentrant: a
+    builder may hold it already). OSErrors name ``out``, never the staging directory."""
+    with locked_output(out, overwrite=overwrite) as out:
+        with _staged(out, overwrite=overwrite) as tmp:
+            yield tmp
+
+
+@contextmanager
+def _staged(out: Path, *, overwrite: bool) -> Iterator[Path]:
     tmp = None
     try:
         with atomic_directory(out) as tmp:
             yield tmp
             check_output_dir(out, overwrite=overwrite)  # again: it may have changed meanwhile
+            pause_point("rename")
     except OSError as err:
         if tmp is None:  # making the staging directory failed
             raise _os_error(type(err), err.errno, out,

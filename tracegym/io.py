@@ -5,7 +5,7 @@ final ``os.replace`` is a rename within one file system) and renamed over the de
 end; if the writing fails, the temporary is removed and the destination is left as it was.
 Temporary names carry the writer's PID (``.NAME.tmp-<pid>`` for a file, ``.NAME.partial-<pid>``
 for a directory): a run killed half-way leaves a hidden leftover that names its process, and the
-next run of the same PID replaces it.
+next writer of the same output removes it once that process has ended (:mod:`tracegym.outputs`).
 
 >>> import tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp())

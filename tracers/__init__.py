@@ -38,6 +38,7 @@ from tracegym.tracers.trace import (
     DisplacedTracerWarning,
     TraceOptions,
     Tracer,
+    TracerConflictError,
     safe_repr,
     trace,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "TraceOptions",
     "TraceTokenizer",
     "Tracer",
+    "TracerConflictError",
     "run_in_process",
     "run_source",
     "safe_repr",

@@ -45,6 +45,9 @@ CLONE_FLAGS = 0x00020000 | 0x04000000 | 0x08000000 | 0x20000000 | 0x40000000
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(platform.machine())
 FILENAME = "<program>"
+# Taken before the program runs (it shares this process and may replace module attributes):
+# the record still reaches the parent, so the outcome names what happened.
+_dumps, _write = json.dumps, os.write
 DEVICES = ("null", "zero", "random", "urandom")
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -237,7 +240,7 @@ def run(job: dict) -> dict:
         return {"outcome": "syntax_error", "message": str(exc.msg), "lineno": exc.lineno,
                 "offset": exc.offset, "text": exc.text}
     module = types.ModuleType("__program__")
-    module.__dict__["__builtins__"] = __builtins__
+    module.__dict__["__builtins__"] = _own_builtins()
     stage = "module"
     try:
         exec(compiled, module.__dict__)
@@ -280,6 +283,21 @@ def run(job: dict) -> dict:
         return {"outcome": "exit", "message": f"program called sys.exit({code!r})",
                 "code": code if isinstance(code, int) else None, "trace": payload}
     return {"outcome": "ok", "trace": payload}
+
+
+def _own_builtins() -> dict:
+    """A copy of the builtins for the program, also what its ``import builtins`` gives.
+
+    A program that replaces a builtin (``builtins.len = ...``) changes its own copy: its own
+    calls see the change, as they would untraced, while the tracer and this script, whose
+    globals hold the real builtins, keep working, so the outcome is the program's own error.
+    """
+    import builtins
+
+    own = types.ModuleType("builtins", builtins.__doc__)
+    own.__dict__.update(builtins.__dict__)
+    sys.modules["builtins"] = own
+    return own.__dict__
 
 
 def _near_memory_limit(exc: BaseException, limits: dict) -> bool:
@@ -382,11 +400,15 @@ def main() -> None:
             stream.flush()
         except BaseException:  # noqa: B036 - a program may have replaced or closed them
             pass
-    data = json.dumps(record).encode()
+    data = _dumps(record).encode()
+    limit = job["limits"]["result_bytes"]
+    if len(data) > limit:  # the parent takes an oversized record for a forged one (violation)
+        data = _dumps({"outcome": "result_limit", "message": f"the trace's JSON is "
+                           f"{len(data)} bytes, more than Limits.result_bytes={limit}"}).encode()
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(result_fd, view):]
+            view = view[_write(result_fd, view):]
         os.close(result_fd)
     finally:
         # Skip atexit handlers and non-daemon threads the program may have left behind.

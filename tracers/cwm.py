@@ -22,14 +22,25 @@ exception frames carry no locals. A line frame value whose repr is literally ``"
 ``__repr__``) cannot be written unless unchanged: ``to_cwm`` raises rather than write it.
 ``to_cwm`` does not write the tokenizer's ``<|end_of_text|>``.
 
-Reading CWM text back (:meth:`Trace.from_cwm`) recovers everything the text holds; what it does not
-hold (function names, file name, the first line number of the context, the result objects) comes
-back empty, so ``Trace.from_cwm(t.to_cwm()).to_cwm() == t.to_cwm()`` but not ``== t``.
+Reading CWM text back (:meth:`Trace.from_cwm`) recovers everything the text holds: the context and
+the entry line, each frame's event, source, locals and value, its depth and line, and the entry's
+outcome (``return_repr`` from the entry's own return frame, else ``exception_repr`` from its last
+exception frame; frames after it, such as a generator it left open being closed, do not change
+it). A frame left by an exception, or a generator closed with its frame, has no return frame:
+consecutive exception frames mean the exception reached the caller, and a line the innermost open
+frame's function (found in the context with :mod:`ast`) does not hold closes frames until one
+does; lines are numbered within that function. Two things stay undecidable from the text: a line
+written alike in that function and in its caller, and which of two alike lines of one function
+ran. What the text does not hold (function names, file name, the first line number of the
+context, ``truncated``, the result objects) comes back empty, so
+``Trace.from_cwm(t.to_cwm()).to_cwm() == t.to_cwm()`` but not ``== t``
+(tests/tracers/test_tracer_properties.py compares the whole Trace less those fields).
 JSON (:meth:`Trace.to_json`) holds every serialised field: ``Trace.from_json(t.to_json()) == t``.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import re
@@ -301,10 +312,35 @@ def _parse_cwm(text: str) -> Trace:
             entry_lineno = i + 1
             lines[i] = body[: -len(START_MARKER)] + line[len(body):]
             break
-    line_of: dict[str, int] = {}
+    line_of: dict[str, list[int]] = {}  # a source line -> the line numbers that hold it
     for i, line in enumerate(lines):
-        line_of.setdefault(line.rstrip("\r"), i + 1)
+        line_of.setdefault(line.rstrip("\r"), []).append(i + 1)
     context = "\n".join(lines)
+    span_at = _scope_spans(context)
+    scopes: list[tuple[int, int] | None] = []  # the open invocations' line spans (None: unknown)
+    returned: list[tuple[int, int]] = []  # spans of invocations that returned, oldest first
+
+    def place(source: str) -> int:
+        """The line of ``source`` inside the innermost open invocation, else its first line."""
+        found = line_of.get(source)
+        if not found:
+            return 0
+        span = scopes[-1] if scopes else None
+        if span is not None:
+            for n in found:
+                if span[0] <= n <= span[1]:
+                    return n
+        return found[0]
+
+    def leave_to(source: str) -> None:
+        """Close invocations left without a frame (by an exception; a generator closed while its
+        frame is cleared) until the innermost one holds ``source``."""
+        nonlocal depth
+        found = line_of.get(source, [])
+        while depth > 0 and scopes and scopes[-1] is not None and not any(
+                scopes[-1][0] <= n <= scopes[-1][1] for n in found):
+            scopes.pop()
+            depth -= 1
 
     frames: list[Frame] = []
     prev: Frame | None = None
@@ -331,13 +367,26 @@ def _parse_cwm(text: str) -> Trace:
             pos = _expect(text, nl + 1, FRAME_SEP)
             if event == "call":
                 depth += 1
-            elif depth < 0:
-                depth = 0
+                # a call frame's line starts its scope, or (a generator resumed) lies inside
+                # one that returned (yielded) before: the latest such, when several could be
+                found = line_of.get(source, [])
+                lineno = next((n for n in found if n in span_at), 0)
+                if not lineno:
+                    lineno = next((n for sp in reversed(returned) for n in found
+                                   if sp[0] <= n <= sp[1]), found[0] if found else 0)
+                scopes.append(span_at.get(lineno) or min(
+                    (sp for sp in span_at.values() if sp[0] <= lineno <= sp[1]),
+                    key=lambda sp: sp[1] - sp[0], default=None))
+            else:
+                if depth < 0:
+                    depth = 0
+                leave_to(source)
+                lineno = place(source)
             if event == "line" and prev is not None and prev.event in ("call", "line"):
                 before = prev.locals
                 loc = {k: before[k] if v == UNCHANGED and k in before else v
                        for k, v in loc.items()}
-            frame = Frame(event, line_of.get(source, 0), source, loc, None, "", max(depth, 0))
+            frame = Frame(event, lineno, source, loc, None, "", max(depth, 0))
         else:
             pos = _expect(text, pos, ACTION_SEP)
             sep = text.find(ARG_SEP, pos)
@@ -347,17 +396,57 @@ def _parse_cwm(text: str) -> Trace:
             source = text[pos:sep]
             arg, pos = _json_at(text, sep + len(ARG_SEP), str, "a JSON string value")
             pos = _expect(text, pos, FRAME_SEP)
-            frame = Frame(event, line_of.get(source, 0), source, {}, arg, "", max(depth, 0))
+            if event == "exception" and prev is not None and prev.event == "exception" \
+                    and prev.depth > 0:
+                # An exception frame right after one is the same exception reaching the caller:
+                # the frame it left has no return frame (a frame left by an exception ends with
+                # its exception frame), so this is where the text says it was left.
+                depth -= 1
+                if scopes:
+                    scopes.pop()
+            leave_to(source)
+            frame = Frame(event, place(source), source, {}, arg, "", max(depth, 0))
             if event == "return":
                 depth -= 1
+                if scopes:
+                    span = scopes.pop()
+                    if span is not None:
+                        returned.append(span)
         frames.append(frame)
         prev = frame
-
-    return_repr = exception_repr = None
-    if frames and frames[-1].depth == 0 and depth < 0:
-        if frames[-1].event == "return":
-            return_repr = frames[-1].arg
-    if frames and frames[-1].event == "exception" and frames[-1].depth == 0:
-        exception_repr = frames[-1].arg
+    return_repr, exception_repr = _entry_outcome(frames)
     return Trace(entry="", context=context, frames=frames, entry_lineno=entry_lineno,
                  context_lineno=1, return_repr=return_repr, exception_repr=exception_repr)
+
+
+def _scope_spans(context: str) -> dict[int, tuple[int, int]]:
+    """First line -> (first, last) line of every function, lambda, comprehension and class in
+    the context (a call frame's line is its first: a decorator's, when decorated); empty when
+    the context does not parse (then depths follow call and return frames only)."""
+    try:
+        tree = ast.parse(context)
+    except (SyntaxError, ValueError):
+        return {}
+    spans: dict[int, tuple[int, int]] = {}
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp,
+             ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    for node in ast.walk(tree):
+        if isinstance(node, kinds):
+            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            last = max(node.end_lineno or node.lineno, spans.get(first, (0, 0))[1])
+            spans[first] = (first, last)
+    return spans
+
+
+def _entry_outcome(frames: list[Frame]) -> tuple[str | None, str | None]:
+    """``(return_repr, exception_repr)`` of the entry call as the frames show it: its own return
+    frame (the first return at depth 0), else its last exception frame when it was left by one.
+    Frames after the entry's end (a generator it left open, closed as its frame is cleared)
+    do not change it."""
+    for f in frames:
+        if f.depth == 0 and f.event == "return":
+            return f.arg, None
+    last = [f for f in frames if f.depth == 0]
+    if last and last[-1].event == "exception":
+        return None, last[-1].arg
+    return None, None

@@ -136,8 +136,7 @@ def _build(rec: _Recorder, fn: Any, entry_code: Any, opts: TraceOptions, result:
         return pop()
 
     for ev in rec.events:
-        kind, frame, lineno, depth = ev[0], ev[1], ev[2], ev[5]
-        code = frame.f_code
+        kind, code, lineno, depth = ev[0], ev[1], ev[2], ev[5]
         info = code_info.get(code)
         if info is None:
             fname = code.co_filename

@@ -9,7 +9,9 @@ sandbox for anything untrusted. :func:`run_in_process` returns the sandbox's
 :class:`~tracegym.tracers.sandbox.RunResult`, with an outcome from the same vocabulary
 (:data:`~tracegym.tracers.outcomes.RUN_OUTCOMES`): ``ok``, ``timeout``, ``memory`` (a
 MemoryError), ``exit`` (``sys.exit``), ``syntax_error``, ``module_error``, ``entry_missing``,
-``entry_not_callable``, and ``crash`` (3.10's worker only, below). ``isolation`` is
+``entry_not_callable``, ``tracer_error`` (the tracer refused to run beside another tracer,
+such as one the module code installed; see :class:`~tracegym.tracers.TracerConflictError`) and
+``crash`` (3.10's worker only, below). ``isolation`` is
 ``"in-process"``; output is not captured, and the Trace object comes back without
 ``trace_json``.
 
@@ -165,7 +167,7 @@ class _Alarm:
 
 def _run_here(program, call, options, timeout: float) -> RunResult:
     """:func:`run_in_process` in this very process, arguments checked."""
-    from tracegym.tracers import Tracer
+    from tracegym.tracers import Tracer, TracerConflictError
 
     def result(outcome: str, message: str = "", trace=None, **detail) -> RunResult:
         return RunResult(outcome, message, isolation=ISOLATION, detail=detail, trace=trace)
@@ -194,6 +196,8 @@ def _run_here(program, call, options, timeout: float) -> RunResult:
             trace = tracer.trace(fn, *call.args, **call.kwargs)
     except CallTimeout as err:  # fired after the call, before the tracer finished
         return result("timeout", str(err))
+    except TracerConflictError as err:  # e.g. the module code installed a settrace function
+        return result("tracer_error", str(err))
     exc = trace.exception
     if isinstance(exc, KeyboardInterrupt):
         raise exc

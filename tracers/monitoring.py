@@ -8,7 +8,8 @@ that is already installed (a debugger, coverage) in place.
 It takes a tool id of its own for the call and frees it afterwards: the first free of
 :data:`TOOL_IDS` (3, 4, 5). It never takes the ids PEP 669 reserves for a debugger (0), coverage
 (1) and a profiler (2), which such a tool may claim while the trace runs; Hypothesis' explain
-phase uses 3. With 3, 4 and 5 all taken, tracing raises a RuntimeError naming their users.
+phase uses 3. With 3, 4 and 5 all taken, tracing raises a TracerConflictError (a RuntimeError)
+naming their users.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ import sys
 from _thread import get_ident
 from typing import Any
 
-from tracegym.tracers.recorder import _PROGRAM_LIMITS, _Recorder
+from tracegym.tracers.recorder import _PROGRAM_LIMITS, TracerConflictError, _Recorder
 
 # The tool ids the tracer may take, in order (5 is PEP 669's optimizer id, so it comes last).
 TOOL_IDS = (3, 4, 5)
 
 
 def _take_tool_id(mon: Any) -> int:
-    """Claim the first free id of :data:`TOOL_IDS` as "tracegym"; a RuntimeError names the
-    tools holding them when none is free."""
+    """Claim the first free id of :data:`TOOL_IDS` as "tracegym"; a
+    :class:`~tracegym.tracers.recorder.TracerConflictError` (a RuntimeError) names the tools
+    holding them when none is free."""
     for tool in TOOL_IDS:
         if mon.get_tool(tool) is None:
             try:
@@ -34,7 +36,7 @@ def _take_tool_id(mon: Any) -> int:
                 continue
             return tool
     users = ", ".join(f"{i}: {mon.get_tool(i)!r}" for i in TOOL_IDS)
-    raise RuntimeError(
+    raise TracerConflictError(
         f"sys.monitoring has no free tool id for the tracer: ids {TOOL_IDS} are in use ({users});"
         " the tracer leaves ids 0-2 to a debugger, coverage and a profiler")
 

@@ -15,9 +15,11 @@ without a built-in saver, so no user code runs and anything but builtin data (ob
 is repr'd at once, value by value; so are sets, whose rebuilt iteration order could differ.
 
 A trace function already installed when a call is traced with settrace (a debugger, coverage)
-is set aside for that call and put back afterwards: it sees none of the call's events, so
-:class:`DisplacedTracerWarning` names it (once per traced call; tracegym's own recorder, when
-one traced call traces another, is not reported).
+would see none of the call's events, since settrace holds one function only. By default
+(``TraceOptions(other_tracer="refuse")``) tracing then raises :class:`TracerConflictError`
+naming it, before the call runs; with ``other_tracer="set_aside"`` it is set aside for that call
+and put back afterwards, and :class:`DisplacedTracerWarning` names it (once per traced call).
+tracegym's own recorder, when one traced call traces another, is neither refused nor reported.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ class TraceOptions:
             (CWM's setting) or only the entry ``"function"``.
         backend: the recorder: ``"c"`` (the C extension, CPython 3.11), ``"python"``, or
             ``"auto"`` (C when importable, else Python). Both give the same frames.
+        other_tracer: what to do, on Python 3.10 and 3.11, when another ``sys.settrace``
+            function (a debugger, coverage) is installed: ``"refuse"`` (default) raises
+            :class:`TracerConflictError` before the call runs; ``"set_aside"`` removes it for
+            the traced call, puts it back afterwards and warns (:class:`DisplacedTracerWarning`).
+            On 3.12+ the tracer uses ``sys.monitoring`` and runs beside such a function.
     """
 
     scope: Literal["file", "entry", "user"] = "file"
@@ -65,6 +72,7 @@ class TraceOptions:
     max_repr: int = 200
     context: Literal["file", "function"] = "file"
     backend: Literal["auto", "python", "c"] = "auto"
+    other_tracer: Literal["refuse", "set_aside"] = "refuse"
 
     def __post_init__(self) -> None:
         if self.scope not in ("file", "entry", "user"):
@@ -73,6 +81,9 @@ class TraceOptions:
             raise ValueError(f"context must be 'file' or 'function', got {self.context!r}")
         if self.backend not in ("auto", "python", "c"):
             raise ValueError(f"backend must be 'auto', 'python' or 'c', got {self.backend!r}")
+        if self.other_tracer not in ("refuse", "set_aside"):
+            raise ValueError(f"other_tracer must be 'refuse' or 'set_aside', got "
+                             f"{self.other_tracer!r}")
         # stored as plain ints: the options travel to the sandbox as JSON
         for name in ("max_depth", "max_events"):
             object.__setattr__(self, name, check_int(name, getattr(self, name), 0, optional=True))
@@ -258,7 +269,7 @@ class _Recorder:
             loc = frame.f_locals
             if ".0" in loc:
                 loc = _visible(loc)
-            self.events.append((_CALL, frame, frame.f_lineno, tuple(loc),
+            self.events.append((_CALL, code, frame.f_lineno, tuple(loc),
                                 self.snapshot(tuple(loc.values())), len(self.stack) - 1))
             return self.local
         except _PROGRAM_LIMITS:
@@ -316,19 +327,21 @@ class _Recorder:
                             rec.dump, rec.pop = _new_pickler()  # a failed dump may leave state
                             values = rec.per_value(tuple(loc.values()))
                             dump, pop = rec.dump, rec.pop
-                    append((_LINE, frame, frame.f_lineno, tuple(loc), values, len(stack) - 1))
+                    append((_LINE, frame.f_code, frame.f_lineno, tuple(loc), values,
+                            len(stack) - 1))
                     return local
                 if event == "return":  # settrace: a return, a yield or an unwind (see _build)
-                    append((_RETURN, frame, frame.f_lineno, frame.f_lasti, safe_repr(arg),
+                    append((_RETURN, frame.f_code, frame.f_lineno, frame.f_lasti, safe_repr(arg),
                             len(stack) - 1))
                     stack_pop()
                     return local
                 if event == "exit":  # sys.monitoring: PY_RETURN or PY_YIELD, for certain
-                    append((_RETURN, frame, frame.f_lineno, -1, safe_repr(arg), len(stack) - 1))
+                    append((_RETURN, frame.f_code, frame.f_lineno, -1, safe_repr(arg),
+                            len(stack) - 1))
                     stack_pop()
                     return local
                 if event == "exception":
-                    append((_EXCEPTION, frame, frame.f_lineno, None, safe_repr(arg[1]),
+                    append((_EXCEPTION, frame.f_code, frame.f_lineno, None, safe_repr(arg[1]),
                             len(stack) - 1))
                     return local
                 rec.left = left  # opcode events are not recorded
@@ -342,9 +355,17 @@ class _Recorder:
         return local
 
 
+class TracerConflictError(RuntimeError):
+    """Another tracer holds what tracing a call needs: on Python 3.10 and 3.11 a ``sys.settrace``
+    function is installed (a debugger, coverage; see ``TraceOptions.other_tracer``), on 3.12+
+    every ``sys.monitoring`` tool id the tracer may take (3, 4, 5) is in use. Raised before the
+    traced call runs; nothing is left installed."""
+
+
 class DisplacedTracerWarning(RuntimeWarning):
-    """Tracing a call with ``sys.settrace`` set aside a trace function that was already installed
-    (a debugger, coverage): it sees none of the traced call's events; it is put back afterwards.
+    """Tracing a call with ``sys.settrace`` and ``TraceOptions(other_tracer="set_aside")`` set
+    aside a trace function that was already installed (a debugger, coverage): it sees none of
+    the traced call's events; it is put back afterwards.
 
     Python 3.12+ traces with ``sys.monitoring``, which leaves such a function in place. Python's
     default warning filter shows it once per calling line; silence it with
@@ -352,13 +373,20 @@ class DisplacedTracerWarning(RuntimeWarning):
     """
 
 
-def _warn_displaced(prior: Any, own: tuple[type, ...] = ()) -> None:
-    """Warn that tracing a call sets aside ``prior`` (``sys.gettrace()``), unless it is None or
-    one of tracegym's own recorders (``_Recorder``, or an ``own`` type): one traced call tracing
-    another is expected, and tracegym's frames are never in a trace anyway. The warning points
-    at the first caller outside tracers/ (the line that asked for the trace)."""
+def _check_other_tracer(prior: Any, policy: str, own: tuple[type, ...] = ()) -> None:
+    """Refuse (``policy`` "refuse": :class:`TracerConflictError`) or warn that tracing a call
+    sets aside ``prior`` (``sys.gettrace()``), unless it is None or one of tracegym's own
+    recorders (``_Recorder``, or an ``own`` type): one traced call tracing another is expected,
+    and tracegym's frames are never in a trace anyway. The warning points at the first caller
+    outside tracers/ (the line that asked for the trace)."""
     if prior is None or isinstance(prior, (_Recorder, *own)):
         return
+    if policy == "refuse":
+        raise TracerConflictError(
+            f"a trace function is already installed ({prior!r}: a debugger or coverage?); "
+            "sys.settrace holds one only, so tracing this call would hide it from that tool. "
+            "Remove it, or pass TraceOptions(other_tracer='set_aside') to set it aside for the "
+            "call (Python 3.12+ traces with sys.monitoring and runs beside it)")
     level, frame = 2, sys._getframe(1)  # stacklevel 2: our caller
     while frame is not None and frame.f_code.co_filename.startswith(_TRACERS_DIR):
         level, frame = level + 1, frame.f_back

@@ -141,13 +141,11 @@ class RunResult:
     """What one run produced: sandboxed (:func:`run_source`) or in-process.
 
     ``outcome`` is one of :data:`~tracegym.tracers.outcomes.RUN_OUTCOMES` (one vocabulary with
-    the in-process runner, :func:`~tracegym.tracers.in_process.run_in_process`): ``ok``,
-    ``timeout``, ``memory``, ``output_limit``, ``syntax_error``, ``entry_missing``,
-    ``entry_not_callable``, ``module_error``, ``exit`` (sys.exit), ``crash`` (no result:
-    ``os._exit``, a signal), ``violation``, ``tracer_error``, ``serialise_error``,
-    ``setup_error``. ``trace`` (and its ``trace_json``) is set for ``ok`` and also for ``memory``
-    and ``exit`` when the tracer saw the call end that way; ``unwrap()`` returns it only for
-    ``ok`` and raises the matching exception otherwise.
+    the in-process runner, :func:`~tracegym.tracers.in_process.run_in_process`; the table in
+    :mod:`tracegym.tracers.outcomes` says which runner gives each and what ``unwrap`` raises).
+    ``trace`` (and its ``trace_json``) is set for ``ok`` and also for ``memory`` and ``exit``
+    when the tracer saw the call end that way; ``unwrap()`` returns it only for ``ok`` and
+    raises the matching exception otherwise.
     """
 
     outcome: str
@@ -174,7 +172,8 @@ class RunResult:
         if self.outcome in ("entry_missing", "entry_not_callable"):
             raise EntryPointError(self.message)
         error = {"timeout": SandboxTimeout, "memory": SandboxMemoryError,
-                 "output_limit": SandboxOutputLimit, "violation": SandboxViolation,
+                 "output_limit": SandboxOutputLimit, "result_limit": SandboxOutputLimit,
+                 "violation": SandboxViolation,
                  "setup_error": SandboxError}.get(self.outcome, SandboxCrash)
         raise error(msg, self)
 

@@ -28,6 +28,7 @@ from tracegym.tracers.programs import Call, Program, ProgramConfig, build_progra
 __all__ = [
     "InvalidStrategyArgument",
     "TracedProgram",
+    "generator_programs",
     "inputs_for",
     "programs",
     "traced_programs",
@@ -176,3 +177,72 @@ def traced_programs(*, kind: str = "mixed", min_statements: int = 1,
 
     return _traced()
 
+
+
+# generator_programs(): the generator functions a program may define, as (name, body lines);
+# "{k}" is a drawn small constant. Each takes n and yields ints.
+_GENERATORS = {
+    "plain": ["for i in range(n):", "    yield i + {k}"],
+    "finally": ["try:", "    for i in range(n):", "        yield i", "finally:",
+                "    log.append({k})"],
+    "raises": ["for i in range(n):", "    if i == {k}:", "        raise ValueError(i)",
+               "    yield i"],
+    "delegates": ["got = yield from inner(n)", "log.append(got)", "yield {k}"],
+}
+# How the entry uses a generator g (``{g}``); each appends to ``out``. Simplest first.
+_USES = (
+    ["out.append(sum({g}(n)))"],                                    # consumed
+    ["out.append(list(x * 2 for x in {g}(n)))"],                    # a generator expression
+    ["out.append(next({g}(n), -1))"],                               # abandoned at once
+    ["out.append(take({g}(n)))"],                                   # abandoned in a callee
+    ["it{i} = {g}(n)", "out.append(next(it{i}, -1))"],              # open until f returns
+    ["it{i} = {g}(n)", "out.append(next(it{i}, -1))", "it{i}.close()"],  # closed
+    ["for x in {g}(n):", "    if x > {k}:", "        break", "    out.append(x)"],  # break
+    ["out.append(next((x for x in {g}(n) if x > {k}), -1))"],       # abandoned genexpr
+)
+
+
+def generator_programs() -> st.SearchStrategy[Program]:
+    """Programs built around generators, each with one input (``Call``): entry ``f(n)``.
+
+    They define up to three generator functions (a plain loop, one with a ``finally`` that
+    logs, one that raises ``ValueError`` inside, one that delegates with ``yield from``) and
+    use each in drawn ways: consumed, through a generator expression, abandoned at once, in a
+    callee or until ``f`` returns, closed, left by ``break``; a use may sit in a
+    ``try``/``except ValueError``. ``f`` returns what it collected and the log, so a tracer that
+    moves the moment a generator is closed changes the result. Shrinks toward one plain
+    generator summed in ``f(0)``::
+
+        log = []
+        ...
+        def f(n):
+            out = []
+            out.append(sum(g0(n)))
+            return out, log[:]
+    """
+
+    @st.composite
+    def _programs(draw):
+        kinds = list(_GENERATORS)
+        chosen = draw(st.lists(st.integers(0, len(kinds) - 1), min_size=1, max_size=3))
+        lines = ["log = []", "", "", "def inner(n):", "    for i in range(n):", "        yield i",
+                 "    return n", "", "", "def take(gen):", "    return next(gen, -1)"]
+        for j, index in enumerate(chosen):
+            body = [b.format(k=draw(st.integers(0, 3))) for b in _GENERATORS[kinds[index]]]
+            lines += ["", "", f"def g{j}(n):"] + ["    " + b for b in body]
+        lines += ["", "", "def f(n):", "    out = []"]
+        uses = draw(st.lists(st.tuples(st.integers(0, len(chosen) - 1),
+                                       st.integers(0, len(_USES) - 1), st.booleans(),
+                                       st.integers(0, 3)), min_size=1, max_size=4))
+        for i, (g, use, guarded, k) in enumerate(uses):
+            body = [u.format(g=f"g{g}", i=i, k=k) for u in _USES[use]]
+            if guarded:
+                body = ["try:"] + ["    " + b for b in body] + [
+                    "except ValueError as e:", "    out.append(str(e))"]
+            lines += ["    " + b for b in body]
+        lines += ["    return out, log[:]", ""]
+        n = draw(st.integers(0, 4))
+        return Program("generators", "\n".join(lines), "f", inputs=((n,),),
+                       location="hypothesis")
+
+    return _programs()

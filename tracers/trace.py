@@ -31,8 +31,11 @@ together; each piece has its own module:
   source lines, depths) and the :class:`~tracegym.tracers.cwm.Trace`.
 
 A profiler is left as it was. A trace function already installed (a debugger, coverage) is left
-in place by ``sys.monitoring``; ``sys.settrace`` (3.10, 3.11) has room for one only, so it is set
-aside for the traced call, put back afterwards, and :class:`DisplacedTracerWarning` names it.
+in place by ``sys.monitoring``; ``sys.settrace`` (3.10, 3.11) has room for one only, so by default
+tracing refuses (:class:`TracerConflictError`, before the call runs) rather than hide the call
+from that tool; ``TraceOptions(other_tracer="set_aside")`` sets it aside for the traced call and
+puts it back afterwards, and :class:`DisplacedTracerWarning` names it. Chaining the two is not
+offered: settrace keeps one local trace function per frame, which both would need.
 Hidden comprehension locals (``.0``, an iterator whose repr shows an address) are not recorded.
 
 On CPython 3.11 an optional C recorder, ``tracegym.tracers._ctrace`` (built from
@@ -60,9 +63,10 @@ from tracegym.tracers.recorder import (
     TRUNCATED,
     DisplacedTracerWarning,
     TraceOptions,
+    TracerConflictError,
+    _check_other_tracer,
     _Recorder,
     _run_settrace,
-    _warn_displaced,
     safe_repr,
 )
 
@@ -82,6 +86,7 @@ __all__ = [
     "DisplacedTracerWarning",
     "TraceOptions",
     "Tracer",
+    "TracerConflictError",
     "safe_repr",
     "trace",
 ]
@@ -110,8 +115,9 @@ class Tracer:
         failures: list[Exception] = []
         decide = _guarded(_scope_predicate(opts, entry_code), failures)
         use_c = _use_c(opts.backend)
-        if not _MONITORING:  # settrace holds one trace function: report the one set aside
-            _warn_displaced(sys.gettrace(), () if _ctrace is None else (_ctrace.Recorder,))
+        if not _MONITORING:  # settrace holds one trace function: refuse, or set it aside
+            _check_other_tracer(sys.gettrace(), opts.other_tracer,
+                                () if _ctrace is None else (_ctrace.Recorder,))
         if use_c:
             crec = _ctrace.Recorder(decide, opts.max_depth, opts.max_events, opts.max_repr,
                                     TRUNCATED, bytes(_RETURN_OPS))

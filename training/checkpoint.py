@@ -1,6 +1,8 @@
 """Checkpoints as one safetensors file: every tensor flattened under a prefix, everything else as
 JSON in the file's metadata. Written to a temporary name and renamed, so a crash never leaves a
-half-written checkpoint.
+half-written checkpoint; the temporary file of a killed save is removed by the next save to the
+same path (:func:`tracegym.outputs.remove_leftovers`), and SIGTERM removes it before the process
+ends unless the caller handles SIGTERM itself (the Trainer finishes the save, then stops).
 
 Tensors::
 
@@ -29,6 +31,7 @@ from torch import nn
 
 from tracegym.errors import TracegymError
 from tracegym.io import atomic_path
+from tracegym.outputs import pause_point, remove_leftovers, signals_clean_up
 
 FORMAT = "tracegym-checkpoint-v1"
 _COMPILE_PREFIX = "_orig_mod."
@@ -71,8 +74,10 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> Non
 
 def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, optimizer, ema=None,
                     config: dict, task_spec: dict, policy_config: dict,
-                    trainer_state: dict) -> Path:
-    """Write a checkpoint atomically (temp file + rename); returns the path."""
+                    trainer_state: dict, extra_tensors: dict | None = None) -> Path:
+    """Write a checkpoint atomically (temp file + rename); returns the path. ``extra_tensors``
+    (``{"prefix.name": tensor}``, e.g. the Trainer's ``act.*`` carry) are stored as given and
+    read back with :meth:`Checkpoint.section`."""
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v for k, v in _clean_state(model).items()}
@@ -87,6 +92,8 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, optimizer, ema
     groups = [{k: v for k, v in g.items()} for g in optim["param_groups"]]
     rng_tensors, rng_meta = rng_state()
     tensors.update(rng_tensors)
+    for k, v in (extra_tensors or {}).items():
+        tensors[k] = v.detach().cpu().contiguous().clone()
     metadata = {
         "format": FORMAT,
         "config": json.dumps(config, sort_keys=True),
@@ -98,9 +105,12 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, optimizer, ema
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
+    remove_leftovers(path, tags=("tmp",))  # the temporary file of a save that was killed
+    # SIGTERM (unless the Trainer handles it) removes the temporary file before the process ends
+    with signals_clean_up(), atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
         os.chmod(tmp, 0o644)
+        pause_point("rename")
     return path
 
 

@@ -74,7 +74,6 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .config import TrainConfig, config_differences
 from .distributed import Distributed
 from .optim import EMA, build_optimizer, build_sparse_optimizer, lr_factor
-from .sampling import TrainOrder
 from .prepare import (
     SPEC_FIELDS,
     check_dataset_task,
@@ -90,7 +89,8 @@ from .prepare import (
     supervision_steps_per_batch,
     task_spec_dict,
 )
-from .rundir import check_writable_dir
+from .rundir import check_writable_dir, lock_run_dir
+from .sampling import TrainOrder
 
 # The setup helpers live in .prepare; these are imported from here by callers that predate it
 # (and tests patch ``trainer.default_policy_factory``, which the Trainer looks up here).
@@ -127,6 +127,9 @@ class Trainer:
         self.dist = Distributed(cfg.device)
         if self.dist.is_main:  # before the slow part: a bad OUT fails now, not after training
             check_writable_dir(self.out)
+            # one process writes a run directory: another Trainer on OUT is refused, naming
+            # this one's pid
+            lock_run_dir(self.out, owner=self)
         self.device = pick_device(cfg.device, self.dist.local_rank)
         self.amp = cfg.amp == "bf16" or (cfg.amp == "auto" and is_accelerator(self.device))
 

@@ -1,6 +1,9 @@
 import errno
 import os
 import re
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -11,11 +14,13 @@ from tracegym.datasets.writer import (
     RowSpill,
     SplitData,
     check_output_dir,
+    locked_output,
     read_split,
     staged_directory,
     write_dataset,
 )
 from tracegym.errors import TracegymError
+from tracegym.outputs import OutputBusyError
 
 
 def test_row_spill__keeps_small_arrays_in_memory(tmp_path):
@@ -167,3 +172,49 @@ def test_write_dataset__extra_files_land_in_the_same_rename(tmp_path, monkeypatc
     with pytest.raises(OSError):
         write_dataset(tmp_path / "f", *_tiny_split(), extra_files={"notes.json": "{}"})
     assert not (tmp_path / "f").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# one writer per output; leftovers of killed writers go (tests/datasets/test_writers_killed.py
+# kills real builds)
+
+
+def test_staged_directory__holds_the_output_lock_and_leaves_no_lock_file(tmp_path):
+    refused = []
+    with staged_directory(tmp_path / "d") as tmp:
+        (tmp / "x").write_text("1")
+        assert (tmp_path / ".d.lock").read_text() == f"{os.getpid()}\n"
+        thread = threading.Thread(target=lambda: refused.append(
+            pytest.raises(OutputBusyError, write_dataset, tmp_path / "d", *_tiny_split(),
+                          overwrite=True)))
+        thread.start()
+        thread.join()
+    assert len(refused) == 1 and "is being written by another thread" in str(refused[0].value)
+    assert os.listdir(tmp_path) == ["d"] and os.listdir(tmp_path / "d") == ["x"]
+
+
+def test_write_dataset__removes_what_a_dead_writer_left_and_says_so(tmp_path, capsys):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # reaped: no process has its pid now
+    for name in (f".d.partial-{dead.pid}", f".d.spill-{dead.pid}"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "all.parquet").write_bytes(b"PAR1")
+    (tmp_path / ".d.lock").write_text(f"{dead.pid}\n")  # a killed writer's lock file stays
+    write_dataset(tmp_path / "d", *_tiny_split())
+    assert os.listdir(tmp_path) == ["d"]
+    assert capsys.readouterr().err == (
+        f"tracegym: leftovers of killed writers of {str(tmp_path / 'd')!r}: removed "
+        f".d.partial-{dead.pid}, .d.spill-{dead.pid}\n")
+
+
+def test_locked_output__an_output_a_killed_replace_moved_aside_is_back_before_the_check(
+        tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    old = tmp_path / f".d.old-{dead.pid}"  # killed between moving OUT aside and renaming
+    old.mkdir()
+    (old / "identifiers.json").write_text("[]\n")
+    with pytest.raises(TracegymError, match="exists and is not empty"), \
+            locked_output(tmp_path / "d"):
+        pass
+    assert os.listdir(tmp_path) == ["d"]

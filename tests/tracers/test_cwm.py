@@ -201,3 +201,55 @@ def test_cwm__round_trip_of_random_traces(t):
 @given(traces())
 def test_json__round_trip_of_random_traces(t):
     assert Trace.from_json(t.to_json()) == t
+
+
+# ------------------------------------------- depths and outcome after frames left silently
+CAUGHT = '''def g(x):
+    if x > 1:
+        raise ValueError(x)
+    return x
+
+
+def f(n):
+    try:
+        g(n)
+    except ValueError:
+        pass
+    return n + 1
+
+
+log = []
+
+
+def gen():
+    try:
+        yield 1
+    finally:
+        log.append("closed")
+
+
+def helper():
+    it = gen()
+    next(it)
+    return 1
+
+
+def h():
+    helper()
+    return len(log)
+'''
+
+
+@pytest.mark.parametrize("entry,args,ret", [("f", (3,), "4"), ("h", (), "1")],
+                         ids=["exception-caught-by-caller", "generator-closed-in-callee"])
+def test_from_cwm__keeps_depths_and_the_return_after_frames_left_without_a_return(
+        entry, args, ret):
+    # g left by an exception, gen closed when helper's frame is cleared: neither has a return
+    # frame; the parser used to leave the depth one too deep and lose the return value
+    from tracegym.tracers import trace
+    from tracegym.tracers.programs import Program
+
+    t = trace(Program("caught", CAUGHT, entry).load(), *args)
+    back = Trace.from_cwm(t.to_cwm())
+    assert t.return_repr == back.return_repr == ret
+    assert [(f.depth, f.lineno) for f in back.frames] == [(f.depth, f.lineno) for f in t.frames]

@@ -2,6 +2,7 @@
 the wall-time alarm (main thread only), and 3.10's forked worker, exercised on any Python."""
 
 import signal
+import sys
 import threading
 
 import pytest
@@ -260,3 +261,13 @@ def test_forked__arguments_that_do_not_pickle_run_here(forked):
     result = run_in_process("def f(g):\n    return g(2)\n", "f", (lambda x: x + 1,))
     assert result.outcome == "ok" and result.trace.return_repr == "3"
     assert forked.process is not None  # started, but the call did not go to it
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ traces beside a settrace function")
+def test_run__a_tracer_the_module_installs_is_a_tracer_error(here):
+    source = "import sys\nsys.settrace(lambda *a: None)\ndef f():\n    return 1\n"
+    try:
+        result = run_in_process(source, "f")
+    finally:
+        sys.settrace(None)  # in-process: the module code's tracer is this process's
+    assert result.outcome == "tracer_error" and "already installed" in result.message

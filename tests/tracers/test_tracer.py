@@ -21,7 +21,16 @@ from contextlib import contextmanager
 
 import pytest
 
-from tracegym.tracers import TRUNCATED, Frame, Trace, TraceOptions, Tracer, safe_repr, trace
+from tracegym.tracers import (
+    TRUNCATED,
+    Frame,
+    Trace,
+    TraceOptions,
+    Tracer,
+    TracerConflictError,
+    safe_repr,
+    trace,
+)
 from tracegym.tracers.trace import DisplacedTracerWarning
 
 trace_module = importlib.import_module("tracegym.tracers.trace")  # the module, not trace()
@@ -486,7 +495,7 @@ def test_trace__prior_tracer_restored():
     sys.settrace(prior)
     try:
         with displacing(prior):
-            trace(loop_sum, 3)
+            Tracer(TraceOptions(other_tracer="set_aside")).trace(loop_sum, 3)
         assert sys.gettrace() is prior
     finally:
         sys.settrace(None)
@@ -504,7 +513,8 @@ def test_trace__a_displaced_tracer_is_reported_once_per_call_and_tracing_works()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            traces = [trace(loop_sum, 30) for _ in range(2)]
+            aside = Tracer(TraceOptions(other_tracer="set_aside"))
+            traces = [aside.trace(loop_sum, 30) for _ in range(2)]
         assert sys.gettrace() is prior
     finally:
         sys.settrace(None)
@@ -516,6 +526,34 @@ def test_trace__a_displaced_tracer_is_reported_once_per_call_and_tracing_works()
     else:  # one warning per traced call (not per event), naming the function and this file
         assert len(reported) == 2 and loop_sum.__code__ not in seen
         assert all(repr(prior) in str(w.message) and w.filename == __file__ for w in reported)
+
+
+def test_trace__another_tracer_is_refused_not_replaced():
+    """settrace (3.10, 3.11) holds one function: by default tracing refuses before the call runs
+    and leaves the debugger or coverage in place; sys.monitoring (3.12+) runs beside it."""
+    seen, calls = [], []
+
+    def prior(frame, event, arg):
+        seen.append(frame.f_code)
+        return None
+
+    def appends(n):
+        calls.append(n)
+        return n
+
+    sys.settrace(prior)
+    try:
+        if MONITORING:
+            t = trace(appends, 1)
+            assert t.result == 1 and t.frames and appends.__code__ in seen
+        else:
+            with pytest.raises(TracerConflictError, match=re.escape(
+                    f"a trace function is already installed ({prior!r}")):
+                trace(appends, 1)
+            assert calls == [] and appends.__code__ not in seen
+        assert sys.gettrace() is prior
+    finally:
+        sys.settrace(None)
 
 
 def test_trace__tracing_inside_a_traced_call_is_not_reported():
@@ -560,6 +598,7 @@ def test_trace__marshal_sensitive_values_repr_exactly():
         ({"max_repr": True}, "max_repr must be an int, got True"),
         ({"files": "a.py"}, "files must be a tuple of paths, got the string 'a.py'"),
         ({"backend": "rust"}, "backend must be 'auto', 'python' or 'c', got 'rust'"),
+        ({"other_tracer": "chain"}, "other_tracer must be 'refuse' or 'set_aside', got 'chain'"),
     ],
 )
 def test_trace_options__bad_values(kwargs, message):
@@ -589,6 +628,71 @@ def test_trace__generator_resumed_after_the_trace_records_nothing():
     finally:
         sys.settrace(None)
     assert len(t.frames) == n
+
+
+CLOSE_LOG: list = []
+
+
+def gen_logs_close():
+    try:
+        yield 1
+    finally:
+        CLOSE_LOG.append("closed")
+
+
+def abandons_generator():
+    g = gen_logs_close()
+    next(g)
+    return 1  # g is closed as this frame is cleared: its finally runs now
+
+
+def sees_close():
+    abandons_generator()
+    return len(CLOSE_LOG)
+
+
+def test_trace__an_abandoned_generator_is_closed_where_it_would_be_untraced():
+    # The Python recorder used to keep every traced frame alive until the end of the trace, so
+    # the generator's finally ran after the call, not when abandons_generator returned
+    CLOSE_LOG.clear()
+    untraced = sees_close()
+    CLOSE_LOG.clear()
+    t = trace(sees_close)
+    assert untraced == t.result == 1
+    assert ("exception", "GeneratorExit()", "gen_logs_close", 1) in [
+        (f.event, f.arg, f.function, f.depth) for f in t.frames]
+
+
+GEN_MODULE = """def gen(n):
+    for i in range(n):
+        yield i
+
+
+def f(n):
+    g = gen(n)
+    first = next(g)
+    return first
+"""
+
+
+@C_SKIP
+@both_backends
+def test_backends__generator_closed_after_the_entry_returns():
+    # the 9-line module of issue 19 and the stdlib case: the C recorder logged the generator's
+    # close (after f returned) and the Python recorder did not; both log it now
+    import statistics
+
+    from tracegym.tracers.programs import Program
+
+    fn = Program("gen", GEN_MODULE, "f").load()
+    py, c = _both(fn, 3)
+    _same(py, c)
+    end = next(i for i, f in enumerate(c.frames) if f.function == "f" and f.event == "return")
+    after = c.frames[end + 1:]  # the close, as f's frame is cleared
+    assert {f.function for f in after} == {"gen"} and ("exception", "GeneratorExit()") in [
+        (f.event, f.arg) for f in after]
+    _same(*_both(statistics.harmonic_mean, [1, 2, 0]))
+    _same(*_both(statistics.harmonic_mean, [1.0, 2.0, 4.0]))
 
 
 def test_trace__values_mutated_later_keep_their_state_at_each_line():
@@ -690,7 +794,7 @@ def test_trace__prior_profile_and_tracer_restored():
     sys.settrace(prior)
     try:
         with displacing(prior):
-            t = trace(loop_sum, 3)
+            t = Tracer(TraceOptions(other_tracer="set_aside")).trace(loop_sum, 3)
         assert sys.gettrace() is prior and sys.getprofile() is prof
     finally:
         sys.settrace(None)
@@ -705,7 +809,8 @@ def test_trace__prior_tracer_restored_after_max_events():
     sys.settrace(prior)
     try:
         with displacing(prior):
-            assert Tracer(TraceOptions(max_events=3)).trace(loop_sum, 50).truncated
+            options = TraceOptions(max_events=3, other_tracer="set_aside")
+            assert Tracer(options).trace(loop_sum, 50).truncated
         assert sys.gettrace() is prior
     finally:
         sys.settrace(None)
@@ -828,8 +933,10 @@ def test_trace__program_that_swaps_the_tracer_out_and_back():
 
 
 def traces_inside(n):
-    inner = Tracer(TraceOptions(backend="python")).trace(loop_sum, n)  # tracegym's own frames
-    total = len(inner.frames)  # are not traced; the inner trace is whole, the outer goes on
+    # tracegym's own frames are not traced; the inner trace is whole, the outer goes on
+    # (set_aside: under naive_trace, a foreign settrace function, the inner one would refuse)
+    inner = Tracer(TraceOptions(backend="python", other_tracer="set_aside")).trace(loop_sum, n)
+    total = len(inner.frames)
     return total + helper(n)
 
 
