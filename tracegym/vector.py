@@ -1,17 +1,17 @@
 """Bookkeeping shared by the native vector envs: per-env random streams, as SyncVectorEnv has,
-next-step autoreset, step limits and action checks."""
+next-step autoreset, step limits, reset options and action checks."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-from gymnasium.error import ResetNeeded
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from tracegym.checks import check_positive_int
+from tracegym.episode import ResetNeededError, check_options
 from tracegym.errors import ActionError
 
 
@@ -41,11 +41,17 @@ class NativeVectorEnv(VectorEnv):
     and implements ``_start(rows, grids)`` (load drawn puzzles), ``_advance(rows, actions)`` ->
     ``(rewards, terminated, flags)`` for the live ``rows`` (``flags``: name -> array aligned with
     ``rows``, one entry per name of ``info_flags``), ``_obs()`` and ``_extra_info()`` (what
-    ``info`` holds beside the flags, e.g. the action masks).
+    ``info`` holds beside the flags, e.g. the action masks). ``reset_options`` names the
+    options ``reset`` takes, and ``_draw(rng, options)`` draws one env's puzzle with them
+    (``options`` is empty on an autoreset, as SyncVectorEnv's autoreset passes none).
+
+    An env that ended is reset by its next step, whose action is ignored (reward 0, neither
+    terminated nor truncated), so ``step`` never needs a manual ``reset`` after the first.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
     info_flags: dict[str, type] = {}
+    reset_options: tuple[str, ...] = ()
 
     def _setup(self, num_envs, single_observation_space, single_action_space) -> None:
         self.num_envs = check_positive_int("num_envs", num_envs)
@@ -61,15 +67,17 @@ class NativeVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict[str, Any] | None = None):
+        options = check_options(options, self.reset_options, type(self).__name__)
         reseed(self._rngs, seed)
-        self._load(self._all)
+        self._started = False  # a reset that fails half-way leaves nothing to step
+        self._load(self._all, options)
         self._prev_done[:] = False
         self._started = True
         return self._obs(), self._info({})
 
     def step(self, actions):
         if not self._started:  # the boards are blank until a reset draws them
-            raise ResetNeeded(f"{type(self).__name__}: call reset() before step()")
+            raise ResetNeededError(f"{type(self).__name__}: call reset() before step()")
         reset_rows = np.flatnonzero(self._prev_done)
         live = ~self._prev_done
         rows = np.flatnonzero(live)
@@ -94,8 +102,11 @@ class NativeVectorEnv(VectorEnv):
             raise ActionError(f"actions[{bad[0]}]: {int(arr[bad[0]])} is outside 0..{limit - 1}")
         return arr
 
-    def _load(self, rows: np.ndarray) -> None:
-        self._start(rows, np.stack([self.source.draw(self._rngs[i]) for i in rows]))
+    def _draw(self, rng: np.random.Generator, options: dict[str, Any]) -> np.ndarray:
+        return self.source.draw(rng)
+
+    def _load(self, rows: np.ndarray, options: dict[str, Any] | None = None) -> None:
+        self._start(rows, np.stack([self._draw(self._rngs[i], options or {}) for i in rows]))
         self._steps[rows] = 0
 
     def _info(self, flags: dict[str, np.ndarray], rows: np.ndarray | None = None) -> dict:

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.error import ResetNeeded
 
-from tracegym.checks import check_positive_int
+from tracegym.checks import check_int, check_positive_int
+from tracegym.episode import EpisodicEnv, check_reward
+from tracegym.errors import TracegymError
+from tracegym.sources import ListSource
 
 from . import rules
 from .constants import MAX_DEMOS, MAX_SIDE, NUM_COLOURS
+from .data import ArcTask
 from .rules import OP, OPS, OUTSIDE, check_answer, pad  # noqa: F401 - public here too
 from .source import DEFAULT_DATASET, make_source
 
 MODES = ("step", "answer")
 DEFAULT_MAX_STEPS = 1000
+RESET_OPTIONS = ("task_id", "test_index")
 
 
 def configure(env, *, dataset, mode, attempts, step_reward, illegal_reward, max_steps,
@@ -32,12 +36,13 @@ def configure(env, *, dataset, mode, attempts, step_reward, illegal_reward, max_
         raise ValueError(f"render_mode must be one of {render_modes}, got {render_mode!r}")
     env.source = make_source(dataset)
     env.mode, env.attempts = mode, int(attempts)
-    env.step_reward, env.illegal_reward = float(step_reward), float(illegal_reward)
+    env.step_reward = check_reward("step_reward", step_reward)
+    env.illegal_reward = check_reward("illegal_reward", illegal_reward)
     env.max_steps = DEFAULT_MAX_STEPS if max_steps is None else int(max_steps)
     env.render_mode = render_mode
 
 
-class ArcEnv(gym.Env):
+class ArcEnv(EpisodicEnv):
     """Solve one ARC task: see the demonstration pairs, produce the test output.
 
     ## Description
@@ -88,22 +93,37 @@ class ArcEnv(gym.Env):
 
     ## Starting State
     The drawn task's demonstrations and test input; in step mode the canvas is the test input,
-    with no selection and an empty clipboard.
+    with no selection and an empty clipboard. ``reset(options=...)`` takes (each optional):
+
+    - ``"task_id"`` (str): the task to play, by its id (``info["task_id"]``); the dataset must be
+      a list of tasks, a file or a directory (not a generator or an iterator).
+    - ``"test_index"`` (int): which of the task's test pairs to play, from 0 (default: drawn).
+
+    Any other key raises a TracegymError naming it.
 
     ## Episode End
     terminated on a correct submission or when the attempts run out; truncated after
-    ``max_steps`` steps (default 1000).
+    ``max_steps`` steps (default 1000). Every step that returns counts toward ``max_steps``:
+    edits, illegal edits (which change nothing but are played moves, with ``illegal_reward``)
+    and submissions. An action rejected with an ActionError (outside the action space) is no
+    step and does not count.
+
+    After termination or truncation, ``step`` raises
+    :class:`~tracegym.episode.ResetNeededError` until ``reset`` (as before the first ``reset``).
 
     ## Arguments
     ``dataset`` (``"arc-agi-1/training"``; also ``arc-agi-1/evaluation``, ``arc-agi-2/...``, a
     directory or file of ARC JSON, a list of tasks, a callable ``rng -> task``, an iterator of
     tasks, or ``"procedural/<family>"``: a fresh generated task of that family per episode,
     ``"procedural"`` a uniform mix of families, see ``generator.FAMILIES``), ``mode``,
-    ``attempts`` (2), ``step_reward``, ``illegal_reward``, ``max_steps`` (int | None),
+    ``attempts`` (2), ``step_reward`` and ``illegal_reward`` (finite floats, 0),
+    ``max_steps`` (int | None),
     ``render_mode`` (``"ansi"``, ``"rgb_array"``).
 
     ## Version History
-    - v0: first release.
+    - v0: first release. Later in v0: ``reset`` honours its options (unknown keys raise); a
+      step after the episode's end raises (it counted attempts below zero); rejected actions
+      no longer count toward ``max_steps``; non-finite rewards are refused.
 
     >>> import gymnasium as gym, tracegym
     >>> env = gym.make("tracegym/ARC-v0", dataset="procedural/flip", mode="answer")
@@ -113,6 +133,7 @@ class ArcEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    reset_options = RESET_OPTIONS
 
     def __init__(self, dataset=DEFAULT_DATASET, mode: str = "step", attempts: int = 2,
                  step_reward: float = 0.0, illegal_reward: float = 0.0,
@@ -137,6 +158,7 @@ class ArcEnv(gym.Env):
             if mode == "answer" else \
             spaces.Dict({key: spaces.Discrete(n) for key, n in rules.EDIT_KEYS.items()})
         self.task = None  # no episode before the first reset
+        self._tasks_by_id: dict[str, ArcTask] | None = None  # built on the first task_id asked
 
     # the step mode's working state, read by tests and renderers
     @property
@@ -151,11 +173,19 @@ class ArcEnv(gym.Env):
     def clipboard(self) -> np.ndarray | None:
         return self._edit.clipboard
 
-    # -- gymnasium API -----------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        self.task = self.source.draw(self.np_random)
-        self.test_index = int(self.np_random.integers(len(self.task.test)))
+    # -- gymnasium API (reset and step come from EpisodicEnv) --------------------------------
+    def _reset(self, options: dict[str, Any]):
+        task = self._find_task(options["task_id"]) if "task_id" in options \
+            else self.source.draw(self.np_random)
+        if "test_index" in options:
+            test_index = check_int("options['test_index']", options["test_index"])
+            if not 0 <= test_index < len(task.test):
+                raise TracegymError(f"options['test_index'] must be in 0..{len(task.test) - 1} "
+                                    f"(task {task.task_id} has {len(task.test)} test pairs), "
+                                    f"got {test_index}")
+        else:
+            test_index = int(self.np_random.integers(len(task.test)))
+        self.task, self.test_index = task, test_index
         self.test_input, self.test_output = self.task.test[self.test_index]
         self._edit = rules.EditState.start(self.test_input)
         self.attempts_left = self.attempts
@@ -163,14 +193,15 @@ class ArcEnv(gym.Env):
         self._demos = self._padded_demos()
         return self._obs(), self._info()
 
-    def step(self, action):
-        if self.task is None:
-            raise ResetNeeded("ArcEnv: call reset() before step()")
-        self._steps += 1
+    def _step(self, action):
+        # the action is checked before the step is counted: a rejected one is no step
         if self.mode == "answer":
-            self._edit.canvas = check_answer(action)
+            answer = check_answer(action)
+            self._steps += 1
+            self._edit.canvas = answer
             return self._submit()
         op, row, col, row2, col2, colour = rules.check_edit(action)
+        self._steps += 1
         if OPS[op] == "submit":
             return self._submit()
         legal = rules.apply_edit(self._edit, op, row, col, row2, col2, colour)
@@ -190,6 +221,26 @@ class ArcEnv(gym.Env):
         return None
 
     # -- helpers ---------------------------------------------------------------------------------
+    def _find_task(self, task_id) -> ArcTask:
+        """The dataset's task of ``task_id`` (options["task_id"])."""
+        field = "options['task_id']"
+        if not isinstance(task_id, str):
+            raise TracegymError(f"{field} must be a str, got {task_id!r}")
+        if not isinstance(self.source, ListSource):
+            raise TracegymError(f"{field}: this env draws its tasks from a generator or an "
+                                "iterator; a task id needs a dataset of known tasks (a set "
+                                "name, a directory, a file or a list)")
+        if self._tasks_by_id is None:
+            self._tasks_by_id = {}
+            for task in self.source.grids:
+                self._tasks_by_id.setdefault(task.task_id, task)
+        if task_id not in self._tasks_by_id:
+            close = difflib.get_close_matches(task_id, list(self._tasks_by_id), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TracegymError(f"{field}: no task {task_id!r} among the dataset's "
+                                f"{len(self._tasks_by_id)} tasks{hint}")
+        return self._tasks_by_id[task_id]
+
     def _submit(self):
         correct = rules.is_correct(self.canvas, self.test_output)
         self.attempts_left -= 1

@@ -6,14 +6,14 @@ import string
 from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.error import ResetNeeded
 
 from tracegym.checks import check_positive_int
-from tracegym.errors import ActionError
+from tracegym.episode import EpisodicEnv
+from tracegym.errors import ActionError, TracegymError
 from tracegym.tracers.cwm import SPECIAL_TOKENS
+from tracegym.tracers.programs import Program
 from tracegym.tracers.tokenizer import PAD, TraceTokenizer
 
 from .render import render_episode
@@ -25,6 +25,7 @@ OBS_FORMATS = ("text", "tokens")
 CHARSET = string.printable
 assert all(set(t) <= set(CHARSET) for t in SPECIAL_TOKENS)
 MAX_DRAWS = 100  # draws tried at reset before a source whose episodes never fit is an error
+RESET_OPTIONS = ("program",)
 
 
 def copy_previous_frame_prediction(prefix_frames: Sequence[str]) -> str:
@@ -36,7 +37,7 @@ def copy_previous_frame_prediction(prefix_frames: Sequence[str]) -> str:
     return prefix_frames[-1] if len(prefix_frames) else ""
 
 
-class ExecTraceEnv(gym.Env):
+class ExecTraceEnv(EpisodicEnv):
     """Predict a Python program's execution, frame by frame or as its final result.
 
     ## Description
@@ -82,11 +83,17 @@ class ExecTraceEnv(gym.Env):
 
     ## Starting State
     step: the header (``<|trace_context_start|>`` source ``<|frame_sep|>``), no frame yet.
-    answer: the source and the call.
+    answer: the source and the call. ``reset(options=...)`` takes (optional) ``"program"``: a
+    :class:`~tracegym.tracers.programs.Program` to play this episode (one of its calls drawn
+    with the env's seed); its episode must fit as a drawn one must, else a TracegymError. Any
+    other key raises a TracegymError naming it.
 
     ## Episode End
     - terminated: step mode after the trace's last frame; answer mode after the one action.
     - truncated: step mode after ``max_steps`` predictions (None: no limit).
+
+    After either, ``step`` raises :class:`~tracegym.episode.ResetNeededError` until ``reset``
+    (as before the first ``reset``).
 
     ## Arguments
     - ``programs`` (``"generated"``): ``"generated"``, ``"cruxeval"``, a list of
@@ -107,6 +114,8 @@ class ExecTraceEnv(gym.Env):
     ## Version History
     - v0: first release. Object addresses in reprs are now written ``0x...`` (were ``0x0``), as
       the trace dataset writes them.
+      ``reset`` takes ``options["program"]`` (unknown keys raise); a step after the episode's
+      end raises ResetNeededError (step mode raised a bare RuntimeError, answer mode played on).
 
     Determinism: the same seed gives the same text (object addresses in reprs are written
     ``0x...``, as in ``tracegym data traces``: :func:`tracegym.tracers.cwm.scrub_addresses`),
@@ -124,6 +133,7 @@ class ExecTraceEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    reset_options = RESET_OPTIONS
 
     def __init__(self, programs="generated", kind: str = "mixed", mode: str = "step",
                  obs_format: str = "text", max_length: int = 32768, max_tokens: int = 8192,
@@ -217,23 +227,37 @@ class ExecTraceEnv(gym.Env):
         raise ActionError("action: expected a str (or a 1-D integer token array), got "
                           f"{type(action).__name__}")
 
-    # -- gymnasium API ------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        for _ in range(MAX_DRAWS):
-            ep = make_episode(self.source(self.np_random), self.np_random, self.tracer)
-            if self._fits(ep):
-                break
-        else:
-            raise ValueError(f"programs: none of {MAX_DRAWS} drawn episodes fits "
-                             f"max_length={self.max_length} / max_tokens={self.max_tokens} "
-                             "in the printable-ASCII charset")
+    # -- gymnasium API (reset and step come from EpisodicEnv) ---------------------------
+    def _reset(self, options: dict[str, Any]):
+        ep = self._given_episode(options["program"]) if "program" in options \
+            else self._drawn_episode()
         self.episode, self._t, self._steps, self._prediction = ep, 0, 0, None
         return self._obs(), self._info()
 
-    def step(self, action):
-        if self.episode is None:
-            raise ResetNeeded("ExecTraceEnv: call reset() before step()")
+    def _drawn_episode(self) -> Episode:
+        for _ in range(MAX_DRAWS):
+            ep = make_episode(self.source(self.np_random), self.np_random, self.tracer)
+            if self._fits(ep):
+                return ep
+        raise ValueError(f"programs: none of {MAX_DRAWS} drawn episodes fits "
+                         f"max_length={self.max_length} / max_tokens={self.max_tokens} "
+                         "in the printable-ASCII charset")
+
+    def _given_episode(self, program) -> Episode:
+        """The episode of ``options["program"]``: it must fit as a drawn one must."""
+        field = "options['program']"
+        if not isinstance(program, Program):
+            raise TracegymError(f"{field}: expected a Program, got {type(program).__name__}")
+        if not program.inputs:
+            raise TracegymError(f"{field} ({program.name!r}): has no inputs to call it with")
+        ep = make_episode(program, self.np_random, self.tracer)
+        if not self._fits(ep):
+            raise TracegymError(f"{field} ({program.name!r}): its episode does not fit "
+                                f"max_length={self.max_length} / max_tokens={self.max_tokens} "
+                                "in the printable-ASCII charset")
+        return ep
+
+    def _step(self, action):
         text = self._action_text(action)
         self._prediction = text
         self._steps += 1
@@ -242,9 +266,7 @@ class ExecTraceEnv(gym.Env):
             correct = text == ep.answer
             return self._obs(), float(correct), True, False, self._info(
                 correct=correct, answer=ep.answer)
-        n = len(ep.frame_texts)
-        if self._t >= n:
-            raise RuntimeError("the episode is over; call reset()")
+        n = len(ep.frame_texts)  # > 0: an episode without frames never fits
         truth = ep.frame_texts[self._t]
         correct = text == truth
         index, self._t = self._t, self._t + 1

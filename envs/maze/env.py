@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.error import ResetNeeded
 
 from tracegym.checks import check_positive_int
-from tracegym.errors import ActionError
+from tracegym.episode import EpisodicEnv, check_reward
+from tracegym.errors import ActionError, TracegymError
 from tracegym.grid import check_cells
 
 from . import rules
 from .board import PATH
+from .generator import MazeGenerator
 from .render import render_ansi, render_rgb
 from .solver import path_verdict, solve_batch
-from .source import make_source
+from .source import check_maze_option, generated_source, make_source
 
 MODES = ("step", "answer")
 KINDS = ("hard", "backtracker", "kruskal", "perfect")
+RESET_OPTIONS = ("maze", "kind")
+
+
+def generator_kind(kind: str) -> str:
+    """The generator's name for an env ``kind`` (``"perfect"`` is the backtracker)."""
+    return "backtracker" if kind == "perfect" else kind
 
 
 def observation_space(shape: tuple[int, int]) -> spaces.Dict:
@@ -41,15 +47,41 @@ def configure(env, *, size, kind, mazes, mode, step_reward, max_steps, render_mo
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
     check_positive_int("max_steps", max_steps, optional=True)
+    step_reward = check_reward("step_reward", step_reward)
     render_modes = env.metadata["render_modes"]
     if render_mode is not None and render_mode not in render_modes:
         raise ValueError(f"render_mode must be one of {render_modes}, got {render_mode!r}")
-    env.source = make_source(mazes, size, "backtracker" if kind == "perfect" else kind)
+    env.source = make_source(mazes, size, generator_kind(kind))
     env.shape = env.source.shape
+    # options["kind"] asks the generator for a kind: only where the env generates
+    env.generates = mazes is None or isinstance(mazes, MazeGenerator)
+    env.generated = {}  # kind -> its source, made on the first reset that asks
     env.mode = mode
-    env.step_reward = float(step_reward)
+    env.step_reward = step_reward
     env.max_steps = 4 * env.shape[0] * env.shape[1] if max_steps is None else int(max_steps)
     env.render_mode = render_mode
+
+
+def draw_maze(env, rng: np.random.Generator, options: dict[str, Any]) -> np.ndarray:
+    """The maze a reset starts from: ``options["maze"]``, a generated one of
+    ``options["kind"]``, or the next draw of the env's source (the single and the vector env
+    alike, so their episodes match)."""
+    if "maze" in options:
+        if "kind" in options:
+            raise TracegymError("options: give 'maze' or 'kind', not both")
+        return check_maze_option(options["maze"], env.shape, "options['maze']")
+    if "kind" in options:
+        kind = options["kind"]
+        if not env.generates:
+            raise TracegymError("options['kind']: this env draws its mazes from mazes=...; a "
+                                "kind applies only to generated mazes")
+        if not isinstance(kind, str) or kind not in KINDS:
+            raise TracegymError(f"options['kind'] must be one of {list(KINDS)}, got {kind!r}")
+        if kind not in env.generated:
+            env.generated[kind] = generated_source(env.shape, generator_kind(kind),
+                                                   "options['kind']")
+        return env.generated[kind].draw(rng)
+    return env.source.draw(rng)
 
 
 def check_answer(answer, shape: tuple[int, int], field: str = "action") -> np.ndarray:
@@ -60,7 +92,7 @@ def check_answer(answer, shape: tuple[int, int], field: str = "action") -> np.nd
     return check_cells(arr, PATH, field=field, name="code", error=ActionError)
 
 
-class MazeEnv(gym.Env):
+class MazeEnv(EpisodicEnv):
     """Walk from S to G, or submit a shortest path.
 
     ## Description
@@ -91,21 +123,39 @@ class MazeEnv(gym.Env):
     - answer mode: ``1`` iff the marked cells form a shortest S-G path (any of several shortest
       paths counts), else ``0``; ``info["verdict"]`` says what is wrong.
 
+    ## Starting State
+    The drawn maze, the agent on S. ``reset(options=...)`` takes (each optional):
+
+    - ``"maze"``: this episode's maze, as text (``#`` wall, space open, ``S``, ``G``; ``o``
+      path marks are dropped) or an ``(H, W)`` int grid of codes, of the env's shape; checked
+      for its codes, one S and one G, and a reachable goal.
+    - ``"kind"``: generate this episode's maze of that kind (as the ``kind`` argument); only
+      when the env generates (``mazes`` None or a generator), at the env's size.
+
+    Any other key raises a TracegymError naming it.
+
     ## Episode End
     - terminated: G reached (step mode) or after the one submission (answer mode).
-    - truncated: ``max_steps`` steps (default ``4 * H * W``).
+    - truncated: ``max_steps`` steps (default ``4 * H * W``). Blocked moves count as steps; an
+      action that raises ActionError does not.
+
+    After either, ``step`` raises :class:`~tracegym.episode.ResetNeededError` until ``reset``
+    (as before the first ``reset``).
 
     ## Arguments
-    - ``size`` (int, 30): side of generated mazes; taken from ``mazes`` when given.
+    - ``size`` (int): side of generated mazes, default 30 for ``"hard"`` and 29 for the perfect
+      kinds (which need an odd side); taken from ``mazes`` when given.
     - ``kind`` (str, ``"hard"``): ``"hard"`` (Maze-Hard), ``"backtracker"``, ``"kruskal"``,
       or ``"perfect"`` (= backtracker); perfect mazes need an odd size.
     - ``mazes``: None (generate), a list of maze texts or grids, a file of maze blocks, a
       :class:`MazeGenerator` or any callable ``rng -> maze``, or an iterator.
-    - ``mode`` (``"step"``), ``step_reward`` (0.0), ``max_steps``, ``render_mode``
+    - ``mode`` (``"step"``), ``step_reward`` (0.0; finite), ``max_steps``, ``render_mode``
       (``"ansi"`` or ``"rgb_array"``).
 
     ## Version History
-    - v0: first release.
+    - v0: first release. Later in v0: ``reset`` honours its options (unknown keys raise); a
+      step after the episode's end raises; perfect kinds default to size 29 (30 failed); a
+      non-finite ``step_reward`` is refused.
 
     >>> import gymnasium as gym, tracegym
     >>> env = gym.make("tracegym/Maze-v0", size=11, kind="kruskal")
@@ -115,6 +165,7 @@ class MazeEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 8}
+    reset_options = RESET_OPTIONS
 
     def __init__(self, size: int | None = None, kind: str = "hard", mazes=None,
                  mode: str = "step", step_reward: float = 0.0, max_steps: int | None = None,
@@ -127,20 +178,16 @@ class MazeEnv(gym.Env):
         self._rows = np.zeros(1, np.intp)
         self._steps = 0
         self._length = -1
-        self._started = False  # step before the first reset is refused, not played on a blank
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        grid = self.source.draw(self.np_random)
+    # -- gymnasium API (reset and step come from EpisodicEnv) --------------------------------
+    def _reset(self, options: dict[str, Any]):
+        grid = draw_maze(self, self.np_random, options)
         rules.load_rows(self._state, self._rows, grid[None])
         self._steps = 0
         self._length = -1  # shortest length, computed on the first answer
-        self._started = True
         return self._obs(), self._info()
 
-    def step(self, action):
-        if not self._started:
-            raise ResetNeeded("MazeEnv: call reset() before step()")
+    def _step(self, action):
         if self.mode == "answer":
             answer = check_answer(action, self.shape)
             grid = self._state.grids[0]

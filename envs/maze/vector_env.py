@@ -15,7 +15,14 @@ from gymnasium.vector import AutoresetMode
 from tracegym.vector import NativeVectorEnv
 
 from . import rules
-from .env import action_space, check_answer, configure, observation_space
+from .env import (
+    RESET_OPTIONS,
+    action_space,
+    check_answer,
+    configure,
+    draw_maze,
+    observation_space,
+)
 from .render import render_ansi, render_rgb
 from .solver import path_verdict, solve_batch
 
@@ -26,10 +33,13 @@ class MazeVectorEnv(NativeVectorEnv):
     ``info`` holds arrays over the batch: ``blocked`` and ``reached`` (num_envs,) bool; in step
     mode ``action_mask`` (num_envs, 4) int8, stacked as ``SyncVectorEnv`` stacks it (sample
     with ``action_space.sample(mask=tuple(info["action_mask"]))``); in answer mode ``verdict``
-    (num_envs,) object.
+    (num_envs,) object. ``reset(options=...)`` takes the single env's options and applies them
+    to every env (as ``SyncVectorEnv`` passes them to each); autoresets draw from the source as
+    usual.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    reset_options = RESET_OPTIONS
 
     def __init__(self, num_envs: int, size: int | None = None, kind: str = "hard", mazes=None,
                  mode: str = "step", step_reward: float = 0.0, max_steps: int | None = None,
@@ -55,6 +65,9 @@ class MazeVectorEnv(NativeVectorEnv):
         moved, reached = rules.move(self._state, rows, actions[rows])
         rewards = np.where(reached, 1.0, self.step_reward)
         return rewards, reached, {"blocked": ~moved, "reached": reached}
+
+    def _draw(self, rng, options):
+        return draw_maze(self, rng, options)
 
     def _start(self, rows, grids):
         rules.load_rows(self._state, rows, grids)

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.error import ResetNeeded
 
 from tracegym.checks import check_positive_int
-from tracegym.errors import ActionError
+from tracegym.episode import EpisodicEnv, check_reward
+from tracegym.errors import ActionError, TracegymError
 from tracegym.grid import check_cells
 
 from . import rules
 from .board import geometry
-from .generator import DEFAULT_DIFFICULTY
+from .generator import DEFAULT_DIFFICULTY, SudokuGenerator
 from .render import render_ansi, render_rgb
-from .source import make_source
+from .source import check_puzzle, generated_source, make_source
 
 MODES = ("step", "answer")
 ILLEGAL_ACTIONS = ("penalize", "terminate")
+RESET_OPTIONS = ("puzzle", "difficulty")
 
 
 def observation_space(size: int) -> spaces.Dict:
@@ -48,14 +48,38 @@ def configure(env, *, size, difficulty, puzzles, mode, illegal_action, illegal_r
     render_modes = env.metadata["render_modes"]
     if render_mode is not None and render_mode not in render_modes:
         raise ValueError(f"render_mode must be one of {render_modes}, got {render_mode!r}")
+    illegal_reward = check_reward("illegal_reward", illegal_reward)
     env.source = make_source(puzzles, size, difficulty)
+    # options["difficulty"] asks the generator for a level: only where the env generates
+    env.generates = puzzles is None or isinstance(puzzles, SudokuGenerator)
+    env.generated = {}  # difficulty -> its source, made on the first reset that asks
     env.size = n = env.source.size
     env.geometry = geometry(n)
     env.mode = mode
     env.illegal_action = illegal_action
-    env.illegal_reward = float(illegal_reward)
+    env.illegal_reward = illegal_reward
     env.max_steps = 2 * n * n if max_steps is None else int(max_steps)
     env.render_mode = render_mode
+
+
+def draw_puzzle(env, rng: np.random.Generator, options: dict[str, Any]) -> np.ndarray:
+    """The flat puzzle a reset starts from: ``options["puzzle"]``, a generated one of
+    ``options["difficulty"]``, or the next draw of the env's source (the single and the vector
+    env alike, so their episodes match)."""
+    if "puzzle" in options:
+        if "difficulty" in options:
+            raise TracegymError("options: give 'puzzle' or 'difficulty', not both")
+        return check_puzzle(options["puzzle"], env.size, "options['puzzle']")
+    if "difficulty" in options:
+        if not env.generates:
+            raise TracegymError("options['difficulty']: this env draws its puzzles from "
+                                "puzzles=...; a difficulty applies only to generated puzzles")
+        level = options["difficulty"]
+        if not isinstance(level, str) or level not in env.generated:  # (a list is no key)
+            source = generated_source(env.size, level, "options['difficulty']")
+            env.generated[level] = source
+        return env.generated[level].draw(rng)
+    return env.source.draw(rng)
 
 
 def check_answer(answer, size: int, field: str = "action") -> np.ndarray:
@@ -67,7 +91,7 @@ def check_answer(answer, size: int, field: str = "action") -> np.ndarray:
     return check_cells(arr, size, field=field, error=ActionError)
 
 
-class SudokuEnv(gym.Env):
+class SudokuEnv(EpisodicEnv):
     """Fill a Sudoku grid so that every row, column and box holds each digit once.
 
     ## Description
@@ -100,13 +124,25 @@ class SudokuEnv(gym.Env):
       ``0`` (any valid completion counts, so puzzles with several solutions are scored fairly).
 
     ## Starting State
-    The drawn puzzle, givens only.
+    The drawn puzzle, givens only. ``reset(options=...)`` takes (each optional):
+
+    - ``"puzzle"``: this episode's puzzle, a string of ``n*n`` characters (``.`` or ``0``
+      blank) or an ``(n, n)`` int grid (0 blank) of the env's size; checked for its shape,
+      values, clashing givens and a solution.
+    - ``"difficulty"``: generate this episode's puzzle at that level (``easy | medium | hard |
+      extreme``); only when the env generates (``puzzles`` None or a generator).
+
+    Any other key raises a TracegymError naming it.
 
     ## Episode End
     - terminated: the grid is solved; or a legal write left some blank cell with no legal digit
       (a dead end: reward 0, ``info["dead_end"]``); or an illegal write when
       ``illegal_action="terminate"``; in answer mode after the one submission.
-    - truncated: ``max_steps`` steps (default ``2 * n * n``) without termination.
+    - truncated: ``max_steps`` steps (default ``2 * n * n``) without termination. Illegal
+      writes count as steps; an action that raises ActionError does not.
+
+    After either, ``step`` raises :class:`~tracegym.episode.ResetNeededError` until ``reset``
+    (as before the first ``reset``).
 
     ## Arguments
     - ``size`` (int, 9): board side; taken from ``puzzles`` when those are given.
@@ -116,11 +152,12 @@ class SudokuEnv(gym.Env):
       per line), a :class:`SudokuGenerator` or any callable ``rng -> puzzle``, or an iterator.
     - ``mode`` (str, ``"step"``): ``"step"`` or ``"answer"``.
     - ``illegal_action`` (str, ``"penalize"``): ``"penalize"`` or ``"terminate"``.
-    - ``illegal_reward`` (float, -0.1); ``max_steps`` (int | None).
+    - ``illegal_reward`` (float, -0.1; finite); ``max_steps`` (int | None).
     - ``render_mode``: ``"ansi"`` or ``"rgb_array"``.
 
     ## Version History
-    - v0: first release.
+    - v0: first release. Later in v0: ``reset`` honours its options (unknown keys raise); a
+      step after the episode's end raises; a non-finite ``illegal_reward`` is refused.
 
     >>> import gymnasium as gym, tracegym
     >>> env = gym.make("tracegym/Sudoku-v0", size=4, difficulty="easy")
@@ -130,6 +167,7 @@ class SudokuEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    reset_options = RESET_OPTIONS
 
     def __init__(self, size: int | None = None, difficulty: str = DEFAULT_DIFFICULTY,
                  puzzles=None, mode: str = "step", illegal_action: str = "penalize",
@@ -144,20 +182,15 @@ class SudokuEnv(gym.Env):
         self._state = rules.BoardState.empty(1, self.geometry)
         self._steps = 0
         self._rows = np.zeros(1, np.intp)
-        self._started = False  # step before the first reset is refused, not played on a blank
 
-    # -- gymnasium API -----------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        puzzle = self.source.draw(self.np_random)
+    # -- gymnasium API (reset and step come from EpisodicEnv) --------------------------------
+    def _reset(self, options: dict[str, Any]):
+        puzzle = draw_puzzle(self, self.np_random, options)
         rules.load_rows(self._state, self._rows, puzzle[None], self.geometry)
         self._steps = 0
-        self._started = True
         return self._obs(), self._info()
 
-    def step(self, action):
-        if not self._started:
-            raise ResetNeeded("SudokuEnv: call reset() before step()")
+    def _step(self, action):
         if self.mode == "answer":
             return self._step_answer(action)
         n = self.size

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegym.errors import UnsolvableError
+from tracegym.errors import TracegymError, UnsolvableError
 from tracegym.sources import CallableSource, ListSource, PuzzleSource
 from tracegym.sources import make_source as _make_source
 
 from .board import DEFAULT_SIZE, SIZES, as_grid, read_puzzles
-from .generator import GeneratedPuzzle, SudokuGenerator
+from .generator import DIFFICULTIES, GeneratedPuzzle, SudokuGenerator
 from .solver import solve_batch
 
 
@@ -55,3 +55,24 @@ def make_source(puzzles, size: int | None, difficulty: str) -> PuzzleSource:
         if (counts == 0).any():
             raise UnsolvableError(f"puzzles[{int(np.argmin(counts))}]: has no solution")
     return source
+
+
+def check_puzzle(puzzle, size: int, field: str) -> np.ndarray:
+    """One given puzzle (a string or an (n, n) grid, 0 = blank) of side ``size``, checked for
+    its format, clashing givens and a solution, as a flat ``(n*n,)`` int8 grid."""
+    grid = as_grid(puzzle, size, field=field)
+    if solve_batch(grid[None])[1][0] == 0:
+        raise UnsolvableError(f"{field}: has no solution")
+    return grid.reshape(-1)
+
+
+def generated_source(size: int, difficulty, field: str) -> PuzzleSource:
+    """Fresh puzzles of ``size`` at ``difficulty``; a level that is unknown, or unavailable at
+    this size, raises TracegymError naming ``field``."""
+    if not isinstance(difficulty, str) or difficulty not in DIFFICULTIES:
+        raise TracegymError(f"{field} must be one of {list(DIFFICULTIES)}, got {difficulty!r}")
+    try:
+        generator = SudokuGenerator(size, difficulty)
+    except ValueError as e:  # e.g. no "extreme" 4x4 puzzle exists
+        raise TracegymError(f"{field}: {e}") from None
+    return CallableSource(generator, _convert, shape=(size * size,))

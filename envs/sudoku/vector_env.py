@@ -16,7 +16,14 @@ from gymnasium.vector import AutoresetMode
 from tracegym.vector import NativeVectorEnv
 
 from . import rules
-from .env import action_space, check_answer, configure, observation_space
+from .env import (
+    RESET_OPTIONS,
+    action_space,
+    check_answer,
+    configure,
+    draw_puzzle,
+    observation_space,
+)
 from .generator import DEFAULT_DIFFICULTY
 from .render import render_ansi, render_rgb
 
@@ -27,10 +34,13 @@ class SudokuVectorEnv(NativeVectorEnv):
     ``info`` holds arrays over the batch: ``illegal``, ``solved``, ``dead_end`` (num_envs,)
     bool, and in step mode ``action_mask`` (num_envs, n**3) int8, stacked as ``SyncVectorEnv``
     stacks it; ``action_space.sample(mask=tuple(info["action_mask"]))`` draws legal writes.
+    ``reset(options=...)`` takes the single env's options and applies them to every env (as
+    ``SyncVectorEnv`` passes them to each); autoresets draw from the source as usual.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
     info_flags = {"illegal": bool, "solved": bool, "dead_end": bool}
+    reset_options = RESET_OPTIONS
 
     def __init__(self, num_envs: int, size: int | None = None,
                  difficulty: str = DEFAULT_DIFFICULTY, puzzles=None, mode: str = "step",
@@ -56,6 +66,9 @@ class SudokuVectorEnv(NativeVectorEnv):
         rewards = np.where(legal, solved.astype(np.float64), self.illegal_reward)
         terminated = np.where(legal, solved | dead_end, self.illegal_action == "terminate")
         return rewards, terminated, {"illegal": ~legal, "solved": solved, "dead_end": dead_end}
+
+    def _draw(self, rng, options):
+        return draw_puzzle(self, rng, options)
 
     def _start(self, rows, puzzles):
         rules.load_rows(self._state, rows, puzzles, self.geometry)

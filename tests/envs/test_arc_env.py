@@ -7,7 +7,7 @@ from gymnasium.utils.env_checker import check_env
 
 from tracegym.envs.arc import edits
 from tracegym.envs.arc.env import OP, OPS, ArcEnv, check_answer
-from tracegym.errors import ActionError
+from tracegym.errors import ActionError, TracegymError
 
 
 @dataclass(frozen=True)
@@ -266,3 +266,111 @@ def test_rules__crop_inverts_pad_and_impossible_edits_change_nothing():
     assert rules.apply_edit(state, OP["select"], 0, 0, 1, 1, 0) and state.selection == (0, 0, 1, 1)
     assert rules.op_mask(state)[OP["rotate"]] == 1 and rules.op_mask(state)[OP["paste"]] == 0
     assert rules.is_correct(grid.copy(), grid) and not rules.is_correct(grid[:1], grid)
+
+
+# -- the episode's end, rejected actions, reset(options=...) --------------------------------
+
+def test_answer_mode__no_step_after_the_attempts_run_out():
+    # used to count attempts to -1, flip terminated back to False and leave the observation
+    # outside its space
+    from tracegym.episode import ResetNeededError
+
+    env = ArcEnv(dataset=TASKS, mode="answer")
+    env.reset(seed=0)
+    wrong = (env.test_output + 1) % 10
+    env.step(wrong)
+    obs, reward, terminated, truncated, _ = env.step(wrong)
+    assert terminated and obs["attempts"] == 0 and obs in env.observation_space
+    with pytest.raises(ResetNeededError, match=re.escape(
+            "ArcEnv: the episode has ended (terminated); call reset() before step()")):
+        env.step(env.test_output)
+    assert env.attempts_left == 0
+    obs, _ = env.reset(seed=0)
+    assert obs["attempts"] == 2 and env.step(env.test_output)[1:3] == (1.0, True)
+
+
+@pytest.mark.parametrize("mode, bad, good", [
+    ("step", {"op": 99}, _edit("paint", 0, 0, colour=1)),
+    ("answer", np.full((2, 2), 10), np.zeros((1, 1), np.int8)),
+])
+def test_max_steps__rejected_actions_do_not_count(mode, bad, good):
+    """An action that raises ActionError is no step: the Episode End section says so."""
+    env = ArcEnv(dataset=TASKS, mode=mode, max_steps=2, attempts=5)
+    env.reset(seed=0)
+    for _ in range(5):
+        with pytest.raises(ActionError):
+            env.step(bad)
+    assert env.step(good)[2:4] == (False, False)
+    assert env.step(good)[2:4] == (False, True)  # the second real step reaches max_steps
+
+
+def test_max_steps__illegal_edits_count():
+    env = ArcEnv(dataset=TASKS, mode="step", max_steps=2)
+    env.reset(seed=0)
+    _, reward, _, truncated, info = env.step(_edit("paint", 29, 29))  # off the canvas
+    assert info["illegal"] and not truncated
+    _, _, _, truncated, info = env.step(_edit("rotate"))  # no selection: illegal
+    assert info["illegal"] and truncated
+
+
+def _two_test_tasks():
+    rng = np.random.default_rng(1)
+    grids = [rng.integers(0, 10, (3, 2)).astype(np.int8) for _ in range(3)]
+    pairs = tuple((g, np.rot90(g, -1).copy()) for g in grids)
+    return [Task("one", pairs[:1], pairs[1:2]), Task("two", pairs[:1], pairs[1:3])]
+
+
+def test_reset_options__task_id_and_test_index():
+    tasks = _two_test_tasks()
+    env = ArcEnv(dataset=tasks + TASKS, mode="answer")
+    for index in (0, 1):
+        obs, info = env.reset(seed=0, options={"task_id": "two", "test_index": index})
+        assert (info["task_id"], info["test_index"]) == ("two", index)
+        assert np.array_equal(env.test_input, tasks[1].test[index][0])
+        assert env.step(tasks[1].test[index][1])[1] == 1.0
+    # test_index alone plays it on the drawn task; task_id alone draws the test pair
+    seen = {env.reset(seed=s, options={"task_id": "two"})[1]["test_index"] for s in range(20)}
+    assert seen == {0, 1}
+    assert env.reset(seed=0, options={"test_index": 0})[1]["test_index"] == 0
+
+
+def test_reset_options__task_id_from_a_directory(tmp_path):
+    from tracegym.envs.arc.data import save_task
+
+    for task in TASKS:
+        save_task(tmp_path / f"{task.task_id}.json", task)
+    env = ArcEnv(dataset=str(tmp_path))
+    assert env.reset(seed=0, options={"task_id": "rot4"})[1]["task_id"] == "rot4"
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"task_id": "rot9"}, "options['task_id']: no task 'rot9' among the dataset's 8 tasks "
+                          "(did you mean 'rot5'?)"),
+    ({"task_id": "zzzzzzz"}, "options['task_id']: no task 'zzzzzzz' among the dataset's 8 "
+                             "tasks"),
+    ({"task_id": 3}, "options['task_id'] must be a str, got 3"),
+    ({"task_id": "one", "test_index": 1},
+     "options['test_index'] must be in 0..0 (task one has 1 test pairs), got 1"),
+    ({"task_id": "two", "test_index": -1},
+     "options['test_index'] must be in 0..1 (task two has 2 test pairs), got -1"),
+    ({"task_id": "two", "test_index": "0"}, "options['test_index'] must be an int, got '0'"),
+])
+def test_reset_options__bad_values(options, message):
+    env = ArcEnv(dataset=_two_test_tasks() + TASKS)
+    with pytest.raises(TracegymError, match=re.escape(message)):
+        env.reset(seed=0, options=options)
+
+
+def test_reset_options__task_id_needs_a_dataset_of_known_tasks():
+    env = ArcEnv(dataset="procedural/flip")
+    with pytest.raises(TracegymError, match=re.escape(
+            "options['task_id']: this env draws its tasks from a generator or an iterator")):
+        env.reset(options={"task_id": "procedural/flip"})
+    assert env.reset(seed=0, options={"test_index": 0})[1]["test_index"] == 0
+
+
+@pytest.mark.parametrize("field", ["step_reward", "illegal_reward"])
+def test_env__non_finite_rewards_rejected(field):
+    with pytest.raises(TracegymError, match=re.escape(f"{field} must be a finite number, "
+                                                      "got nan")):
+        ArcEnv(dataset=TASKS, **{field: float("nan")})

@@ -8,7 +8,7 @@ from gymnasium.utils.env_checker import check_env
 import tracegym.envs  # noqa: F401 - registers the envs
 from tracegym.envs.exectrace.env import ExecTraceEnv, copy_previous_frame_prediction
 from tracegym.envs.exectrace.source import frame_texts
-from tracegym.errors import ActionError
+from tracegym.errors import ActionError, TracegymError
 from tracegym.tracers import FRAME_SEP, trace
 from tracegym.tracers.programs import Program, generate_program
 from tracegym.tracers.tokenizer import TraceTokenizer
@@ -283,3 +283,45 @@ def test_env__frame_text_is_the_trace_datasets_for_the_same_call(tmp_path):
     ep = env.episode
     assert ep.header + "".join(ep.frame_texts) == record["cwm"]
     assert "<object object at 0x...>" in record["cwm"] and ep.answer == record["return_repr"]
+
+
+# -- reset(options=...) and the episode's end -----------------------------------------------
+
+@pytest.mark.parametrize("mode", ["step", "answer"])
+def test_reset_options__program_plays_that_program(mode):
+    env = ExecTraceEnv(programs=[LOOP], mode=mode)
+    obs, info = env.reset(seed=0, options={"program": RAISES})
+    assert info["program"] == "raises" and info["call"] == "f(0)"
+    assert env.reset(seed=0)[1]["program"] == "loop"  # that reset only
+
+
+@pytest.mark.parametrize("program, message", [
+    ("loop", "options['program']: expected a Program, got str"),
+    (Program(name="bare", source="def f():\n    return 1\n", entry="f", inputs=()),
+     "options['program'] ('bare'): has no inputs to call it with"),
+])
+def test_reset_options__bad_programs(program, message):
+    with pytest.raises(TracegymError, match=re.escape(message)):
+        ExecTraceEnv(programs=FIXED).reset(options={"program": program})
+
+
+def test_reset_options__a_program_that_does_not_fit_is_refused():
+    env = ExecTraceEnv(programs=FIXED, max_length=60)
+    with pytest.raises(TracegymError, match=re.escape(
+            "options['program'] ('loop'): its episode does not fit max_length=60")):
+        env.reset(options={"program": LOOP})
+
+
+def test_step_mode__after_the_last_frame_step_raises_reset_needed():
+    # used to raise a bare RuntimeError; answer mode used to score a second answer
+    from tracegym.episode import ResetNeededError
+
+    env = ExecTraceEnv(programs=[RAISES])
+    env.reset(seed=0)
+    done = False
+    while not done:
+        _, _, terminated, truncated, _ = env.step(env.true_next_frame)
+        done = terminated or truncated
+    with pytest.raises(ResetNeededError, match=re.escape("ExecTraceEnv: the episode has ended "
+                                                         "(terminated)")):
+        env.step("x")

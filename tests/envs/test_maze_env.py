@@ -14,7 +14,7 @@ from tracegym.envs.maze.generator import MazeGenerator
 from tracegym.envs.maze.rules import DELTAS
 from tracegym.envs.maze.solver import path_verdict, shortest_path
 from tracegym.envs.maze.vector_env import MazeVectorEnv
-from tracegym.errors import ActionError, UnsolvableError
+from tracegym.errors import ActionError, PuzzleFormatError, TracegymError, UnsolvableError
 
 ID = "tracegym/Maze-v0"
 SMALL = "#####\n#S  #\n# # #\n#  G#\n#####"
@@ -22,7 +22,8 @@ SMALL = "#####\n#S  #\n# # #\n#  G#\n#####"
 
 @pytest.mark.parametrize("mode", ["step", "answer"])
 @pytest.mark.parametrize("render_mode", ["ansi", "rgb_array"])
-@pytest.mark.parametrize("kwargs", [dict(), dict(size=11, kind="backtracker")])
+@pytest.mark.parametrize("kwargs", [dict(), dict(size=11, kind="backtracker"),
+                                    dict(kind="kruskal")])
 def test_env__passes_check_env(mode, render_mode, kwargs):
     env = gym.make(ID, mode=mode, render_mode=render_mode, **kwargs)
     check_env(env.unwrapped, skip_render_check=False)
@@ -179,7 +180,8 @@ def test_env__mazes_from_file(tmp_path):
     assert grids == {m.tobytes() for m in mazes}
 
 
-@pytest.mark.parametrize("kwargs", [dict(size=8), dict(size=9, kind="kruskal", max_steps=6),
+@pytest.mark.parametrize("kwargs", [dict(size=8, max_steps=40),
+                                    dict(size=9, kind="kruskal", max_steps=6),
                                     dict(size=8, mode="answer")])
 def test_vector_env__equals_sync_of_single_envs(kwargs):
     native = gym.make_vec(ID, num_envs=5, vectorization_mode="vector_entry_point", **kwargs)
@@ -221,3 +223,98 @@ def test_render__shows_agent():
     env = MazeEnv(mazes=[SMALL], render_mode="rgb_array")
     env.reset(seed=0)
     assert env.render().shape == (40, 40, 3)
+
+
+# -- defaults valid for every kind; reset(options=...) -------------------------------------
+
+@pytest.mark.parametrize("kind, side", [("hard", 30), ("backtracker", 29), ("kruskal", 29),
+                                        ("perfect", 29)])
+def test_make__default_size_fits_every_kind(kind, side):
+    # perfect mazes need an odd side: their default is 29, Maze-Hard's stays 30
+    env = gym.make(ID, kind=kind)
+    obs, _ = env.reset(seed=0)
+    assert obs["grid"].shape == (side, side) and obs in env.observation_space
+
+
+def test_make__no_kwargs_unchanged():
+    env = gym.make(ID)
+    assert env.unwrapped.shape == (30, 30) and env.unwrapped.max_steps == 4 * 30 * 30
+
+
+def test_vector_env__default_size_fits_every_kind():
+    env = gym.make_vec(ID, num_envs=2, vectorization_mode="vector_entry_point", kind="kruskal")
+    assert env.reset(seed=0)[0]["grid"].shape == (2, 29, 29)
+
+
+def test_reset_options__maze_as_text_or_grid():
+    env = MazeEnv(mazes=[SMALL])
+    other = "#####\n#  S#\n# # #\n#G  #\n#####"
+    for maze in (other, parse_maze(other), parse_maze(other).astype(np.int64).tolist(),
+                 "#####\n#ooS#\n#o# #\n#G  #\n#####"):  # path marks are dropped
+        obs, info = env.reset(seed=0, options={"maze": maze})
+        assert np.array_equal(obs["grid"], parse_maze(other))
+        assert obs["position"].tolist() == [1, 3]
+    assert env.step(3)[0]["position"].tolist() == [1, 2]
+    assert np.array_equal(env.reset(seed=0)[0]["grid"], parse_maze(SMALL))  # that reset only
+
+
+def test_reset_options__kind_generates_that_kind_at_the_envs_size():
+    from gymnasium.utils import seeding
+
+    env = MazeEnv(size=11, kind="hard")
+    obs, _ = env.reset(seed=2, options={"kind": "kruskal"})
+    rng, _ = seeding.np_random(2)
+    assert np.array_equal(obs["grid"], MazeGenerator(11, "kruskal")(rng).maze)
+    perfect = env.reset(seed=2, options={"kind": "perfect"})[0]["grid"]
+    rng, _ = seeding.np_random(2)
+    assert np.array_equal(perfect, MazeGenerator(11, "backtracker")(rng).maze)
+
+
+@pytest.mark.parametrize("kwargs, options, error, message", [
+    (dict(mazes=[SMALL]), {"maze": "#####\n#S G#\n#####"}, PuzzleFormatError,
+     "options['maze']: expected a maze of shape (5, 5) (the env's), got (3, 5)"),
+    (dict(mazes=[SMALL]), {"maze": "#####\n#S# #\n### #\n#  G#\n#####"}, UnsolvableError,
+     "options['maze']: the goal is unreachable from the start"),
+    (dict(mazes=[SMALL]), {"maze": np.full((5, 5), 2)}, PuzzleFormatError,
+     "options['maze']: no start 'S'"),
+    (dict(mazes=[SMALL]), {"maze": np.full((5, 5), 9)}, PuzzleFormatError,
+     "options['maze']: cell at row 1, column 1 has code 9 outside 1..5"),
+    (dict(mazes=[SMALL]), {"maze": "#####\n#S x#"}, PuzzleFormatError, "options['maze']"),
+    (dict(mazes=[SMALL]), {"kind": "kruskal"}, TracegymError,
+     "options['kind']: this env draws its mazes from mazes=...; a kind applies only to "
+     "generated mazes"),
+    (dict(size=10), {"kind": "kruskal"}, TracegymError,
+     "options['kind']='kruskal': size must be odd for a perfect (kruskal) maze, got 10"),
+    (dict(size=11), {"kind": "spiral"}, TracegymError,
+     "options['kind'] must be one of ['hard', 'backtracker', 'kruskal', 'perfect'], got "
+     "'spiral'"),
+    (dict(size=11), {"kind": "hard", "maze": SMALL}, TracegymError,
+     "options: give 'maze' or 'kind', not both"),
+])
+def test_reset_options__bad_values(kwargs, options, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        MazeEnv(**kwargs).reset(seed=0, options=options)
+
+
+def test_vector_env__reset_options_apply_to_every_env_as_sync():
+    kwargs = dict(mazes=[SMALL, "#####\n#  S#\n# # #\n#G  #\n#####"], max_steps=3)
+    other = "#####\n#S  #\n### #\n#G  #\n#####"
+    native = gym.make_vec(ID, num_envs=3, vectorization_mode="vector_entry_point", **kwargs)
+    sync = gym.make_vec(ID, num_envs=3, vectorization_mode="sync", **kwargs)
+    a, b = native.reset(seed=1, options={"maze": other}), sync.reset(seed=1,
+                                                                    options={"maze": other})
+    assert data_equivalence(a[0], b[0])
+    assert all(np.array_equal(g, parse_maze(other)) for g in a[0]["grid"])
+    for t in range(5):  # truncated at step 3, reset from the source at step 4
+        a, b = native.step(np.full(3, 1)), sync.step(np.full(3, 1))
+        assert data_equivalence(a[0], b[0])
+        for x, y in zip(a[1:4], b[1:4]):
+            assert np.array_equal(x, y)
+        assert a[3].all() == (t == 2)
+    assert not any(np.array_equal(g, parse_maze(other)) for g in a[0]["grid"])
+
+
+def test_env__non_finite_step_reward_rejected():
+    with pytest.raises(TracegymError, match=re.escape("step_reward must be a finite number, "
+                                                      "got -inf")):
+        MazeEnv(mazes=[SMALL], step_reward=-float("inf"))

@@ -9,7 +9,13 @@ import tracegym.envs  # noqa: F401 - registers the envs
 from tracegym.envs.sudoku.board import format_puzzle
 from tracegym.envs.sudoku.env import SudokuEnv
 from tracegym.envs.sudoku.generator import SudokuGenerator
-from tracegym.errors import ActionError, UnsolvableError
+from tracegym.errors import (
+    ActionError,
+    ConflictError,
+    PuzzleFormatError,
+    TracegymError,
+    UnsolvableError,
+)
 
 
 @pytest.mark.parametrize("mode", ["step", "answer"])
@@ -206,3 +212,84 @@ def test_render__ansi_and_rgb(small_puzzles):
     img = env.render()
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 2  # lines, glyphs and background
+
+
+# -- reset(options=...) --------------------------------------------------------------------
+
+def test_reset_options__puzzle_as_string_or_grid(small_puzzles):
+    puzzles, solutions = small_puzzles
+    env = SudokuEnv(size=4, difficulty="easy")
+    for given in (format_puzzle(puzzles[1]), puzzles[1], puzzles[1].astype(np.int64).tolist()):
+        obs, info = env.reset(seed=0, options={"puzzle": given})
+        assert np.array_equal(obs["board"], puzzles[1])
+        assert np.array_equal(obs["givens"], (puzzles[1] != 0).astype(np.int8))
+    _, rewards, terminated, _, _ = _write_solution_from(env, obs, info, solutions[1])
+    assert terminated and rewards[-1] == 1.0
+    # the option holds for that reset only: the next draws from the source again
+    assert env.reset(seed=0)[0]["board"].tolist() == SudokuEnv(size=4, difficulty="easy") \
+        .reset(seed=0)[0]["board"].tolist()
+
+
+def _write_solution_from(env, obs, info, solution):
+    n = solution.shape[0]
+    rewards, terminated, truncated = [], False, False
+    for cell in np.flatnonzero(obs["board"].reshape(-1) == 0):
+        obs, reward, terminated, truncated, info = env.step(
+            int(cell * n + solution.reshape(-1)[cell] - 1))
+        rewards.append(reward)
+    return obs, rewards, terminated, truncated, info
+
+
+def test_reset_options__difficulty_generates_at_that_level():
+    from gymnasium.utils import seeding
+
+    env = SudokuEnv(size=4, difficulty="easy")
+    obs, _ = env.reset(seed=3, options={"difficulty": "hard"})
+    rng, _ = seeding.np_random(3)  # the stream reset(seed=3) gives the env
+    assert np.array_equal(obs["board"], SudokuGenerator(4, "hard")(rng).puzzle)
+    easy = SudokuEnv(size=4, difficulty="easy").reset(seed=3)[0]["board"]
+    assert np.array_equal(env.reset(seed=3)[0]["board"], easy)  # back to the env's own level
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"puzzle": "1234"}, PuzzleFormatError,
+     "options['puzzle']: expected 16 characters for a 4x4 grid, got 4"),
+    ({"puzzle": "." * 81}, PuzzleFormatError,
+     "options['puzzle']: expected 16 characters for a 4x4 grid, got 81"),
+    ({"puzzle": np.zeros((9, 9), np.int8)}, PuzzleFormatError,
+     "options['puzzle']: expected a 4x4 grid, got (9, 9)"),
+    ({"puzzle": np.full((4, 4), 7)}, PuzzleFormatError,
+     "options['puzzle']: cell at row 1, column 1 has value 7 outside 0..4"),
+    ({"puzzle": np.zeros((4, 4), float)}, PuzzleFormatError,
+     "options['puzzle']: expected integer cells, got dtype float64"),
+    ({"puzzle": "11.." + "." * 12}, ConflictError,
+     "options['puzzle']: digit 1 appears twice in row 1"),
+    ({"puzzle": ".234" + "1..." + "." * 8}, UnsolvableError, "options['puzzle']: has no solution"),
+    ({"difficulty": "brutal"}, TracegymError,
+     "options['difficulty'] must be one of ['easy', 'medium', 'hard', 'extreme'], got 'brutal'"),
+    ({"difficulty": ["easy"]}, TracegymError,
+     "options['difficulty'] must be one of ['easy', 'medium', 'hard', 'extreme'], got ['easy']"),
+    ({"difficulty": "extreme"}, TracegymError,
+     "options['difficulty']: difficulty 'extreme' is not available for size 4"),
+    ({"puzzle": "." * 16, "difficulty": "easy"}, TracegymError,
+     "options: give 'puzzle' or 'difficulty', not both"),
+])
+def test_reset_options__bad_values(options, error, message):
+    env = SudokuEnv(size=4, difficulty="easy")
+    with pytest.raises(error, match=re.escape(message)):
+        env.reset(seed=0, options=options)
+
+
+def test_reset_options__difficulty_needs_a_generating_env(small_puzzles):
+    env = SudokuEnv(puzzles=list(small_puzzles[0]))
+    with pytest.raises(TracegymError, match=re.escape(
+            "options['difficulty']: this env draws its puzzles from puzzles=...")):
+        env.reset(options={"difficulty": "hard"})
+    generating = SudokuEnv(puzzles=SudokuGenerator(4, "easy"))
+    assert generating.reset(seed=0, options={"difficulty": "hard"})[0]["board"].shape == (4, 4)
+
+
+def test_env__non_finite_illegal_reward_rejected():
+    with pytest.raises(TracegymError, match=re.escape("illegal_reward must be a finite number, "
+                                                      "got nan")):
+        SudokuEnv(size=4, illegal_reward=float("nan"))

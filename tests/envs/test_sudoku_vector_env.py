@@ -6,6 +6,7 @@ import pytest
 from gymnasium.utils.env_checker import data_equivalence
 
 import tracegym.envs  # noqa: F401 - registers the envs
+from tracegym.envs.sudoku.board import parse_puzzle
 from tracegym.envs.sudoku.vector_env import SudokuVectorEnv
 from tracegym.errors import ActionError
 
@@ -126,3 +127,29 @@ def test_make_vec__every_vectorization_mode(mode):
     assert obs["board"].shape == (2, 4, 4)
     assert info["action_mask"].shape == (2, 64)
     env.close()
+
+
+@pytest.mark.parametrize("options", [{"puzzle": "12343412214343.1"}, {"difficulty": "hard"}])
+def test_vector_env__reset_options_apply_to_every_env_as_sync(options):
+    """SyncVectorEnv hands reset's options to each env; the native env applies them to each
+    row alike, and the autoreset after an episode draws from the source again."""
+    kwargs = dict(size=4, difficulty="easy")
+    native = gym.make_vec(ID, num_envs=3, vectorization_mode="vector_entry_point", **kwargs)
+    sync = gym.make_vec(ID, num_envs=3, vectorization_mode="sync", **kwargs)
+    a, b = native.reset(seed=4, options=options), sync.reset(seed=4, options=options)
+    assert data_equivalence(a[0], b[0])
+    _assert_same_mask(a[1], b[1])
+    if "puzzle" in options:
+        assert (a[0]["board"].reshape(3, -1)[:, 14] == 0).all()
+    for t, actions in enumerate(([14 * 4 + 1] * 3, [0] * 3, [0] * 3)):
+        a, b = native.step(np.array(actions)), sync.step(np.array(actions))
+        assert data_equivalence(a[0], b[0]) and data_equivalence(a[1:4], b[1:4])
+        _assert_same_mask(a[4], b[4])
+        if "puzzle" in options and t == 0:
+            assert a[2].all()  # solved: the next step resets every env
+        if "puzzle" in options and t == 1:  # ... from the source, not the option's puzzle
+            assert (a[1] == 0).all() and not (a[2] | a[3]).any()
+            given = parse_puzzle(options["puzzle"])
+            assert not any(np.array_equal(board, given) for board in a[0]["board"])
+    with pytest.raises(ValueError, match=re.escape("options['puzzle']: has no solution")):
+        native.reset(options={"puzzle": ".234" + "1..." + "." * 8})
