@@ -277,6 +277,9 @@ def test_cli_train__signal_writes_a_checkpoint_and_says_how_to_resume(sig, statu
     assert "Traceback" not in stderr
     assert main(["train", "--resume", str(out), f"max_steps={step + 2}"]) == 0
     assert json.loads(capsys.readouterr().out)["step"] == step + 2
+    # the log holds each step once: the interrupted run's lines, then the resumed run's
+    logged = [json.loads(x)["step"] for x in metrics.read_text().splitlines() if '"train"' in x]
+    assert logged == list(range(1, step + 3))
 
 
 # -- item 13: the dataset's task must match --task ---------------------------------------------
