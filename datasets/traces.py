@@ -13,8 +13,10 @@ CRUXEval functions, the first ``--n`` of them), or a directory of ``.py`` files 
 programs; each program gives one record per call (``--inputs-per-program``: the calls generated
 per program, or the most kept of the listed ones).
 
-Execution: user code (a directory) runs in the sandbox by default (``run_source``: a separate,
-resource-limited process per call); generated programs and CRUXEval run in-process by default
+Execution: user code (a directory) runs in the sandbox by default (a separate, resource-limited
+process per call, forked by ``--workers`` warm sandbox workers: :mod:`tracegym.tracers.zygote`,
+as isolated as ``run_source``'s process per call and byte-identical to it); generated programs
+and CRUXEval run in-process by default
 (``run_in_process``, :mod:`tracegym.tracers.in_process`), far faster, bounded by
 ``--max-events`` (recording stops; ``truncated``) and by ``--timeout`` wall seconds per call: a
 ``SIGALRM`` timer raises ``CallTimeout`` (a BaseException, so ``except Exception`` in the program
@@ -56,6 +58,7 @@ The builder's steps, one module each: :mod:`.traces_programs` (options, programs
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections import Counter
@@ -90,7 +93,7 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
                         inputs_per_program: int | None = None, test_fraction: float = 0.1,
                         timeout: float = 10.0, workers: int = 1, overwrite: bool = False,
                         progress: bool = True, max_statements: int = 8,
-                        max_params: int = 3) -> dict:
+                        max_params: int = 3, warm_sandbox: bool = True) -> dict:
     """Trace programs and write ``OUT/traces.parquet``, ``traces.jsonl`` and ``meta.json``.
 
     Args:
@@ -107,13 +110,17 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
             each listed program's calls (default all).
         test_fraction: share of programs (by source hash) in the test split, 0..1.
         timeout: wall seconds per call (> 0).
-        workers: sandboxed calls run at once (threads, each waiting on its own process);
-            in-process calls always run one at a time. The records' order does not change.
+        workers: sandboxed calls run at once (threads, each waiting on its own process, forked
+            by one of ``workers`` warm sandbox workers); in-process calls always run one at a
+            time. The records' order does not change.
         overwrite: replace a non-empty ``out``.
         progress: show a progress bar.
         max_statements, max_params: generated programs only: at most this many statements in
             ``f``'s body (>= 2, nested ones included) and parameters (``generate_program``'s
             options; smaller programs give shorter traces, e.g. for a short-context model).
+        warm_sandbox: sandboxed calls run in ``workers`` warm sandbox workers
+            (:class:`~tracegym.tracers.zygote.SandboxPool`, tens of times faster); False: a new
+            process per call (``run_source``). Both give the same bytes.
 
     Returns the summary written to ``meta.json`` plus ``out``. Raises TracegymError naming the
     argument for bad input, before anything runs.
@@ -127,7 +134,8 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
         programs, lo, total = _shard_programs(options)
         jobs = _jobs(programs, lo, options)
         with staged_directory(out, overwrite=overwrite) as tmp:
-            counts = _write_records(tmp, programs, jobs, options, progress=progress)
+            counts = _write_records(tmp, programs, jobs, options, progress=progress,
+                                    warm_sandbox=warm_sandbox)
             summary = _summary(options, programs, jobs, lo, total, *counts)
             write_meta(tmp, summary)
     return {**summary, "out": str(out)}
@@ -155,11 +163,23 @@ def _jobs(programs: list, lo: int, options: BuildOptions) -> list[tuple]:
 
 
 def _write_records(folder: Path, programs: list, jobs: list, options: BuildOptions, *,
-                   progress: bool) -> tuple[Counter, Counter, Counter]:
+                   progress: bool, warm_sandbox: bool = True) -> tuple[Counter, Counter, Counter]:
     """Run every job and stream its record into ``folder``; the counts of records per outcome,
     of records per split and of programs per split."""
-    settings = _Settings(sandbox=options.sandbox, max_events=options.max_events,
-                         timeout=options.timeout)
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if options.sandbox and warm_sandbox and jobs:
+            from tracegym.tracers.zygote import SandboxPool
+
+            pool = stack.enter_context(SandboxPool(workers=options.workers))
+        settings = _Settings(sandbox=options.sandbox, max_events=options.max_events,
+                             timeout=options.timeout, pool=pool)
+        return _run_jobs(folder, programs, jobs, options, settings, progress=progress)
+
+
+def _run_jobs(folder: Path, programs: list, jobs: list, options: BuildOptions,
+              settings: _Settings, *, progress: bool) -> tuple[Counter, Counter, Counter]:
+    """:func:`_write_records` once its sandbox workers (if any) are up."""
     outcomes: Counter = Counter()
     splits: Counter = Counter()
     split_programs: Counter = Counter()

@@ -12,16 +12,19 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class CallSettings:
-    """How each call runs: in the sandbox or not, events recorded, wall seconds."""
+    """How each call runs: in the sandbox or not, events recorded, wall seconds; ``pool``, a
+    :class:`~tracegym.tracers.zygote.SandboxPool` the sandboxed calls run in (None: a process
+    per call, the same records)."""
 
     sandbox: bool
     max_events: int
     timeout: float
+    pool: object = field(default=None, compare=False)
 
 
 def in_process(program, call, settings: CallSettings) -> tuple[str, str | None, object]:
@@ -35,14 +38,16 @@ def in_process(program, call, settings: CallSettings) -> tuple[str, str | None, 
 
 
 def in_sandbox(program, call, settings: CallSettings) -> tuple[str, str | None, object]:
-    """``(outcome, error, trace or None)`` of one call run in the sandbox."""
+    """``(outcome, error, trace or None)`` of one call run in the sandbox (warm when
+    ``settings.pool`` is set)."""
     from tracegym.errors import ArgumentSerialisationError
     from tracegym.tracers.sandbox import Limits, run_source
 
     limits = Limits(wall_time_s=settings.timeout, cpu_time_s=max(1, math.ceil(settings.timeout)))
+    run = run_source if settings.pool is None else settings.pool.run_source
     try:
-        result = run_source(program.source, program.entry, call.args, dict(call.kwargs),
-                            limits=limits, trace_options={"max_events": settings.max_events})
+        result = run(program.source, program.entry, call.args, dict(call.kwargs),
+                     limits=limits, trace_options={"max_events": settings.max_events})
     except ArgumentSerialisationError as err:
         return "argument_error", str(err), None
     return _read(result)

@@ -1,6 +1,7 @@
 import ast
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from types import MappingProxyType
 
@@ -99,3 +100,23 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _no_foreign_tracer():
+    """Run each test with no settrace function installed, and put back the one found.
+
+    On Python 3.10 and 3.11 the tracer refuses to hide another trace function (coverage run by
+    pytest-cov, a debugger): under one, every traced call would raise TracerConflictError. The
+    tests that are about another tracer install their own. (Here, not in tests/tracers/: two
+    conftest modules would shadow each other's ``from conftest import ...``.)
+    """
+    prior = sys.gettrace()
+    if prior is None or sys.version_info >= (3, 12):  # 3.12+: sys.monitoring runs beside it
+        yield
+        return
+    sys.settrace(None)
+    try:
+        yield
+    finally:
+        sys.settrace(prior)

@@ -3,7 +3,8 @@
 ``trace(fn, *args, **kwargs)`` runs the call in-process and returns a :class:`Trace`;
 ``Tracer(TraceOptions(...)).trace(fn, ...)`` chooses what and how much to record.
 ``trace_source(code, entry, args, limits=Limits(...))`` traces untrusted source in a sandboxed
-subprocess (:mod:`.sandbox`). ``Trace.to_cwm()`` / ``Trace.from_cwm(text)`` and
+subprocess (:mod:`.sandbox`); ``SandboxPool`` (:mod:`.zygote`) runs many that way, paying the
+sandbox's start-up once per worker. ``Trace.to_cwm()`` / ``Trace.from_cwm(text)`` and
 ``Trace.to_json()`` / ``Trace.from_json(text)`` are the two text forms; :class:`TraceTokenizer`
 turns CWM text into token ids. Program sources are in :mod:`.programs`, Hypothesis strategies in
 :mod:`.strategies`.
@@ -32,7 +33,6 @@ from tracegym.tracers.sandbox import (
     sandbox_capabilities,
     trace_source,
 )
-from tracegym.tracers.tokenizer import TraceTokenizer
 from tracegym.tracers.trace import (
     TRUNCATED,
     DisplacedTracerWarning,
@@ -60,9 +60,10 @@ __all__ = [
     "Frame",
     "Limits",
     "RunResult",
+    "SandboxPool",  # noqa: F822 (loaded on first use, below)
     "Trace",
     "TraceOptions",
-    "TraceTokenizer",
+    "TraceTokenizer",  # noqa: F822 (loaded on first use, below)
     "Tracer",
     "TracerConflictError",
     "run_in_process",
@@ -72,3 +73,17 @@ __all__ = [
     "trace",
     "trace_source",
 ]
+
+
+def __getattr__(name: str):
+    # the tokenizer imports numpy (most of this package's import time): only when asked, so a
+    # sandboxed program's process starts without it
+    if name == "TraceTokenizer":
+        from tracegym.tracers.tokenizer import TraceTokenizer
+
+        return TraceTokenizer
+    if name == "SandboxPool":
+        from tracegym.tracers.zygote import SandboxPool
+
+        return SandboxPool
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -75,6 +75,18 @@ def _bind_ro(src: str, dst: str) -> None:
 
 def build_root(job: dict) -> None:
     """Make a minimal root from ``job["binds"]`` and pivot into it (pid 1, new mount ns)."""
+    root, work = job["root_dir"], job["work_path"]
+    _fill_root(job)
+    _mount_work(root + work, job)
+    _pivot_root(root)
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    os.chdir(work)
+
+
+def _fill_root(job: dict) -> None:
+    """Mount a small tmpfs at ``job["root_dir"]`` holding read-only binds of ``job["binds"]``,
+    four devices, and empty ``/proc`` and work-dir mount points (``/tmp`` links to the latter)."""
     root = job["root_dir"]
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount leaks to the host
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755")
@@ -93,12 +105,21 @@ def build_root(job: dict) -> None:
         open(root + "/dev/" + name, "w").close()
         _mount("/dev/" + name, root + "/dev/" + name, None, MS_BIND)
     os.mkdir(root + "/proc")
-    work, uid = job["work_path"], job["uid"]
+    work = job["work_path"]
     os.mkdir(root + work)  # fails loudly if a bind already took the name
-    _mount("tmpfs", root + work, "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={job['work_bytes']},mode=0700,uid={uid},gid={uid}")
     if not os.path.lexists(root + "/tmp"):  # programs that hard-code /tmp get the work dir
         os.symlink(work, root + "/tmp")
+
+
+def _mount_work(target: str, job: dict) -> None:
+    """The program's working directory: a fresh tmpfs, size-capped, owned by its uid."""
+    uid = job["uid"]
+    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={job['work_bytes']},mode=0700,uid={uid},gid={uid}")
+
+
+def _pivot_root(root: str) -> None:
+    """Make ``root`` this mount namespace's ``/`` and detach the old one."""
     os.chdir(root)
     os.mkdir(".old")
     if SYS_PIVOT_ROOT is not None:
@@ -109,9 +130,6 @@ def build_root(job: dict) -> None:
     else:  # unknown arch: chroot is enough once we hold no capabilities
         os.chroot(".")
         os.chdir("/")
-    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    os.chdir(work)
 
 
 # ---------------------------------------------------------------------------------- seccomp
@@ -373,10 +391,249 @@ def probe() -> None:
     os._exit(0)
 
 
+# ---------------------------------------------------------------------------------- zygote
+# ``python -s -B _sandbox_child.py zygote LEVEL SOCKET_FD``: a warm worker of
+# tracegym.tracers.zygote.SandboxPool. It pays the start-up once (Python, ``import tracegym``
+# and, at the namespaces level, the read-only root), then forks one process per program, which
+# goes on exactly as a per-call child does from step 3: fresh mount/pid/net/ipc/uts namespaces,
+# a fresh tmpfs work dir and /proc, a relay, then step 5 (a fresh uid, rlimits, seccomp) and 6.
+# The zygote never runs program code and reads nothing a program wrote (only exit statuses), so
+# every fork starts from the same untouched state: a program can change only its own copy.
+#
+# Frames on the socket, both ways: a 4-byte big-endian length, then that much JSON. The pool
+# sends {"config"} once (answered {"ready": pid} or {"error": text}), then per program a job
+# with its stdout, stderr and result pipes attached (SCM_RIGHTS), answered by {"started": pid}
+# once forked and {"returncode", "cpu_s"} once the program's processes are gone; {"kill": true}
+# while a job runs ends it first. EOF on the socket (the pool closed, or its process died)
+# ends the zygote.
+RESULT_FD = 3  # a forked program's fds: 0 /dev/null, 1 stdout, 2 stderr, 3 the result pipe
+CLONE_NEWNS, CLONE_NEWPID = 0x00020000, 0x20000000
+
+
+def _send_frame(sock, obj: dict, fds=()) -> None:
+    import socket
+
+    data = json.dumps(obj).encode()
+    head = len(data).to_bytes(4, "big")
+    if fds:
+        socket.send_fds(sock, [head], list(fds))  # the fds ride on the header's first byte
+        sock.sendall(data)
+    else:
+        sock.sendall(head + data)
+
+
+def _recv_exact(sock, n: int, got: bytes = b"") -> bytes | None:
+    while len(got) < n:
+        chunk = sock.recv(n - len(got))
+        if not chunk:
+            return None
+        got += chunk
+    return got
+
+
+def _recv_frame(sock, maxfds: int = 0) -> tuple[dict | None, list[int]]:
+    """The next frame and the fds that came with it; ``(None, [])`` at EOF."""
+    import socket
+
+    if maxfds:
+        head, fds, _, _ = socket.recv_fds(sock, 4, maxfds)
+    else:
+        head, fds = sock.recv(4), []
+    head = _recv_exact(sock, 4, head) if head else None
+    body = _recv_exact(sock, int.from_bytes(head, "big")) if head else None
+    if body is None:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return json.loads(body), fds
+
+
+def zygote(level: str, sock_fd: int) -> None:
+    """The warm worker's loop (see above); never returns."""
+    try:
+        config = json.loads(_read_frame(sock_fd))
+        pid_ns = None
+        if level == "namespaces":
+            # A mount namespace of our own holding the programs' read-only root; each program
+            # gets a copy of it (unshare) with its own work dir and /proc mounted on top.
+            pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            _check(_libc.unshare(CLONE_NEWNS), "unshare")
+            _fill_root(config)
+            _pivot_root(config["root_dir"])
+            _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        elif os.geteuid() != 0:
+            # The programs share our uid here: keep our memory (/proc/PID/mem,
+            # process_vm_writev) closed to them. Forks set it back for themselves.
+            _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        from tracegym.tracers import TraceOptions, Tracer  # noqa: F401 - what the warmth is for
+    except BaseException as exc:  # noqa: B036 - report any failure to the pool, then stop
+        _write_frame(sock_fd, {"error": f"{type(exc).__name__}: {exc}"})
+        os._exit(1)
+    # What a per-call child has loaded by now; the zygote's own modules below are dropped in
+    # each fork, so a program imports them afresh, as it would per call (or fails to).
+    loaded = set(sys.modules)
+    import select
+    import socket
+
+    own_modules = set(sys.modules) - loaded
+    sock = socket.socket(fileno=sock_fd)
+    _send_frame(sock, {"ready": os.getpid()})
+    while True:
+        job, fds = _recv_frame(sock, maxfds=3)
+        if job is None:
+            os._exit(0)
+        if "kill" in job or len(fds) != 3:  # a kill that crossed its run's end: nothing to do
+            for fd in fds:
+                os.close(fd)
+            continue
+        pid = _spawn(level, job, fds, sock, pid_ns, devnull, own_modules)
+        for fd in fds:
+            os.close(fd)
+        _send_frame(sock, {"started": pid})
+        status, closing = _await(level, pid, sock, select)
+        _send_frame(sock, status)
+        if closing:
+            os._exit(0)
+
+
+def _read_frame(fd: int) -> bytes:
+    """One frame's body from a raw fd (the config, before the socket module is loaded)."""
+    def exact(n: int) -> bytes:
+        got = b""
+        while len(got) < n:
+            chunk = os.read(fd, n - len(got))
+            if not chunk:
+                raise EOFError("the pool closed the socket")
+            got += chunk
+        return got
+
+    return exact(int.from_bytes(exact(4), "big"))
+
+
+def _write_frame(fd: int, obj: dict) -> None:
+    data = json.dumps(obj).encode()
+    view = memoryview(len(data).to_bytes(4, "big") + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _spawn(level: str, job: dict, fds: list[int], sock, pid_ns, devnull: int,
+           own_modules: set) -> int:
+    """Fork the program's first process: pid 1 of a new pid namespace at the namespaces level,
+    a session leader at both. The child sets up and runs the job and never returns."""
+    if level == "namespaces":
+        # unshare(CLONE_NEWPID) puts our next child in a new pid namespace; setns back to ours
+        # first, as the kernel refuses a second unshare while the first one's is still set.
+        _check(_libc.setns(pid_ns, CLONE_NEWPID), "setns")
+        _check(_libc.unshare(CLONE_NEWPID), "unshare")
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the zygote gone: so are we
+        import fcntl
+
+        # the job's pipes onto 1, 2, 3 (through high numbers: they may sit on 0..3 now), then
+        # nothing else of the zygote's: not its socket, not its pid namespace
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (devnull, *fds)]
+        for target, fd in enumerate(high):
+            os.dup2(fd, target)
+        sock.detach()
+        os.closerange(RESULT_FD + 1, _max_fd())
+        for name in own_modules:
+            sys.modules.pop(name, None)
+        os.environ.clear()
+        os.environ.update(job["env"])
+        sys.argv[:] = [sys.argv[0], level, "-", str(RESULT_FD)]  # as a per-call child's
+        record = None
+        try:
+            if level == "namespaces":
+                _check(_libc.unshare(CLONE_FLAGS & ~CLONE_NEWPID), "unshare")
+                _mount(None, "/", None, MS_REC | MS_PRIVATE)
+                _mount_work(job["work_path"], job)
+                _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                os.chdir(job["work_path"])
+            else:
+                if os.geteuid() != 0:
+                    _libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+                os.chdir(job["home"])
+            os.setsid()  # its own group: a program's kill(0) or killpg stays in its run
+            _fork_and_relay(RESULT_FD)  # as in main(): the program runs as pid 2
+            record = run(job)
+        except MemoryError:
+            record = {"outcome": "memory", "message": "MemoryError in the sandbox"}
+        except BaseException as exc:  # noqa: B036
+            record = {"outcome": "setup_error", "message": f"{type(exc).__name__}: {exc}"}
+        report(record, job, RESULT_FD)
+    finally:
+        os._exit(1)  # never back into the zygote's loop
+
+
+def _max_fd() -> int:
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return soft if 0 < soft < (1 << 20) else (1 << 20)
+
+
+def _await(level: str, pid: int, sock, select) -> tuple[dict, bool]:
+    """Wait for the forked program's first process to end (killing it when the pool asks, or
+    when the pool is gone); ``(status, the pool is gone)``.
+
+    At the namespaces level that process is pid 1: it ends only once the kernel has killed and
+    reaped everything else in its namespace, so nothing of the program is left by then.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # before Linux 5.3: poll the child instead
+        pidfd = None
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    if pidfd is not None:
+        poller.register(pidfd, select.POLLIN)
+    killed = closing = False
+    while True:
+        if pidfd is None:
+            got, status, usage = os.wait4(pid, os.WNOHANG)
+            if got:
+                break
+        events = poller.poll(None if pidfd is not None else 10)
+        if not closing and any(fd == sock.fileno() for fd, _ in events):
+            frame, _ = _recv_frame(sock)
+            if frame is None:  # the pool is gone: end the run, then ourselves
+                closing = True
+                poller.unregister(sock)
+            if not killed:
+                _kill_program(level, pid)
+                killed = True
+        if pidfd is not None and any(fd == pidfd for fd, _ in events):
+            _, status, usage = os.wait4(pid, 0)
+            os.close(pidfd)
+            break
+    code = os.waitstatus_to_exitcode(status)
+    if level == "namespaces" and code < 0:
+        code = 128 - code  # what a per-call supervisor relays for a killed pid 1
+    return {"returncode": code, "cpu_s": usage.ru_utime + usage.ru_stime}, closing
+
+
+def _kill_program(level: str, pid: int) -> None:
+    """SIGKILL the program: pid 1 takes its whole namespace; else its session's group."""
+    if level != "namespaces":
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:  # not yet a group leader: it has forked nothing yet
+            pass
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 def main() -> None:
     level = sys.argv[1]
     if level == "probe":  # what works on this machine? (sandbox_capabilities)
         probe()
+    if level == "zygote":  # a warm worker (SandboxPool)
+        zygote(sys.argv[2], int(sys.argv[3]))
     input_path, result_fd = sys.argv[2], int(sys.argv[3])
     if level == "namespaces":
         enter_namespaces(result_fd)
@@ -395,6 +652,11 @@ def main() -> None:
         record = {"outcome": "memory", "message": "MemoryError in the sandbox"}
     except BaseException as exc:  # noqa: B036
         record = {"outcome": "setup_error", "message": f"{type(exc).__name__}: {exc}"}
+    report(record, job, result_fd)
+
+
+def report(record: dict, job: dict, result_fd: int) -> None:
+    """Write ``record`` to the result pipe and ``os._exit``: the end of every program process."""
     for stream in (sys.stdout, sys.stderr):  # os._exit below skips the usual flush
         try:
             stream.flush()

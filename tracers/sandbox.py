@@ -48,6 +48,11 @@ would add nothing. ``sandbox_capabilities()`` reports what the probe found on th
 
 The program can write to the result pipe too (it lives in the same process as the tracer), so a
 program can forge or corrupt *its own* trace; corruption is reported as ``SandboxViolation``.
+
+Each ``run_source`` call starts a new Python (about 0.2 s, most of it ``import tracegym``).
+:class:`~tracegym.tracers.zygote.SandboxPool` (also importable from here) pays that once per
+worker and forks each program from it, with the same isolation per program as the table above
+and the same results: ``with SandboxPool(workers=2) as pool: pool.run_source(...)``.
 """
 
 from __future__ import annotations
@@ -294,43 +299,21 @@ def run_source(code: str, entry: str, args=(), kwargs=None, *, limits: Limits = 
     non-str ``code``, a non-identifier ``entry``, non-literal arguments (the ValueError
     subclass ArgumentSerialisationError), bad ``trace_options``, an unknown ``isolation``
     ("auto", "namespaces", "rlimits").
+
+    Each call starts a new Python (about 0.2 s); :class:`SandboxPool` runs the same calls, as
+    isolated, in warm workers.
     """
-    if not isinstance(code, str):
-        raise ValueError(f"code must be a str, got {type(code).__name__}")
-    if not isinstance(entry, str) or not entry.isidentifier():
-        raise ValueError(f"entry must be an identifier, got {entry!r}")
-    if not isinstance(limits, Limits):
-        raise ValueError(f"limits must be a Limits, got {type(limits).__name__}")
-    caps = sandbox_capabilities()
-    if isolation == "auto":
-        isolation = caps["level"]
-    elif isolation not in ("namespaces", "rlimits") or (
-            isolation == "namespaces" and not caps["namespaces"]):
-        raise ValueError(f"isolation must be 'auto', 'rlimits' or an available level "
-                         f"(this machine: {caps['level']!r}), got {isolation!r}")
-    if not isinstance(args, (tuple, list)):
-        raise ValueError(f"args must be a tuple or list, got {type(args).__name__}")
-    kwargs = {} if kwargs is None else kwargs
-    trace_options = _check_trace_options(trace_options)
-    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-        raise ArgumentSerialisationError(f"kwargs must be a dict with str keys, got {kwargs!r}")
-    job = {"code": code, "entry": entry, "args": _literal(tuple(args), "args"),
-           "kwargs": _literal(kwargs, "kwargs"), "trace_options": trace_options or {},
-           "limits": dataclasses.asdict(limits),
-           "uid": 200_000 + secrets.randbelow(1 << 30) if os.geteuid() == 0 else None,
-           "work_bytes": limits.work_dir_bytes, "work_path": _WORK,
-           "binds": _binds() if isolation == "namespaces" else [],
-           "seccomp": caps["seccomp"]}
+    isolation = resolve_isolation(isolation)
+    job = make_job(code, entry, args, kwargs, limits=limits, trace_options=trace_options)
     base = tempfile.mkdtemp(prefix="tracegym-sandbox-")
     try:
         os.chmod(base, 0o711)  # rlimits level: the dropped uid must reach work/ (TMPDIR)
         input_path = os.path.join(base, "job.json")
         job["root_dir"] = os.path.join(base, "root")
+        job["binds"] = _binds() if isolation == "namespaces" else []
         work = os.path.join(base, "work")
         os.mkdir(job["root_dir"])
-        os.mkdir(work, 0o700)
-        if job["uid"] is not None:
-            os.chown(work, job["uid"], job["uid"])
+        make_work_dir(work, job["uid"])
         with open(os.open(input_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
             json.dump(job, f)
         return _run_child(input_path, work, limits, isolation)
@@ -338,26 +321,131 @@ def run_source(code: str, entry: str, args=(), kwargs=None, *, limits: Limits = 
         shutil.rmtree(base, ignore_errors=True)
 
 
+def resolve_isolation(isolation: str) -> str:
+    """``"auto"`` -> this machine's best level; a level it lacks or an unknown name: ValueError."""
+    caps = sandbox_capabilities()
+    if isolation == "auto":
+        return caps["level"]
+    if isolation not in ("namespaces", "rlimits") or (
+            isolation == "namespaces" and not caps["namespaces"]):
+        raise ValueError(f"isolation must be 'auto', 'rlimits' or an available level "
+                         f"(this machine: {caps['level']!r}), got {isolation!r}")
+    return isolation
+
+
+def make_job(code: str, entry: str, args=(), kwargs=None, *, limits: Limits,
+             trace_options) -> dict:
+    """Check one run's input (a ValueError naming the field) and make the child's job: what
+    every program process gets, whether started per call or forked from a warm worker."""
+    if not isinstance(code, str):
+        raise ValueError(f"code must be a str, got {type(code).__name__}")
+    if not isinstance(entry, str) or not entry.isidentifier():
+        raise ValueError(f"entry must be an identifier, got {entry!r}")
+    if not isinstance(limits, Limits):
+        raise ValueError(f"limits must be a Limits, got {type(limits).__name__}")
+    if not isinstance(args, (tuple, list)):
+        raise ValueError(f"args must be a tuple or list, got {type(args).__name__}")
+    kwargs = {} if kwargs is None else kwargs
+    trace_options = _check_trace_options(trace_options)
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise ArgumentSerialisationError(f"kwargs must be a dict with str keys, got {kwargs!r}")
+    return {"code": code, "entry": entry, "args": _literal(tuple(args), "args"),
+            "kwargs": _literal(kwargs, "kwargs"), "trace_options": trace_options or {},
+            "limits": dataclasses.asdict(limits),
+            # a fresh uid per run: nothing one program leaves behind is the next one's
+            "uid": 200_000 + secrets.randbelow(1 << 30) if os.geteuid() == 0 else None,
+            "work_bytes": limits.work_dir_bytes, "work_path": _WORK,
+            "seccomp": sandbox_capabilities()["seccomp"]}
+
+
+def make_work_dir(path: str, uid: int | None) -> None:
+    """The rlimits level's working directory (a host folder), owned by the run's uid."""
+    os.mkdir(path, 0o700)
+    if uid is not None:
+        os.chown(path, uid, uid)
+
+
+def child_env(home: str) -> dict:
+    """The program's whole environment."""
+    return {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0"}  # fixed hash seed: set reprs repeat from run to run
+
+
+class _Started:
+    """A per-call child (the Popen'd supervisor) as :func:`collect` drives it."""
+
+    def __init__(self, proc: subprocess.Popen, level: str) -> None:
+        self.proc, self.level = proc, level
+        self.cpu_before = _children_cpu()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        _kill(self.proc, self.level)
+        self.proc.wait()
+
+    def cpu_s(self) -> float:
+        return _children_cpu() - self.cpu_before
+
+    lost = ""  # a per-call child has no worker that could die under it
+
+
 def _run_child(input_path: str, work: str, limits: Limits, level: str) -> RunResult:
     home = _WORK if level == "namespaces" else work
-    env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
-           "PYTHONHASHSEED": "0"}  # fixed hash seed: set reprs repeat from run to run
-    read_fd, write_fd = os.pipe()
-    cmd = [sys.executable, "-s", "-B", _CHILD, level, input_path, str(write_fd)]
-    cpu_before = _children_cpu()
+    pipes = open_pipes()
+    result_w = pipes[2][1]
+    cmd = [sys.executable, "-s", "-B", _CHILD, level, input_path, str(result_w)]
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, cwd=work, pass_fds=(write_fd,),
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=pipes[0][1],
+                                stderr=pipes[1][1], env=child_env(home), cwd=work,
+                                pass_fds=(result_w,), start_new_session=True)
+    except BaseException:
+        for r, _ in pipes:
+            os.close(r)
+        raise
     finally:
-        os.close(write_fd)
+        for _, w in pipes:
+            os.close(w)
+    return collect(_Started(proc, level), *(r for r, _ in pipes), limits, level, start)
+
+
+def open_pipes() -> list[tuple[int, int]]:
+    """(read, write) fds of the program's stdout, stderr and result pipes."""
+    pipes: list[tuple[int, int]] = []
+    try:
+        for _ in range(3):
+            pipes.append(os.pipe())
+    except BaseException:
+        for fd in (fd for pair in pipes for fd in pair):
+            os.close(fd)
+        raise
+    return pipes
+
+
+def collect(child, stdout_fd: int, stderr_fd: int, result_fd: int, limits: Limits, level: str,
+            start: float) -> RunResult:
+    """Read a started program's three pipes until they close, under the wall clock and the
+    output caps; kill whatever is left; turn it all into a RunResult. Closes the three fds.
+
+    ``child`` has ``poll()``, ``wait(timeout)`` (subprocess.TimeoutExpired), ``kill()`` (leaves
+    nothing of the program running), ``returncode``, ``cpu_s()`` and ``lost`` (why the
+    program's process was lost with no status, or "").
+    """
     buffers = {"stdout": bytearray(), "stderr": bytearray(), "result": bytearray()}
     killed_for = None
     sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
-    sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
-    sel.register(read_fd, selectors.EVENT_READ, "result")
+    sel.register(stdout_fd, selectors.EVENT_READ, "stdout")
+    sel.register(stderr_fd, selectors.EVENT_READ, "stderr")
+    sel.register(result_fd, selectors.EVENT_READ, "result")
     exited_at = None
     try:
         while sel.get_map():
@@ -365,13 +453,12 @@ def _run_child(input_path: str, work: str, limits: Limits, level: str) -> RunRes
             if now - start > limits.wall_time_s:
                 killed_for = "timeout"
                 break
-            if exited_at is None and proc.poll() is not None:
+            if exited_at is None and child.poll() is not None:
                 exited_at = now
             if exited_at is not None and now - exited_at > 1.0:
                 break  # a leftover descendant holds a pipe open (rlimits level); stop waiting
             for key, _ in sel.select(timeout=0.05):
-                fd = key.fileobj if isinstance(key.fileobj, int) else key.fileobj.fileno()
-                chunk = os.read(fd, 1 << 16)
+                chunk = os.read(key.fileobj, 1 << 16)
                 if not chunk:
                     sel.unregister(key.fileobj)
                     continue
@@ -388,22 +475,19 @@ def _run_child(input_path: str, work: str, limits: Limits, level: str) -> RunRes
             # Pipes closed: the supervisor reports pid 1's status once the namespace is empty;
             # a program that closed its pipes and went on running is still held to the clock.
             try:
-                proc.wait(timeout=max(0.0, start + limits.wall_time_s - time.monotonic()))
+                child.wait(max(0.0, start + limits.wall_time_s - time.monotonic()))
             except subprocess.TimeoutExpired:
                 killed_for = "timeout"
-        _kill(proc, level)  # always: nothing of the program outlives the call
-        proc.wait()
-        os.close(read_fd)
-        proc.stdout.close()
-        proc.stderr.close()
+        child.kill()  # always: nothing of the program outlives the call
+        for fd in (stdout_fd, stderr_fd, result_fd):
+            os.close(fd)
     elapsed = time.monotonic() - start
-    cpu_used = _children_cpu() - cpu_before
 
     def text(name: str) -> str:
         return bytes(buffers[name][:limits.output_bytes]).decode("utf-8", "replace")
 
     result = RunResult(outcome="crash", stdout=text("stdout"), stderr=text("stderr"),
-                       returncode=proc.returncode, elapsed_s=elapsed, isolation=level)
+                       returncode=child.returncode, elapsed_s=elapsed, isolation=level)
     if killed_for == "timeout":
         result.outcome, result.message = "timeout", f"wall time {limits.wall_time_s}s exceeded"
     elif killed_for == "output_limit":
@@ -414,8 +498,10 @@ def _run_child(input_path: str, work: str, limits: Limits, level: str) -> RunRes
         result.message = f"result channel exceeded {limits.result_bytes} bytes"
     elif buffers["result"]:
         _read_record(result, bytes(buffers["result"]))
+    elif child.lost:
+        result.message = child.lost
     else:
-        _classify_death(result, proc.returncode, cpu_used, limits)
+        _classify_death(result, child.returncode, child.cpu_s(), limits)
     return result
 
 
@@ -483,3 +569,12 @@ def trace_source(code: str, entry: str, args=(), kwargs=None, *, limits: Limits 
     """
     return run_source(code, entry, args, kwargs, limits=limits,
                       trace_options=trace_options).unwrap()
+
+
+def __getattr__(name: str):
+    # SandboxPool lives in .zygote, which imports this module
+    if name == "SandboxPool":
+        from tracegym.tracers.zygote import SandboxPool
+
+        return SandboxPool
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

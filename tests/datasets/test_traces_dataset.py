@@ -170,6 +170,22 @@ def test_build__directory_sandbox_records_every_outcome(tmp_path, program_dir):
     assert summary["outcomes"] == {"exception": 1, "ok": 2, "timeout": 1, "truncated": 1}
 
 
+@pytest.mark.parametrize("source", ["generated", "directory"])
+def test_build__warm_sandbox_writes_the_bytes_of_a_process_per_call(tmp_path, program_dir,
+                                                                    source):
+    # the warm workers (tracers/zygote.py) are a speed-up only: same records, same files
+    folder, spec = program_dir
+    kwargs = ({"n": 4, "seed": 5, "inputs_per_program": 2, "sandbox": True}
+              if source == "generated" else
+              {"source": str(folder), "spec": spec, "timeout": 1.0, "max_events": 500})
+    for warm in (True, False):
+        build_trace_dataset(tmp_path / str(warm), workers=2, progress=False, warm_sandbox=warm,
+                            **kwargs)
+    for name in FILES:
+        assert (tmp_path / "True" / name).read_bytes() == (tmp_path / "False" / name).read_bytes()
+    assert len(_lines(tmp_path / "True")) == (8 if source == "generated" else 5)
+
+
 def test_build__in_process_is_bounded(tmp_path, program_dir):
     folder, spec = program_dir
     out = tmp_path / "d"

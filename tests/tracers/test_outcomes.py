@@ -1,8 +1,8 @@
 """One program per outcome label (tracers/outcomes.py): each label names what happened.
 
-Every run goes through the sandbox (``run_source``), which gives every run label; the dataset
-record's own labels come from :func:`trace_outcome` and from the errors the builder turns into
-``argument_error`` and ``format_error``.
+Every run goes through the sandbox (``run_source``, and the warm ``SandboxPool``), which gives
+every run label; the dataset record's own labels come from :func:`trace_outcome` and from the
+errors the builder turns into ``argument_error`` and ``format_error``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 from tracegym.errors import ArgumentSerialisationError, SandboxOutputLimit, TraceFormatError
 from tracegym.tracers import Limits, run_source, sandbox
 from tracegym.tracers.outcomes import RECORD_OUTCOMES, RUN_OUTCOMES, trace_outcome
+from tracegym.tracers.zygote import SandboxPool
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux")
 
@@ -53,10 +54,25 @@ def test_every_run_label_has_a_program_here():
     assert set(RUN_OUTCOMES) - {"ok"} < set(RECORD_OUTCOMES)
 
 
+@pytest.fixture(scope="module")
+def pool():
+    """A warm sandbox (tracers/zygote.py): it must give every label as run_source does."""
+    with SandboxPool(workers=1) as pool:
+        yield pool
+
+
+@pytest.fixture(params=["per-call", "warm"])
+def run(request):
+    """``run_source``, per call or in the warm sandbox."""
+    if request.param == "per-call":
+        return run_source
+    return request.getfixturevalue("pool").run_source
+
+
 @pytest.mark.parametrize("label", sorted(PROGRAMS))
-def test_run_source__one_program_per_label(label):
+def test_run_source__one_program_per_label(label, run):
     source, limits, says = PROGRAMS[label]
-    result = run_source(source, "f", limits=limits)
+    result = run(source, "f", limits=limits)
     assert result.outcome == label, result
     assert says in result.message, result.message
 
@@ -68,17 +84,17 @@ def test_run_source__result_limit_unwraps_to_an_output_limit():
     assert run_source(LOOP, "f").outcome == "ok"  # the same program under the default limits
 
 
-def test_run_source__setup_error_is_the_sandbox_failing(monkeypatch):
+def test_run_source__setup_error_is_the_sandbox_failing(monkeypatch, run):
     # options the parent's check lets through but the child's TraceOptions refuses
     monkeypatch.setattr(sandbox, "_check_trace_options", lambda options: {"max_repr": 0})
-    result = run_source(RETURNS, "f")
+    result = run(RETURNS, "f")
     assert result.outcome == "setup_error" and "cannot set up the tracer" in result.message
 
 
 @pytest.mark.parametrize("where", ["module", "call"])
 @pytest.mark.parametrize("name", ["len", "isinstance", "type", "str", "getattr", "callable",
                                   "bool", "repr"])
-def test_run_source__a_program_replacing_builtins_gets_its_own_outcome(name, where):
+def test_run_source__a_program_replacing_builtins_gets_its_own_outcome(name, where, run):
     """The program has its own copy of the builtins: replacing one breaks only the program."""
     change = f"import builtins\nbuiltins.{name} = None\n"
     if where == "module":
@@ -86,7 +102,7 @@ def test_run_source__a_program_replacing_builtins_gets_its_own_outcome(name, whe
     else:
         source = "def f():\n" + "".join(f"    {line}\n" for line in change.splitlines()) + \
             f"    return {name}(1)\n"
-    result = run_source(source, "f")
+    result = run(source, "f")
     assert result.outcome == "ok", result
     assert trace_outcome(result.trace) == "exception"
     assert result.trace.exception_repr.startswith("TypeError(")  # None(1): not callable

@@ -36,14 +36,17 @@ from tracegym.errors import (
 from tracegym.tracers.sandbox import (
     Limits,
     _package_dirs,
+    resolve_isolation,
     run_source,
     sandbox_capabilities,
     trace_source,
 )
+from tracegym.tracers.zygote import SandboxPool
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(tracegym.__file__)))
 # Small limits keep the hostile runs short; the defaults are for real use.
 FAST = Limits(wall_time_s=6, cpu_time_s=2, address_space_bytes=1 << 30, max_processes=16)
+DEFAULT = Limits()
 SANDBOX_UID_MIN = 200_000  # run_source picks uids from here up for the namespaces level
 
 LEVELS = ["auto", "rlimits"]  # "auto" is the best level here; "rlimits" is the fallback
@@ -55,6 +58,40 @@ needs_namespaces = pytest.mark.skipif(
 
 def _run(code: str, entry: str = "main", args=(), limits: Limits = FAST, **kw):
     return run_source(textwrap.dedent(code), entry, args, limits=limits, **kw)
+
+
+@pytest.fixture(scope="module")
+def warm_pools():
+    """One warm sandbox (SandboxPool, 2 workers) per isolation level, shared by the module."""
+    pools: dict = {}
+    yield pools
+    for pool in pools.values():
+        pool.close()
+
+
+@pytest.fixture(autouse=True, params=["per-call", "warm"])
+def runner(request, monkeypatch, warm_pools):
+    """Every test runs twice: with a process per call, and in warm workers (SandboxPool), which
+    must contain and report every hostile program the same way."""
+    if request.param == "per-call":
+        return request.param
+
+    def warm_run_source(code, entry, args=(), kwargs=None, *, limits=DEFAULT,
+                        trace_options=None, isolation="auto"):
+        level = resolve_isolation(isolation)
+        if level not in warm_pools:
+            warm_pools[level] = SandboxPool(workers=2, isolation=level)
+        return warm_pools[level].run_source(code, entry, args, kwargs, limits=limits,
+                                            trace_options=trace_options)
+
+    def warm_trace_source(code, entry, args=(), kwargs=None, *, limits=DEFAULT,
+                          trace_options=None):
+        return warm_run_source(code, entry, args, kwargs, limits=limits,
+                               trace_options=trace_options).unwrap()
+
+    monkeypatch.setitem(globals(), "run_source", warm_run_source)
+    monkeypatch.setitem(globals(), "trace_source", warm_trace_source)
+    return request.param
 
 
 def _host_processes(owned_by) -> list[int]:
