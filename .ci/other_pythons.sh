@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The core (tracers, envs, datasets; no torch, whose CUDA builds for these Pythons are
 # gigabytes) on the other Pythons the package claims: a fresh venv per Python with a
-# non-editable install of ".[dev]", then the tracer, env and dataset tests. A Python not found
+# non-editable install of ".[dev,peers]", then the tracer (with the conformance kit against every
+# shipped adapter), env and dataset tests. A Python not found
 # on this machine is skipped with a message. Run by .ci/run; works on its own too.
 # The versions: every one pyproject.toml claims but python3's own, which .ci/run's venv tests
 # with every test. CI_PYTHONS overrides them, e.g. CI_PYTHONS="3.12" .ci/other_pythons.sh
@@ -32,11 +33,11 @@ for version in ${CI_PYTHONS:-$claimed}; do
              "(e.g. pyenv install $version)"
         continue
     fi
-    echo "== Python $version ($python): install .[dev] without torch, run the core tests"
+    echo "== Python $version ($python): install .[dev,peers] without torch, run the core tests"
     "$python" -m venv "$work/venv$version"
     venv="$work/venv$version/bin"
     "$venv/python" -m pip install -q --upgrade pip
-    "$venv/pip" install -q "$work/src[dev]"
+    "$venv/pip" install -q "$work/src[dev,peers]"
     if "$venv/python" -c "import torch" 2>/dev/null; then
         echo "torch is installed: the core must not need it" >&2
         exit 1

@@ -424,6 +424,8 @@ typedef struct {
     PyObject *last_names; /* the names tuple of the last call/line event */
     Py_ssize_t max_depth, left, limit;
     int stopped, truncated, installed;
+    void *raised_frame;   /* the frame of the last exception event, until it runs on */
+    int raised_lasti;     /* and its f_lasti then */
     Py_tracefunc prev_func;
     PyObject *prev_obj;
     char retops[256];
@@ -606,6 +608,7 @@ static int trace_cb(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg
     if (r->stopped) return 0;
     int rc = 0;
     if (what == PyTrace_CALL) {
+        r->raised_frame = NULL;
         rc = on_call(r, frame);
     }
     else {
@@ -620,6 +623,7 @@ static int trace_cb(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg
         r->left--;
         PyObject *code = (PyObject *)PyFrame_GetCode(frame);
         if (what == PyTrace_LINE) {
+            r->raised_frame = NULL;
             rc = record_locals(r, frame, code, EV_LINE, n - 1);
         }
         else if (what == PyTrace_RETURN) {
@@ -635,12 +639,20 @@ static int trace_cb(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg
                     Py_DECREF(co);
                 }
             }
+            /* raised where the frame stands and nothing ran since: an unwind, even at a yield
+             * (a suspended generator closed), where the opcode alone would say "yield" */
+            if (real && (arg == NULL || arg == Py_None) && r->raised_frame == (void *)frame
+                && r->raised_lasti == lasti)
+                real = 0;
+            r->raised_frame = NULL;
             if (rc == 0 && real) rc = record_arg(r, frame, code, EV_RETURN, arg ? arg : Py_None, n - 1);
             if (rc == 0) rc = PyList_SetSlice(r->stack, n - 1, n, NULL);
         }
         else {
             PyObject *exc = (arg && PyTuple_Check(arg) && PyTuple_GET_SIZE(arg) >= 2)
                                 ? PyTuple_GET_ITEM(arg, 1) : Py_None;
+            r->raised_frame = (void *)frame;
+            r->raised_lasti = PyFrame_GetLasti(frame);
             rc = record_arg(r, frame, code, EV_EXCEPTION, exc, n - 1);
         }
         Py_DECREF(code);

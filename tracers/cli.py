@@ -1,4 +1,5 @@
-"""``tracegym trace FILE --entry f --args "[1, 2], k=3"``: print the trace of one call.
+"""``tracegym trace FILE --entry f --args "[1, 2], k=3"``: print the trace of one call;
+``tracegym check-tracer MODULE:ADAPTER``: property-test a tracer (:mod:`.conformance`).
 
 The file runs in the sandbox by default (:func:`~tracegym.tracers.sandbox.run_source`), since it
 may be anyone's code; ``--in-process`` traces it in this process instead
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -129,5 +131,55 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"trace": ("trace one call of a Python file and print its CWM trace", add_arguments,
-                      main)}
+# ------------------------------------------------------------------------- check-tracer
+def add_check_tracer_arguments(parser: argparse.ArgumentParser) -> None:
+    from tracegym.tracers.strategies import PROGRAM_KINDS
+
+    parser.add_argument("adapter", metavar="MODULE:ADAPTER",
+                        help="the tracer's adapter (see tracegym.tracers.conformance), e.g. "
+                             "tracegym.tracers.conformance.adapters:PySnooperAdapter")
+    parser.add_argument("--max-examples", type=int, default=100, metavar="N",
+                        help="programs tried per property (>= 1)")
+    parser.add_argument("--seed", type=int, default=0, help="the search's seed")
+    parser.add_argument("--kinds", default=",".join(PROGRAM_KINDS), metavar="KIND,...",
+                        help="program kinds to draw from, comma-separated")
+
+
+def check_tracer_main(args: argparse.Namespace) -> int:
+    """``tracegym check-tracer MODULE:ADAPTER``: the table of properties held and failed, each
+    failure with its minimal program. Exit 1 when one failed, 2 for bad input (one line on
+    stderr), including an adapter that cannot run here (a package it needs is missing)."""
+    from tracegym.checks import check_positive_int
+    from tracegym.errors import TracegymError
+    from tracegym.tracers.conformance import (
+        AdapterUnavailable,
+        check,
+        format_results,
+        load_adapter,
+    )
+    from tracegym.tracers.strategies import program_calls
+
+    check_positive_int("--max-examples", args.max_examples)
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    try:
+        program_calls(kinds)
+    except ValueError as err:
+        raise TracegymError(f"--kinds: {err}") from None
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # a module beside the user, as `python -m` finds it
+    try:
+        adapter = load_adapter(args.adapter)
+    except AdapterUnavailable as err:
+        raise TracegymError(f"adapter {args.adapter} cannot run here: {err}") from None
+    results = check(adapter, kinds=kinds, max_examples=args.max_examples, seed=args.seed)
+    title = (f"{args.adapter} on Python {sys.version.split()[0]}: {args.max_examples} programs "
+             f"per property, seed {args.seed}, kinds {','.join(kinds)}")
+    sys.stdout.write(format_results(results, title=title, records=adapter.records))
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+COMMANDS = {
+    "trace": ("trace one call of a Python file and print its CWM trace", add_arguments, main),
+    "check-tracer": ("property-test a tracer through its adapter; minimal failing programs",
+                     add_check_tracer_arguments, check_tracer_main),
+}

@@ -48,8 +48,9 @@ def _run_monitored(rec: _Recorder, fn: Any, args: tuple, kwargs: dict) -> tuple[
     - "call": PY_START, PY_RESUME, PY_THROW;
     - "line": LINE, and a backward JUMP that stays on one line (a loop, or an inlined
       comprehension, written on one line: settrace sends a line event per iteration);
-    - "return": PY_RETURN, PY_YIELD, and PY_UNWIND (an exception leaving the frame), which
-      ``_build`` tells apart from a return by the opcode at f_lasti exactly as for settrace;
+    - "return": PY_RETURN and PY_YIELD (sent as "exit": certainly a return or a yield);
+      PY_UNWIND (an exception leaving the frame) is sent as "unwind", which records nothing:
+      the frame's last frame is the exception, as settrace's unwinding "return" gives;
     - "exception": RAISE, STOP_ITERATION.
 
     PEP 669 allows only some events per code object: LINE, JUMP, PY_RETURN, PY_YIELD and
@@ -110,7 +111,7 @@ def _run_monitored(rec: _Recorder, fn: Any, args: tuple, kwargs: dict) -> tuple[
         ev.JUMP: on_jump,
         ev.PY_RETURN: lambda code, offset, value: local("exit", value),
         ev.PY_YIELD: lambda code, offset, value: local("exit", value),
-        ev.PY_UNWIND: lambda code, offset, exc: local("return", None),
+        ev.PY_UNWIND: lambda code, offset, exc: local("unwind"),
         ev.RAISE: lambda code, offset, exc: local("exception", (type(exc), exc, None)),
         ev.STOP_ITERATION: lambda code, offset, exc: local("exception", (type(exc), exc, None)),
     }

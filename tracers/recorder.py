@@ -281,7 +281,8 @@ class _Recorder:
     def _make_local(self) -> Callable[[Any, str, Any], Any]:
         """The local trace function: a closure, since reading cells is cheaper than attributes
         on the hottest path. ``left`` counts events still allowed; stopping sets it to 0."""
-        append = self.events.append
+        events = self.events
+        append = events.append
         stack = self.stack
         stack_pop = stack.pop
         dump, pop = self.dump, self.pop
@@ -331,8 +332,21 @@ class _Recorder:
                             len(stack) - 1))
                     return local
                 if event == "return":  # settrace: a return, a yield or an unwind (see _build)
-                    append((_RETURN, frame.f_code, frame.f_lineno, frame.f_lasti, safe_repr(arg),
+                    lasti = frame.f_lasti
+                    if arg is None and events and events[-1][3] == lasti and \
+                            events[-1][0] == _EXCEPTION and events[-1][1] is frame.f_code and \
+                            events[-1][5] == len(stack) - 1:
+                        # Raised where the frame stands and nothing ran since: an unwind,
+                        # even at a yield (a suspended generator closed or thrown into), where
+                        # the opcode test of _build would take it for a yield of None.
+                        # (It still counts toward max_events, as every settrace event does.)
+                        stack_pop()
+                        return local
+                    append((_RETURN, frame.f_code, frame.f_lineno, lasti, safe_repr(arg),
                             len(stack) - 1))
+                    stack_pop()
+                    return local
+                if event == "unwind":  # sys.monitoring: PY_UNWIND, an exception leaves it
                     stack_pop()
                     return local
                 if event == "exit":  # sys.monitoring: PY_RETURN or PY_YIELD, for certain
@@ -340,9 +354,9 @@ class _Recorder:
                             len(stack) - 1))
                     stack_pop()
                     return local
-                if event == "exception":
-                    append((_EXCEPTION, frame.f_code, frame.f_lineno, None, safe_repr(arg[1]),
-                            len(stack) - 1))
+                if event == "exception":  # f_lasti: where it was raised (see "return")
+                    append((_EXCEPTION, frame.f_code, frame.f_lineno, frame.f_lasti,
+                            safe_repr(arg[1]), len(stack) - 1))
                     return local
                 rec.left = left  # opcode events are not recorded
                 return local

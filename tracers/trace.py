@@ -115,7 +115,8 @@ class Tracer:
         failures: list[Exception] = []
         decide = _guarded(_scope_predicate(opts, entry_code), failures)
         use_c = _use_c(opts.backend)
-        if not _MONITORING:  # settrace holds one trace function: refuse, or set it aside
+        run = None if use_c else self._python_driver()
+        if run is not _run_monitored:  # settrace holds one trace function: refuse, or set aside
             _check_other_tracer(sys.gettrace(), opts.other_tracer,
                                 () if _ctrace is None else (_ctrace.Recorder,))
         if use_c:
@@ -124,7 +125,6 @@ class Tracer:
             result, exception = _run_c(crec, fn, args, kwargs)
         else:
             rec = _Recorder(decide, opts.max_depth, opts.max_events)
-            run = _run_monitored if _MONITORING else _run_settrace
             result, exception = run(rec, fn, args, kwargs)
             if rec.error is not None:
                 failures.append(rec.error)
@@ -141,6 +141,20 @@ class Tracer:
         finally:
             if enabled:
                 gc.enable()
+
+    @staticmethod
+    def _python_driver() -> Callable[..., tuple[Any, Any]]:
+        """What drives the Python recorder: sys.monitoring on 3.12+, else sys.settrace."""
+        return _run_monitored if _MONITORING else _run_settrace
+
+
+class _SettraceTracer(Tracer):
+    """The Python recorder driven by sys.settrace on every Python (3.12+ too), for the
+    conformance kit's ``SettraceRecorder`` and the tests comparing the two drivers."""
+
+    @staticmethod
+    def _python_driver() -> Callable[..., tuple[Any, Any]]:
+        return _run_settrace
 
 
 def _guarded(decide: Callable[[Any], bool], failures: list) -> Callable[[Any], bool]:

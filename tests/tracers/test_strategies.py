@@ -13,8 +13,10 @@ from hypothesis.errors import InvalidArgument
 from tracegym.tracers import strategies
 from tracegym.tracers.programs import KINDS, Call, Program, cruxeval_programs
 from tracegym.tracers.strategies import (
+    PROGRAM_KINDS,
     InvalidStrategyArgument,
     inputs_for,
+    program_calls,
     programs,
     traced_programs,
     values_of_type,
@@ -48,7 +50,7 @@ def test_all__lists_the_public_names():
     public = {name for name, value in vars(strategies).items()
               if not name.startswith("_") and getattr(value, "__module__", None)
               == strategies.__name__}
-    assert set(strategies.__all__) == public
+    assert set(strategies.__all__) == public | {"PROGRAM_KINDS"}  # a constant: no __module__
     assert sorted(strategies.__all__) == strategies.__all__
 
 
@@ -64,6 +66,25 @@ def test_programs__valid_and_terminating(kind, data):
     assert repr(run_guarded(program, call)) == repr(first)  # deterministic, inputs not mutated
     for stored in program.inputs:
         run_guarded(program, stored)
+
+
+@pytest.mark.parametrize("kind", [k for k in PROGRAM_KINDS if k not in KINDS])
+@FAST
+@given(data=st.data())
+def test_programs__template_kinds_are_valid_and_terminating(kind, data):
+    """The kinds beyond the builder's: each run ends, the same way twice; only the
+    exceptions and generators kinds raise out of f, and only the exceptions they mean to."""
+    program = data.draw(programs(kind=kind, max_statements=6))
+    assert program.meta["kind"] == kind and program.entry == "f"
+    call = data.draw(inputs_for(program))
+    outcomes = []
+    for _ in range(2):
+        try:
+            outcomes.append(repr(run_guarded(program, call)))
+        except (ZeroDivisionError, AssertionError, ValueError) as e:
+            assert kind in ("exceptions", "generators"), (program.source, e)
+            outcomes.append(repr(e))
+    assert outcomes[0] == outcomes[1]
 
 
 @FAST
@@ -99,8 +120,10 @@ def test_inputs_for__samples_recorded_inputs_of_other_programs():
 
 
 @pytest.mark.parametrize(("build", "message"), [
-    (lambda: programs(kind="loopy"), "kind must be one of ('straight_line', 'loops', 'mixed'), "
-                                     "got 'loopy'"),
+    (lambda: programs(kind="loopy"), "kind must be one of ('straight_line', 'loops', 'mixed', "
+                                     "'calls', "),
+    (lambda: program_calls(["loopy"]), "kinds must be among"),
+    (lambda: program_calls([]), "kinds must name at least one kind"),
     (lambda: programs(min_statements=0), "min_statements=0"),
     (lambda: programs(min_statements=4, max_statements=2), "min_statements=4, max_statements=2"),
     (lambda: programs(max_statements="8"), "max_statements must be an int, got '8'"),

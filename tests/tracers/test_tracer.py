@@ -308,57 +308,11 @@ def _is_return(code, lasti):
 
 
 def naive_trace(fn, *args, max_repr=200):
-    """Eager reference: repr every local at every event, same scope (this file) and conventions."""
-    frames = []
-    stack = []
-    filename = fn.__code__.co_filename
+    """Eager reference: the conformance kit's reference recorder (every local repr'd at every
+    event, same scope: this file, and conventions)."""
+    from tracegym.tracers.conformance import Records, cut_repr, reference_frames
 
-    def cut(r):
-        return r if len(r) <= max_repr else r[:max_repr] + TRUNCATED
-
-    def _qualname(code):  # 3.10 has no co_qualname; the tracer then records co_name
-        return getattr(code, "co_qualname", code.co_name)
-
-    def src(frame):
-        return linecache.getline(frame.f_code.co_filename, frame.f_lineno).rstrip("\r\n")
-
-    def local(frame, event, arg):
-        if not stack or stack[-1] is not frame:
-            return local  # events only between a frame's call and its return
-        code = frame.f_code
-        depth = len(stack) - 1
-        if event == "line":
-            loc = {k: cut(safe_repr(v)) for k, v in frame.f_locals.items() if k[:1] != "."}
-            frames.append(Frame("line", frame.f_lineno, src(frame), loc, None, _qualname(code),
-                                depth))
-        elif event == "return":
-            stack.pop()
-            if _is_return(code, frame.f_lasti):
-                frames.append(Frame("return", frame.f_lineno, src(frame), {}, cut(safe_repr(arg)),
-                                    _qualname(code), depth))
-        elif event == "exception":
-            frames.append(Frame("exception", frame.f_lineno, src(frame), {},
-                                cut(safe_repr(arg[1])), _qualname(code), depth))
-        return local
-
-    def glob(frame, event, arg):
-        if frame.f_code.co_filename != filename:
-            return None
-        stack.append(frame)
-        loc = {k: cut(safe_repr(v)) for k, v in frame.f_locals.items() if k[:1] != "."}
-        frames.append(Frame("call", frame.f_lineno, src(frame), loc, None,
-                            _qualname(frame.f_code), len(stack) - 1))
-        return local
-
-    prior = sys.gettrace()
-    sys.settrace(glob)
-    try:
-        fn(*args)
-    except Exception:
-        pass
-    finally:
-        sys.settrace(prior)
-    return frames
+    return reference_frames(fn, args, {}, Records(repr_of=cut_repr(max_repr)))[0]
 
 
 def _no_addresses(frames):

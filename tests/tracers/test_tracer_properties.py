@@ -1,6 +1,11 @@
-"""Properties of the tracer over generated programs, drawn with tracegym's own strategies."""
+"""Properties of the tracer over generated programs, drawn with tracegym's own strategies.
 
-import ast
+The properties any tracer should have (returns and raises as untraced, leaves global state as
+found, well nested, lines in their function, straight-line replay, equal to the reference,
+deterministic) are the conformance kit's (tracegym.tracers.conformance), run against every
+recorder in tests/tracers/test_conformance.py; here are those about tracegym's own formats
+(CWM, JSON), its sandbox and its recorders compared with each other."""
+
 import copy
 import dataclasses
 import importlib
@@ -45,42 +50,6 @@ def program_calls(draw, kind="mixed"):
     return program, draw(inputs_for(program))
 
 
-@SETTINGS
-@given(program_calls())
-def test_trace__returns_and_raises_as_the_untraced_call(item):
-    program, call = item
-    fn = program.load()
-    untraced = _outcome(fn, call)
-    args = call.copy()
-    result = trace(fn, *args.args, **args.kwargs)
-    if untraced[0] == "return":
-        assert result.exception is None and repr(result.result) == untraced[1]
-        assert result.return_repr == untraced[1][:len(result.return_repr)] or \
-            result.return_repr.endswith("<truncated>")
-    else:
-        err = result.exception
-        assert ("raise", type(err).__name__, repr(err.args)) == untraced
-    assert _outcome(fn, call) == untraced  # and the function still behaves the same afterwards
-
-
-@SETTINGS
-@given(program_calls())
-def test_trace__leaves_global_state_as_it_was(item):
-    program, call = item
-    namespace = program.namespace()
-    before = (sys.gettrace(), sys.getprofile(), sorted(namespace), sys.getrecursionlimit())
-    args = call.copy()
-    trace(namespace[program.entry], *args.args, **args.kwargs)
-    after = (sys.gettrace(), sys.getprofile(), sorted(namespace), sys.getrecursionlimit())
-    assert after == before
-    # the program's globals hold what an untraced run leaves there
-    plain = program.namespace()
-    _outcome(plain[program.entry], call)
-    assert {k: repr(v) for k, v in namespace.items() if k != "__builtins__"
-            and not callable(v)} == {k: repr(v) for k, v in plain.items()
-                                     if k != "__builtins__" and not callable(v)}
-
-
 def _cwm_view(t: Trace) -> Trace:
     """``t`` as its CWM text holds it (see tracers/cwm.py): no function names, file name, entry
     name or truncation flag; lines counted from the context's first. A source line written more
@@ -123,47 +92,6 @@ def test_generators__cwm_and_json_round_trips(program):
     assert back.to_cwm() == text and Trace.from_json(t.to_json()) == t
     assert (back.return_repr, back.exception_repr) == (t.return_repr, t.exception_repr)
     assert [f[:1] + f[2:5] for f in back.frames] == [f[:1] + f[2:5] for f in t.frames]
-
-
-@SETTINGS
-@given(traced_programs())
-def test_trace__line_numbers_lie_inside_their_function(item):
-    tree = ast.parse(item.program.source)
-    spans = {node.name: (node.lineno, node.end_lineno) for node in ast.walk(tree)
-             if isinstance(node, ast.FunctionDef)}
-    lines = item.program.source.splitlines()
-    for frame in item.trace.frames:
-        if frame.function in spans:  # comprehension frames are named <listcomp> etc.
-            first, last = spans[frame.function]
-            assert first <= frame.lineno <= last, (frame, first, last)
-            assert lines[frame.lineno - 1].strip() == frame.source.strip()
-
-
-def _values(reprs: dict) -> dict | None:
-    """The locals back from their reprs, or None when one is not a Python literal."""
-    try:
-        return {name: ast.literal_eval(text) for name, text in reprs.items()}
-    except (ValueError, SyntaxError):
-        return None
-
-
-@SETTINGS
-@given(traced_programs(kind="straight_line"))
-def test_trace__replaying_straight_line_frames_gives_the_next_locals(item):
-    frames = item.trace.frames
-    replayed = 0
-    for now, nxt in zip(frames, frames[1:]):
-        if now.event not in ("call", "line") or nxt.event != "line" or now.depth or nxt.depth:
-            continue
-        if now.event == "call":
-            continue
-        state = _values(now.locals)
-        if state is None:
-            continue
-        exec(compile(now.source.strip(), "<replay>", "exec"), {}, state)  # noqa: S102
-        assert {k: repr(v) for k, v in state.items()} == nxt.locals, now.source
-        replayed += 1
-    assert replayed or sum(f.event == "line" for f in frames) <= 2
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux")
@@ -221,11 +149,9 @@ def test_generators__c_and_python_recorders_give_the_same_trace(program):
 def test_generators__monitoring_and_settrace_give_the_same_trace(program):
     call = program.inputs[0]
     monitored = _with("python", program, call)
-    trace_module._MONITORING = False
-    try:
-        settraced = _with("python", program, call)
-    finally:
-        trace_module._MONITORING = True
+    args = call.copy()
+    settraced = trace_module._SettraceTracer(TraceOptions(backend="python")).trace(
+        program.load(), *args.args, **args.kwargs)
     assert _scrubbed(monitored) == _scrubbed(settraced), program.source
 
 
