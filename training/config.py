@@ -33,6 +33,7 @@ ACT_FLOWS = ("carry", "batch")
 RESUMABLE_FIELDS = frozenset({
     "data", "epochs", "max_steps", "time_budget_s", "eval_every", "eval_examples",
     "checkpoint_every", "checkpoint_minutes", "log_every", "out", "device", "compile", "progress",
+    "threads",
 })
 
 
@@ -100,7 +101,11 @@ class TrainConfig:
     device: str = "auto"
     """"auto" (cuda when present), "cpu", "cuda", "cuda:1", ..."""
     compile: bool = False
-    """torch.compile the policy's modules (CUDA only; ignored on CPU)"""
+    """torch.compile the policy's modules (on CPU too: +40% steps/s for TRM on gated_deltanet,
+    none on mlp_mixer, slower on attention, after a minute of compiling)"""
+    threads: int | None = None
+    """torch intra-op threads on CPU; None: torch's default (every core). On a shared machine 1
+    is often fastest (benchmarks/train_speed.py)"""
     amp: str = "auto"
     """"auto" (bf16 autocast on CUDA, off on CPU), "bf16", or "off\""""
     eval_every: int = 0
@@ -136,6 +141,8 @@ class TrainConfig:
             positive.append("max_steps")
         for name in positive:
             check_positive_int(name, getattr(self, name), error=ConfigError)
+        if self.threads is not None:
+            check_positive_int("threads", self.threads, error=ConfigError)
         for name in ("warmup_steps", "eval_every", "checkpoint_every", "seed"):
             check_int(name, getattr(self, name), 0, error=ConfigError)
         for name in ("lr", "puzzle_emb_lr"):

@@ -131,6 +131,8 @@ class Trainer:
             # this one's pid
             lock_run_dir(self.out, owner=self)
         self.device = pick_device(cfg.device, self.dist.local_rank)
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
         self.amp = cfg.amp == "bf16" or (cfg.amp == "auto" and is_accelerator(self.device))
 
         self.train_data = load_split_checked(cfg.data, "train")
@@ -192,7 +194,7 @@ class Trainer:
             self.total_steps = self.order.batches_for(cfg.epochs) * per_batch
         if resume is not None:
             self._resume(resume)
-        if cfg.compile and is_accelerator(self.device):
+        if cfg.compile:
             for module in self.policy.children():
                 module.compile()  # in place: state_dict keys keep their names
 

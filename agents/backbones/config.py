@@ -121,7 +121,8 @@ class BackboneConfig:
     conv_size: int = 4
     """Gated DeltaNet / KDA short convolution kernel"""
     chunk_size: int = 64
-    """Gated DeltaNet / KDA chunk length"""
+    """Gated DeltaNet / KDA longest chunk of the chunked op (fitted to the sequence: a 16-token
+    grid runs one 16-token chunk, see ``delta_rule.fit_chunk``)"""
     impl: str = "auto"
     """gated delta rule / KDA implementation, one of ``delta_rule.IMPLS``"""
     latent_dim: int | None = None

@@ -36,6 +36,7 @@ except Exception:  # ImportError, or Triton failing to initialise on a machine w
 
 IMPLS = ("auto", "recurrent", "chunk", "fla")
 SUB_CHUNK = 32  # sub-chunk length of the per-channel Gram matrices (see _channel_grams)
+CHUNK_GRAIN = 16  # a fitted chunk length is a multiple of this (see fit_chunk)
 _warned: set[str] = set()  # ops already warned about running without their kernel
 
 
@@ -97,6 +98,20 @@ def _recurrent(
         outs.append(torch.einsum("bhk,bhkv->bhv", q[:, t], S))
     o = torch.stack(outs, dim=1) if outs else v.new_zeros(B, 0, H, V)
     return o.to(v.dtype), S
+
+
+def fit_chunk(T: int, chunk_size: int) -> int:
+    """The chunk length the chunked form runs a length-``T`` sequence with: the fewest chunks of
+    at most ``chunk_size`` (``ceil(T / chunk_size)``), each as short as they allow, rounded up
+    to a multiple of ``CHUNK_GRAIN`` (16), never above ``chunk_size``.
+
+    The result is the same for any chunk length (up to rounding); the cost is not: a chunk's Gram
+    matrices and triangular solve grow as its length squared and cubed, so a 16-token grid padded
+    to one 64-token chunk does 16x the Gram work of one 16-token chunk (81 tokens: two chunks of
+    48 instead of 64)."""
+    chunks = -(-T // chunk_size)
+    per_chunk = -(-T // max(chunks, 1))
+    return max(1, min(chunk_size, -(-per_chunk // CHUNK_GRAIN) * CHUNK_GRAIN))
 
 
 def _head_grams(q: torch.Tensor, k: torch.Tensor, b: torch.Tensor, beta: torch.Tensor):
@@ -175,12 +190,13 @@ def _chunk(
         O   = (e^b * q) S_0 + M U,   M_ij = sum_d q_id k_jd e^{b_id - b_jd} [j <= i]
         S_C = e^{b_C} * S_0 + (e^{b_C - b} * k)^T U.
     Only the Gram matrices A and M depend on the decay shape: ``grams`` is ``_head_grams`` or
-    ``_channel_grams``; every exponent used is <= 0. T not a multiple of ``chunk_size`` is padded
-    with beta = 0, g = 0 (no write, no decay), so the final state is exact.
+    ``_channel_grams``; every exponent used is <= 0. The chunk length is ``chunk_size`` fitted to
+    T (:func:`fit_chunk`); T not a multiple of it is padded with beta = 0, g = 0 (no write, no
+    decay), so the final state is exact.
     """
     B, T, H, K = q.shape
     V = v.shape[-1]
-    C = chunk_size
+    C = fit_chunk(T, chunk_size)
     dt = _compute_dtype(q)
     scale = K**-0.5 if scale is None else scale
     q, k, v, g, beta = (t.to(dt) for t in (q, k, v, g, beta))
@@ -199,12 +215,19 @@ def _chunk(
     b = g.cumsum(-2)  # cumulative log decay inside each chunk
     A, attn = grams(q, k, b, beta)  # (BH, N, C, C): strictly lower, lower triangular
     eye = torch.eye(C, dtype=dt, device=q.device)
+    b_last = b[..., -1:, :]  # (BH, N, 1, 1 | K)
+    k_dec_t = (k * (b_last - b).exp()).transpose(-1, -2).contiguous()  # (BH, N, K, C)
+    if N == 1 and initial_state is None:
+        # One chunk from an empty state (a whole grid, no cache): U = U0, so neither W nor the
+        # loop is needed; the solve has half the right-hand side.
+        U = torch.linalg.solve_triangular(A + eye, beta[..., None] * v, upper=False,
+                                          unitriangular=True)  # (BH, 1, C, V)
+        o = (attn @ U).reshape(B, H, C, V).transpose(1, 2)[:, :T]  # (B, T, H, V)
+        return o.to(v.dtype), (k_dec_t @ U).reshape(B, H, K, V)
     rhs = torch.cat((beta[..., None] * v, beta[..., None] * b.exp() * k), dim=-1)
     sol = torch.linalg.solve_triangular(A + eye, rhs, upper=False, unitriangular=True)
     # contiguous once here, not as a hidden copy inside every baddbmm of the loop
     U0, W = sol[..., :V].contiguous(), sol[..., V:].contiguous()  # (BH, N, C, V), (BH, N, C, K)
-    b_last = b[..., -1:, :]  # (BH, N, 1, 1 | K)
-    k_dec_t = (k * (b_last - b).exp()).transpose(-1, -2).contiguous()  # (BH, N, K, C)
 
     S = q.new_zeros(B, H, K, V) if initial_state is None else initial_state.to(dt)
     S = S.reshape(B * H, K, V)

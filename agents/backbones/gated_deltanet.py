@@ -24,7 +24,7 @@ class GatedDeltaNet(DeltaMixer):
         causal (bool): one forward scan (True) or forward + reversed scans averaged (False).
         expand_v (float, default 1.0): value width ``dv = int(dk * expand_v)`` (fla uses 2).
         conv_size (int, default 4): short depthwise convolution kernel on q, k, v.
-        chunk_size (int, default 64): chunk length of the chunked op.
+        chunk_size (int, default 64): longest chunk of the chunked op (fitted to T).
         impl (str, default "auto"): one of ``IMPLS``; see ``delta_rule.gated_delta_rule``.
     The options after ``causal`` are keyword-only.
     Parameters: ``D (2 H dk + 2 H dv) + 2 D H`` (projections: q, k, v, output gate; a, b)

@@ -28,7 +28,7 @@ class KimiDeltaAttention(DeltaMixer):
         causal (bool): one forward scan (True) or forward + reversed scans averaged (False).
         expand_v (float, default 1.0): value width ``dv = int(dk * expand_v)``.
         conv_size (int, default 4): short depthwise convolution kernel on q, k, v.
-        chunk_size (int, default 64): chunk length of the chunked op.
+        chunk_size (int, default 64): longest chunk of the chunked op (fitted to T).
         impl (str, default "auto"): one of ``delta_rule.IMPLS``; see ``kda_rule.kda``.
     The options after ``causal`` are keyword-only.
     Parameters: ``D (2 H dk + H dv)`` (q, k, v) ``+ D H`` (beta) ``+ dv (D + H dk)`` (decay,

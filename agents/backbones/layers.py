@@ -116,7 +116,11 @@ class SwiGLU(nn.Module):
         self.down = nn.Linear(self.hidden, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        # Two products with the halves of the fused weight rather than one product cut in two:
+        # gate and up come out contiguous, and the backward sums two input gradients instead of
+        # concatenating the (..., 2 * hidden) gradient, the largest copy of a small CPU step.
+        w = self.gate_up.weight  # (2 * hidden, dim): gate rows, then up rows
+        gate, up = F.linear(x, w[:self.hidden]), F.linear(x, w[self.hidden:])
         return self.down(F.silu(gate) * up)
 
 
@@ -139,10 +143,12 @@ class Rotary(nn.Module):
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        """Rotate ``x`` of shape (B, T, H, hd) as positions ``offset .. offset + T - 1``."""
+        """Rotate ``x`` of shape (B, T, ..., hd) (e.g. (B, T, H, hd), or (B, T, 2, H, hd) for q
+        and k at once) as positions ``offset .. offset + T - 1``."""
         t = torch.arange(offset, offset + x.shape[1], device=x.device, dtype=torch.float32)
         freqs = torch.outer(t, self.inv_freq)  # (T, hd/2)
-        emb = torch.cat((freqs, freqs), dim=-1)[:, None, :]  # (T, 1, hd)
+        emb = torch.cat((freqs, freqs), dim=-1)  # (T, hd)
+        emb = emb.view(emb.shape[0], *([1] * (x.dim() - 3)), emb.shape[1])  # (T, 1.., hd)
         cos, sin = emb.cos(), emb.sin()
         xf = x.float()
         x1, x2 = xf.chunk(2, dim=-1)

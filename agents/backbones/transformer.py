@@ -53,12 +53,15 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         B, T, D = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.heads, self.head_dim).unbind(2)  # (B, T, H, hd)
+        qkv = self.qkv(x).view(B, T, 3, self.heads, self.head_dim)
+        q, k, v = qkv.unbind(2)  # (B, T, H, hd)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         past = 0 if cache is None else cache.length
         if self.rotary is not None:
-            q, k = self.rotary(q, past), self.rotary(k, past)
+            # q and k rotated in one call (half the ops; the angles are computed once)
+            qk = qkv[:, :, :2] if self.q_norm is None else torch.stack((q, k), dim=2)
+            q, k = self.rotary(qk, past).unbind(2)  # (B, T, 2, H, hd) -> 2 x (B, T, H, hd)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
         if cache is not None:
             if past:

@@ -45,9 +45,10 @@ from tracegym.agents.backbones import (
     recurrent_kda,
 )
 from tracegym.agents.backbones.cache import DeltaCache, LatentCache, WindowCache
+from tracegym.agents.backbones.delta_rule import fit_chunk
 from tracegym.agents.backbones.gated_deltanet import GatedDeltaNet
 from tracegym.agents.backbones.kda import KimiDeltaAttention
-from tracegym.agents.backbones.layers import TRUNC_STD_FACTOR, swiglu_hidden
+from tracegym.agents.backbones.layers import TRUNC_STD_FACTOR, Rotary, SwiGLU, swiglu_hidden
 from tracegym.agents.backbones.mla import MultiHeadLatentAttention
 from tracegym.agents.backbones.sliding_window import SlidingWindowAttention, window_mask
 from tracegym.errors import TracegymError
@@ -545,6 +546,137 @@ def test_delta_layers__cache_keeps_a_compact_conv_tail_copied_once(layer):
     assert cache.conv.untyped_storage().nbytes() == cache.conv.numel() * cache.conv.element_size()
     assert cache.state.shape == (2, 2, 8, 8) and cache.state.dtype == torch.float32
     assert cache.length == 30
+
+
+def reference_delta_mixer(layer, x: torch.Tensor) -> torch.Tensor:
+    """The delta-rule layer as first written, kept as the reference of its faster forward:
+    ``F.conv1d`` short convolutions, ``F.normalize`` per head, and the reversed sequence as a
+    second scan of its own (the fast path stacks both into one), every scan the loop over time."""
+    B, T, _ = x.shape
+    K = layer.conv_size
+    u = layer.in_proj(x)
+    gate_dtype = torch.promote_types(x.dtype, torch.float32)
+    g = layer._log_decay(x, gate_dtype)
+    beta = torch.sigmoid(layer.b_proj(x).to(gate_dtype))
+    recurrent = recurrent_kda if layer.per_channel else recurrent_gated_delta_rule
+
+    def conv(u, weight):  # (B, T, C)
+        full = F.pad(u.transpose(1, 2), (K - 1, 0))
+        return F.silu(F.conv1d(full, weight, groups=u.shape[-1])).transpose(1, 2)
+
+    def heads(u):
+        hk = layer.heads * layer.dk
+        q, k, v = u.split((hk, hk, layer.heads * layer.dv), dim=-1)
+        q = F.normalize(q.view(B, T, layer.heads, layer.dk), dim=-1, eps=1e-6)
+        k = F.normalize(k.view(B, T, layer.heads, layer.dk), dim=-1, eps=1e-6)
+        return q, k, v.view(B, T, layer.heads, layer.dv)
+
+    o, _ = recurrent(*heads(conv(u, layer.conv)), g, beta, scale=layer.dk**-0.5)
+    if not layer.causal:
+        o_rev, _ = recurrent(*heads(conv(u.flip(1), layer.conv_rev)), g.flip(1), beta.flip(1),
+                             scale=layer.dk**-0.5)
+        o = 0.5 * (o + o_rev.flip(1))
+    o = layer.o_norm(o) * layer._output_gate(x)
+    return layer.out(o.reshape(B, T, layer.heads * layer.dv))
+
+
+@pytest.mark.parametrize("layer", [GatedDeltaNet, KimiDeltaAttention])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("T,chunk", [(16, 64), (37, 16)])
+def test_delta_layers__equal_the_reference_forward_and_gradients(layer, causal, T, chunk):
+    # float64: the fast forward (shifted multiply-adds, one stacked scan in chunks) and the
+    # reference (conv1d, two loop-over-time scans) differ only by rounding.
+    torch.manual_seed(0)
+    mixer = layer(16, 2, causal, conv_size=4, chunk_size=chunk, impl="chunk").double()
+    x = torch.randn(3, T, 16, dtype=torch.float64, requires_grad=True)
+    out = mixer(x)
+    grads = torch.autograd.grad(out.square().sum(), [x, *mixer.parameters()])
+    ref = reference_delta_mixer(mixer, x)
+    ref_grads = torch.autograd.grad(ref.square().sum(), [x, *mixer.parameters()])
+    torch.testing.assert_close(out, ref, atol=1e-10, rtol=1e-10)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)
+
+
+@pytest.mark.parametrize("layer", [GatedDeltaNet, KimiDeltaAttention])
+def test_delta_layers__bidirectional_runs_one_scan_over_both_directions(layer):
+    mixer = layer(16, 2, causal=False, chunk_size=16, impl="chunk")
+    calls = []
+    rule = mixer.rule
+
+    def counting(q, *args, **kwargs):
+        calls.append(q.shape[0])
+        return rule(q, *args, **kwargs)
+
+    mixer.rule = counting
+    mixer(torch.randn(3, 20, 16))
+    assert calls == [6]  # one call on 2B sequences, not two on B
+
+
+@pytest.mark.parametrize("T,chunk_size,fitted", [
+    (16, 64, 16), (36, 64, 48), (81, 64, 48), (130, 64, 48), (64, 64, 64), (65, 64, 48),
+    (16, 4, 4), (20, 8, 8), (5, 64, 16), (1, 64, 16), (200, 100, 100),
+])
+def test_fit_chunk__fewest_chunks_each_as_short_as_they_allow(T, chunk_size, fitted):
+    assert fit_chunk(T, chunk_size) == fitted
+    chunks = -(-T // fitted)
+    assert chunks == -(-T // chunk_size) and fitted <= chunk_size
+
+
+class _SolveShapes(TorchFunctionMode):
+    def __init__(self):
+        super().__init__()
+        self.shapes = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is torch.linalg.solve_triangular:
+            self.shapes.append(tuple(args[0].shape))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("decay", DECAYS)
+def test_delta_rule__a_short_sequence_runs_one_short_chunk(decay):
+    # A 16-token grid (4x4 Sudoku) with the default chunk_size 64 solves 16x16 systems, not
+    # 64x64 ones padded with 48 empty steps (16x the Gram work, 64x the solve).
+    _, chunked, _ = OPS[decay]
+    q, k, v, g, beta, _ = delta_inputs(2, 16, 3, 8, 6, torch.float64, decay)
+    with _SolveShapes() as seen:
+        chunked(q, k, v, g, beta, chunk_size=64)
+    assert seen.shapes == [(6, 1, 16, 16)]
+
+
+@pytest.mark.parametrize("decay", DECAYS)
+def test_delta_rule__one_chunk_from_no_state_equals_the_general_path(decay):
+    # One chunk with no initial state skips W and the loop over chunks; a zero initial state
+    # takes the general path with the same result.
+    _, chunked, _ = OPS[decay]
+    q, k, v, g, beta, _ = delta_inputs(2, 16, 3, 8, 6, torch.float64, decay)
+    o, s = chunked(q, k, v, g, beta, chunk_size=64)
+    o_ref, s_ref = chunked(q, k, v, g, beta, initial_state=torch.zeros(2, 3, 8, 6,
+                                                                        dtype=torch.float64),
+                           chunk_size=64)
+    torch.testing.assert_close(o, o_ref, atol=1e-12, rtol=0)
+    torch.testing.assert_close(s, s_ref, atol=1e-12, rtol=0)
+
+
+def test_swiglu__equals_the_fused_product_cut_in_two():
+    torch.manual_seed(0)
+    mlp = SwiGLU(16, 4.0, 8).double()
+    x = torch.randn(3, 5, 16, dtype=torch.float64, requires_grad=True)
+    gate, up = mlp.gate_up(x).chunk(2, dim=-1)
+    ref = mlp.down(F.silu(gate) * up)
+    out = mlp(x)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
+    for got, want in zip(torch.autograd.grad(out.sum(), [x, *mlp.parameters()]),
+                         torch.autograd.grad(ref.sum(), [x, *mlp.parameters()])):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+
+
+def test_rotary__q_and_k_stacked_equal_each_alone():
+    rotary = Rotary(8)
+    q, k = torch.randn(2, 7, 3, 8), torch.randn(2, 7, 3, 8)
+    both = rotary(torch.stack((q, k), dim=2), 5)
+    assert torch.equal(both[:, :, 0], rotary(q, 5)) and torch.equal(both[:, :, 1], rotary(k, 5))
 
 
 # ----------------------------------------------------------------------------- sliding window

@@ -575,3 +575,14 @@ def test_trainer__grad_clip_zero_turns_clipping_off(sudoku4, tmp_path):
     off, huge, tiny = run("off", 0.0), run("huge", 1e30), run("tiny", 1e-12)
     assert all(torch.equal(off[k], huge[k]) for k in off)
     assert not all(torch.equal(off[k], tiny[k]) for k in off)
+
+
+def test_trainer__threads_sets_torch_threads_and_is_checked(sudoku4, tmp_path):
+    before = torch.get_num_threads()
+    try:
+        Trainer(tiny_config(sudoku4, tmp_path, threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        tiny_config(sudoku4, tmp_path, threads=0)
