@@ -125,20 +125,27 @@ def trace_path(dist, goal, out):
 
 
 @numba.njit(cache=True)
+def _start_and_goal(grid):
+    """The flat cells of S and G (-1 when absent)."""
+    h, w = grid.shape
+    start = goal = -1
+    for cell in range(h * w):
+        v = grid[cell // w, cell % w]
+        if v == START:
+            start = cell
+        elif v == GOAL:
+            goal = cell
+    return start, goal
+
+
+@numba.njit(cache=True)
 def _solve_batch(grids, labels, lengths):
     b, h, w = grids.shape
     dist = np.empty((h, w), np.int32)
     queue = np.empty(h * w, np.int64)
     for i in range(b):
         grid = grids[i]
-        start = -1
-        goal = -1
-        for cell in range(h * w):
-            v = grid[cell // w, cell % w]
-            if v == START:
-                start = cell
-            elif v == GOAL:
-                goal = cell
+        start, goal = _start_and_goal(grid)
         bfs(grid != WALL, start, dist, queue)
         lengths[i] = dist[goal // w, goal % w]
         labels[i] = grid
@@ -154,14 +161,7 @@ def _count_batch(grids, limit, counts):
     queue = np.empty(h * w, np.int64)
     for i in range(b):
         grid = grids[i]
-        start = -1
-        goal = -1
-        for cell in range(h * w):
-            v = grid[cell // w, cell % w]
-            if v == START:
-                start = cell
-            elif v == GOAL:
-                goal = cell
+        start, goal = _start_and_goal(grid)
         bfs_count(grid != WALL, start, dist, count, queue, limit)
         counts[i] = count[goal // w, goal % w]
 
