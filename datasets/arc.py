@@ -47,14 +47,16 @@ input and label alike; the test split stays at ``(0, 0)``. The Parquet file reco
 example's offset; :func:`~tracegym.envs.arc.tokens.decode` finds a grid wherever it sits.
 
 Large builds (``--augment 1000``: about 3.5 million examples, 6 GB of tokens) stream: arrays past
-256 MB spill to files in a hidden directory beside OUT (``.OUT.spill-<pid>``) and are
-memory-mapped when written.
+16 MB spill to files in a hidden directory beside OUT (``.OUT.spill-<pid>``), read back by blocks
+when written; the test pairs' keys are 16-byte digests.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +87,7 @@ from .common import (
     translate_rng,
     user_options,
 )
+from .engines import Chunk, Engine, check_engine, chunk_size, chunks, open_engine
 from .writer import BLANK_IDENTIFIER, RowSpill, SplitData, locked_output, write_dataset
 
 SETS = ("arc-agi-1", "arc-agi-2")
@@ -93,7 +96,7 @@ DEFAULT_PROCEDURAL_TASKS = (400, 400)  # train, test: the sizes of ARC-AGI-1's s
 # subsets whose test pairs go to the test split; every other subset's go to train (as in TRM)
 TEST_SUBSET = "evaluation"
 TEST_PUZZLES = "test_puzzles.json"  # the file TRM's ARC evaluator opens
-SPILL_MEMORY = 256 << 20  # bytes of tokens per array kept in memory before spilling to disk
+SPILL_MEMORY = 16 << 20  # bytes of tokens per array (4 of them) kept in memory before spilling
 
 
 class _Split:
@@ -135,7 +138,10 @@ class _Split:
             group_indices=np.array(self.groups, np.int32),
             columns={"task_id": self.task_ids, "augmentation": self.names,
                      "pair": columns["pair"].astype(np.int32),
-                     "kind": np.where(columns["demo"].astype(bool), "demo", "test").tolist(),
+                     # bytes, written as str: 3.5M str objects would take 200 MB (an empty
+                     # split keeps the list, whose Parquet type is null, as before)
+                     "kind": np.where(columns["demo"].astype(bool), b"demo", b"test")
+                     if len(self.task_ids) else [],
                      "row_offset": columns["row_offset"].astype(np.int8),
                      "col_offset": columns["col_offset"].astype(np.int8)})
 
@@ -178,6 +184,74 @@ def _random_offsets(rng: np.random.Generator, spans: np.ndarray,
     return offsets
 
 
+def _tasks_per_chunk(count: int, engine: Engine, augment: int) -> int:
+    # about 256 examples' worth of copies at least (a worker's start pays off), 4096 at most
+    step = max(1, 256 // (1 + augment))
+    return chunk_size(count, engine.workers, step=step, most=16 * step)
+
+
+@dataclass(frozen=True)
+class _Copies:
+    """An engine task: each task's copies ``[None, *augmentations]`` (stream ``(seed, g)``) and,
+    for an evaluation task, the keys of every copy of its test pairs."""
+
+    tasks: list  # (ArcTask, subset) of the whole build
+    seed: int
+    augment: int
+
+    def __call__(self, chunk: Chunk) -> list[tuple[list, list]]:
+        out = []
+        for g in range(chunk.lo, chunk.hi):
+            task, subset = self.tasks[g]
+            augs = [None, *distinct_copies(task, self.augment, augment_rng(self.seed, g))]
+            keys = []
+            if subset == TEST_SUBSET:  # every copy of every test pair: train may hold none
+                tokens, _ = _TaskTokens(ArcTask(task.task_id, (), task.test)).copies(augs)
+                keys = [_pair_key(pair) for pair in tokens.reshape(-1, 2, SEQ_LEN)]
+            out.append((augs, keys))
+        return out
+
+
+@dataclass(frozen=True)
+class _Examples:
+    """An engine task: each task's train examples (copies of its pairs that are no test pair,
+    translated) and, for an evaluation task, its test examples.
+
+    Per task: ``((tokens (n, 2, 900), copy_of, pair, offsets, dropped), test)``, ``test`` being
+    ``(tokens, copy_of, pair)`` or None; ``copy_of`` is sorted (see ``_Split.add_task``)."""
+
+    tasks: list
+    copies: list  # per task: [None, *augmentations]
+    forbidden: frozenset  # _pair_key of every copy of every test pair
+    seed: int
+    translate: bool
+
+    def __call__(self, chunk: Chunk) -> list[tuple]:
+        out = []
+        for g in range(chunk.lo, chunk.hi):
+            task, subset = self.tasks[g]
+            tokens, spans = _TaskTokens(task).copies(self.copies[g])  # (C, P, 2, 900), (C, P, 2)
+            demos = len(task.train)
+            to_train = demos + (len(task.test) if subset != TEST_SUBSET else 0)
+            keep = np.array([[_pair_key(pair) not in self.forbidden for pair in copy[:to_train]]
+                             for copy in tokens], dtype=bool).reshape(len(tokens), to_train)
+            copy_of, pair = np.nonzero(keep)  # row-major: sorted by copy
+            offsets = np.zeros((len(copy_of), 2), np.int8)
+            if self.translate and len(copy_of):
+                offsets = _random_offsets(translate_rng(self.seed, g), spans[copy_of, pair],
+                                          copy_of)
+            moved = translate_tokens(tokens[copy_of, pair], offsets[:, None, 0],
+                                     offsets[:, None, 1])
+            train = (moved, copy_of, pair, offsets, int((~keep).sum()))
+            test = None
+            if subset == TEST_SUBSET:
+                copy_of, pair = np.nonzero(np.ones((len(tokens), len(task.test)), bool))
+                pair += demos
+                test = (tokens[copy_of, pair], copy_of, pair)
+            out.append((train, test))
+        return out
+
+
 def procedural_tasks(arc_set: str, seed: int, train: int, test: int) -> list[tuple[ArcTask, str]]:
     """The tasks of a procedural set: ``train`` then ``test`` generated tasks, each subset from
     its own seed stream; ``procedural`` cycles through the families in name order."""
@@ -195,8 +269,10 @@ def procedural_tasks(arc_set: str, seed: int, train: int, test: int) -> list[tup
 
 
 def _pair_key(tokens: np.ndarray) -> bytes:
-    """An (input, label) example, ``(2, 900)`` tokens at the canvas origin, as a set key."""
-    return tokens.tobytes()
+    """An (input, label) example, ``(2, 900)`` tokens at the canvas origin, as a set key: a
+    128-bit digest, so that the half million keys of ``--augment 1000`` take 8 MB, not 1 GB (a
+    collision, which would drop one train example, has odds below 2**-80)."""
+    return hashlib.blake2b(np.ascontiguousarray(tokens).data, digest_size=16).digest()
 
 
 def test_puzzles_json(tasks: list[ArcTask]) -> str:
@@ -215,13 +291,17 @@ def test_puzzles_json(tasks: list[ArcTask]) -> str:
 def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed: int = 0,
                       shard: tuple[int, int] = (0, 1), translate: bool = True,
                       tasks: tuple[int, int] | None = None, concept: bool | None = None,
-                      overwrite: bool = False, progress: bool = True) -> dict:
+                      overwrite: bool = False, progress: bool = True,
+                      engine: str | Engine = "local", workers: int | None = None,
+                      ray_address: str | None = None) -> dict:
     """Build the ARC dataset of ``arc_set`` into ``out`` (see the module docstring).
 
     ``arc_set`` is ``"arc-agi-1"``, ``"arc-agi-2"``, ``"procedural"`` or
     ``"procedural/<family>"``; ``tasks`` = (train, test) counts, for procedural sets only
     (default 400, 400); ``concept``: add ConceptARC to train, for ARC-AGI sets only (default
-    True, as TRM and HRM train).
+    True, as TRM and HRM train). ``engine``, ``workers``, ``ray_address``: where the tasks'
+    copies and examples are made (:mod:`.engines`: ``"local"`` with ``workers`` processes,
+    default 1, or ``"ray"``); the files are the same on every engine.
     """
     procedural = arc_set == PROCEDURAL or arc_set.startswith(PROCEDURAL + "/")
     if not procedural and arc_set not in SETS:
@@ -230,6 +310,7 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
     augment = check_int("augment", augment, 0)
     seed = check_int("seed", seed, 0)
     shard = check_shard(shard)
+    engine = check_engine(engine, workers, ray_address)
     if procedural:
         train_tasks, test_tasks = DEFAULT_PROCEDURAL_TASKS if tasks is None else tasks
         train_tasks = check_int("train", train_tasks, 1)
@@ -251,7 +332,7 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
     elif not isinstance(concept, bool):
         raise TracegymError(f"concept: expected True or False, got {concept!r}")
     # fail before the slow part; one writer of OUT from here to the end
-    with locked_output(out, overwrite=overwrite) as out:
+    with locked_output(out, overwrite=overwrite) as out, open_engine(*engine) as engine:
         if procedural:
             tasks = procedural_tasks(arc_set, seed, train_tasks, test_tasks)
             subsets = ["training", TEST_SUBSET]
@@ -264,15 +345,17 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
 
         # every shard draws every task's copies: identifiers and the forbidden pairs depend on them
         names, first_id, copies, forbidden = [BLANK_IDENTIFIER], [], [], set()
-        for g, (task, subset) in enumerate(tqdm(tasks, desc="arc augmentations", unit="task",
-                                                disable=not progress, delay=1.0, leave=False)):
-            augs = [None, *distinct_copies(task, augment, augment_rng(seed, g))]
-            copies.append(augs)
-            first_id.append(len(names))
-            names.extend(augmentation_name(task.task_id, a) for a in augs)
-            if subset == TEST_SUBSET:  # every copy of every test pair: train may hold none
-                tokens, _ = _TaskTokens(ArcTask(task.task_id, (), task.test)).copies(augs)
-                forbidden.update(_pair_key(pair) for pair in tokens.reshape(-1, 2, SEQ_LEN))
+        with tqdm(total=len(tasks), desc="arc augmentations", unit="task", disable=not progress,
+                  delay=1.0, leave=False) as bar:
+            per = _tasks_per_chunk(len(tasks), engine, augment)
+            drawn = engine.map(_Copies(tasks, seed, augment), chunks(0, len(tasks), per),
+                               bar=bar)
+            for augs, keys in (task for part in drawn for task in part):
+                copies.append(augs)
+                first_id.append(len(names))
+                names.extend(augmentation_name(tasks[len(copies) - 1][0].task_id, a)
+                             for a in augs)
+                forbidden.update(keys)
 
         # named by our pid, as the staging directory: what a killed build leaves, the next removes
         spill_dir = temporary_sibling(out, "spill")
@@ -282,31 +365,28 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
             train = _Split(spill_dir, "train", SPILL_MEMORY)
             test = _Split(spill_dir, "test", SPILL_MEMORY)
             dropped, test_tasks = 0, []
-            for g in tqdm(range(lo, hi), desc="arc tasks", unit="task", disable=not progress,
-                          delay=1.0, leave=False):
-                task, subset = tasks[g]
-                tokens, spans = _TaskTokens(task).copies(copies[g])  # (C, P, 2, 900), (C, P, 2)
-                demos = len(task.train)
-                task_names = names[first_id[g]:first_id[g] + len(copies[g])]
-                to_train = demos + (len(task.test) if subset != TEST_SUBSET else 0)
-                keep = np.array([[_pair_key(pair) not in forbidden for pair in copy[:to_train]]
-                                 for copy in tokens], dtype=bool).reshape(len(tokens), to_train)
-                dropped += int((~keep).sum())
-                copy_of, pair = np.nonzero(keep)  # row-major: sorted by copy
-                offsets = np.zeros((len(copy_of), 2), np.int8)
-                if translate and len(copy_of):
-                    offsets = _random_offsets(translate_rng(seed, g), spans[copy_of, pair], copy_of)
-                moved = translate_tokens(tokens[copy_of, pair], offsets[:, None, 0],
-                                         offsets[:, None, 1])
-                train.add_task(task.task_id, task_names, first_id[g], moved, copy_of, pair, demos,
-                               offsets)
-                if subset == TEST_SUBSET:
-                    test_tasks.append(task)
-                    copy_of, pair = np.nonzero(np.ones((len(tokens), len(task.test)), bool))
-                    pair += demos
-                    test.add_task(task.task_id, task_names, first_id[g], tokens[copy_of, pair],
-                                  copy_of, pair, demos, np.zeros((len(copy_of), 2), np.int8))
-                pause_point("generate")
+            task = _Examples(tasks, copies, frozenset(forbidden), seed, translate)
+            del forbidden  # the task holds it (a local engine) or the workers do (ray)
+            with tqdm(total=hi - lo, desc="arc tasks", unit="task", disable=not progress,
+                      delay=1.0, leave=False) as bar:
+                per = _tasks_per_chunk(hi - lo, engine, augment)
+                parts = engine.map(task, chunks(lo, hi, per), bar=bar)
+                for g, (to_train, to_test) in enumerate((r for part in parts for r in part),
+                                                        lo):
+                    arc_task = tasks[g][0]
+                    task_names = names[first_id[g]:first_id[g] + len(copies[g])]
+                    demos = len(arc_task.train)
+                    moved, copy_of, pair, offsets, lost = to_train
+                    dropped += lost
+                    train.add_task(arc_task.task_id, task_names, first_id[g], moved, copy_of,
+                                   pair, demos, offsets)
+                    if to_test is not None:
+                        test_tasks.append(arc_task)
+                        tokens, copy_of, pair = to_test
+                        test.add_task(arc_task.task_id, task_names, first_id[g], tokens,
+                                      copy_of, pair, demos,
+                                      np.zeros((len(copy_of), 2), np.int8))
+                    pause_point("generate")
 
             splits = {"train": train.data(), "test": test.data()}
             metadata = {name: split.metadata(vocab_size=VOCAB_SIZE,

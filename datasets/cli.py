@@ -30,6 +30,27 @@ def add_shard_argument(parser: argparse.ArgumentParser, what: str) -> None:
                         help=f"build only slice I of N of {what}")
 
 
+def add_engine_arguments(parser: argparse.ArgumentParser, *, workers: bool = True) -> None:
+    """``--engine``, ``--ray-address`` and (unless the builder has its own) ``--workers``: where
+    the items are made; the files are the same on every engine (:mod:`.engines`)."""
+    from .engines import ENGINES, default_workers
+
+    parser.add_argument("--engine", default="local", choices=ENGINES,
+                        help="local: this machine's processes; ray: tasks on a Ray cluster "
+                             "(pip install 'tracegym[ray]')")
+    parser.add_argument("--ray-address", default=None, metavar="ADDR",
+                        help="ray: the cluster (unset: RAY_ADDRESS, else a local Ray of --workers "
+                             "CPUs)")
+    if workers:
+        parser.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+                            help="local: worker processes (>= 1; 1: this process)")
+
+
+def _engine(args: argparse.Namespace) -> dict:
+    """The builder's engine arguments from the flags of :func:`add_engine_arguments`."""
+    return {"engine": args.engine, "workers": args.workers, "ray_address": args.ray_address}
+
+
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -46,6 +67,7 @@ def add_split_arguments(parser: argparse.ArgumentParser, *, unit: str, test: int
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="base seed of every random stream")
     add_shard_argument(parser, "both splits")
+    add_engine_arguments(parser)
     add_progress_argument(parser)
 
 
@@ -75,7 +97,7 @@ def sudoku_main(args: argparse.Namespace) -> int:
     summary = build_sudoku_dataset(
         args.out, size=args.size, difficulty=args.difficulty, train=args.train, test=args.test,
         augment=args.augment, seed=args.seed, shard=args.shard, overwrite=args.overwrite,
-        progress=not args.no_progress)
+        progress=not args.no_progress, **_engine(args))
     i, n = summary["shard"]
     print(f"wrote {summary['out']}: train {summary['train_puzzles']} puzzles x "
           f"{1 + summary['augment']} = {summary['train_examples']} examples, test "
@@ -115,7 +137,7 @@ def maze_main(args: argparse.Namespace) -> int:
         args.out, kind=args.kind, size=args.size, train=args.train, test=args.test,
         augment=args.augment, seed=args.seed, min_path=args.min_path,
         wall_density=args.wall_density, allow_ties=args.allow_ties, shard=args.shard,
-        overwrite=args.overwrite, progress=not args.no_progress)
+        overwrite=args.overwrite, progress=not args.no_progress, **_engine(args))
     i, n = summary["shard"]
     print(f"wrote {summary['out']}: train {summary['train_puzzles']} mazes x "
           f"{1 + summary['augment']} = {summary['train_examples']} examples, test "
@@ -161,6 +183,7 @@ def add_arc_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-concept", action="store_true",
                         help="ARC-AGI sets: leave ConceptARC (160 tasks, added to train as TRM "
                              "and HRM train) out")
+    add_engine_arguments(parser)
     add_progress_argument(parser)
     _full_description(parser, "arc")
 
@@ -174,7 +197,8 @@ def arc_main(args: argparse.Namespace) -> int:
     s = build_arc_dataset(args.out, arc_set=args.arc_set, augment=args.augment, seed=args.seed,
                           tasks=tasks, shard=args.shard, translate=not args.no_translate,
                           concept=False if args.no_concept else None,
-                          overwrite=args.overwrite, progress=not args.no_progress)
+                          overwrite=args.overwrite, progress=not args.no_progress,
+                          **_engine(args))
     i, n = s["shard"]
     print(f"wrote {s['out']}: {s['tasks']} {s['set']} tasks ({s['puzzles']} puzzles with the "
           f"copies of all shards), train {s['train_examples']} examples, test "
@@ -222,8 +246,16 @@ def add_traces_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wall time per call (> 0)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="sandboxed calls run at once (>= 1; in-process runs use one)")
+    add_engine_arguments(parser, workers=False)
     add_progress_argument(parser)
     _full_description(parser, "traces")
+
+
+def _traces_engine(args: argparse.Namespace) -> dict:
+    # the local engine is the builder's default: its --workers are threads of sandboxed calls
+    if args.engine == "local" and args.ray_address is None:
+        return {}
+    return {"engine": args.engine, "ray_address": args.ray_address}
 
 
 def traces_main(args: argparse.Namespace) -> int:
@@ -235,7 +267,7 @@ def traces_main(args: argparse.Namespace) -> int:
         inputs_per_program=args.inputs_per_program, test_fraction=args.test_fraction,
         timeout=args.timeout, workers=args.workers, overwrite=args.overwrite,
         progress=not args.no_progress, max_statements=args.max_statements,
-        max_params=args.max_params)
+        max_params=args.max_params, **_traces_engine(args))
     i, n = summary["arguments"]["shard"]
     counts = ", ".join(f"{k} {v}" for k, v in summary["outcomes"].items()) or "none"
     print(f"wrote {summary['out']}: {summary['records']} traces of {summary['programs']} "
@@ -257,6 +289,7 @@ def add_trace_lm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seq-len", type=int, default=512, metavar="N",
                         help="tokens per example (longer next_frame prompts drop old frames; "
                              "what still does not fit is rejected)")
+    add_engine_arguments(parser)
     _full_description(parser, "trace_lm")
 
 
@@ -264,7 +297,8 @@ def trace_lm_main(args: argparse.Namespace) -> int:
     from .trace_lm import build_trace_lm_dataset
 
     summary = build_trace_lm_dataset(args.traces, args.out, task=args.task,
-                                     seq_len=args.seq_len, overwrite=args.overwrite)
+                                     seq_len=args.seq_len, overwrite=args.overwrite,
+                                     **_engine(args))
     parts = "; ".join(f"{s}: {c['examples']} examples, {c['programs']} programs, "
                       f"{c.get('truncated', 0)} truncated, {c.get('rejected_too_long', 0)} "
                       f"rejected" for s, c in summary["splits"].items())

@@ -57,6 +57,7 @@ generates the whole test split, to filter them against all test mazes.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -73,13 +74,17 @@ from tracegym.envs.maze.generator import (
 from tracegym.errors import TracegymError
 from tracegym.grid import char_texts
 
-from .common import check_shard, draw_splits, user_options
+from .common import check_shard, draw_splits, texts_by_block, user_options
+from .engines import Engine, check_engine, open_engine
 from .writer import (
     BLANK_IDENTIFIER,
     DatasetMetadata,
     SplitData,
+    SplitWriter,
     locked_output,
-    write_dataset,
+    staged_directory,
+    write_dataset_split,
+    write_identifiers,
 )
 
 _LENGTH, _PATHS = STATS_COLUMNS.index("length"), STATS_COLUMNS.index("paths")
@@ -97,8 +102,9 @@ def _text(grids: np.ndarray) -> np.ndarray:
     return char_texts(grids, CHARS, row_sep="\n")
 
 
-def _augment_item(augment: int):
-    return lambda rng, maze, label: augment_pair(rng, maze, label, augment)
+def _augment_item(augment: int, rng, maze, label):
+    """``draw_splits``' ``augment_item``, bound to ``augment`` by a partial (workers pickle it)."""
+    return augment_pair(rng, maze, label, augment)
 
 
 def _split(mazes, labels, stats, sources, items, symmetries) -> SplitData:
@@ -117,8 +123,8 @@ def _split(mazes, labels, stats, sources, items, symmetries) -> SplitData:
         columns={
             "item": np.repeat(items.astype(np.int64), per),
             "augmentation": symmetries.reshape(examples).astype(np.int32),
-            "maze": _text(mazes),
-            "label": _text(labels),
+            "maze": texts_by_block(_text, mazes),
+            "label": texts_by_block(_text, labels),
             "length": np.repeat(stats[:, _LENGTH].astype(np.int32), per),
             # a symmetry maps shortest paths to shortest paths: copies have as many
             "shortest_paths": np.repeat(stats[:, _PATHS].astype(np.int64), per),
@@ -131,7 +137,9 @@ def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, tra
                        test: int = 1000, augment: int = 0, seed: int = 0,
                        min_path: int | None = None, wall_density: float = HARD_WALL_DENSITY,
                        allow_ties: bool = False, shard: tuple[int, int] = (0, 1),
-                       overwrite: bool = False, progress: bool = True) -> dict:
+                       overwrite: bool = False, progress: bool = True,
+                       engine: str | Engine = "local", workers: int | None = None,
+                       ray_address: str | None = None) -> dict:
     """Generate a maze dataset into ``out`` (see the module docstring); return a summary.
 
     Args:
@@ -150,6 +158,10 @@ def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, tra
         shard: ``(i, n)``: build only the i-th of n contiguous slices of both splits.
         overwrite: replace a non-empty ``out``.
         progress: show tqdm progress bars on stderr.
+        engine, workers, ray_address: where the mazes are generated (:mod:`.engines`):
+            ``"local"`` with ``workers`` processes (default 1), or ``"ray"`` on the cluster at
+            ``ray_address`` (default ``RAY_ADDRESS``, else a local Ray of ``workers`` CPUs).
+            The files are the same on every engine.
 
     Returns a dict with the path, the settings (``min_path`` as used), ``unique_shortest_path``
     (whether every example of this shard has one shortest path) and, for this shard,
@@ -167,32 +179,36 @@ def build_maze_dataset(out, *, kind: str = "hard", size: int = DEFAULT_SIZE, tra
                             f"symmetries besides the identity), got {augment}")
     seed = check_int("seed", seed, 0)
     shard = check_shard(shard)
+    engine = check_engine(engine, workers, ray_address)
     # fail before the slow part; one writer of OUT from here to the end
-    with locked_output(out, overwrite=overwrite) as out:
+    with locked_output(out, overwrite=overwrite) as out, open_engine(*engine) as engine:
         drawn = draw_splits(gen, seed=seed, train=train, test=test, shard=shard, augment=augment,
-                            leak_keys=canonical_forms, augment_item=_augment_item(augment),
-                            unit="maze", progress=progress)
+                            leak_keys=canonical_forms, augment_item=partial(_augment_item, augment),
+                            unit="maze", progress=progress, engine=engine)
         n = gen.size
-        splits = {
-            "train": _split(drawn.train_inputs.reshape(-1, n, n),
-                            drawn.train_labels.reshape(-1, n, n),
-                            drawn.train_stats, drawn.train_sources, drawn.train_items,
-                            drawn.augmentation),
-            "test": _split(drawn.test_inputs, drawn.test_labels, drawn.test_stats,
-                           drawn.test_sources, drawn.test_items,
-                           np.zeros((len(drawn.test_items), 1), dtype=np.int32)),
-        }
         options = {"kind": gen.kind, "size": n, "min_path": gen.min_path,
                    "wall_density": gen.wall_density, "allow_ties": gen.allow_ties, "seed": seed}
-        unique = {"train": bool((drawn.train_stats[:, _PATHS] == 1).all()),
+        unique = {"train": True,
                   "test": bool((drawn.test_stats[:, _PATHS] == 1).all())}
-        # TRM's maze metadata: one identifier (the blank), every puzzle has one example
-        metadata = {name: _MazeMetadata(
-            **asdict(split.metadata(vocab_size=tokens.VOCAB_SIZE, mean_puzzle_examples=1.0)),
-            tracegym={**options, "unique_shortest_path": unique[name]})
-            for name, split in splits.items()}
-        write_dataset(out, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite,
-                      progress=progress)
+
+        def metadata(split, name: str) -> _MazeMetadata:
+            # TRM's maze metadata: one identifier (the blank), every puzzle has one example
+            return _MazeMetadata(
+                **asdict(split.metadata(vocab_size=tokens.VOCAB_SIZE, mean_puzzle_examples=1.0)),
+                tracegym={**options, "unique_shortest_path": unique[name]})
+
+        with staged_directory(out, overwrite=overwrite) as tmp:
+            train = SplitWriter(tmp / "train", seq_len=n * n, vocab_size=tokens.VOCAB_SIZE)
+            for c in drawn.train:  # a chunk at a time: memory stays flat as the count grows
+                train.add(_split(c.inputs.reshape(-1, n, n), c.labels.reshape(-1, n, n),
+                                 c.stats, c.sources, c.items, c.augmentation))
+                unique["train"] &= bool((c.stats[:, _PATHS] == 1).all())
+            train.close(metadata(train, "train"))
+            test = _split(drawn.test_inputs, drawn.test_labels, drawn.test_stats,
+                          drawn.test_sources, drawn.test_items,
+                          np.zeros((len(drawn.test_items), 1), dtype=np.int32))
+            write_dataset_split(tmp / "test", test, metadata(test, "test"))
+            write_identifiers(tmp, [BLANK_IDENTIFIER])
     return {
         "out": str(out), "kind": gen.kind, "size": n, "min_path": gen.min_path,
         "wall_density": gen.wall_density, "allow_ties": gen.allow_ties,

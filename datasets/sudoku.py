@@ -40,6 +40,8 @@ split, to filter its train items against all test puzzles.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from tracegym.checks import check_int
@@ -53,8 +55,17 @@ from tracegym.envs.sudoku.generator import (
 )
 from tracegym.grid import DIGIT_CHARS, char_texts
 
-from .common import check_shard, draw_splits, user_options
-from .writer import BLANK_IDENTIFIER, SplitData, locked_output, write_dataset
+from .common import check_shard, draw_splits, texts_by_block, user_options
+from .engines import Engine, check_engine, open_engine
+from .writer import (
+    BLANK_IDENTIFIER,
+    SplitData,
+    SplitWriter,
+    locked_output,
+    staged_directory,
+    write_dataset_split,
+    write_identifiers,
+)
 
 
 def _text(grids: np.ndarray) -> np.ndarray:
@@ -62,11 +73,10 @@ def _text(grids: np.ndarray) -> np.ndarray:
     return char_texts(grids, "." + DIGIT_CHARS[:grids.shape[-1]])
 
 
-def _augment_item(augment: int):
-    def make(rng, puzzle, solution):
-        puzzles, solutions = augment_batch(puzzle[None], solution[None], augment, rng)
-        return puzzles[0], solutions[0], np.arange(1, augment + 1)
-    return make
+def _augment_item(augment: int, rng, puzzle, solution):
+    """``draw_splits``' ``augment_item``, bound to ``augment`` by a partial (workers pickle it)."""
+    puzzles, solutions = augment_batch(puzzle[None], solution[None], augment, rng)
+    return puzzles[0], solutions[0], np.arange(1, augment + 1)
 
 
 def _split(puzzles, solutions, stats, sources, items, augmentation) -> SplitData:
@@ -86,8 +96,8 @@ def _split(puzzles, solutions, stats, sources, items, augmentation) -> SplitData
         columns={
             "item": np.repeat(items.astype(np.int64), per),
             "augmentation": aug,
-            "puzzle": _text(puzzles),
-            "solution": _text(solutions),
+            "puzzle": texts_by_block(_text, puzzles),
+            "solution": texts_by_block(_text, solutions),
             "clues": np.repeat(stats[:, STATS_COLUMNS.index("clues")].astype(np.int32), per),
             "guesses": np.repeat(stats[:, STATS_COLUMNS.index("guesses")].astype(np.int32), per),
             "generator_seed": np.repeat(sources.astype(np.int64), per),
@@ -98,7 +108,8 @@ def _split(puzzles, solutions, stats, sources, items, augmentation) -> SplitData
 def build_sudoku_dataset(out, *, size: int = 9, difficulty: str = DEFAULT_DIFFICULTY,
                          train: int = 1000, test: int = 200, augment: int = 0, seed: int = 0,
                          shard: tuple[int, int] = (0, 1), overwrite: bool = False,
-                         progress: bool = True) -> dict:
+                         progress: bool = True, engine: str | Engine = "local",
+                         workers: int | None = None, ray_address: str | None = None) -> dict:
     """Generate a Sudoku dataset into ``out`` (see the module docstring); return a summary.
 
     Args:
@@ -112,6 +123,10 @@ def build_sudoku_dataset(out, *, size: int = 9, difficulty: str = DEFAULT_DIFFIC
         shard: ``(i, n)``: build only the i-th of n contiguous slices of both splits.
         overwrite: replace a non-empty ``out``.
         progress: show tqdm progress bars on stderr.
+        engine, workers, ray_address: where the puzzles are generated (:mod:`.engines`):
+            ``"local"`` with ``workers`` processes (default 1), or ``"ray"`` on the cluster at
+            ``ray_address`` (default ``RAY_ADDRESS``, else a local Ray of ``workers`` CPUs).
+            The files are the same on every engine.
 
     Returns a dict with the path, the settings and, for this shard, ``train_puzzles``,
     ``train_examples``, ``test_puzzles`` and ``rejected`` (train draws rejected as test
@@ -124,28 +139,29 @@ def build_sudoku_dataset(out, *, size: int = 9, difficulty: str = DEFAULT_DIFFIC
     augment = check_int("augment", augment, 0)
     seed = check_int("seed", seed, 0)
     shard = check_shard(shard)
+    engine = check_engine(engine, workers, ray_address)
     # fail before the slow part; one writer of OUT from here to the end
-    with locked_output(out, overwrite=overwrite) as out:
+    with locked_output(out, overwrite=overwrite) as out, open_engine(*engine) as engine:
         gen = SudokuGenerator(config.size, config.difficulty)
         drawn = draw_splits(gen, seed=seed, train=train, test=test, shard=shard,
                             augment=augment, leak_keys=equivalence_fingerprints,
-                            augment_item=_augment_item(augment), unit="puzzle",
-                            progress=progress)
+                            augment_item=partial(_augment_item, augment), unit="puzzle",
+                            progress=progress, engine=engine)
         n = config.size
-        splits = {
-            "train": _split(drawn.train_inputs.reshape(-1, n, n),
-                            drawn.train_labels.reshape(-1, n, n), drawn.train_stats,
-                            drawn.train_sources, drawn.train_items, drawn.augmentation),
-            "test": _split(drawn.test_inputs, drawn.test_labels, drawn.test_stats,
-                           drawn.test_sources, drawn.test_items,
-                           np.zeros((len(drawn.test_items), 1), dtype=np.int32)),
-        }
+        vocab = tokens.vocab_size(n)
         # TRM's Sudoku metadata: one identifier (the blank), every puzzle has one example
-        metadata = {name: split.metadata(vocab_size=tokens.vocab_size(n),
-                                         mean_puzzle_examples=1.0)
-                    for name, split in splits.items()}
-        write_dataset(out, splits, metadata, [BLANK_IDENTIFIER], overwrite=overwrite,
-                      progress=progress)
+        with staged_directory(out, overwrite=overwrite) as tmp:
+            train = SplitWriter(tmp / "train", seq_len=n * n, vocab_size=vocab)
+            for c in drawn.train:  # a chunk at a time: memory stays flat as the count grows
+                train.add(_split(c.inputs.reshape(-1, n, n), c.labels.reshape(-1, n, n),
+                                 c.stats, c.sources, c.items, c.augmentation))
+            train.close(train.metadata(vocab_size=vocab, mean_puzzle_examples=1.0))
+            test = _split(drawn.test_inputs, drawn.test_labels, drawn.test_stats,
+                          drawn.test_sources, drawn.test_items,
+                          np.zeros((len(drawn.test_items), 1), dtype=np.int32))
+            write_dataset_split(tmp / "test", test,
+                                test.metadata(vocab_size=vocab, mean_puzzle_examples=1.0))
+            write_identifiers(tmp, [BLANK_IDENTIFIER])
     return {
         "out": str(out), "size": n, "difficulty": config.difficulty, "seed": seed,
         "shard": list(shard), "augment": augment,

@@ -56,6 +56,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,8 @@ from tracegym.tracers.prompt import (
     prompt_ids,
 )
 
-from .writer import BLANK_IDENTIFIER, locked_output, staged_directory
+from .engines import Chunk, Engine, batched, check_engine, open_engine
+from .writer import BLANK_IDENTIFIER, NpyRows, locked_output, staged_directory
 
 TASKS = ("next_frame", "output", "trace")
 ALIASES = {"both": ("next_frame", "output")}
@@ -175,18 +177,57 @@ def _output(record, seq_len, tok, eos, counts) -> list:
 
 
 # ---------------------------------------------------------------------------------------------
+# the examples of a chunk of records (an engine task)
+
+RECORDS_PER_CHUNK = 64  # records sent to a worker at a time (a record may hold a long trace)
+_KEPT = ("split", "program", "source")  # what the builder reads of a record itself
+
+
+@dataclass(frozen=True)
+class _Examples:
+    """Per record of a chunk: ``(the record's split, program and source, examples or None,
+    Counter of counts)``; None for a record skipped or without examples."""
+
+    task: str
+    seq_len: int
+    tok: object
+
+    def __call__(self, chunk: Chunk) -> list[tuple]:
+        out = []
+        for record in chunk.data:
+            counts: Counter = Counter()
+            kept = {key: record[key] for key in _KEPT}
+            if record["outcome"] not in USABLE_OUTCOMES or record["trace_json"] is None:
+                counts["skipped"] += 1
+                out.append((kept, None, counts))
+                continue
+            examples = record_examples(record, self.task, self.seq_len, self.tok, counts)
+            if not examples:
+                counts["calls_without_examples"] += 1
+            out.append((kept, examples or None, counts))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
 # the builder
 
 
 def build_trace_lm_dataset(traces_dir, out, *, task: str = "next_frame", seq_len: int = 512,
-                           overwrite: bool = False) -> dict:
+                           overwrite: bool = False, engine: str | Engine = "local",
+                           workers: int | None = None, ray_address: str | None = None) -> dict:
     """Build the TRM-layout token dataset of ``task`` from a traces directory (or a list of
     them, read in order); returns the summary written to ``OUT/meta.json`` (plus ``out``).
-    TracegymError for bad arguments, and when a program source is in both splits."""
+    TracegymError for bad arguments, and when a program source is in both splits.
+
+    ``engine``, ``workers``, ``ray_address``: where records become examples (:mod:`.engines`:
+    ``"local"`` with ``workers`` processes, default 1, or ``"ray"``); the driver reads the
+    records and sends them, so workers need no access to the traces directory. The files are
+    the same on every engine."""
     from tracegym.datasets.traces import read_traces
 
     parse_tasks(task)
     seq_len = check_int("seq_len", seq_len, 8)
+    engine = check_engine(engine, workers, ray_address)
     if seq_len > np.iinfo(np.int32).max:
         raise TracegymError(f"seq_len is too large: {seq_len}")
     dirs = [Path(d) for d in ([traces_dir] if isinstance(traces_dir, (str, os.PathLike))
@@ -196,52 +237,54 @@ def build_trace_lm_dataset(traces_dir, out, *, task: str = "next_frame", seq_len
             raise TracegymError(f"traces_dir: no traces.jsonl in {str(d)!r} (build it with "
                                 "`tracegym data traces`)")
     # fail before the slow part; one writer of OUT from here to the end
-    with locked_output(out, overwrite=overwrite) as out:
+    with locked_output(out, overwrite=overwrite) as out, open_engine(*engine) as engine:
         tok = _tokenizer()
-
-        splits: dict[str, dict] = {s: {"rows": [], "labels": [], "puzzles": [0], "groups": [],
-                                       "group_of": {}, "kinds": Counter(), "counts": Counter(),
-                                       "sources": set()} for s in ("train", "test")}
-        records = (r for d in dirs for r in read_traces(d))
-        for record in records:
-            split = splits[record["split"]]
-            counts = split["counts"]
-            if record["outcome"] not in USABLE_OUTCOMES or record["trace_json"] is None:
-                counts["skipped"] += 1
-                continue
-            examples = record_examples(record, task, seq_len, tok, counts)
-            if not examples:
-                counts["calls_without_examples"] += 1
-                continue
-            split["sources"].add(record["source"])
-            # a new group when the program changes (records of one program are contiguous)
-            key = (record["program"], record["source"])
-            if key not in split["group_of"]:
-                split["group_of"][key] = len(split["group_of"])
-                split["groups"].append(len(split["puzzles"]) - 1)  # first puzzle of the group
-            for inputs, labels, kind in examples:
-                split["rows"].append(inputs)
-                split["labels"].append(labels)
-                split["kinds"][kind] += 1
-            split["puzzles"].append(len(split["rows"]))
-            counts["calls"] += 1
-            pause_point("generate")
-        shared = splits["train"]["sources"] & splits["test"]["sources"]
-        if shared:  # the traces builder splits by source; a mixed-up input directory would not
-            raise TracegymError(f"traces_dir: {len(shared)} program source(s) are in both "
-                                "train and test; the split must be by program")
 
         summary = {"arguments": {"traces_dir": [str(d) for d in dirs], "task": task,
                                  "seq_len": seq_len},
                    "tokenizer": tok.to_dict(), "splits": {}}
         with staged_directory(out, overwrite=overwrite) as tmp:
+            # the token rows go to their files as they come: memory stays flat as records grow
+            splits: dict[str, dict] = {}
+            for s in ("train", "test"):
+                (tmp / s).mkdir()
+                splits[s] = {"rows": NpyRows(tmp / s / "all__inputs.npy", DTYPE, (seq_len,)),
+                             "labels": NpyRows(tmp / s / "all__labels.npy", DTYPE, (seq_len,)),
+                             "examples": 0, "puzzles": [0], "groups": [], "group_of": {},
+                             "kinds": Counter(), "counts": Counter(), "sources": set()}
+            records = (r for d in dirs for r in read_traces(d))
+            batches = (Chunk(lo, lo + len(batch), batch) for lo, batch in
+                       batched(records, RECORDS_PER_CHUNK))
+            results = engine.map(_Examples(task, seq_len, tok), batches)
+            for record, examples, record_counts in (r for part in results for r in part):
+                split = splits[record["split"]]
+                counts = split["counts"]
+                counts.update(record_counts)  # update keeps zero counts, as += on each key did
+                if examples is None:
+                    continue
+                split["sources"].add(record["source"])
+                # a new group when the program changes (records of one program are contiguous)
+                key = (record["program"], record["source"])
+                if key not in split["group_of"]:
+                    split["group_of"][key] = len(split["group_of"])
+                    split["groups"].append(len(split["puzzles"]) - 1)  # its first puzzle
+                split["rows"].append(np.stack([inputs for inputs, _, _ in examples]))
+                split["labels"].append(np.stack([labels for _, labels, _ in examples]))
+                split["kinds"].update(kind for _, _, kind in examples)
+                split["examples"] += len(examples)
+                split["puzzles"].append(split["examples"])
+                counts["calls"] += 1
+                pause_point("generate")
+            shared = splits["train"]["sources"] & splits["test"]["sources"]
+            if shared:  # the traces builder splits by source; a mixed-up input would not
+                raise TracegymError(f"traces_dir: {len(shared)} program source(s) are in both "
+                                    "train and test; the split must be by program")
+
             for name, split in splits.items():
-                n = len(split["rows"])
+                n = split["examples"]
                 puzzles = np.asarray(split["puzzles"], np.int32)
                 groups = np.asarray(split["groups"] + [len(puzzles) - 1], np.int32)
                 arrays = {
-                    "inputs": np.stack(split["rows"]) if n else np.zeros((0, seq_len), DTYPE),
-                    "labels": np.stack(split["labels"]) if n else np.zeros((0, seq_len), DTYPE),
                     "puzzle_identifiers": np.zeros(len(puzzles) - 1, np.int32),
                     "puzzle_indices": puzzles,
                     "group_indices": groups,
@@ -258,9 +301,10 @@ def build_trace_lm_dataset(traces_dir, out, *, task: str = "next_frame", seq_len
                         "label_convention": "shifted: labels[i] = token i+1 of prompt+target; "
                                             "inputs hold the prompt only"}
                 folder = tmp / name
-                folder.mkdir()
                 (folder / "dataset.json").write_text(json.dumps(meta, sort_keys=True, indent=2)
                                                      + "\n", encoding="utf-8")
+                split["rows"].close()
+                split["labels"].close()
                 for key, arr in arrays.items():
                     np.save(folder / f"all__{key}.npy", arr, allow_pickle=False)
                 summary["splits"][name] = counts

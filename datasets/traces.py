@@ -63,6 +63,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
@@ -73,6 +74,7 @@ from tracegym.tracers.in_process import KILL_GRACE_S, CallTimeout  # noqa: F401 
 from .common import (
     shard_slice,
 )
+from .engines import Engine, check_engine, map_items, open_engine
 from .traces_calls import CallSettings as _Settings
 from .traces_calls import args_json as _args_json  # noqa: F401 - tests read it here
 from .traces_calls import map_ordered as _map_ordered
@@ -93,7 +95,8 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
                         inputs_per_program: int | None = None, test_fraction: float = 0.1,
                         timeout: float = 10.0, workers: int = 1, overwrite: bool = False,
                         progress: bool = True, max_statements: int = 8,
-                        max_params: int = 3, warm_sandbox: bool = True) -> dict:
+                        max_params: int = 3, warm_sandbox: bool = True,
+                        engine: str | Engine = "local", ray_address: str | None = None) -> dict:
     """Trace programs and write ``OUT/traces.parquet``, ``traces.jsonl`` and ``meta.json``.
 
     Args:
@@ -121,6 +124,9 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
         warm_sandbox: sandboxed calls run in ``workers`` warm sandbox workers
             (:class:`~tracegym.tracers.zygote.SandboxPool`, tens of times faster); False: a new
             process per call (``run_source``). Both give the same bytes.
+        engine, ray_address: ``"ray"`` runs the calls as Ray tasks (:mod:`.engines`), in chunks
+            of ``CALLS_PER_CHUNK``, each run there as here (``workers`` threads for sandboxed
+            calls, a process per call); the files are the same.
 
     Returns the summary written to ``meta.json`` plus ``out``. Raises TracegymError naming the
     argument for bad input, before anything runs.
@@ -129,13 +135,14 @@ def build_trace_dataset(out, *, source: str = "generated", spec=None, n: int | N
         source=source, spec=spec, n=n, seed=seed, kind=kind, shard=shard, max_events=max_events,
         sandbox=sandbox, inputs_per_program=inputs_per_program, test_fraction=test_fraction,
         timeout=timeout, workers=workers, max_statements=max_statements, max_params=max_params)
+    engine = check_engine(engine, None, ray_address)
     # fail before the slow part; one writer of OUT from here to the end
-    with locked_output(out, overwrite=overwrite) as out:
+    with locked_output(out, overwrite=overwrite) as out, open_engine(*engine) as engine:
         programs, lo, total = _shard_programs(options)
         jobs = _jobs(programs, lo, options)
         with staged_directory(out, overwrite=overwrite) as tmp:
             counts = _write_records(tmp, programs, jobs, options, progress=progress,
-                                    warm_sandbox=warm_sandbox)
+                                    warm_sandbox=warm_sandbox, engine=engine)
             summary = _summary(options, programs, jobs, lo, total, *counts)
             write_meta(tmp, summary)
     return {**summary, "out": str(out)}
@@ -163,22 +170,27 @@ def _jobs(programs: list, lo: int, options: BuildOptions) -> list[tuple]:
 
 
 def _write_records(folder: Path, programs: list, jobs: list, options: BuildOptions, *,
-                   progress: bool, warm_sandbox: bool = True) -> tuple[Counter, Counter, Counter]:
+                   progress: bool, warm_sandbox: bool = True,
+                   engine: Engine | None = None) -> tuple[Counter, Counter, Counter]:
     """Run every job and stream its record into ``folder``; the counts of records per outcome,
     of records per split and of programs per split."""
     with contextlib.ExitStack() as stack:
         pool = None
-        if options.sandbox and warm_sandbox and jobs:
+        ray = engine is not None and engine.name == "ray"
+        # a SandboxPool lives in this process: on Ray each call forks its own sandbox
+        if options.sandbox and warm_sandbox and jobs and not ray:
             from tracegym.tracers.zygote import SandboxPool
 
             pool = stack.enter_context(SandboxPool(workers=options.workers))
         settings = _Settings(sandbox=options.sandbox, max_events=options.max_events,
                              timeout=options.timeout, pool=pool)
-        return _run_jobs(folder, programs, jobs, options, settings, progress=progress)
+        return _run_jobs(folder, programs, jobs, options, settings, progress=progress,
+                         engine=engine if ray else None)
 
 
 def _run_jobs(folder: Path, programs: list, jobs: list, options: BuildOptions,
-              settings: _Settings, *, progress: bool) -> tuple[Counter, Counter, Counter]:
+              settings: _Settings, *, progress: bool,
+              engine: Engine | None = None) -> tuple[Counter, Counter, Counter]:
     """:func:`_write_records` once its sandbox workers (if any) are up."""
     outcomes: Counter = Counter()
     splits: Counter = Counter()
@@ -191,13 +203,12 @@ def _run_jobs(folder: Path, programs: list, jobs: list, options: BuildOptions,
             split_programs[split_of[p.name, p.source]] += 1
         with tqdm(total=len(jobs), desc="traces", unit="call", disable=not progress,
                   delay=1.0, leave=False) as bar:
-            def one(job):
-                index, j, program, call = job
-                split = split_of[program.name, program.source]
-                return _record(program, index, j, call, split, settings)
-
             # in-process calls run one at a time: the alarm (and 3.10's worker) is per process
-            for record in _map_ordered(one, jobs, options.workers if options.sandbox else 1):
+            threads = options.workers if options.sandbox else 1
+            one = partial(_job_record, split_of, settings)
+            records = _map_ordered(one, jobs, threads) if engine is None else \
+                map_items(engine, one, jobs, per_chunk=CALLS_PER_CHUNK, threads=threads)
+            for record in records:
                 outcomes[record["outcome"]] += 1
                 splits[record["split"]] += 1
                 writer.add(record)
@@ -205,6 +216,15 @@ def _run_jobs(folder: Path, programs: list, jobs: list, options: BuildOptions,
     finally:
         writer.close()
     return outcomes, splits, split_programs
+
+
+CALLS_PER_CHUNK = 64  # calls sent to a Ray worker at a time (a call may take seconds)
+
+
+def _job_record(split_of: dict, settings: _Settings, job: tuple) -> dict:
+    """The record of one ``(program index, call index, program, call)`` job."""
+    index, j, program, call = job
+    return _record(program, index, j, call, split_of[program.name, program.source], settings)
 
 
 def _summary(options: BuildOptions, programs: list, jobs: list, lo: int, total: int,

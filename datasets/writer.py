@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import errno
 import json
+import mmap
 import os
 import re
 import tempfile
@@ -180,7 +181,8 @@ def _offsets(values, name: str, end: int, where: str) -> np.ndarray:
 def _check_split(name: str, split: SplitData, meta: DatasetMetadata) -> dict[str, np.ndarray]:
     """Validate one split against its metadata; return the arrays as they will be saved."""
     where = f"splits[{name!r}]"
-    inputs, labels = np.asarray(split.inputs), np.asarray(split.labels)
+    # asanyarray: a RowSpill's memory map stays one, read by blocks (rows_of)
+    inputs, labels = np.asanyarray(split.inputs), np.asanyarray(split.labels)
     for key, arr in (("inputs", inputs), ("labels", labels)):
         if arr.dtype != np.uint8 or arr.ndim != 2:
             raise TracegymError(f"{where}.{key}: expected a 2-D uint8 array, got shape {arr.shape} "
@@ -188,8 +190,9 @@ def _check_split(name: str, split: SplitData, meta: DatasetMetadata) -> dict[str
         if arr.shape[1] != meta.seq_len:
             raise TracegymError(f"{where}.{key}: seq_len {arr.shape[1]} != metadata seq_len "
                                 f"{meta.seq_len}")
-        if arr.size and int(arr.max()) >= meta.vocab_size:
-            raise TracegymError(f"{where}.{key}: token id {int(arr.max())} >= vocab_size "
+        top = max((int(block.max()) for block in _blocks(arr) if block.size), default=0)
+        if top >= meta.vocab_size:
+            raise TracegymError(f"{where}.{key}: token id {top} >= vocab_size "
                                 f"{meta.vocab_size}")
     if labels.shape != inputs.shape:
         raise TracegymError(f"{where}.labels: shape {labels.shape} != inputs shape {inputs.shape}")
@@ -301,48 +304,240 @@ def _arrow_column(values):
 PARQUET_ROWS = 65536  # rows per row group, written one at a time so memory stays bounded
 
 
-def _write_parquet(path: Path, arrays: dict[str, np.ndarray], columns: Mapping, bar) -> None:
-    """One row per example; deterministic (no pandas metadata, fixed compression). Advances the
-    tqdm ``bar`` by the examples of each row group written."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def rows_of(arr: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Rows ``lo..hi-1`` of ``arr``. A memory map's rows are read from its file instead: pages
+    touched through a map count in this process's RSS until it ends, which for a build of
+    millions of examples (ARC ``--augment 1000``: 6 GB of tokens) is the whole file."""
+    # a memmap whose base is the map itself starts at its offset; a view of one does not
+    if not (isinstance(arr, np.memmap) and isinstance(arr.base, mmap.mmap)
+            and arr.filename is not None and arr.flags.c_contiguous):
+        return arr[lo:hi]
+    hi = min(hi, len(arr))
+    row = arr.itemsize * int(np.prod(arr.shape[1:], dtype=np.int64))
+    out = np.fromfile(arr.filename, arr.dtype, count=max(0, hi - lo) * row // arr.itemsize,
+                      offset=arr.offset + lo * row)
+    return out.reshape(max(0, hi - lo), *arr.shape[1:])
 
-    inputs, labels = arrays["inputs"], arrays["labels"]
-    n, seq_len = inputs.shape
-    puzzles = len(arrays["puzzle_identifiers"])
-    # example -> puzzle -> group, from the offsets arrays
-    puzzle_of = np.repeat(np.arange(puzzles, dtype=np.int32), np.diff(arrays["puzzle_indices"]))
-    group_of = np.repeat(np.arange(len(arrays["group_indices"]) - 1, dtype=np.int32),
-                         np.diff(arrays["group_indices"]))
 
-    def tokens(arr: np.ndarray):
-        flat = np.ascontiguousarray(arr).reshape(-1)
-        return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.uint8()), seq_len)
+def _blocks(arr: np.ndarray, rows: int = PARQUET_ROWS) -> Iterator[np.ndarray]:
+    for lo in range(0, len(arr), rows):
+        yield rows_of(arr, lo, lo + rows)
 
-    def rows(lo: int, hi: int):
-        p = puzzle_of[lo:hi]
-        return pa.table({
-            "inputs": tokens(inputs[lo:hi]),
-            "labels": tokens(labels[lo:hi]),
-            "puzzle_index": pa.array(p, pa.int32()),
-            "group_index": pa.array(group_of[p], pa.int32()),
-            "puzzle_identifier": pa.array(arrays["puzzle_identifiers"][p], pa.int32()),
-            **{name: _arrow_column(values[lo:hi]) for name, values in columns.items()},
+
+class NpyRows:
+    """A ``.npy`` file written a block of rows at a time, the bytes ``np.save`` writes for the
+    rows joined: numpy pads the header so that the first dimension can grow, and the header is
+    written again with the final shape when the file is closed. ``row_shape`` ``()``: a 1-D
+    array; ``first``: rows to start with."""
+
+    def __init__(self, path: Path, dtype, row_shape: tuple = (), first=None):
+        self.file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self.dtype, self.row_shape, self.rows = np.dtype(dtype), tuple(row_shape), 0
+        self._header()
+        self.start = self.file.tell()
+        if first is not None:
+            self.append(first)
+
+    def _header(self) -> None:
+        from numpy.lib import format as npy
+
+        npy.write_array_header_1_0(self.file, {"descr": npy.dtype_to_descr(self.dtype),
+                                               "fortran_order": False,
+                                               "shape": (self.rows, *self.row_shape)})
+
+    def append(self, rows: np.ndarray) -> None:
+        for block in _blocks(rows):
+            self.file.write(np.ascontiguousarray(block, dtype=self.dtype).data)
+            self.rows += len(block)
+
+    def close(self) -> None:
+        self.file.seek(0)
+        self._header()
+        if self.file.tell() != self.start:  # numpy's padding covers 21 digits: never
+            raise RuntimeError(f"{self.file.name}: the header changed length")
+        self.file.close()
+
+
+def _join(parts: list):
+    """Per-example values of consecutive pieces as one column (arrays, or lists)."""
+    if len(parts) == 1:
+        return parts[0]
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts)
+    return [x for p in parts for x in p]
+
+
+class _ParquetRows:
+    """``all.parquet`` written in row groups of ``PARQUET_ROWS`` whatever the sizes of the pieces
+    added: the bytes of one piece holding every row. One row per example; deterministic (no
+    pandas metadata, fixed compression). Advances the tqdm ``bar`` by the rows written."""
+
+    def __init__(self, path: Path, seq_len: int, bar):
+        self.path, self.seq_len, self.bar = path, seq_len, bar
+        self.pending: list[list] = []  # [{column: values}, next row, end]; tokens may be maps
+        self.rows = 0
+        self.writer = self.schema = None
+
+    def add(self, columns: dict) -> None:
+        """``columns``: inputs, labels, puzzle_index, group_index, puzzle_identifier, extras."""
+        n = len(columns["inputs"])
+        if n or not self.pending:  # an empty piece is kept only for its columns' types
+            self.pending = [p for p in self.pending if p[2] > p[1]] + [[columns, 0, n]]
+            self.rows += n
+        while self.rows >= PARQUET_ROWS:
+            self._write(PARQUET_ROWS)
+
+    def close(self) -> None:
+        if self.rows or self.writer is None:  # an empty split still gets its (empty) table
+            self._write(self.rows)
+        self.writer.close()
+
+    def _take(self, count: int) -> dict:
+        """The next ``count`` pending rows, all pieces' columns joined. A piece is read a group
+        at a time (a memory map by blocks, :func:`rows_of`), never copied whole."""
+        parts, left = [], count
+        while left:
+            piece = self.pending[0]  # [columns, next row, end]
+            columns, lo, hi = piece
+            k = min(hi - lo, left)
+            parts.append({name: rows_of(v, lo, lo + k) if name in ("inputs", "labels")
+                          else v[lo:lo + k] for name, v in columns.items()})
+            piece[1] += k
+            if piece[1] == hi:
+                self.pending.pop(0)
+            left -= k
+        if not parts:  # an empty split: the empty piece's columns
+            parts = [self.pending[0][0]]
+        self.rows -= count
+        return {name: _join([p[name] for p in parts]) for name in parts[0]}
+
+    def _write(self, count: int) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        def tokens(arr: np.ndarray):
+            flat = np.ascontiguousarray(arr).reshape(-1)
+            return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.uint8()), self.seq_len)
+
+        columns = self._take(count)
+        table = pa.table({
+            "inputs": tokens(columns.pop("inputs")), "labels": tokens(columns.pop("labels")),
+            **{name: pa.array(columns.pop(name), pa.int32())
+               for name in ("puzzle_index", "group_index", "puzzle_identifier")},
+            **{name: _arrow_column(values) for name, values in columns.items()},
         })
+        if self.writer is None:
+            self.schema = table.schema
+            # no dictionary for the token lists: it halves their size but triples the writing time
+            strings = [name for name, column in zip(table.column_names, table.columns)
+                       if pa.types.is_string(column.type)]
+            self.writer = pq.ParquetWriter(self.path, table.schema, compression="zstd",
+                                           compression_level=3, use_dictionary=strings)
+            self.writer.write_table(table, row_group_size=PARQUET_ROWS)
+            self.bar.update(len(table))
+            pause_point("parquet")
+            return
+        self.writer.write_table(table.cast(self.schema), row_group_size=PARQUET_ROWS)
+        self.bar.update(len(table))
 
-    first = rows(0, min(n, PARQUET_ROWS))
-    # no dictionary for the token lists: it halves their size but triples the writing time
-    strings = [name for name, column in zip(first.column_names, first.columns)
-               if pa.types.is_string(column.type)]
-    with pq.ParquetWriter(path, first.schema, compression="zstd", compression_level=3,
-                          use_dictionary=strings) as writer:
-        writer.write_table(first, row_group_size=PARQUET_ROWS)
-        bar.update(len(first))
-        pause_point("parquet")
-        for lo in range(PARQUET_ROWS, n, PARQUET_ROWS):
-            hi = min(n, lo + PARQUET_ROWS)
-            writer.write_table(rows(lo, hi).cast(first.schema), row_group_size=PARQUET_ROWS)
-            bar.update(hi - lo)
+
+class SplitWriter:
+    """Writes one split into ``folder`` a piece at a time, with bounded memory: the files
+    :func:`write_dataset` writes for the pieces joined (the offsets of each piece shifted by the
+    examples, puzzles and groups before it). A builder that streams its items::
+
+        writer = SplitWriter(tmp / "train", seq_len=81, vocab_size=11)
+        for piece in pieces:            # SplitData, each with its offsets from 0
+            writer.add(piece)
+        writer.close(writer.metadata(vocab_size=11))
+
+    Pieces are checked as :func:`write_dataset` checks a split; ``close`` writes ``dataset.json``
+    from the metadata, checked against the totals. ``bar``: a tqdm bar of the rows written.
+    """
+
+    def __init__(self, folder: Path, *, seq_len: int, vocab_size: int,
+                 num_puzzle_identifiers: int = 1, bar=None):
+        self.folder = Path(folder)
+        self.folder.mkdir()
+        self.seq_len, self.vocab_size = seq_len, vocab_size
+        self.num_puzzle_identifiers = num_puzzle_identifiers
+        self.examples = self.puzzles = self.groups = 0
+        file = {key: self.folder / f"{SET_NAME}__{key}.npy" for key in ARRAY_NAMES}
+        zero = np.zeros(1, np.int32)  # the offsets arrays start at 0
+        self.npy = {"inputs": NpyRows(file["inputs"], np.uint8, (seq_len,)),
+                    "labels": NpyRows(file["labels"], np.uint8, (seq_len,)),
+                    "puzzle_identifiers": NpyRows(file["puzzle_identifiers"], np.int32),
+                    "puzzle_indices": NpyRows(file["puzzle_indices"], np.int32, (), zero),
+                    "group_indices": NpyRows(file["group_indices"], np.int32, (), zero)}
+        self.parquet = _ParquetRows(self.folder / f"{SET_NAME}.parquet", seq_len,
+                                    bar if bar is not None else _NoBar())
+
+    def add(self, piece: SplitData) -> None:
+        meta = piece.metadata(vocab_size=self.vocab_size,
+                              num_puzzle_identifiers=self.num_puzzle_identifiers)
+        if meta.seq_len != self.seq_len:
+            raise TracegymError(f"splits[{self.folder.name!r}].inputs: seq_len {meta.seq_len} "
+                                f"!= {self.seq_len}")
+        self._add(_check_split(self.folder.name, piece, meta), piece.columns)
+
+    def _add(self, arrays: dict[str, np.ndarray], columns: Mapping) -> None:
+        """A checked piece (``_check_split``'s arrays) and its extra columns."""
+        puzzle_indices, group_indices = arrays["puzzle_indices"], arrays["group_indices"]
+        ids = arrays["puzzle_identifiers"]
+        # example -> puzzle -> group, from the offsets arrays (numbered within the piece)
+        puzzle_of = np.repeat(np.arange(len(ids), dtype=np.int32), np.diff(puzzle_indices))
+        group_of = np.repeat(np.arange(len(group_indices) - 1, dtype=np.int32),
+                             np.diff(group_indices))
+        self.parquet.add({"inputs": arrays["inputs"], "labels": arrays["labels"],
+                          "puzzle_index": puzzle_of + np.int32(self.puzzles),
+                          "group_index": group_of[puzzle_of] + np.int32(self.groups),
+                          "puzzle_identifier": ids[puzzle_of], **columns})
+        self.npy["inputs"].append(arrays["inputs"])
+        self.npy["labels"].append(arrays["labels"])
+        self.npy["puzzle_identifiers"].append(ids)
+        self.npy["puzzle_indices"].append(puzzle_indices[1:] + np.int32(self.examples))
+        self.npy["group_indices"].append(group_indices[1:] + np.int32(self.puzzles))
+        self.examples += len(arrays["inputs"])
+        self.puzzles += len(ids)
+        self.groups += len(group_indices) - 1
+
+    def metadata(self, *, vocab_size: int, num_puzzle_identifiers: int = 1, pad_id: int = 0,
+                 ignore_label_id: int = 0, blank_identifier_id: int = 0,
+                 mean_puzzle_examples: float | None = None) -> DatasetMetadata:
+        """Metadata of the pieces added so far, as :meth:`SplitData.metadata` gives it."""
+        if mean_puzzle_examples is None:
+            mean_puzzle_examples = self.examples / self.puzzles if self.puzzles else 0.0
+        return DatasetMetadata(
+            pad_id=pad_id, ignore_label_id=ignore_label_id,
+            blank_identifier_id=blank_identifier_id, vocab_size=vocab_size,
+            seq_len=self.seq_len, num_puzzle_identifiers=num_puzzle_identifiers,
+            total_groups=self.groups, mean_puzzle_examples=float(mean_puzzle_examples),
+            total_puzzles=self.puzzles)
+
+    def close(self, metadata: DatasetMetadata) -> None:
+        """Write ``dataset.json`` and finish the files; TracegymError when ``metadata``
+        disagrees with what was added."""
+        name = self.folder.name
+        got = {"total_puzzles": self.puzzles, "total_groups": self.groups,
+               "seq_len": self.seq_len, "vocab_size": self.vocab_size,
+               "num_puzzle_identifiers": self.num_puzzle_identifiers}
+        for key, value in got.items():
+            if getattr(metadata, key) != value:
+                raise TracegymError(f"metadata[{name!r}].{key}: {getattr(metadata, key)} != "
+                                    f"{value} in the arrays")
+        if tuple(metadata.sets) != (SET_NAME,):
+            raise TracegymError(f"metadata[{name!r}].sets: only [{SET_NAME!r}] is supported, "
+                                f"got {list(metadata.sets)}")
+        _write_json(self.folder / "dataset.json", metadata.to_json())
+        for npy in self.npy.values():
+            npy.close()
+        self.parquet.close()
+
+
+class _NoBar:
+    def update(self, n) -> None:
+        pass
+
 
 
 @contextmanager
@@ -447,16 +642,29 @@ def write_dataset(out: str | os.PathLike, splits: Mapping[str, SplitData],
                  leave=False) as bar:
         for name, arrays in checked.items():
             bar.set_description(f"writing {name}", refresh=False)  # shown after the delay
-            folder = tmp / name
-            folder.mkdir()
-            _write_json(folder / "dataset.json", metadata[name].to_json())
-            for key in ARRAY_NAMES:
-                np.save(folder / f"{SET_NAME}__{key}.npy", arrays[key], allow_pickle=False)
-            _write_parquet(folder / f"{SET_NAME}.parquet", arrays, splits[name].columns, bar)
-        _write_json(tmp / "identifiers.json", identifiers)
+            meta = metadata[name]
+            split = SplitWriter(tmp / name, seq_len=meta.seq_len, vocab_size=meta.vocab_size,
+                                num_puzzle_identifiers=meta.num_puzzle_identifiers, bar=bar)
+            split._add(arrays, splits[name].columns)  # checked above
+            split.close(meta)
+        write_identifiers(tmp, identifiers)
         for name, text in extra_files.items():
             (tmp / name).write_text(text, encoding="utf-8")
     return out
+
+
+def write_dataset_split(folder: Path, split: SplitData, metadata: DatasetMetadata) -> None:
+    """One split into ``folder`` (made here), inside a staged output (:func:`staged_directory`):
+    what :func:`write_dataset` writes for it."""
+    writer = SplitWriter(folder, seq_len=metadata.seq_len, vocab_size=metadata.vocab_size,
+                         num_puzzle_identifiers=metadata.num_puzzle_identifiers)
+    writer.add(split)
+    writer.close(metadata)
+
+
+def write_identifiers(folder: Path, identifiers: Sequence[str]) -> None:
+    """``identifiers.json``: the puzzle identifier names, ``"<blank>"`` for id 0."""
+    _write_json(Path(folder) / "identifiers.json", list(identifiers))
 
 
 # ---------------------------------------------------------------------------------------------

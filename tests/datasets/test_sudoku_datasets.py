@@ -228,18 +228,18 @@ def test_build_sudoku_dataset__non_empty_out_needs_overwrite(tmp_path):
 
 
 def test_build_sudoku_dataset__failure_leaves_no_partial_output(tmp_path, monkeypatch):
-    def broken(path, *args):
-        path.write_bytes(b"half")
+    def broken(rows, count):  # the Parquet writer's first row group
+        rows.path.write_bytes(b"half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(writer_module, "_write_parquet", broken)
+    monkeypatch.setattr(writer_module._ParquetRows, "_write", broken)
     with pytest.raises(OSError, match="disk full"):
         _build(tmp_path / "out", size=4, train=2, test=1)
     assert list(tmp_path.iterdir()) == []
     monkeypatch.undo()
     _build(tmp_path / "out", size=4, train=2, test=1)
     before = _files(tmp_path / "out")
-    monkeypatch.setattr(writer_module, "_write_parquet", broken)
+    monkeypatch.setattr(writer_module._ParquetRows, "_write", broken)
     with pytest.raises(OSError, match="disk full"):
         _build(tmp_path / "out", size=4, train=5, test=1, overwrite=True)
     assert _files(tmp_path / "out") == before  # the previous dataset is untouched
@@ -328,3 +328,28 @@ def test_datasets_package__imports_neither_torch_nor_pyarrow(tmp_path):
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "PuzzleDataset" in out and "write_dataset" in out
+
+
+def test_build_sudoku_dataset__text_columns_made_by_blocks_are_the_same_bytes(tmp_path,
+                                                                             monkeypatch):
+    # the texts are made a block at a time to bound their temporaries: same files either way
+    build_sudoku_dataset(tmp_path / "whole", size=4, train=40, test=5, augment=1, seed=9,
+                         progress=False)
+    monkeypatch.setattr(common, "TEXT_ROWS", 7)
+    build_sudoku_dataset(tmp_path / "blocks", size=4, train=40, test=5, augment=1, seed=9,
+                         progress=False)
+    assert _files(tmp_path / "blocks") == _files(tmp_path / "whole")
+
+
+def test_build_sudoku_dataset__streamed_in_small_chunks_the_same_bytes(tmp_path, monkeypatch):
+    # the train split is written a chunk at a time; where chunks fall, across row groups too,
+    # is no part of the output
+    monkeypatch.setattr(writer_module, "PARQUET_ROWS", 7)
+    build_sudoku_dataset(tmp_path / "one", size=4, train=50, test=5, augment=2, seed=4,
+                         progress=False)
+    monkeypatch.setattr(common, "CHUNK", 3)
+    monkeypatch.setattr(common, "MAX_CHUNK", 6)
+    build_sudoku_dataset(tmp_path / "many", size=4, train=50, test=5, augment=2, seed=4,
+                         progress=False)
+    assert _files(tmp_path / "many") == _files(tmp_path / "one")
+    assert pq.ParquetFile(tmp_path / "many" / "train" / "all.parquet").num_row_groups == 22

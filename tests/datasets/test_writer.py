@@ -68,6 +68,95 @@ def test_write_dataset__memory_mapped_split_round_trips_through_many_row_groups(
     assert np.array_equal(np.array(table["labels"].to_pylist()), inputs[:, ::-1])
 
 
+def test_write_dataset__a_memory_mapped_split_writes_the_bytes_of_the_same_split_in_memory(
+        tmp_path, monkeypatch):
+    # the maps are read back by blocks from their files (rows_of), never through the map
+    monkeypatch.setattr(writer, "PARQUET_ROWS", 4)
+    rng = np.random.default_rng(1)
+    inputs = rng.integers(0, 6, (13, 5)).astype(np.uint8)
+    spilled = {}
+    for name, rows in (("inputs", inputs), ("labels", inputs[:, ::-1])):
+        spill = RowSpill(tmp_path / f"{name}.bin", 5, memory=0)
+        spill.append(rows)
+        spilled[name] = spill.array()
+    assert all(isinstance(a, np.memmap) for a in spilled.values())
+    ids, offsets = np.zeros(13, np.int32), np.arange(14, dtype=np.int32)
+    groups = np.array([0, 6, 13], np.int32)
+    written = {}
+    for how, (x, y) in (("mapped", (spilled["inputs"], spilled["labels"])),
+                        ("memory", (inputs, np.ascontiguousarray(inputs[:, ::-1])))):
+        split = SplitData(x, y, ids, offsets, groups, columns={"k": np.arange(13)})
+        write_dataset(tmp_path / how, {"train": split},
+                      {"train": split.metadata(vocab_size=6)})
+        written[how] = {p.relative_to(tmp_path / how): p.read_bytes()
+                        for p in sorted((tmp_path / how).rglob("*")) if p.is_file()}
+    assert written["mapped"] == written["memory"]
+    assert writer.rows_of(spilled["inputs"], 11, 20).tolist() == inputs[11:].tolist()
+    view = spilled["inputs"][3:]  # a view of a map: its offset attribute is the map's
+    assert writer.rows_of(view, 1, 3).tolist() == inputs[4:6].tolist()
+
+
+def test_write_dataset__a_memory_mapped_split_has_its_tokens_checked(tmp_path):
+    spill = RowSpill(tmp_path / "x.bin", 3, memory=0)
+    spill.append(np.array([[0, 1, 2], [3, 9, 1]], np.uint8))
+    rows = spill.array()
+    split = SplitData(rows, rows, np.zeros(2, np.int32), np.arange(3, dtype=np.int32),
+                      np.array([0, 2], np.int32))
+    with pytest.raises(TracegymError, match=re.escape("splits['train'].inputs: token id 9 >= "
+                                                      "vocab_size 4")):
+        write_dataset(tmp_path / "d", {"train": split}, {"train": split.metadata(vocab_size=4)})
+
+
+def _piece(rng, n: int, start: int) -> SplitData:
+    """``n`` examples of two per puzzle (one group per puzzle), with extra columns of each kind."""
+    inputs = rng.integers(0, 5, (2 * n, 3)).astype(np.uint8)
+    ids = np.arange(start, start + n, dtype=np.int32) % 3
+    return SplitData(inputs, inputs[:, ::-1].copy(), ids,
+                     np.arange(0, 2 * n + 1, 2, dtype=np.int32), np.arange(n + 1, dtype=np.int32),
+                     columns={"k": np.arange(2 * n) + 10 * start,
+                              "text": np.array([b"ab%d" % i for i in range(2 * n)]),
+                              "name": [f"x{start}-{i}" for i in range(2 * n)]})
+
+
+def test_split_writer__pieces_write_the_bytes_of_the_whole_split(tmp_path, monkeypatch):
+    monkeypatch.setattr(writer, "PARQUET_ROWS", 4)  # row groups cut across the pieces
+    rng = np.random.default_rng(2)
+    sizes = [3, 0, 5, 1, 2]
+    pieces = [_piece(rng, n, sum(sizes[:k])) for k, n in enumerate(sizes)]
+    whole = SplitData(
+        np.concatenate([p.inputs for p in pieces]), np.concatenate([p.labels for p in pieces]),
+        np.concatenate([p.puzzle_identifiers for p in pieces]),
+        np.arange(0, 2 * sum(sizes) + 1, 2, dtype=np.int32),
+        np.arange(sum(sizes) + 1, dtype=np.int32),
+        columns={"k": np.concatenate([p.columns["k"] for p in pieces]),
+                 "text": np.concatenate([p.columns["text"] for p in pieces]),
+                 "name": [x for p in pieces for x in p.columns["name"]]})
+    meta = whole.metadata(vocab_size=5, num_puzzle_identifiers=3)
+    write_dataset(tmp_path / "whole", {"train": whole}, {"train": meta}, ["<blank>", "a", "b"])
+    with staged_directory(tmp_path / "pieces") as tmp:
+        split = writer.SplitWriter(tmp / "train", seq_len=3, vocab_size=5,
+                                   num_puzzle_identifiers=3)
+        for piece in pieces:
+            split.add(piece)
+        assert split.metadata(vocab_size=5, num_puzzle_identifiers=3) == meta
+        split.close(meta)
+        writer.write_identifiers(tmp, ["<blank>", "a", "b"])
+    files = {how: {p.relative_to(tmp_path / how): p.read_bytes()
+                   for p in sorted((tmp_path / how).rglob("*")) if p.is_file()}
+             for how in ("whole", "pieces")}
+    assert files["pieces"] == files["whole"]
+    assert pq.ParquetFile(tmp_path / "pieces" / "train" / "all.parquet").num_row_groups == 6
+
+
+def test_split_writer__metadata_that_disagrees_with_the_pieces_is_refused(tmp_path):
+    split = writer.SplitWriter(tmp_path / "train", seq_len=3, vocab_size=5,
+                               num_puzzle_identifiers=3)
+    split.add(_piece(np.random.default_rng(0), 2, 0))
+    wrong = split.metadata(vocab_size=5, num_puzzle_identifiers=3)
+    with pytest.raises(TracegymError, match=re.escape("metadata['train'].total_puzzles: 5 != 2")):
+        split.close(type(wrong)(**{**wrong.__dict__, "total_puzzles": 5}))
+
+
 # ---------------------------------------------------------------------------------------------
 # the output location: checked before anything is generated, errors name the user's path
 
