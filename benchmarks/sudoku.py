@@ -13,10 +13,12 @@ Prints one JSON object. Each figure is measured against a reference in the same 
   of the two runs, which cancels the start-up), beside tdoku's one-core uniqueness rate when
   measured;
 - generator: unique puzzles per second per size and level (one core);
-- vector env: ``SudokuVectorEnv`` vs Gymnasium's ``SyncVectorEnv`` of ``SudokuEnv`` at the same
-  batch, both stepping random legal actions. Only ``step`` is timed; actions are drawn
-  uniformly among the legal ones from ``info["action_mask"]`` by the same numpy sampler, outside
-  the timer.
+- vector env: ``SudokuVectorEnv`` out of the box (the buffered default source; dead ends
+  terminate, and with ``dead_end="play_on"``) and on a 4,096-puzzle pool, vs Gymnasium's
+  ``SyncVectorEnv`` of ``SudokuEnv`` on the pool at the same batch, all stepping random legal
+  actions. Only ``step`` is timed; actions are drawn uniformly among the legal ones from
+  ``info["action_mask"]`` by the same numpy sampler, outside the timer. (Side by side with
+  Jumanji: ``benchmarks/peers.py``.)
 
 Two shared cores busy with other work stretch every figure: run it alone (the load average is
 in the output).
@@ -243,16 +245,24 @@ def _time_steps(env, steps: int, seed: int) -> float:
 
 
 def bench_vector(num_envs: int, steps: int, sync_steps: int) -> dict:
+    """The default env (the buffered source, out of the box), with each dead-end rule, and the
+    same on a 4,096-puzzle pool; SyncVectorEnv of single envs on the pool as the reference."""
     puzzles, _, _ = SudokuGenerator(9, "medium").generate_arrays(0, 4096)
     source = make_source(list(puzzles), 9, "medium")  # one shared pool for both sides
-    native = gym.make_vec("tracegym/Sudoku-v0", num_envs=num_envs,
-                          vectorization_mode="vector_entry_point", puzzles=source)
+
+    def native(**kwargs):
+        return gym.make_vec("tracegym/Sudoku-v0", num_envs=num_envs,
+                            vectorization_mode="vector_entry_point", **kwargs)
+
+    out = {"num_envs": num_envs, "board": "9x9 medium"}
+    out["native_default_steps_per_s"] = _time_steps(native(), steps, 0)
+    out["native_default_play_on_steps_per_s"] = _time_steps(native(dead_end="play_on"), steps, 0)
+    out["native_pool_steps_per_s"] = _time_steps(native(puzzles=source), steps, 0)
     sync = gym.make_vec("tracegym/Sudoku-v0", num_envs=num_envs, vectorization_mode="sync",
                         puzzles=source)
-    native_rate = _time_steps(native, steps, 0)
-    sync_rate = _time_steps(sync, sync_steps, 0)
-    return {"num_envs": num_envs, "board": "9x9 medium", "native_steps_per_s": native_rate,
-            "sync_vector_env_steps_per_s": sync_rate, "speedup": native_rate / sync_rate}
+    out["sync_vector_env_pool_steps_per_s"] = _time_steps(sync, sync_steps, 0)
+    out["speedup_pool"] = out["native_pool_steps_per_s"] / out["sync_vector_env_pool_steps_per_s"]
+    return out
 
 
 def main() -> None:

@@ -73,11 +73,19 @@ class NativeVectorEnv(VectorEnv):
         self._load(self._all, options)
         self._prev_done[:] = False
         self._started = True
-        return self._obs(), self._info({})
+        return self._obs(), self._info({}, self._all)
 
     def step(self, actions):
         if not self._started:  # the boards are blank until a reset draws them
             raise ResetNeededError(f"{type(self).__name__}: call reset() before step()")
+        if not self._prev_done.any():  # the common step: every env live, no fancy indexing
+            rewards, terminated, flags = self._advance(self._all, actions)
+            rewards = np.asarray(rewards, np.float64)
+            terminated = np.broadcast_to(terminated, (self.num_envs,)).copy()
+            self._steps += 1
+            truncated = ~terminated & (self._steps >= self.max_steps)
+            self._prev_done = terminated | truncated
+            return self._obs(), rewards, terminated, truncated, self._info(flags)
         reset_rows = np.flatnonzero(self._prev_done)
         live = ~self._prev_done
         rows = np.flatnonzero(live)
@@ -97,6 +105,8 @@ class NativeVectorEnv(VectorEnv):
         if arr.shape != (self.num_envs,) or not np.issubdtype(arr.dtype, np.integer):
             raise ActionError(f"actions: expected {self.num_envs} ints, got shape {arr.shape} "
                               f"dtype {arr.dtype}")
+        if len(arr) and 0 <= arr.min() and arr.max() < limit:
+            return arr
         bad = np.flatnonzero((arr < 0) | (arr >= limit))
         if len(bad):
             raise ActionError(f"actions[{bad[0]}]: {int(arr[bad[0]])} is outside 0..{limit - 1}")
@@ -110,8 +120,13 @@ class NativeVectorEnv(VectorEnv):
         self._steps[rows] = 0
 
     def _info(self, flags: dict[str, np.ndarray], rows: np.ndarray | None = None) -> dict:
+        """``info``: the extra entries and each flag over the batch (``flags`` aligned with
+        ``rows``; None: with every env, as they are)."""
         info = self._extra_info()
         for name, dtype in self.info_flags.items():
+            if rows is None and name in flags:
+                info[name] = np.asarray(flags[name], dtype)
+                continue
             full = np.full(self.num_envs, None, object) if dtype is object \
                 else np.zeros(self.num_envs, dtype)
             if name in flags:

@@ -20,6 +20,7 @@ from .source import check_puzzle, generated_source, make_source
 
 MODES = ("step", "answer")
 ILLEGAL_ACTIONS = ("penalize", "terminate")
+DEAD_ENDS = ("terminate", "play_on")
 RESET_OPTIONS = ("puzzle", "difficulty")
 
 
@@ -37,13 +38,15 @@ def action_space(size: int, mode: str) -> spaces.Space:
 
 
 def configure(env, *, size, difficulty, puzzles, mode, illegal_action, illegal_reward,
-              max_steps, render_mode) -> None:
+              max_steps, render_mode, dead_end="terminate") -> None:
     """Check the options shared by the single and the vector env and set them on ``env``."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
     if illegal_action not in ILLEGAL_ACTIONS:
         raise ValueError(f"illegal_action must be one of {list(ILLEGAL_ACTIONS)}, "
                          f"got {illegal_action!r}")
+    if dead_end not in DEAD_ENDS:
+        raise ValueError(f"dead_end must be one of {list(DEAD_ENDS)}, got {dead_end!r}")
     check_positive_int("max_steps", max_steps, optional=True)
     render_modes = env.metadata["render_modes"]
     if render_mode is not None and render_mode not in render_modes:
@@ -58,6 +61,7 @@ def configure(env, *, size, difficulty, puzzles, mode, illegal_action, illegal_r
     env.mode = mode
     env.illegal_action = illegal_action
     env.illegal_reward = illegal_reward
+    env.dead_end = dead_end
     env.max_steps = 2 * n * n if max_steps is None else int(max_steps)
     env.render_mode = render_mode
 
@@ -135,9 +139,16 @@ class SudokuEnv(EpisodicEnv):
     Any other key raises a TracegymError naming it.
 
     ## Episode End
-    - terminated: the grid is solved; or a legal write left some blank cell with no legal digit
-      (a dead end: reward 0, ``info["dead_end"]``); or an illegal write when
-      ``illegal_action="terminate"``; in answer mode after the one submission.
+    - terminated: the grid is solved; or a dead end, by the ``dead_end`` rule below; or an
+      illegal write when ``illegal_action="terminate"``; in answer mode after the one
+      submission.
+    - dead ends: a legal write that leaves some blank cell with no legal digit makes the grid
+      unsolvable from there (``info["dead_end"]`` is True on that step, reward 0). With
+      ``dead_end="terminate"`` (the default) that step ends the episode: every later step could
+      only waste samples on a lost board, and the agent learns at once that the write was a
+      mistake. With ``dead_end="play_on"`` (as Jumanji's Sudoku) the episode goes on while any
+      legal write remains and terminates, reward 0, when none does (every blank cell is
+      blocked), so a policy is scored on how far it fills the board.
     - truncated: ``max_steps`` steps (default ``2 * n * n``) without termination. Illegal
       writes count as steps; an action that raises ActionError does not.
 
@@ -152,12 +163,15 @@ class SudokuEnv(EpisodicEnv):
       per line), a :class:`SudokuGenerator` or any callable ``rng -> puzzle``, or an iterator.
     - ``mode`` (str, ``"step"``): ``"step"`` or ``"answer"``.
     - ``illegal_action`` (str, ``"penalize"``): ``"penalize"`` or ``"terminate"``.
+    - ``dead_end`` (str, ``"terminate"``): ``"terminate"`` or ``"play_on"`` (see Episode End).
     - ``illegal_reward`` (float, -0.1; finite); ``max_steps`` (int | None).
     - ``render_mode``: ``"ansi"`` or ``"rgb_array"``.
 
     ## Version History
     - v0: first release. Later in v0: ``reset`` honours its options (unknown keys raise); a
-      step after the episode's end raises; a non-finite ``illegal_reward`` is refused.
+      step after the episode's end raises; a non-finite ``illegal_reward`` is refused; generated
+      puzzles are drawn from a shared buffer of 4,096 per size and level (see
+      :class:`~.source.BufferedSource`); the ``dead_end`` option.
 
     >>> import gymnasium as gym, tracegym
     >>> env = gym.make("tracegym/Sudoku-v0", size=4, difficulty="easy")
@@ -172,10 +186,10 @@ class SudokuEnv(EpisodicEnv):
     def __init__(self, size: int | None = None, difficulty: str = DEFAULT_DIFFICULTY,
                  puzzles=None, mode: str = "step", illegal_action: str = "penalize",
                  illegal_reward: float = -0.1, max_steps: int | None = None,
-                 render_mode: str | None = None):
+                 render_mode: str | None = None, dead_end: str = "terminate"):
         configure(self, size=size, difficulty=difficulty, puzzles=puzzles, mode=mode,
                   illegal_action=illegal_action, illegal_reward=illegal_reward,
-                  max_steps=max_steps, render_mode=render_mode)
+                  max_steps=max_steps, render_mode=render_mode, dead_end=dead_end)
         n = self.size
         self.observation_space = observation_space(n)
         self.action_space = action_space(n, mode)
@@ -211,7 +225,10 @@ class SudokuEnv(EpisodicEnv):
             terminated = self.illegal_action == "terminate"
         else:
             reward = 1.0 if solved else 0.0
-            terminated = solved or dead_end
+            if self.dead_end == "terminate":
+                terminated = solved or dead_end
+            else:  # play on until no legal write is left
+                terminated = solved or not self._state.cand_count[0].any()
         truncated = not terminated and self._steps >= self.max_steps
         info = self._info(illegal=not legal, solved=solved, dead_end=dead_end)
         return self._obs(), reward, terminated, truncated, info

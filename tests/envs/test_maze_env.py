@@ -180,9 +180,15 @@ def test_env__mazes_from_file(tmp_path):
     assert grids == {m.tobytes() for m in mazes}
 
 
-@pytest.mark.parametrize("kwargs", [dict(size=8, max_steps=40),
-                                    dict(size=9, kind="kruskal", max_steps=6),
-                                    dict(size=8, mode="answer")])
+@pytest.mark.parametrize("kwargs", [
+    dict(size=8, max_steps=40),
+    dict(size=9, kind="kruskal", max_steps=6),
+    dict(size=8, mode="answer"),
+    # the compiled moves and masks with resets from a pool, and from a generator passed in
+    dict(mazes=list(MazeGenerator(6, "hard").generate_arrays(seed=1, count=4)[0]), max_steps=9),
+    dict(mazes=MazeGenerator(7, "backtracker"), max_steps=12),
+    dict(size=5, max_steps=10**9),  # small mazes: reached goals reset
+])
 def test_vector_env__equals_sync_of_single_envs(kwargs):
     native = gym.make_vec(ID, num_envs=5, vectorization_mode="vector_entry_point", **kwargs)
     sync = gym.make_vec(ID, num_envs=5, vectorization_mode="sync", **kwargs)
