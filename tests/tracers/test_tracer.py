@@ -10,7 +10,6 @@ from __future__ import annotations
 import dis
 import importlib
 import json
-import linecache
 import math
 import re
 import sys
@@ -28,7 +27,6 @@ from tracegym.tracers import (
     TraceOptions,
     Tracer,
     TracerConflictError,
-    safe_repr,
     trace,
 )
 from tracegym.tracers.trace import DisplacedTracerWarning
