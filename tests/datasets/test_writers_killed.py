@@ -88,7 +88,9 @@ def reference(tmp_path_factory, traces_dir):
 def _start_paused(argv: list[str], point: str, flag: Path) -> subprocess.Popen:
     """Start the CLI in a subprocess and return once it is paused at ``point``."""
     env = {**os.environ, PAUSE_AT_ENV: point, PAUSE_FILE_ENV: str(flag)}
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, *argv], env=env,
+    # cwd outside the clone: `python -c` puts the cwd first on sys.path, and the source tree's
+    # tracegym/ folder is not the installed package (CI's other Pythons install non-editable)
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, *argv], env=env, cwd=flag.parent,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + WAIT_S
     while not flag.exists():  # waits for the writer to say where it is, not for a guessed time

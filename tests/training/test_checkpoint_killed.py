@@ -66,8 +66,9 @@ def _content(path) -> tuple[dict, dict]:
 
 def _paused(script: str, arg, flag) -> subprocess.Popen:
     env = {**os.environ, PAUSE_AT_ENV: "rename", PAUSE_FILE_ENV: str(flag)}
+    # cwd outside the clone: `python -c` puts the cwd first on sys.path
     proc = subprocess.Popen([sys.executable, "-c", script, str(arg)], env=env,
-                            stderr=subprocess.PIPE)
+                            cwd=flag.parent, stderr=subprocess.PIPE)
     deadline = time.monotonic() + WAIT_S
     while not flag.exists():  # the process says it got there; no guessed sleep
         if proc.poll() is not None:
