@@ -31,6 +31,14 @@ from tracegym.datasets.traces import build_trace_dataset
 from tracegym.errors import TracegymError
 
 
+@pytest.fixture(autouse=True)
+def _outside_the_clone(tmp_path, monkeypatch):
+    """Worker processes (forkserver, Ray) start Pythons whose sys.path begins with the cwd: in a
+    clone with tracegym installed non-editable (CI's other Pythons) the source tree's tracegym/
+    folder would shadow the installed package."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file()}
