@@ -9,7 +9,7 @@ order whatever order the workers finish in, and every item is drawn from its own
 (:mod:`.common`), so the output is byte-identical on every engine and for any worker count.
 
 * ``local``, ``workers=1``: a loop in this process (the reference).
-* ``local``, ``workers=N``: N worker processes (``concurrent.futures``; forkserver start, so the
+* ``local``, ``workers=N``: N worker processes (``concurrent.futures``; spawn start, so the
   workers never inherit the driver's threads: a script that builds with workers > 1 needs the
   ``if __name__ == "__main__":`` guard, as multiprocessing asks). A build of one chunk runs in
   this process.
@@ -145,9 +145,10 @@ class LocalEngine(Engine):
             return
         from concurrent.futures import ProcessPoolExecutor
 
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods
-                                              else "spawn")
+        # spawn: the workers never inherit the driver's threads, and each takes the driver's
+        # sys.path before unpickling its task (a forkserver keeps the cwd it started in first on
+        # its path, so a tracegym/ folder there would shadow the package)
+        context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_install,
                                    initargs=(task,))
         self.pools.add(pool)
