@@ -165,12 +165,18 @@ def check_tracer_main(args: argparse.Namespace) -> int:
         program_calls(kinds)
     except ValueError as err:
         raise TracegymError(f"--kinds: {err}") from None
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # a module beside the user, as `python -m` finds it
+    # a module beside the user, as `python -m` finds it: the cwd is on the path while the
+    # adapter loads, and only then (a caller's later imports must not find the cwd's modules)
+    added = "" not in sys.path and os.getcwd() not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
     try:
         adapter = load_adapter(args.adapter)
     except AdapterUnavailable as err:
         raise TracegymError(f"adapter {args.adapter} cannot run here: {err}") from None
+    finally:
+        if added and os.getcwd() in sys.path:
+            sys.path.remove(os.getcwd())
     results = check(adapter, kinds=kinds, max_examples=args.max_examples, seed=args.seed)
     title = (f"{args.adapter} on Python {sys.version.split()[0]}: {args.max_examples} programs "
              f"per property, seed {args.seed}, kinds {','.join(kinds)}")

@@ -42,11 +42,19 @@ _YIELD_RESUME = (dis.opmap["YIELD_VALUE"], dis.opmap["RESUME"]) \
     if sys.version_info >= (3, 13) else None
 
 
+# Up to 3.10 a generator suspended in `yield from` has f_lasti one instruction before its
+# YIELD_FROM (which runs again on resumption).
+_YIELD_FROM = dis.opmap.get("YIELD_FROM")
+
+
 def _returns_at(co_code: bytes, lasti: int) -> bool:
     """Is settrace's "return" at ``f_lasti`` a return or a yield (not an exception unwinding)?"""
     op = co_code[lasti]
-    return op in _RETURN_OPS or (_YIELD_RESUME is not None and lasti >= 2
-                                 and (co_code[lasti - 2], op) == _YIELD_RESUME)
+    return (op in _RETURN_OPS
+            or (_YIELD_RESUME is not None and lasti >= 2
+                and (co_code[lasti - 2], op) == _YIELD_RESUME)
+            or (_YIELD_FROM is not None and lasti + 2 < len(co_code)
+                and co_code[lasti + 2] == _YIELD_FROM))
 
 
 _SMALL = 400  # bytes of pickle under which re-pickling a container to find its repr costs more

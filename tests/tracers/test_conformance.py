@@ -248,7 +248,9 @@ def test_load_adapter__bad_names_are_bad_input(spec, message):
 
 def test_check_tracer__prints_the_table_and_exits_0_when_all_hold(capsys):
     spec = "tracegym.tracers.conformance.adapters:SettraceRecorder"
+    path = list(sys.path)
     assert main(["check-tracer", spec, "--max-examples", "5", "--kinds", "straight_line"]) == 0
+    assert sys.path == path  # the cwd was importable while the adapter loaded, and only then
     out = capsys.readouterr().out
     for prop in PROPERTIES:
         assert prop.name in out

@@ -28,6 +28,9 @@ def _returns_at(code: Any, lasti: int) -> bool:
     op = code.co_code[lasti]
     if sys.version_info >= (3, 13) and op == dis.opmap["RESUME"] and lasti >= 2:
         return code.co_code[lasti - 2] == dis.opmap["YIELD_VALUE"]  # 3.13: past the yield
+    if "YIELD_FROM" in dis.opmap and lasti + 2 < len(code.co_code) \
+            and code.co_code[lasti + 2] == dis.opmap["YIELD_FROM"]:
+        return True  # up to 3.10: suspended in `yield from`, one instruction before it
     return op in _RETURN_OPS
 
 
