@@ -571,7 +571,8 @@ class Trainer:
         rate = self._finished * self.dist.world / max(seconds, 1e-9)
         self._finished = 0.0
         self._log({"split": "train", "step": self.step, "epoch": round(self.order.position, 6),
-                   "lr": lr, "sec": seconds, "examples_per_s": rate, **values})
+                   "lr": lr, "sec": seconds, "elapsed_s": round(now - self.started, 3),
+                   "examples_per_s": rate, **values})
         bar.set_postfix(loss=f"{values['loss']:.4f}")
         self._tick = now
 
@@ -582,7 +583,10 @@ class Trainer:
         metrics = self.evaluate()
         if metrics:
             self.best = max(self.best or 0.0, metrics["exact_acc"])
-            self._log({"split": "eval", "step": self.step, **metrics})
+            # elapsed_s: wall seconds since train() began here (a resumed run counts anew),
+            # the eval included: learning curves against time
+            self._log({"split": "eval", "step": self.step,
+                       "elapsed_s": round(time.perf_counter() - self.started, 3), **metrics})
         return metrics
 
     def close(self) -> None:

@@ -107,7 +107,7 @@ def test_paper_configs__use_trms_norm_and_init_and_others_keep_the_defaults():
     from tracegym.agents.reasoners import NAMED_CONFIGS
 
     for name, cfg in NAMED_CONFIGS.items():
-        paper = cfg["reasoner"] in ("trm", "hrm") and name != "trm-sudoku4-cpu"
+        paper = cfg["reasoner"] in ("trm", "hrm") and not name.endswith("-cpu")
         assert (cfg.get("norm_gain", True), cfg.get("init", "torch")) == (
             (False, "lecun_normal") if paper else (True, "torch")), name
 
