@@ -21,7 +21,9 @@ the run and ``train()``'s result names it (``stopped_by``).
 
 Throughput. Each log line has ``examples_per_s``: examples whose supervision finished (halted)
 per second since the line before, and ``active``: the fraction of computed rows that count in
-the loss (1 with the carry; the batch flow keeps computing halted rows at weight 0).
+the loss (1 with the carry; the batch flow keeps computing halted rows at weight 0). Train and
+eval lines have ``elapsed_s``: wall seconds since ``train()`` began (a resumed run counts from
+its resume), for learning curves against time.
 
 Checkpoints. ``OUT/checkpoint.safetensors`` is written at the end, every ``checkpoint_every``
 steps and every ``checkpoint_minutes`` (both between batches, so resuming from them is exact),

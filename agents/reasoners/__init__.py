@@ -126,6 +126,7 @@ NAMED_CONFIGS: dict[str, dict] = {
     "trm-sudoku6-cpu": dict(reasoner="trm", backbone="mlp_mixer", task="sudoku6", dim=64,
                             depth=2, heads=4, multiple_of=16, H_cycles=2, L_cycles=2, N_sup=4,
                             loss="stablemax"),
+    # ... and for 9x9, an hour on 2 cores.
     "trm-sudoku9-cpu": dict(reasoner="trm", backbone="mlp_mixer", task="sudoku", dim=64,
                             depth=2, heads=4, multiple_of=16, H_cycles=2, L_cycles=2, N_sup=4,
                             loss="stablemax"),

@@ -1,7 +1,9 @@
-"""End to end on CPU: the README's tiny-TRM recipe solves >= 95% of 4x4 Sudoku env episodes.
+"""End to end on CPU: the README's tiny-TRM recipe solves >= 95% of 4x4 Sudoku env episodes,
+and its 6x6 twin passes 95% too.
 
-The recipe is the one written at the top of configs/trm-sudoku4-cpu.yaml (README shows the same
-commands); this test runs those commands exactly, through the CLI.
+The recipes are the ones written at the top of configs/trm-sudoku4-cpu.yaml and
+configs/trm-sudoku6-cpu.yaml (README shows the same commands); these tests run those commands
+through the CLI (the 6x6 one cut to the 500 steps after which README says it passes 95%).
 """
 
 import json
@@ -14,12 +16,13 @@ from tracegym.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "trm-sudoku4-cpu.yaml"
+CONFIG_6X6 = ROOT / "configs" / "trm-sudoku6-cpu.yaml"
 
 
-def recipe_commands() -> list[list[str]]:
+def recipe_commands(config: Path = CONFIG) -> list[list[str]]:
     """The ``tracegym ...`` commands in the config's header comment, continuation lines joined."""
     commands, current = [], ""
-    for line in CONFIG.read_text().splitlines():
+    for line in config.read_text().splitlines():
         if not line.startswith("#"):
             break
         text = line.lstrip("#").strip()
@@ -50,6 +53,28 @@ def test_recipe__tiny_trm_solves_95_percent_of_4x4_episodes(tmp_path, monkeypatc
     data, train, evaluate = recipe_commands()
     assert main(data) == 0
     assert main(train) == 0
+    capsys.readouterr()
+    assert main(evaluate) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["episodes"] == 500
+    assert result["solve_rate"] >= 0.95, result
+
+
+def test_recipe_6x6__header_holds_data_train_eval_and_plot_commands():
+    data, train, evaluate, plot = recipe_commands(CONFIG_6X6)
+    assert train[:3] == ["train", "--config", "configs/trm-sudoku6-cpu.yaml"]
+    assert data[data.index("--size") + 1] == "6" and "size=6" in evaluate
+    assert data[data.index("--test") + 1] == "1000"  # README's fixed test split
+    assert plot[0] == "plot"
+
+
+@pytest.mark.slow
+def test_recipe_6x6__trm_passes_95_percent_after_500_steps(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").symlink_to(ROOT / "configs")
+    data, train, evaluate, _ = recipe_commands(CONFIG_6X6)
+    assert main(data + ["--no-progress"]) == 0
+    assert main(train + ["max_steps=500", "eval_every=0", "progress=false"]) == 0
     capsys.readouterr()
     assert main(evaluate) == 0
     result = json.loads(capsys.readouterr().out)
