@@ -49,13 +49,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 DEFAULT_OUT = ROOT / "benchmarks" / "results_learning.json"
-# the other reasoners' own keys at the table's settings (benchmarks/reasoners.py); the backbone
-# keys (dim, depth, heads, multiple_of) come from the TRM config they are compared with
-OWN_KEYS = {
-    "feedforward": {},
-    "hrm": {"H_layers": 1, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 4},
-    "diffusion": {},
-}
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from reasoners import MODEL, busy_cpus, load_average  # noqa: E402  (the table's settings)
+
+# the other reasoners' own keys at the comparison table's settings; the backbone keys (dim,
+# depth, heads, multiple_of) come from the TRM config they are compared with
+OWN_KEYS = {name: {k: v for k, v in MODEL[name].items() if k != "depth"}
+            for name in ("feedforward", "hrm", "diffusion")}
 TRM_KEYS = ("H_cycles", "L_cycles", "N_sup", "halt_exploration_prob", "depth")
 HELD_OUT_SEED = 1_000_000  # env episodes far from the dataset's seeds
 IDLE_BUSY = 0.2  # CPUs' worth of other work above which a run is flagged
@@ -80,27 +80,6 @@ EXPERIMENTS = {
     "sudoku9-hard": (data_spec(9, "hard", 100_000, 1_000),
                      [("trm", "trm-sudoku9-cpu.yaml", None, "9x9")]),
 }
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def busy_cpus(seconds: float = 2.0) -> float | None:
-    """CPUs' worth of work on the machine over the next ``seconds`` (Linux /proc/stat; None
-    elsewhere). Unlike the load average it does not remember the run that just ended."""
-    def sample():
-        with open("/proc/stat") as f:
-            values = [int(v) for v in f.readline().split()[1:]]
-        return sum(values), values[3] + values[4]  # total, idle + iowait
-
-    try:
-        total0, idle0 = sample()
-        time.sleep(seconds)
-        total1, idle1 = sample()
-    except OSError:
-        return None
-    return round((os.cpu_count() or 1) * (1 - (idle1 - idle0) / max(total1 - total0, 1)), 2)
 
 
 def tracegym(*args: str) -> tuple[list[str], str]:

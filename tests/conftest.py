@@ -54,6 +54,26 @@ def pytest_pycollect_makemodule(module_path: Path, parent):
 
 
 TOP95 = Path(__file__).resolve().parents[1] / "envs" / "sudoku" / "data" / "top95.txt"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script("learning")``: benchmarks/learning.py as a module (the scripts are
+    not a package), loaded once per name."""
+    loaded = {}
+
+    def load(name: str):
+        if name not in loaded:
+            spec = importlib.util.spec_from_file_location(f"{name}_benchmark",
+                                                          BENCHMARKS / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module  # dataclasses look their module up there
+            spec.loader.exec_module(module)
+            loaded[name] = module
+        return loaded[name]
+
+    return load
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ is missing, and the compared reasoners keep TRM's backbone but not TRM's own key
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -17,11 +16,8 @@ SCRIPT = ROOT / "benchmarks" / "learning.py"
 
 
 @pytest.fixture(scope="module")
-def learning():
-    spec = importlib.util.spec_from_file_location("learning_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def learning(benchmark_script):
+    return benchmark_script("learning")
 
 
 def test_learning__derived_configs_keep_the_backbone_and_drop_trms_keys(learning, tmp_path):

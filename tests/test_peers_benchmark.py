@@ -16,11 +16,8 @@ SCRIPT = ROOT / "benchmarks" / "peers.py"
 
 
 @pytest.fixture(scope="module")
-def peers():
-    spec = importlib.util.spec_from_file_location("peers_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def peers(benchmark_script):
+    return benchmark_script("peers")
 
 
 def _installed(module: str) -> bool:

@@ -226,7 +226,9 @@ class OutputLock:
             if not self.count:
                 return
             self.count -= 1
-            held = _held[key]
+            held = _held.get(key)
+            if held is None:  # released already, by _release_all at the exit
+                return
             held.depth -= 1
             if not held.depth:
                 del _held[key]

@@ -35,7 +35,7 @@ from tracegym.envs.arc import agent_io as arc_io
 from tracegym.envs.arc.augment import ArcAugmentation, parse_augmentation_name
 from tracegym.envs.arc.constants import NUM_COLOURS
 from tracegym.envs.arc.data import ArcTask, task_from_json
-from tracegym.envs.arc.tokens import COLOUR_OFFSET, SIDE
+from tracegym.envs.arc.tokens import COLOUR_OFFSET, side_of
 from tracegym.errors import TracegymError
 
 PASS_KS = (1, 2)  # TRM's evaluator also reports 5, 10, 100, 1000
@@ -47,7 +47,7 @@ Key = bytes  # a grid's shape and cells, as TRM's grid_hash hashes them
 # -- TRM's counting -----------------------------------------------------------------------------
 
 def crop(tokens: np.ndarray) -> np.ndarray:
-    """TRM's ``_crop``: the ``(h, w)`` uint8 grid of a ``(900,)`` canvas, taken as the
+    """TRM's ``_crop``: the ``(h, w)`` uint8 grid of a ``(side * side,)`` canvas, taken as the
     largest-area rectangle at the top-left whose tokens are all colours (2..11); the first of
     equal areas, and ``(0, 0)`` when the corner is no colour.
 
@@ -58,11 +58,13 @@ def crop(tokens: np.ndarray) -> np.ndarray:
     >>> crop(encode(np.array([[3, 0], [1, 2]]))).tolist()
     [[3, 0], [1, 2]]
     """
-    canvas = np.asarray(tokens).reshape(SIDE, SIDE)
+    tokens = np.asarray(tokens)
+    side = side_of(tokens.size)
+    canvas = tokens.reshape(side, side)
     colour = (canvas >= COLOUR_OFFSET) & (canvas < COLOUR_OFFSET + NUM_COLOURS)
-    run = np.where(colour.all(axis=1), SIDE, np.argmin(colour, axis=1))  # colours from column 0
-    width = np.minimum.accumulate(run)  # (30,) widest rectangle of rows 0..r
-    area = np.arange(1, SIDE + 1) * width
+    run = np.where(colour.all(axis=1), side, np.argmin(colour, axis=1))  # colours from column 0
+    width = np.minimum.accumulate(run)  # (side,) widest rectangle of rows 0..r
+    area = np.arange(1, side + 1) * width
     rows = int(np.argmax(area)) + 1  # the first largest, as TRM's strict ">"
     if area[rows - 1] == 0:
         return np.zeros((0, 0), np.uint8)
@@ -106,8 +108,8 @@ class ArcVotes:
 
     def add(self, task_id: str, aug: ArcAugmentation, input_tokens: np.ndarray,
             answer_tokens: np.ndarray, q_halt: float | None = None) -> None:
-        """File one answer: the model's ``(900,)`` answer tokens for the copy of ``task_id``
-        made by ``aug`` (IDENTITY for the original), given its ``(900,)`` input tokens."""
+        """File one answer: the model's ``(T,)`` answer tokens for the copy of ``task_id``
+        made by ``aug`` (IDENTITY for the original), given its ``(T,)`` input tokens."""
         back = aug.inverse()
         input_key = grid_key(_restore(back, crop(input_tokens)))
         answer = _restore(back, crop(answer_tokens))
@@ -307,7 +309,7 @@ def evaluate_arc_env(policy, env_id: str = "tracegym/ARC-v0", *, env_options: di
 
     from tracegym.sources import ListSource
 
-    from .evaluate import EvalRun, _make, _solve_confident, eval_mode
+    from .evaluate import EvalRun, _make, _solve_confident, eval_mode, policy_seq_len
 
     options = dict(env_options or {})
     if "mode" in options:
@@ -322,7 +324,8 @@ def evaluate_arc_env(policy, env_id: str = "tracegym/ARC-v0", *, env_options: di
         tasks = list(source.grids)
         pairs = [(task, j) for task in tasks for j in range(len(task.test))]
         by_options = len({t.task_id for t in tasks}) == len(tasks)
-        run = EvalRun(identifiers, augmentations, np.random.default_rng(seed))
+        run = EvalRun(identifiers, augmentations, np.random.default_rng(seed),
+                      policy_seq_len(policy))
         hits = np.zeros((len(tasks), 2))  # per task: test pairs right at attempt 1, within 2
         first = {id(task): t for t, task in enumerate(tasks)}
         solved, ranking = 0, set()

@@ -46,6 +46,13 @@ class EvalRun:
     identifiers: dict[str, int] | None  # identifiers.json as name -> id (trained puzzle ids)
     augmentations: int  # most augmented copies per episode besides the identity
     rng: np.random.Generator  # for the copies' random draws, seeded by the evaluation's seed
+    seq_len: int | None = None  # the policy's sequence length (ARC: its canvas), None: unknown
+
+
+def policy_seq_len(policy) -> int | None:
+    """The sequence length the policy was built for (``policy.task.seq_len``), or None."""
+    seq_len = getattr(getattr(policy, "task", None), "seq_len", None)
+    return None if seq_len is None else int(seq_len)
 
 
 @contextmanager
@@ -176,6 +183,8 @@ def evaluate_in_env(policy, env_id: str, *, episodes: int | None = None, seed: i
         identifiers: identifiers.json as name -> id, for tasks that answer augmented copies
             with their trained puzzle ids (ARC).
         augmentations: most augmented copies per episode besides the identity (ARC).
+            ARC encodes on the canvas of the policy's ``task.seq_len`` (side x side; 30x30
+            when the policy has none), so a model trained with ``--side 10`` plays as is.
         batch_size: episodes answered per ``solve`` call (tasks that batch episodes).
 
     Returns a JSON-ready dict: ``env``, ``mode``, ``episodes``, ``seed``, ``solved``,
@@ -201,7 +210,7 @@ def evaluate_in_env(policy, env_id: str, *, episodes: int | None = None, seed: i
     if "mode" in options:  # the evaluation decides how answers reach the env
         raise TracegymError(f"env option mode={options['mode']!r}: the mode is not an env option; "
                             f"use --mode {options['mode']} (mode= in evaluate_in_env)")
-    run = EvalRun(identifiers, augmentations, np.random.default_rng(seed))
+    run = EvalRun(identifiers, augmentations, np.random.default_rng(seed), policy_seq_len(policy))
     width = min(batch_size, episodes) if getattr(io, "BATCH_EPISODES", True) else 1
     totals: dict[str, float] = {"solved": 0.0}
     bar = tqdm(total=episodes, unit="episode", disable=not progress, delay=1.0, leave=False)

@@ -46,7 +46,8 @@ class AgentIO(Protocol):
     * ``queries(obs, info, run) -> (inputs (k, T), identifiers (k,) | None, memo)`` and
       ``score(env, obs, info, preds (k, T), memo, mode) -> {"solved": 0/1, other: 0/1}``: an
       episode answered from several model rows (ARC's augmentation voting); ``run`` has the
-      evaluation's ``identifiers``, ``augmentations`` and ``rng``, and extra keys of ``score``
+      evaluation's ``identifiers``, ``augmentations``, ``rng`` and the policy's ``seq_len``
+      (None when it has no ``task``), and extra keys of ``score``
       are reported as rates beside ``solve_rate`` [one row, ``encode_observation``; then
       ``decode_answer`` and ``play_answer``].
     * ``METRIC``: the name of what ``solve_rate`` counts, e.g. ``"pass@2"`` [none].

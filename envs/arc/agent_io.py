@@ -9,14 +9,21 @@ this task, so each copy gets its trained puzzle embedding; otherwise random ones
 identifier), each answer is mapped back, identical answers are counted
 (:func:`~tracegym.envs.arc.augment.vote`) and the two most voted are the two attempts.
 
+The token canvas is TRM's 30x30 unless a smaller side is asked (``size``, 1..30; a dataset built
+with ``--side N``): the evaluator passes the model's ``seq_len`` (``run.seq_len``) and
+:func:`queries` encodes on the canvas of that side; answers are decoded at their own length.
+
 >>> token_spec()
 {'vocab_size': 12, 'seq_len': 900}
+>>> token_spec(10)
+{'vocab_size': 12, 'seq_len': 100}
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from tracegym.checks import check_int
 from tracegym.errors import TracegymError
 
 from . import tokens
@@ -37,22 +44,51 @@ METRIC = "pass@2"  # what the evaluation's solve_rate counts
 BATCH_EPISODES = False
 
 
+def _side(size: int | None) -> int:
+    """The canvas side ``size`` (1..30), 30 when None."""
+    return tokens.SIDE if size is None else check_int("size", size, 1, tokens.SIDE)
+
+
 def token_spec(size: int | None = None) -> dict[str, int]:
-    """Vocabulary and sequence length of TRM's 30x30 canvas (every ARC grid fits it)."""
-    if size is not None and size != tokens.SIDE:
-        raise TracegymError(f"size: ARC grids sit on one {tokens.SIDE}x{tokens.SIDE} canvas, "
-                            f"got size={size!r}")
-    return {"vocab_size": tokens.VOCAB_SIZE, "seq_len": tokens.SEQ_LEN}
+    """Vocabulary and sequence length of a ``size x size`` canvas (None: TRM's 30x30, which
+    every ARC grid fits)."""
+    side = _side(size)
+    return {"vocab_size": tokens.VOCAB_SIZE, "seq_len": side * side}
 
 
-def encode_observation(obs) -> np.ndarray:
-    """An observation -> the model's ``(900,)`` input tokens of the test input."""
-    return tokens.encode(crop(obs["test_input"])).astype(np.int64)
+def canvas_side(seq_len: int | None) -> int:
+    """The canvas side of a model with ``seq_len`` tokens (None: 30); TracegymError unless it
+    is ``side * side`` for a side in 1..30."""
+    if seq_len is None:
+        return tokens.SIDE
+    try:
+        side = tokens.side_of(seq_len)
+    except ValueError:
+        side = 0
+    if not 1 <= side <= tokens.SIDE:
+        raise TracegymError(f"seq_len: an ARC model reads a side x side canvas (side 1.."
+                            f"{tokens.SIDE}), but this one has seq_len {seq_len!r}")
+    return side
+
+
+def _encode(grid: np.ndarray, side: int, task_id: str | None = None) -> np.ndarray:
+    if max(grid.shape) > side:
+        task = "" if task_id is None else f" of task {task_id!r}"
+        raise TracegymError(f"size: the test input{task} is a {grid.shape[0]}x{grid.shape[1]} "
+                            f"grid, larger than the model's {side}x{side} canvas "
+                            f"(size={side}); evaluate on tasks whose grids fit it")
+    return tokens.encode(grid, side).astype(np.int64)
+
+
+def encode_observation(obs, size: int | None = None) -> np.ndarray:
+    """An observation -> the model's ``(size * size,)`` input tokens of the test input (``size``:
+    the canvas side, default 30)."""
+    return _encode(crop(obs["test_input"]), _side(size))
 
 
 def decode_answer(pred: np.ndarray, obs=None) -> np.ndarray | None:
-    """The model's ``(900,)`` output tokens -> the answer grid, or None when they hold no grid
-    (such an answer casts no vote)."""
+    """The model's ``(side * side,)`` output tokens -> the answer grid, or None when they hold no
+    grid (such an answer casts no vote)."""
     try:
         return tokens.decode(np.clip(pred, 0, tokens.VOCAB_SIZE - 1))
     except ValueError:
@@ -99,12 +135,14 @@ def eval_augmentations(task_id: str, identifiers: dict[str, int] | None, count: 
 
 
 def queries(obs, info, run):
-    """The model inputs of one episode: ``(inputs (k, 900), identifiers (k,), augmentations)``,
+    """The model inputs of one episode: ``(inputs (k, T), identifiers (k,), augmentations)``,
     one row per copy of the test input (``run``: the evaluation's ``identifiers``,
-    ``augmentations`` count and ``rng``)."""
+    ``augmentations`` count and ``rng``, and the model's ``seq_len``, ``T``: its canvas, see
+    :func:`canvas_side`). A dihedral copy of a grid that fits the square canvas fits it too."""
+    side = canvas_side(getattr(run, "seq_len", None))
     grid = crop(obs["test_input"])
     augs = eval_augmentations(info["task_id"], run.identifiers, run.augmentations, run.rng)
-    inputs = np.stack([tokens.encode(aug.apply(grid)) for aug, _ in augs]).astype(np.int64)
+    inputs = np.stack([_encode(aug.apply(grid), side, info.get("task_id")) for aug, _ in augs])
     return inputs, np.array([ident for _, ident in augs]), [aug for aug, _ in augs]
 
 

@@ -3,7 +3,6 @@ parts need CUDA; the script skips them cleanly without it)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -22,12 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" /
-                                                  "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def gpu_check(benchmark_script):
+    return benchmark_script("gpu_check")
 
 
 def test_gpu_check__ops_on_cpu_compare_the_chunked_form_with_the_loop(gpu_check):

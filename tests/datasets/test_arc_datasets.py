@@ -343,3 +343,84 @@ def test_build_arc_dataset__arc_agi_1_with_concept(tmp_path):
     _, test = read_split(tmp_path / "d", "test", mmap=False)
     assert len(test["inputs"]) == 0
     assert json.loads((tmp_path / "d" / "test_puzzles.json").read_text()) == {}
+
+
+# --- a smaller token canvas (--side) -----------------------------------------------------------
+
+
+def test_build_arc_dataset__side_10_canvas_for_a_small_family(tmp_path, capsys):
+    from tracegym.training.arc_eval import load_test_puzzles
+
+    out = tmp_path / "d"
+    summary = build_arc_dataset(out, arc_set="procedural/flip", tasks=(4, 3), augment=2,
+                                seed=1, side=10, progress=False)
+    assert summary["side"] == 10
+    for split in ("train", "test"):
+        meta, arrays = read_split(out, split, mmap=False)
+        assert meta["seq_len"] == 100 and meta["vocab_size"] == 12
+        assert arrays["inputs"].shape[1] == arrays["labels"].shape[1] == 100
+    # every example decodes on the small canvas, translated ones too (offsets keep them on it)
+    names = json.loads((out / "identifiers.json").read_text())
+    tasks = {t.task_id: t for t in load_test_puzzles(out)}
+    _, test = read_split(out, "test", mmap=False)
+    offsets = test["puzzle_indices"]
+    for p, ident in enumerate(test["puzzle_identifiers"]):
+        task_id, aug = parse_augmentation_name(names[ident])
+        (x, y), = tasks[task_id].test
+        for e in range(offsets[p], offsets[p + 1]):
+            assert np.array_equal(aug.inverse().apply(decode(test["inputs"][e])), x)
+            assert np.array_equal(aug.inverse().apply(decode(test["labels"][e])), y)
+    _, train = read_split(out, "train", mmap=False)
+    rows = pq.read_table(out / "train" / "all.parquet",
+                         columns=["row_offset", "col_offset"]).to_pydict()
+    assert max(rows["row_offset"]) > 0 and max(rows["row_offset"] + rows["col_offset"]) < 10
+    for e, (r, c) in enumerate(zip(rows["row_offset"], rows["col_offset"])):
+        grid = decode(train["inputs"][e])
+        assert r + grid.shape[0] <= 10 and c + grid.shape[1] <= 10
+        assert train["inputs"][e].reshape(10, 10)[r, c] >= 2
+        decode(train["labels"][e])
+    # the CLI option
+    assert main(["data", "arc", "--set", "procedural/flip", "--train", "2", "--test", "1",
+                 "--side", "10", "--out", str(tmp_path / "cli"), "--no-progress"]) == 0
+    assert "on a 10x10 canvas" in capsys.readouterr().out
+    assert read_split(tmp_path / "cli", "train")[0]["seq_len"] == 100
+
+
+def test_build_arc_dataset__grids_larger_than_the_side_are_refused(tmp_path):
+    # outline's grids are 5..14 cells a side: some do not fit a 10x10 canvas
+    with pytest.raises(ValueError, match=r"^side: task 'procedural/outline/\S+' (train|test) "
+                                         r"pair \d+ (input|output) is a \d+x\d+ grid, larger "
+                                         r"than the 10x10 canvas \(side=10\)"):
+        build_arc_dataset(tmp_path / "d", arc_set="procedural/outline", tasks=(4, 2), side=10,
+                          progress=False)
+    assert not (tmp_path / "d").exists()
+    # a side that every grid fits builds; the default (30) is TRM's 900 tokens
+    build_arc_dataset(tmp_path / "e", arc_set="procedural/outline", tasks=(2, 1), side=14,
+                      progress=False)
+    assert read_split(tmp_path / "e", "test")[0]["seq_len"] == 196
+
+
+@pytest.mark.parametrize("side, message", [
+    (0, "side must be in 1..30, got 0"), (31, "side must be in 1..30, got 31"),
+    ("x", "side must be an int, got 'x'"), (True, "side must be an int, got True"),
+])
+def test_build_arc_dataset__bad_side(tmp_path, side, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        build_arc_dataset(tmp_path / "d", arc_set="procedural/flip", tasks=(1, 1), side=side,
+                          progress=False)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0", "side must be in 1..30, got 0"), ("31", "side must be in 1..30, got 31"),
+    ("x", "argument --side: invalid int value: 'x'"),
+])
+def test_data_arc__bad_side_option_is_one_line_and_exit_2(tmp_path, capsys, value, message):
+    try:  # argparse's own errors (not an int) exit from the parser
+        code = main(["data", "arc", "--set", "procedural/flip", "--side", value,
+                     "--out", str(tmp_path / "x")])
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "x").exists()

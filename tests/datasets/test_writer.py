@@ -307,3 +307,19 @@ def test_locked_output__an_output_a_killed_replace_moved_aside_is_back_before_th
             locked_output(tmp_path / "d"):
         pass
     assert os.listdir(tmp_path) == ["d"]
+
+
+def test_output_lock__a_run_lock_held_at_exit_is_released_once_and_quietly(tmp_path):
+    # a Trainer whose __init__ failed after taking its run directory's lock: the exit releases
+    # the lock (atexit), then the owner's finalizer releases it again; that must not raise
+    # (a weakref.finalize made before tracegym is imported, as by a TemporaryDirectory, runs
+    # the finalizers after tracegym's own exit hook)
+    code = ("import sys, tempfile; scratch = tempfile.TemporaryDirectory()\n"
+            "from tracegym.training.rundir import lock_run_dir\n"
+            "class Owner: pass\n"
+            f"owner = Owner(); lock_run_dir({str(tmp_path)!r}, owner=owner)\n"
+            "sys.modules['__main__'].keep = owner\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert not (tmp_path / ".lock").exists()

@@ -50,6 +50,7 @@ def test_task_of_env__an_env_without_agent_io_names_the_ones_that_have_one(env_i
     # the values agents/reasoners/tasks.py hard-coded in TASKS before the specs came from here
     ("sudoku", 11, 81), ("sudoku4", 6, 16), ("sudoku6", 8, 36), ("sudoku16", 18, 256),
     ("maze", 6, 900), ("maze11", 6, 121), ("arc", 12, 900), ("arc30", 12, 900),
+    ("arc10", 12, 100), ("arc1", 12, 1),  # a smaller ARC canvas (tracegym data arc --side N)
 ])
 def test_task_spec__from_the_env_agent_io(name, vocab_size, seq_len):
     spec = task_spec(name, num_puzzle_identifiers=3)
@@ -58,7 +59,8 @@ def test_task_spec__from_the_env_agent_io(name, vocab_size, seq_len):
 
 
 @pytest.mark.parametrize("name, message", [
-    ("arc9", "size: ARC grids sit on one 30x30 canvas, got size=9"),
+    ("arc31", "size must be in 1..30, got 31"),
+    ("arc0", "size must be in 1..30, got 0"),
     ("chess", "task: unknown env task 'chess'; valid names: arc, maze, sudoku"),
     ("exectrace", "task: 'exectrace' has no agent I/O module (tracegym.envs.exectrace.agent_io)"),
 ])
@@ -80,6 +82,29 @@ def test_encode_observation__fits_the_token_spec(env_id, options):
     spec = io.token_spec(options.get("size"))
     assert tokens.dtype == np.int64 and tokens.shape == (spec["seq_len"],)
     assert tokens[0] > 0 and tokens.min() >= 0 and tokens.max() < spec["vocab_size"]  # 0: pad
+
+
+def test_arc_agent_io__a_side_10_canvas():
+    from tracegym.envs.arc.rules import crop, pad
+
+    io = agent_io("arc")
+    assert io.token_spec(10) == {"vocab_size": 12, "seq_len": 100}
+    assert io.token_spec() == {"vocab_size": 12, "seq_len": 900}
+    obs, _ = gym.make("tracegym/ARC-v0", dataset="procedural/flip", mode="answer").reset(seed=2)
+    grid = crop(obs["test_input"])
+    tokens = io.encode_observation(obs, size=10)
+    assert tokens.dtype == np.int64 and tokens.shape == (100,)
+    assert np.array_equal(io.decode_answer(tokens), grid)  # decoded at the tokens' own length
+    assert io.decode_answer(tokens[:99]) is None  # no square canvas: no answer
+    assert io.canvas_side(100) == 10 and io.canvas_side(None) == 30
+    for seq_len in (99, 961, 0):
+        with pytest.raises(TracegymError, match=f"has seq_len {seq_len}$"):
+            io.canvas_side(seq_len)
+    with pytest.raises(TracegymError, match="size: the test input is a 4x3 grid, larger than "
+                                            r"the model's 2x2 canvas \(size=2\)"):
+        io.encode_observation({"test_input": pad(np.zeros((4, 3), np.int8))}, size=2)
+    with pytest.raises(TracegymError, match="size must be in 1..30, got 31"):
+        io.encode_observation(obs, size=31)
 
 
 # -- a fifth env: one folder, nothing else edited -----------------------------------------------

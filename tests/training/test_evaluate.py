@@ -567,3 +567,119 @@ def test_cli_eval__arc_checkpoint_split_and_env_walk(arc_data, tmp_path, capsys)
     assert (split["tasks"], split["predictions"]) == (3, 12) and "pass@2" in split
     assert split["ranking"] == result["ranking"] == "votes, mean sigmoid(q_halt)"
     assert len(split["per_task"]) == 3
+
+
+# -- ARC on a smaller token canvas (a dataset built with --side 10) -------------------------------
+
+def arc_env_oracle(monkeypatch, env_options, seed, episodes, seq_len=100):
+    """A policy with ``task.seq_len`` that answers every copy of an episode's test input with the
+    copy of the true output (the env replayed for the outputs, the copies read off the ARC agent
+    I/O's ``queries``); it checks that each input row is its copy of the test input."""
+    from types import SimpleNamespace
+
+    import gymnasium as gym
+
+    from tracegym.envs.arc import agent_io
+
+    env = gym.make("tracegym/ARC-v0", mode="answer", **env_options)
+    truth = {}
+    for i in range(episodes):
+        env.reset(seed=seed + i)
+        truth[env.unwrapped.test_input.tobytes()] = (env.unwrapped.test_input,
+                                                     env.unwrapped.test_output)
+    env.close()
+    drawn = []
+    queries = agent_io.queries
+
+    def spy(obs, info, run):
+        asked = queries(obs, info, run)
+        drawn.append(asked[2])
+        return asked
+
+    monkeypatch.setattr(agent_io, "queries", spy)
+    side = arc_tokens.side_of(seq_len)
+
+    def solve(inputs, puzzle_identifiers=None):
+        rows, augs = inputs.numpy(), drawn[-1]
+        assert rows.shape == (len(augs), seq_len)
+        x, y = truth[arc_tokens.decode(rows[0]).tobytes()]
+        for row, aug in zip(rows, augs):
+            assert np.array_equal(arc_tokens.decode(row), aug.apply(x))
+        return torch.from_numpy(np.stack([arc_tokens.encode(aug.apply(y), side)
+                                          for aug in augs]).astype(np.int64))
+
+    policy = StandIn(None)
+    policy.solve, policy.task, policy.drawn = solve, SimpleNamespace(seq_len=seq_len), drawn
+    return policy
+
+
+def test_evaluate__arc_side_10_model_in_the_env(monkeypatch):
+    options = {"dataset": "procedural/flip"}
+    policy = arc_env_oracle(monkeypatch, options, seed=4, episodes=6)
+    result = evaluate_in_env(policy, "tracegym/ARC-v0", episodes=6, seed=4, mode="answer",
+                             env_options=options, augmentations=8)
+    assert result["solve_rate"] == result["pass@1"] == 1.0 and result["metric"] == "pass@2"
+    assert len(policy.drawn) == 6 and all(len(augs) == 9 for augs in policy.drawn)
+    # an answer shifted on the canvas still decodes there (decode finds the grid)
+    solve = policy.solve
+    policy.solve = lambda inputs, ids=None: torch.from_numpy(
+        arc_tokens.translate(solve(inputs, ids).numpy(), 1, 1))
+    result = evaluate_in_env(policy, "tracegym/ARC-v0", episodes=6, seed=4, mode="answer",
+                             env_options=options, augmentations=8)
+    assert result["solve_rate"] == 1.0
+
+
+def test_evaluate__arc_side_10_model_refuses_larger_grids_and_bad_seq_len(monkeypatch):
+    from types import SimpleNamespace
+
+    from tracegym.errors import TracegymError
+
+    policy = arc_policy()
+    policy.task = SimpleNamespace(seq_len=100)
+    with pytest.raises(TracegymError, match=r"^size: the test input of task 'big' is a 12x11 "
+                                            r"grid, larger than the model's 10x10 canvas"):
+        big = np.zeros((12, 11), np.int8)
+        evaluate_in_env(policy, "tracegym/ARC-v0", episodes=1,
+                        env_options={"dataset": [ArcTask("big", ((big, big),), ((big, big),))]})
+    policy.task = SimpleNamespace(seq_len=99)
+    with pytest.raises(TracegymError, match="side x side canvas .* has seq_len 99$"):
+        evaluate_in_env(policy, "tracegym/ARC-v0", episodes=1, env_options={"dataset": TASKS})
+
+
+def test_evaluate_arc_env__side_10_model_walks_every_test_pair():
+    from types import SimpleNamespace
+
+    from tracegym.training.arc_eval import evaluate_arc_env
+
+    def solve(inputs, puzzle_identifiers=None):
+        assert inputs.shape[1] == 100
+        return torch.from_numpy(np.stack([arc_tokens.encode(dihedral(arc_tokens.decode(row), 2),
+                                                            side=10)
+                                          for row in inputs.numpy()]).astype(np.int64))
+
+    policy = StandIn(None)
+    policy.solve, policy.task = solve, SimpleNamespace(seq_len=100)
+    result = evaluate_arc_env(policy, env_options={"dataset": WALK_TASKS}, augmentations=3)
+    assert result["episodes"] == 5 and result["solve_rate"] == result["pass@2"] == 1.0
+
+
+def test_cli_eval__arc_side_10_checkpoint_in_the_env_and_on_its_split(tmp_path, capsys):
+    from tracegym.datasets.arc import build_arc_dataset
+    from tracegym.training.config import from_dict
+    from tracegym.training.trainer import Trainer
+
+    data = tmp_path / "data"
+    build_arc_dataset(data, arc_set="procedural/flip", augment=1, tasks=(3, 2), side=10,
+                      progress=False)
+    cfg = from_dict(dict(task="arc", data=str(data), reasoner="trm", backbone="transformer",
+                         batch_size=4, max_steps=1, progress=False, out=str(tmp_path / "run"),
+                         model={"dim": 16, "depth": 1, "heads": 2, "N_sup": 2, "H_cycles": 1,
+                                "L_cycles": 1, "puzzle_emb_len": 1}))
+    Trainer(cfg).train()
+    argv = ["eval", "--checkpoint", str(tmp_path / "run"), "--data", str(data), "--env",
+            "tracegym/ARC-v0", "--episodes", "2", "--augmentations", "2",
+            "dataset=procedural/flip"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["episodes"] == 2 and 0.0 <= result["solve_rate"] <= 1.0
+    assert result["test_split"]["predictions"] == 4 and "pass@2" in result["test_split"]

@@ -1,0 +1,86 @@
+"""benchmarks/reasoners.py: the grid's pairs and model keys, a quick grid gives both views per
+cell with the figures, --resume adds only missing cells, bad names are refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "reasoners.py"
+
+
+@pytest.fixture(scope="module")
+def table(benchmark_script):
+    return benchmark_script("reasoners")
+
+
+def test_reasoners__grid_pairs_and_model_keys(table):
+    pairs = list(table.pairs())
+    assert len(pairs) == 29 and ("autoregressive", "mlp_mixer") not in pairs
+    assert table.model_config("trm", "hybrid")["pattern"] == "GA"  # attention is in it
+    assert table.model_config("trm", "qwen3_next")["depth"] == 4  # the whole "GGGA"
+    hrm = table.model_config("hrm", "qwen3_next")
+    assert hrm["H_layers"] == hrm["L_layers"] == 4
+    assert table.model_config("trm", "transformer")["depth"] == 2
+
+
+def test_reasoners__summary_marks_a_view_a_seed_did_not_reach(table):
+    point = {"step": 10, "env_solve_rate": 0.5, "test_exact_acc": 0.4}
+    rows = [{"task": "sudoku6", "reasoner": "trm", "backbone": "qwen3_next", "seed": seed,
+             "equal_time": point, **({"equal_steps": point} if seed == 0 else {})}
+            for seed in (1, 0)]
+    cell = table.summary(rows)["sudoku6/trm/qwen3_next"]
+    assert cell["seeds"] == [0, 1] and cell["equal_time_mean"] == 0.5
+    assert cell["equal_steps"] == [0.5, None] and cell["equal_steps_mean"] is None
+
+
+def test_reasoners__quick_grid_then_resume(tmp_path):
+    out = tmp_path / "results.json"
+    cmd = [sys.executable, str(SCRIPT), "--quick", "--tasks", "sudoku6", "--reasoners",
+           "feedforward,trm", "--backbones", "mlp_mixer,hybrid", "--seeds", "0,1", "--out",
+           str(out), "--max-busy", "2.5", "--cells",
+           "sudoku6/trm/mlp_mixer,sudoku6/feedforward/*"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    assert sorted((r["reasoner"], r["backbone"], r["seed"]) for r in rows) == [
+        ("feedforward", "hybrid", 0), ("feedforward", "hybrid", 1),
+        ("feedforward", "mlp_mixer", 0), ("feedforward", "mlp_mixer", 1),
+        ("trm", "mlp_mixer", 0), ("trm", "mlp_mixer", 1)]
+    for row in rows:
+        steps, timed = row["equal_steps"], row["equal_time"]
+        assert steps["step"] == 4 or (steps is timed and steps["step"] >= 4)
+        assert timed["wall_s"] >= 1.9 or timed["step"] >= 4  # the clock counts training only
+        assert 0 <= timed["env_solve_rate"] <= 1 and 0 <= timed["test_exact_acc"] <= 1
+        assert row["parameters"] > 0 and steps["examples_drawn"] == 128 * steps["step"]
+        assert steps["cpu_s"] > 0 and row["load_before"] and row["curve"]
+        assert row["model"]["pattern" if row["backbone"] == "hybrid" else "dim"]
+    assert set(result["summary"]) == {"sudoku6/feedforward/mlp_mixer",
+                                      "sudoku6/feedforward/hybrid", "sudoku6/trm/mlp_mixer"}
+    for name in ("reasoners_heatmap.png", "reasoners_curves.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    again = subprocess.run(cmd + ["--resume", "--markdown"], capture_output=True, text=True,
+                           timeout=600, cwd=tmp_path)
+    assert again.returncode == 0 and '"task"' not in again.stderr  # nothing left to run
+    assert json.loads(out.read_text())["rows"] == rows
+    assert "| trm | mlp_mixer |" in again.stdout and "equal steps (4 optimizer steps)" \
+        in again.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tasks", "sudoku7"], "--tasks: unknown ['sudoku7']"),
+    (["--backbones", "lstm"], "--backbones: unknown ['lstm']"),
+    (["--seeds", "0,x"], "--seeds: expected comma-separated integers"),
+    (["--seconds", "0"], "--seconds: must be positive"),
+    (["--seconds", "60", "--max-seconds", "30"], "--max-seconds: must be at least"),
+])
+def test_reasoners__bad_arguments_are_refused(args, message):
+    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr
