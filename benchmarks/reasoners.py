@@ -4,7 +4,8 @@ training time and at equal optimizer steps, over several seeds.
 Grid. Reasoners feedforward, trm, hrm, diffusion and autoregressive (causal backbones only, so
 not mlp_mixer); backbones transformer, mlp_mixer, gated_deltanet, gated_attention, hybrid with
 pattern "GA" at depth 2 (one Gated DeltaNet and one gated attention layer, so attention is in
-it) and qwen3_next at its whole "GGGA" (depth 4; HRM: 4 layers in each module). Tasks
+it; HRM: 2 layers in each module) and qwen3_next at its whole "GGGA" (depth 4; HRM: 4 layers in
+each module). Tasks
 (``--tasks``, see ``TASKS``): 6x6 minimal ("hard") Sudoku, 11x11 perfect mazes and the
 procedural ARC family "gravity" on a 10x10 token canvas. Every pair has the same width (dim
 64, 4 heads, SwiGLU rounded to 16) and the training recipe of the CPU configs (AdamW lr 3e-3,
@@ -110,18 +111,19 @@ TASKS = {
 
 
 def model_config(reasoner: str, backbone: str) -> dict:
-    """The pair's model keys: the table's width, the reasoner's own keys, pattern "GA" for the
-    depth-2 hybrid, and a recipe (qwen3_next "GGGA") at the depth that holds its whole pattern
-    (HRM: each of its two modules)."""
+    """The pair's model keys: the table's width, the reasoner's own keys, and the hybrid's "GA"
+    and a recipe's pattern (qwen3_next "GGGA") at the depth that holds the whole pattern (HRM:
+    each of its two modules)."""
     from tracegym.agents.backbones.config import RECIPES, min_depth_for_pattern
 
     model = {**COMMON, **MODEL[reasoner]}
+    pattern = None
     if backbone == "hybrid":
-        model["pattern"] = HYBRID_PATTERN
-    if backbone in RECIPES:
+        model["pattern"] = pattern = HYBRID_PATTERN
+    if backbone in RECIPES or pattern:
         for key in ("depth", "H_layers", "L_layers"):
             if key in model:
-                model[key] = min_depth_for_pattern(backbone, model[key])
+                model[key] = min_depth_for_pattern(backbone, model[key], pattern)
     return model
 
 
@@ -366,7 +368,7 @@ def plot(rows: list[dict], folder: Path) -> None:
                 ax.plot(seconds, exact, label=f"{reasoner} / {best['backbone']} "
                         f"(seed {best['seed']})")
         ax.set(title=task, xlabel="training seconds (2-core CPU)",
-               ylabel="training-batch exact rate", ylim=(0, 1.02))
+               ylabel="training-batch exact rate (each reasoner's own)", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()

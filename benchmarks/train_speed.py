@@ -1,11 +1,12 @@
 """Training speed: optimiser steps/s and examples/s of every reasoner x backbone, this checkout
 against an older one (``--baseline-src``) measured in the same run.
 
-Each cell is the Trainer itself (not a model-only loop) at the settings of the reasoner table
-(benchmarks/reasoners.py: dim 64, depth 2, heads 4, batch 64, AdamW, no EMA, the table's
-TRM/HRM cycles), on one task's dataset, for ``--warmup`` optimizer steps and then ``--steps``
-timed ones. The clock is read in an optimizer step hook, so a figure covers the whole step
-(batch, forward, backward, clipping, optimizer) and nothing else (dataset, build, final eval).
+Each cell is the Trainer itself (not a model-only loop) at the settings of the first reasoner
+table (dim 64, depth 2, heads 4, SwiGLU at TRM's rounding to 256, batch 64, AdamW, no EMA; the
+TRM/HRM cycles of benchmarks/reasoners.py), on one task's dataset, for ``--warmup`` optimizer
+steps and then ``--steps`` timed ones. The clock is read in an optimizer step hook, so a
+figure covers the whole step (batch, forward, backward, clipping, optimizer) and nothing else
+(dataset, build, final eval).
 
 * ``steps_per_s``: optimizer steps per wall second; ``steps_per_cpu_s`` per CPU second of the
   process (less sensitive to other work on the machine; equal to the wall figure on an idle one
@@ -49,6 +50,7 @@ BACKBONES = ("transformer", "mlp_mixer", "gated_deltanet", "gated_attention", "h
              "qwen3_next", "kimi_linear")
 ACT_REASONERS = ("trm", "hrm")
 HYBRID_PATTERN = "GA"  # depth 2 holds one attention layer (the default "GGGA" cut to 2 has none)
+WIDTH = {"dim": 64, "heads": 4}  # README's figures were measured at these (multiple_of 256)
 TASKS = {  # name -> (builder module, builder name, options): small splits, only batches matter
     "sudoku4": ("tracegym.datasets.sudoku", "build_sudoku_dataset",
                 {"size": 4, "difficulty": "hard", "train": 512, "test": 64}),
@@ -217,14 +219,18 @@ class Worker:
 
 
 def model_config(reasoner: str, backbone: str) -> dict:
-    """The reasoner table's model keys (benchmarks/reasoners.py), with pattern "GA" for the
-    depth-2 hybrid (attention included) and recipes run whole."""
+    """The reasoners' own keys of benchmarks/reasoners.py at this table's width, pattern "GA" for
+    the depth-2 hybrid (attention included) and recipes at the depth that holds them whole."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import reasoners as table
 
-    model = table.model_config(reasoner, backbone)
+    from tracegym.agents.backbones.config import RECIPES, min_depth_for_pattern
+
+    model = {**WIDTH, **table.MODEL[reasoner]}
     if backbone == "hybrid":
         model["pattern"] = HYBRID_PATTERN
+    if backbone in RECIPES and "depth" in model:
+        model["depth"] = min_depth_for_pattern(backbone, model["depth"])
     return model
 
 
