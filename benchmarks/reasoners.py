@@ -251,6 +251,8 @@ def run_cell(task_name: str, data: Path, reasoner: str, backbone: str, seed: int
         trainer.cfg.time_budget_s = seconds
         clock.start_leg()
         test = trainer.train(stop_after=steps)  # ends with its eval on the test split
+        if test["stopped_by"] == "interrupt":  # the Trainer caught SIGINT/SIGTERM: stop the grid
+            raise KeyboardInterrupt(test.get("signal"))
         point = score(test)
         points.append(point)
         return point
@@ -420,7 +422,8 @@ def parse_args(argv=None):
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--quick", action="store_true",
-                        help="tiny data, 4 steps / 2 s, 8 episodes: checks the script only")
+                        help="tiny data, 4 steps / 2 s (4 steps within 60 s), 8 episodes: "
+                        "checks the script only")
     args = parser.parse_args(argv)
     for name, valid in (("tasks", TASKS), ("reasoners", REASONERS), ("backbones", BACKBONES)):
         bad = sorted(set(getattr(args, name).split(",")) - set(valid))
@@ -435,7 +438,7 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')}: must be positive, got "
                          f"{getattr(args, name)}")
     if args.quick:
-        args.seconds, args.steps, args.max_seconds, args.episodes = 2.0, 4, 4.0, 8
+        args.seconds, args.steps, args.max_seconds, args.episodes = 2.0, 4, 60.0, 8
     if args.max_seconds < args.seconds:
         parser.error(f"--max-seconds: must be at least --seconds ({args.seconds:g}), got "
                      f"{args.max_seconds:g}")
@@ -470,6 +473,9 @@ def main(argv=None) -> int:
         except MachineBusy as err:
             print(f"reasoners: stopped: {err}; --resume continues", file=sys.stderr)
             status = 3
+        except KeyboardInterrupt:  # the cell in progress is dropped, the rows before it kept
+            print("reasoners: interrupted; --resume continues", file=sys.stderr)
+            status = 130
     if rows:
         save(args, rows)
         plot(rows, args.out.parent)

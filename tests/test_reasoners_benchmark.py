@@ -62,11 +62,12 @@ def test_reasoners__quick_grid_then_resume_adds_the_missing_cells(tmp_path):
                                                                       ("trm", 1)]
     for row in rows:
         steps, timed = row["equal_steps"], row["equal_time"]
-        assert steps["step"] == 4 or (steps is timed and steps["step"] >= 4)
+        assert steps["step"] == 4  # both legs end at --steps or later
         assert timed["wall_s"] >= 1.9 or timed["step"] >= 4  # the clock counts training only
         assert 0 <= timed["env_solve_rate"] <= 1 and 0 <= timed["test_exact_acc"] <= 1
         assert row["parameters"] > 0 and steps["examples_drawn"] == 128 * steps["step"]
-        assert steps["cpu_s"] > 0 and row["load_before"] and row["curve"]
+        # the curve holds the train log's lines (every 10 steps): a slow quick cell has none
+        assert steps["cpu_s"] > 0 and row["load_before"] and isinstance(row["curve"], list)
         assert row["model"]["pattern" if row["backbone"] == "hybrid" else "dim"]
     assert set(result["summary"]) == {"sudoku6/feedforward/hybrid", "sudoku6/trm/mlp_mixer"}
     assert result["summary"]["sudoku6/trm/mlp_mixer"]["seeds"] == [0, 1]
