@@ -45,5 +45,5 @@ for version in ${CI_PYTHONS:-$claimed}; do
     # pytest, not python -m pytest: the clone must not be on sys.path (the installed package is
     # under test, and the source tree's tracegym/ is not importable as a package on its own)
     # timeout: a hang (a call the in-process bound misses on one Python) fails, not stalls, CI
-    timeout "${CI_TEST_TIMEOUT:-3600}" "$venv/pytest" -q -p no:cacheprovider "${tests[@]}"
+    timeout "${CI_TEST_TIMEOUT:-3600}" "$venv/pytest" -q -p no:cacheprovider -m "slow or not slow" "${tests[@]}"
 done

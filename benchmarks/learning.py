@@ -11,6 +11,10 @@ Experiments (``--runs``, in this order by default):
 * ``attention4``: TRM on the attention backbone (configs/trm-att-sudoku4-cpu.yaml), 4x4 minimal
   puzzles (5,000 and 7 augmented copies of each), 200 fixed test puzzles: can attention learn
   the grid in 10 minutes of CPU.
+* ``attention4-ablations``: why attention is slow to learn the 4x4 grid, at equal steps (2,400
+  each, an eval every 200): the attention recipe as it is, then one change at a time (the mixer
+  recipe's 2,000 puzzles; 5,000 without augmentation; warm-up 20; lr 1e-3; pre-norm blocks;
+  TRM's weight decay 1.0).
 * ``sudoku9-medium`` and ``sudoku9-hard``: TRM on 9x9 (configs/trm-sudoku9-cpu.yaml), 100,000
   train and 1,000 test puzzles, for ``--minutes-9x9`` minutes each (60 by default): the best
   test exact rate reached is the figure.
@@ -43,6 +47,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -66,20 +71,48 @@ def data_spec(size: int, difficulty: str, train: int, test: int, augment: int = 
             "augment": augment}
 
 
-# experiment -> (data, [(run name, config file, extra overrides or None, budget)])
-# budget: None = the config's own steps; "trm" = the wall seconds of the experiment's TRM run;
-# a number = that many seconds
+class Run(NamedTuple):
+    name: str
+    config: str  # a file in configs/
+    reasoner: str | None = None  # None: the config's own (TRM); else derived_config's
+    budget: str | float | None = None  # None: the config's steps; "trm": the experiment's TRM
+    # run's wall seconds; "9x9": --minutes-9x9; a number: that many seconds
+    overrides: tuple[str, ...] = ()  # key=value for `tracegym train`
+    data: dict | None = None  # None: the experiment's data
+
+
+ATTENTION_STEPS = ("max_steps=2400", "eval_every=200")
+# experiment -> (data, runs)
 EXPERIMENTS = {
     "sudoku6": (data_spec(6, "hard", 20_000, 1_000),
-                [("trm", "trm-sudoku6-cpu.yaml", None, None)]
-                + [(name, "trm-sudoku6-cpu.yaml", name, "trm") for name in OWN_KEYS]),
+                [Run("trm", "trm-sudoku6-cpu.yaml")]
+                + [Run(name, "trm-sudoku6-cpu.yaml", name, "trm") for name in OWN_KEYS]),
     "attention4": (data_spec(4, "hard", 5_000, 200, augment=7),
-                   [("trm-attention", "trm-att-sudoku4-cpu.yaml", None, None)]),
+                   [Run("trm-attention", "trm-att-sudoku4-cpu.yaml")]),
+    "attention4-ablations": (data_spec(4, "hard", 5_000, 200, augment=7), [
+        Run("as-is", "trm-att-sudoku4-cpu.yaml", overrides=ATTENTION_STEPS),
+        Run("2000-puzzles", "trm-att-sudoku4-cpu.yaml", overrides=ATTENTION_STEPS,
+            data=data_spec(4, "hard", 2_000, 200)),
+        Run("no-augment", "trm-att-sudoku4-cpu.yaml", overrides=ATTENTION_STEPS,
+            data=data_spec(4, "hard", 5_000, 200)),
+        Run("warmup-20", "trm-att-sudoku4-cpu.yaml",
+            overrides=(*ATTENTION_STEPS, "warmup_steps=20")),
+        Run("lr-1e-3", "trm-att-sudoku4-cpu.yaml", overrides=(*ATTENTION_STEPS, "lr=1e-3")),
+        Run("pre-norm", "trm-att-sudoku4-cpu.yaml",
+            overrides=(*ATTENTION_STEPS, "model.norm=pre")),
+        Run("weight-decay-1", "trm-att-sudoku4-cpu.yaml",
+            overrides=(*ATTENTION_STEPS, "weight_decay=1.0")),
+    ]),
     "sudoku9-medium": (data_spec(9, "medium", 100_000, 1_000),
-                       [("trm", "trm-sudoku9-cpu.yaml", None, "9x9")]),
+                       [Run("trm", "trm-sudoku9-cpu.yaml", budget="9x9")]),
     "sudoku9-hard": (data_spec(9, "hard", 100_000, 1_000),
-                     [("trm", "trm-sudoku9-cpu.yaml", None, "9x9")]),
+                     [Run("trm", "trm-sudoku9-cpu.yaml", budget="9x9")]),
 }
+
+
+def data_folder(work: Path, spec: dict) -> Path:
+    return work / "data" / (f"sudoku{spec['size']}-{spec['difficulty']}"
+                            f"-{spec['train']}x{spec['augment'] + 1}")
 
 
 def tracegym(*args: str) -> tuple[list[str], str]:
@@ -134,14 +167,16 @@ def parameters(run_dir: Path) -> int:
     return sum(t.numel() for t in Checkpoint(run_dir).section("model").values())
 
 
-def run_one(experiment: str, name: str, config: Path, reasoner: str | None, budget_s: float | None,
-            data: Path, env_options: dict, episodes: int, work: Path, quick: bool) -> dict:
+def run_one(experiment: str, run: Run, budget_s: float | None, data: Path, env_options: dict,
+            episodes: int, work: Path, quick: bool) -> dict:
+    name, reasoner = run.name, run.reasoner
     run_dir = work / "runs" / f"{experiment}-{name}"
+    config = CONFIGS / run.config
     if reasoner is not None:
         config = derived_config(reasoner, config, work, f"{experiment}-{name}")
     shown = config.relative_to(ROOT) if config.is_relative_to(ROOT) else config
     args = ["train", "--config", str(shown), "--data", str(data), "--out", str(run_dir),
-            "--overwrite", "progress=false"]
+            "--overwrite", "progress=false", *run.overrides]
     if budget_s is not None:
         args.append(f"time_budget_s={budget_s:.1f}")
     if quick:
@@ -163,6 +198,7 @@ def run_one(experiment: str, name: str, config: Path, reasoner: str | None, budg
     exacts = [e["exact_acc"] for e in evals if e["exact_acc"] is not None]
     return {"experiment": experiment, "run": name, "reasoner": reasoner or "trm",
             "command": shlex.join(["tracegym", *args]).replace(str(work), "WORK"),
+            "overrides": list(run.overrides), "data": run.data,
             "config": None if reasoner is None else yaml_text(config),
             "train_wall_s": round(wall_s, 1), "train_s": result.get("seconds"),
             "steps": result.get("step"), "stopped_by": result.get("stopped_by"),
@@ -229,19 +265,18 @@ def main() -> None:
         work = args.work or Path(tmp)
         for experiment in experiments:
             spec, runs = EXPERIMENTS[experiment]
-            data = work / "data" / (f"sudoku{spec['size']}-{spec['difficulty']}"
-                                    f"-{spec['train']}x{spec['augment'] + 1}")
-            build_data(spec, data)
             env_options = {"size": spec["size"], "difficulty": spec["difficulty"]}
-            for name, config, reasoner, budget in runs:
-                if (experiment, name) in done:
+            for run in runs:
+                if (experiment, run.name) in done:
                     continue
-                budget_s = {None: None, "9x9": 60 * args.minutes_9x9}.get(budget, budget)
-                if budget == "trm":
+                data = data_folder(work, run.data or spec)
+                build_data(run.data or spec, data)
+                budget_s = {None: None, "9x9": 60 * args.minutes_9x9}.get(run.budget, run.budget)
+                if run.budget == "trm":
                     trm = [r for r in rows if (r["experiment"], r["run"]) == (experiment, "trm")]
                     budget_s = trm[0]["train_s"]
-                row = run_one(experiment, name, CONFIGS / config, reasoner, budget_s, data,
-                              env_options, args.episodes, work, args.quick)
+                row = run_one(experiment, run, budget_s, data, env_options, args.episodes, work,
+                              args.quick)
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "curve"}),
                       file=sys.stderr, flush=True)

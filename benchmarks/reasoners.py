@@ -110,13 +110,13 @@ TASKS = {
 }
 
 
-def model_config(reasoner: str, backbone: str) -> dict:
-    """The pair's model keys: the table's width, the reasoner's own keys, and the hybrid's "GA"
-    and a recipe's pattern (qwen3_next "GGGA") at the depth that holds the whole pattern (HRM:
-    each of its two modules)."""
+def model_config(reasoner: str, backbone: str, width: dict | None = None) -> dict:
+    """The pair's model keys: the table's width (or ``width``), the reasoner's own keys, and the
+    hybrid's "GA" and a recipe's pattern (qwen3_next "GGGA") at the depth that holds the whole
+    pattern (HRM: each of its two modules)."""
     from tracegym.agents.backbones.config import RECIPES, min_depth_for_pattern
 
-    model = {**COMMON, **MODEL[reasoner]}
+    model = {**(COMMON if width is None else width), **MODEL[reasoner]}
     pattern = None
     if backbone == "hybrid":
         model["pattern"] = pattern = HYBRID_PATTERN

@@ -49,7 +49,6 @@ REASONERS = ("feedforward", "trm", "hrm", "diffusion", "autoregressive")
 BACKBONES = ("transformer", "mlp_mixer", "gated_deltanet", "gated_attention", "hybrid",
              "qwen3_next", "kimi_linear")
 ACT_REASONERS = ("trm", "hrm")
-HYBRID_PATTERN = "GA"  # depth 2 holds one attention layer (the default "GGGA" cut to 2 has none)
 WIDTH = {"dim": 64, "heads": 4}  # README's figures were measured at these (multiple_of 256)
 TASKS = {  # name -> (builder module, builder name, options): small splits, only batches matter
     "sudoku4": ("tracegym.datasets.sudoku", "build_sudoku_dataset",
@@ -219,19 +218,13 @@ class Worker:
 
 
 def model_config(reasoner: str, backbone: str) -> dict:
-    """The reasoners' own keys of benchmarks/reasoners.py at this table's width, pattern "GA" for
-    the depth-2 hybrid (attention included) and recipes at the depth that holds them whole."""
+    """benchmarks/reasoners.py's model keys for the pair (its reasoners' own keys, "GA" for the
+    depth-2 hybrid, a recipe at the depth that holds it whole, HRM's modules included) at this
+    table's width."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import reasoners as table
 
-    from tracegym.agents.backbones.config import RECIPES, min_depth_for_pattern
-
-    model = {**WIDTH, **table.MODEL[reasoner]}
-    if backbone == "hybrid":
-        model["pattern"] = HYBRID_PATTERN
-    if backbone in RECIPES and "depth" in model:
-        model["depth"] = min_depth_for_pattern(backbone, model["depth"])
-    return model
+    return table.model_config(reasoner, backbone, width=WIDTH)
 
 
 def variants(reasoner: str, current: bool, compile_too: bool) -> list[dict]:
@@ -372,7 +365,7 @@ def main() -> None:
                                         "task_kind": task.rstrip("0123456789"),
                                         "data": data[code], "out": str(tmp / "runs" / run),
                                         "warmup": args.warmup, "steps": args.steps})
-                                    row = {"code": code, **cell, **reply,
+                                    row = {"code": code, **cell, "model": model, **reply,
                                            "loadavg": [round(x, 2) for x in os.getloadavg()]}
                                     rows.append(row)
                                     print(json.dumps(row), file=sys.stderr, flush=True)
@@ -390,7 +383,7 @@ def main() -> None:
         "sources": {code: w.source for code, w in workers.items()},
         "baseline_commit": None if args.baseline_src is None else git_commit(args.baseline_src),
         "config": {"train": TRAIN, "warmup": args.warmup, "steps": args.steps,
-                   "tasks": {t: TASKS[t][2] for t in tasks}, "hybrid_pattern": HYBRID_PATTERN},
+                   "tasks": {t: TASKS[t][2] for t in tasks}},
         "rows": rows,
         "ratios": table,
     }

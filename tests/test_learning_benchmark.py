@@ -35,6 +35,23 @@ def test_learning__derived_configs_keep_the_backbone_and_drop_trms_keys(learning
         load_config(path).validate()
 
 
+def test_learning__attention_ablations_change_one_thing_each(learning):
+    from tracegym.training.config import apply_overrides, load_config
+
+    spec, runs = learning.EXPERIMENTS["attention4-ablations"]
+    base, *variants = runs
+    assert base.name == "as-is" and base.data is None
+    assert spec == learning.EXPERIMENTS["attention4"][0]  # the recipe's own data
+    for run in variants:
+        assert run.config == base.config
+        changed = [o for o in run.overrides if o not in base.overrides]
+        assert len(changed) + (run.data is not None) == 1, run
+        cfg = apply_overrides(load_config(ROOT / "configs" / run.config), list(run.overrides))
+        cfg.validate()  # every override names a real field with a valid value
+        assert cfg.max_steps == 2400
+
+
+@pytest.mark.slow  # trains real cells: tens of seconds
 def test_learning__quick_run_then_resume(tmp_path):
     out = tmp_path / "results.json"
     cmd = [sys.executable, str(SCRIPT), "--quick", "--runs", "attention4", "--out", str(out),

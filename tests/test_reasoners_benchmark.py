@@ -41,6 +41,7 @@ def test_reasoners__summary_marks_a_view_a_seed_did_not_reach(table):
     assert cell["equal_steps"] == [0.5, None] and cell["equal_steps_mean"] is None
 
 
+@pytest.mark.slow  # trains real cells: tens of seconds
 def test_reasoners__quick_grid_then_resume_adds_the_missing_cells(tmp_path):
     out = tmp_path / "results.json"
     cmd = [sys.executable, str(SCRIPT), "--quick", "--tasks", "sudoku6", "--reasoners",
@@ -88,3 +89,13 @@ def test_reasoners__bad_arguments_are_refused(args, message):
     proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_train_speed__shares_the_grid_s_model_keys_at_its_own_width(table, benchmark_script):
+    speed = benchmark_script("train_speed")
+    for reasoner, backbone in table.pairs():
+        model = speed.model_config(reasoner, backbone)
+        expected = table.model_config(reasoner, backbone)
+        assert {k: v for k, v in model.items() if k not in speed.WIDTH} == \
+            {k: v for k, v in expected.items() if k not in table.COMMON}
+        assert {k: model[k] for k in speed.WIDTH} == speed.WIDTH
