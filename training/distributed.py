@@ -100,6 +100,11 @@ class Distributed:
             for t in module.state_dict().values():
                 dist.broadcast(t, src=0)
 
+    def barrier(self) -> None:
+        """Wait until every rank gets here (a no-op on one process)."""
+        if self.world > 1:
+            dist.barrier()
+
     def close(self) -> None:
         if self.owns_group:
             dist.destroy_process_group()

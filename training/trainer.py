@@ -488,8 +488,13 @@ class Trainer:
                   "seconds": round(time.perf_counter() - self.started, 3),
                   "checkpoint": str(path) if path is not None else None}
         if stopped_by == "interrupt":
-            return {**result, "signal": signal.Signals(self.signal).name if self.signal else None}
-        return {**result, **self._eval_and_log()}
+            result["signal"] = signal.Signals(self.signal).name if self.signal else None
+        else:
+            result.update(self._eval_and_log())
+        # DDP: no rank tears the group down while another still uses it (gloo can abort a
+        # rank whose peer closed its connections first)
+        self.dist.barrier()
+        return result
 
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         """The network's optimizer, then the puzzle tables' sign-SGD when the policy has one."""

@@ -417,6 +417,8 @@ def test_trainer__ddp_rank_that_halts_first_waits_for_the_others(sudoku4, tmp_pa
     for rank in (0, 1):
         run = torch.load(tmp_path / f"calls{rank}.pt")
         assert (run["steps"], run["batches"]) == (4, 2)
+    calls = [torch.load(tmp_path / f"calls{rank}.pt")["calls"] for rank in (0, 1)]
+    assert calls[0] == calls[1]  # every all-reduce joined by both ranks
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
     assert [r["step"] for r in records if r["split"] == "train"] == [1, 3]  # rank 0's steps
 
