@@ -21,7 +21,9 @@ data's), outside the training clock. So ``equal_steps`` holds every cell's score
 cell slower than ``--steps`` in ``--max-seconds`` stops there: its ``equal_steps`` is then
 missing and the tables say so). Each row has parameters, steps, examples drawn, and wall and
 CPU seconds of training (process CPU time, both threads), read after each optimizer step, so the
-scoring between legs is not counted, plus the training-batch exact rate against those seconds.
+scoring between legs is not counted, plus the training-batch exact rate against those seconds
+and the whole cell's wall seconds, scoring included (``cell_s``). The floor each task's cells
+must clear is in the file too (``copy_input``: the test split answered with its own inputs).
 
 Alone. Timing is the point of equal time: before each cell the script samples /proc/stat for 2
 s and does not start while more than ``--max-busy`` CPUs' worth of other work runs (it waits up
@@ -29,8 +31,10 @@ to ``--wait`` seconds, then stops with exit code 3; the rows so far are kept). E
 that figure and the load averages before and after.
 
 Files. ``--out`` (default benchmarks/results_reasoners.json) is rewritten after every cell, so
-``--resume`` adds the missing cells to it; ``--cells`` runs a subset, as comma-separated
-``task/reasoner/backbone`` patterns with ``*`` (``sudoku6/trm/*``). Beside it:
+``--resume`` adds the missing cells to it (at the budget the file was run with: another
+``--seconds``, ``--steps``, ``--max-seconds`` or ``--episodes`` is refused); ``--cells`` runs
+a subset, as comma-separated ``task/reasoner/backbone`` patterns with ``*``
+(``sudoku6/trm/*``). Beside it:
 ``reasoners_heatmap.png`` (mean env solve rate per pair and task, both views) and
 ``reasoners_curves.png`` (training-batch exact rate against seconds, the best seed of each
 reasoner's best backbone per task). ``--markdown`` prints README's tables.
@@ -74,6 +78,7 @@ TRAIN = dict(batch_size=128, lr=3e-3, warmup_steps=20, min_lr_ratio=1.0, weight_
              amp="off", checkpoint_minutes=0, max_steps=1_000_000)
 HELD_OUT_SEED = 1_000_000  # env episodes far from the dataset's seed streams
 VIEWS = ("equal_steps", "equal_time")
+LEG_SLACK_S = 0.5  # a second leg shorter than this is not run (its view is the first leg's)
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,23 @@ class TrainClock:
         self.at_step[len(self.at_step) + 1] = self.wall
 
 
+class CopyInput:
+    """The floor a pair must clear to have learnt anything: each test example answered with its
+    own input (most of an ARC output grid is its input grid)."""
+
+    def solve(self, inputs: torch.Tensor, identifiers: torch.Tensor | None = None):
+        return inputs
+
+
+def copy_input_floor(data: Path) -> dict:
+    """The test split's exact and token accuracy of :class:`CopyInput`, counted as the cells'."""
+    from tracegym.training.evaluate import evaluate_split
+
+    scores = evaluate_split(CopyInput(), data, split="test")
+    return {"test_exact_acc": scores["exact_acc"], "test_token_acc": scores["token_acc"],
+            "examples": scores["examples"]}
+
+
 def env_score(policy, task: Task, data: Path, episodes: int) -> float:
     """The env's solve rate of ``policy`` (see ``Task.env_play``)."""
     from tracegym.training.evaluate import evaluate_in_env, load_identifiers
@@ -261,13 +283,15 @@ def run_cell(task_name: str, data: Path, reasoner: str, backbone: str, seed: int
         first = leg(args.seconds, args.steps)  # to whichever limit comes first
         if trainer.step >= args.steps:
             row["equal_steps"] = first
-            row["equal_time"] = leg(max(args.seconds - clock.wall, 1e-3), None) \
-                if clock.wall < args.seconds else first
+            # both limits at once (within a step's time): one leg holds both views
+            row["equal_time"] = leg(args.seconds - clock.wall, None) \
+                if args.seconds - clock.wall > LEG_SLACK_S else first
         else:  # out of time first: on to the steps, within --max-seconds
             row["equal_time"] = first
-            second = leg(max(args.max_seconds - clock.wall, 1e-3), args.steps)
-            if trainer.step >= args.steps:
-                row["equal_steps"] = second
+            if args.max_seconds - clock.wall > LEG_SLACK_S:
+                second = leg(args.max_seconds - clock.wall, args.steps)
+                if trainer.step >= args.steps:
+                    row["equal_steps"] = second
     except NonFiniteError as err:  # a diverged cell is a result: 0 for the views not reached
         zero = {"step": trainer.step, "wall_s": round(clock.wall, 2),
                 "cpu_s": round(clock.cpu, 2), "test_exact_acc": 0.0, "env_solve_rate": 0.0,
@@ -283,24 +307,27 @@ def run_cell(task_name: str, data: Path, reasoner: str, backbone: str, seed: int
 
 # ----------------------------------------------------------------------------- tables, plots
 
+def _mean(values: list) -> float | None:
+    return None if not values or None in values else sum(values) / len(values)
+
+
 def summary(rows: list[dict]) -> dict:
-    """Per (task, reasoner, backbone) and view: each seed's env solve rate and steps, the mean
-    (None when a seed did not reach the view)."""
+    """Per (task, reasoner, backbone): the parameters and, per view, each seed's env solve rate,
+    steps, test exact and token rates (None where a seed did not reach the view) and means."""
     out: dict = {}
     for row in sorted(rows, key=lambda r: r["seed"]):
         cell = out.setdefault(f"{row['task']}/{row['reasoner']}/{row['backbone']}",
-                              {"seeds": []})
+                              {"seeds": [], "parameters": row.get("parameters")})
         cell["seeds"].append(row["seed"])
         for view in VIEWS:
-            point = row.get(view)
-            cell.setdefault(view, []).append(None if point is None else point["env_solve_rate"])
-            cell.setdefault(view + "_steps", []).append(None if point is None else point["step"])
-            cell.setdefault(view + "_test", []).append(
-                None if point is None else point["test_exact_acc"])
+            point = row.get(view) or {}
+            for suffix, key in (("", "env_solve_rate"), ("_steps", "step"),
+                                ("_test", "test_exact_acc"), ("_tokens", "test_token_acc")):
+                cell.setdefault(view + suffix, []).append(point.get(key))
     for cell in out.values():
         for view in VIEWS:
-            values = cell[view]
-            cell[view + "_mean"] = None if None in values else sum(values) / len(values)
+            for suffix in ("", "_test", "_tokens"):
+                cell[view + suffix + "_mean"] = _mean(cell[view + suffix])
     return out
 
 
@@ -308,27 +335,37 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
-def markdown(rows: list[dict], args) -> str:
+def markdown(rows: list[dict], floors: dict, args) -> str:
+    """README's tables: one per task, every pair, both views, the copy-input floor above it."""
     cells = summary(rows)
-    tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
     lines = []
-    for view, what in (("equal_time", f"equal time ({args.seconds:g} s of training)"),
-                       ("equal_steps", f"equal steps ({args.steps} optimizer steps)")):
-        lines += [f"\n{what}: env solve rate %, mean of the seeds (each seed; steps of each)\n",
-                  "| reasoner | backbone | " + " | ".join(tasks) + " |",
-                  "|---|---|" + "---|" * len(tasks)]
-        for reasoner, backbone in pairs():
+    for task in [t for t in TASKS if any(r["task"] == t for r in rows)]:
+        mine = {(r, b): cells[f"{task}/{r}/{b}"] for r, b in pairs()
+                if f"{task}/{r}/{b}" in cells}
+        best = {view: max((c[view + "_mean"] or 0.0 for c in mine.values()), default=0.0)
+                for view in VIEWS}
+        tokens = max((c["equal_time_tokens_mean"] or 0.0 for c in mine.values()), default=0.0)
+        floor = floors.get(task)
+        lines.append(f"\n**{task}**: env solve rate % (mean of the seeds, in bold where it is the "
+                     "task's best; each seed; steps of each seed), test: the fixed test split's "
+                     "exact rate %, mean of the seeds. Best test token accuracy at equal time: "
+                     f"{_pct(tokens)}%" + ("" if floor is None else
+                     f"; copying the input: {_pct(floor['test_exact_acc'])}% exact, "
+                     f"{_pct(floor['test_token_acc'])}% of tokens") + "\n")
+        lines += [f"| reasoner | backbone | equal time, {args.seconds:g} s: env % (seeds; steps) "
+                  f"| test % | equal steps, {args.steps}: env % (seeds; steps) | test % "
+                  "| parameters |", "|---|---|---|---|---|---|---|"]
+        for (reasoner, backbone), cell in mine.items():
             texts = []
-            for task in tasks:
-                cell = cells.get(f"{task}/{reasoner}/{backbone}")
-                if cell is None:
-                    texts.append("")
-                    continue
+            for view in VIEWS[::-1]:  # equal time first
+                mean = _pct(cell[view + "_mean"])
+                if cell[view + "_mean"] and cell[view + "_mean"] == best[view]:
+                    mean = f"**{mean}**"
                 seeds = " / ".join(_pct(v) for v in cell[view])
                 steps = " / ".join("-" if s is None else str(s) for s in cell[view + "_steps"])
-                texts.append(f"**{_pct(cell[view + '_mean'])}** ({seeds}; {steps})")
-            if any(texts):
-                lines.append(f"| {reasoner} | {backbone} | " + " | ".join(texts) + " |")
+                texts += [f"{mean} ({seeds}; {steps})", _pct(cell[view + "_test_mean"])]
+            lines.append(f"| {reasoner} | {backbone} | " + " | ".join(texts)
+                         + f" | {cell['parameters'] or 0:,} |")
     return "\n".join(lines)
 
 
@@ -448,9 +485,16 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = []
+    rows, floors = [], {}
     if args.resume and args.out.is_file():
-        rows = json.loads(args.out.read_text())["rows"]
+        previous = json.loads(args.out.read_text())
+        rows, floors = previous["rows"], previous.get("copy_input", {})
+        for name in ("seconds", "steps", "max_seconds", "episodes"):  # one budget per file
+            if previous["config"][name] != getattr(args, name):
+                print(f"reasoners: error: --resume: {args.out} was run with --"
+                      f"{name.replace('_', '-')} {previous['config'][name]:g}, not "
+                      f"{getattr(args, name):g}", file=sys.stderr)
+                return 2
     done = {(r["task"], r["reasoner"], r["backbone"], r["seed"]) for r in rows}
     status = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -459,12 +503,15 @@ def main(argv=None) -> int:
             for task, reasoner, backbone, seed in todo_cells(args, done):
                 if task not in data:
                     data[task] = build_data(task, Path(tmp), args.quick)
+                    floors[task] = copy_input_floor(data[task])
                 busy, load = wait_until_idle(args.max_busy, args.wait), load_average()
                 run_dir = Path(tmp) / "runs" / f"{task}-{reasoner}-{backbone}-{seed}"
+                started = time.perf_counter()
                 row = run_cell(task, data[task], reasoner, backbone, seed, args, run_dir)
-                row.update(busy_cpus_before=busy, load_before=load, load_after=load_average())
+                row.update(cell_s=round(time.perf_counter() - started, 1),
+                           busy_cpus_before=busy, load_before=load, load_after=load_average())
                 rows.append(row)
-                save(args, rows)
+                save(args, rows, floors)
                 brief = {k: row[k] for k in ("task", "reasoner", "backbone", "seed")}
                 for view in VIEWS:
                     brief[view] = {k: row[view][k] for k in ("step", "wall_s", "env_solve_rate")} \
@@ -476,15 +523,19 @@ def main(argv=None) -> int:
         except KeyboardInterrupt:  # the cell in progress is dropped, the rows before it kept
             print("reasoners: interrupted; --resume continues", file=sys.stderr)
             status = 130
+        if rows and status == 0:  # a floor for every task with rows (a resumed file's too)
+            for task in sorted({r["task"] for r in rows} - set(floors)):
+                floors[task] = copy_input_floor(data.get(task) or
+                                                build_data(task, Path(tmp), args.quick))
     if rows:
-        save(args, rows)
+        save(args, rows, floors)
         plot(rows, args.out.parent)
         if args.markdown:
-            print(markdown(rows, args))
+            print(markdown(rows, floors, args))
     return status
 
 
-def save(args, rows: list[dict]) -> None:
+def save(args, rows: list[dict], floors: dict) -> None:
     from tracegym.io import atomic_path
 
     result = {"benchmark": "reasoners",
@@ -494,6 +545,7 @@ def save(args, rows: list[dict]) -> None:
                          "max_seconds": args.max_seconds, "episodes": args.episodes,
                          "common": COMMON, "model": MODEL, "train": TRAIN,
                          "tasks": {k: {**v.options, **v.train} for k, v in TASKS.items()}},
+              "copy_input": floors,  # per task: the test split answered with its inputs
               "summary": summary(rows), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out) as tmp:

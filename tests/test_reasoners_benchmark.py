@@ -75,7 +75,17 @@ def test_reasoners__quick_grid_then_resume_adds_the_missing_cells(tmp_path):
     for name in ("reasoners_heatmap.png", "reasoners_curves.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert "| trm | mlp_mixer |" in again.stdout
-    assert "equal steps (4 optimizer steps)" in again.stdout
+    assert "| equal steps, 4: env % (seeds; steps) |" in again.stdout
+    # the floor: a Sudoku's input is never its solution; its givens are some of its tokens
+    floor = result["copy_input"]["sudoku6"]
+    assert floor["test_exact_acc"] == 0.0 and 0.2 < floor["test_token_acc"] < 0.8
+    assert "copying the input: 0.0% exact" in again.stdout
+    assert all(row["cell_s"] >= row["equal_steps"]["wall_s"] for row in rows)
+    # a resumed file keeps one budget
+    other = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--resume"],
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert other.returncode == 2
+    assert "--resume: " in other.stderr and "--seconds 2, not 45" in other.stderr
 
 
 @pytest.mark.parametrize("args, message", [
