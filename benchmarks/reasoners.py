@@ -22,8 +22,9 @@ cell slower than ``--steps`` in ``--max-seconds`` stops there: its ``equal_steps
 missing and the tables say so). Each row has parameters, steps, examples drawn, and wall and
 CPU seconds of training (process CPU time, both threads), read after each optimizer step, so the
 scoring between legs is not counted, plus the training-batch exact rate against those seconds
-and the whole cell's wall seconds, scoring included (``cell_s``). The floor each task's cells
-must clear is in the file too (``copy_input``: the test split answered with its own inputs).
+and the whole cell's wall seconds, scoring included (``cell_s``). The floors each task's cells
+must clear are in the file too (``floors``: answer rules with nothing learnt, scored as the
+cells are: every task's ``copy_input``, the mazes' ``open_as_path``).
 
 Alone. Timing is the point of equal time: before each cell the script samples /proc/stat for 2
 s and does not start while more than ``--max-busy`` CPUs' worth of other work runs (it waits up
@@ -58,6 +59,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -81,6 +83,19 @@ VIEWS = ("equal_steps", "equal_time")
 LEG_SLACK_S = 0.5  # a second leg shorter than this is not run (its view is the first leg's)
 
 
+def copy_input(inputs: torch.Tensor) -> torch.Tensor:
+    """Each example answered with its own input (most of an ARC output grid is its input)."""
+    return inputs
+
+
+def open_as_path(inputs: torch.Tensor) -> torch.Tensor:
+    """A maze answered by marking every open cell as path: right exactly when the maze's open
+    cells form one corridor from start to goal."""
+    from tracegym.envs.maze.board import OPEN, PATH
+
+    return torch.where(inputs == OPEN, PATH, inputs)
+
+
 @dataclass(frozen=True)
 class Task:
     kind: str  # the Trainer's task
@@ -95,6 +110,7 @@ class Task:
     # not see, as in TRM)
     env_play: str = "episodes"
     train: dict = field(default_factory=dict)  # keys of TRAIN this task sets otherwise
+    floors: tuple = ()  # answer rules beside copy_input that a pair must beat (see floors())
 
 
 TASKS = {
@@ -105,7 +121,7 @@ TASKS = {
     "maze11": Task("maze", "tracegym.datasets.maze:build_maze_dataset",
                    {"kind": "backtracker", "size": 11, "train": 10_000, "test": 500},
                    "tracegym/Maze-v0", {"size": 11, "kind": "backtracker"},
-                   train={"batch_size": 64}),
+                   train={"batch_size": 64}, floors=(open_as_path,)),
     # gravity: every grid fits a 10x10 canvas (100 tokens, not TRM's 900); the rule (which way
     # cells fall) is a task's, learnt into its puzzle embedding from its demonstrations
     "arc": Task("arc", "tracegym.datasets.arc:build_arc_dataset",
@@ -201,21 +217,40 @@ class TrainClock:
         self.at_step[len(self.at_step) + 1] = self.wall
 
 
-class CopyInput:
-    """The floor a pair must clear to have learnt anything: each test example answered with its
-    own input (most of an ARC output grid is its input grid)."""
+class Floor:
+    """A fixed answer rule with nothing learnt, scored as the cells are: a pair below its
+    task's floors has learnt nothing."""
+
+    def __init__(self, answer, seq_len: int):
+        self.answer = answer
+        self.task = SimpleNamespace(seq_len=seq_len)  # what the scorers check inputs against
 
     def solve(self, inputs: torch.Tensor, identifiers: torch.Tensor | None = None):
-        return inputs
+        return self.answer(inputs)
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        return self
 
 
-def copy_input_floor(data: Path) -> dict:
-    """The test split's exact and token accuracy of :class:`CopyInput`, counted as the cells'."""
+def floors(task_name: str, data: Path, episodes: int) -> dict:
+    """Each of the task's floors (``copy_input`` and ``Task.floors``) on the test split and in
+    the env, as the cells are scored."""
     from tracegym.training.evaluate import evaluate_split
+    from tracegym.training.prepare import load_split_checked
 
-    scores = evaluate_split(CopyInput(), data, split="test")
-    return {"test_exact_acc": scores["exact_acc"], "test_token_acc": scores["token_acc"],
-            "examples": scores["examples"]}
+    task = TASKS[task_name]
+    seq_len = int(load_split_checked(data, "test").metadata["seq_len"])
+    out = {}
+    for answer in (copy_input, *task.floors):
+        floor = Floor(answer, seq_len)
+        test = evaluate_split(floor, data, split="test")
+        out[answer.__name__] = {"test_exact_acc": test["exact_acc"],
+                                "test_token_acc": test["token_acc"],
+                                "env_solve_rate": env_score(floor, task, data, episodes)}
+    return out
 
 
 def env_score(policy, task: Task, data: Path, episodes: int) -> float:
@@ -336,7 +371,7 @@ def _pct(value) -> str:
 
 
 def markdown(rows: list[dict], floors: dict, args) -> str:
-    """README's tables: one per task, every pair, both views, the copy-input floor above it."""
+    """README's tables: one per task, every pair, both views, the task's floors above it."""
     cells = summary(rows)
     lines = []
     for task in [t for t in TASKS if any(r["task"] == t for r in rows)]:
@@ -345,13 +380,13 @@ def markdown(rows: list[dict], floors: dict, args) -> str:
         best = {view: max((c[view + "_mean"] or 0.0 for c in mine.values()), default=0.0)
                 for view in VIEWS}
         tokens = max((c["equal_time_tokens_mean"] or 0.0 for c in mine.values()), default=0.0)
-        floor = floors.get(task)
+        rules = "; ".join(f"{name.replace('_', ' ')}: {_pct(f['test_exact_acc'])} / "
+                          f"{_pct(f['test_token_acc'])} / {_pct(f['env_solve_rate'])}"
+                          for name, f in floors.get(task, {}).items())
         lines.append(f"\n**{task}**: env solve rate % (mean of the seeds, in bold where it is the "
                      "task's best; each seed; steps of each seed), test: the fixed test split's "
                      "exact rate %, mean of the seeds. Best test token accuracy at equal time: "
-                     f"{_pct(tokens)}%" + ("" if floor is None else
-                     f"; copying the input: {_pct(floor['test_exact_acc'])}% exact, "
-                     f"{_pct(floor['test_token_acc'])}% of tokens") + "\n")
+                     f"{_pct(tokens)}%. Floors (test exact / test tokens / env %): {rules}\n")
         lines += [f"| reasoner | backbone | equal time, {args.seconds:g} s: env % (seeds; steps) "
                   f"| test % | equal steps, {args.steps}: env % (seeds; steps) | test % "
                   "| parameters |", "|---|---|---|---|---|---|---|"]
@@ -485,10 +520,10 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows, floors = [], {}
+    rows, task_floors = [], {}
     if args.resume and args.out.is_file():
         previous = json.loads(args.out.read_text())
-        rows, floors = previous["rows"], previous.get("copy_input", {})
+        rows, task_floors = previous["rows"], previous.get("floors", {})
         for name in ("seconds", "steps", "max_seconds", "episodes"):  # one budget per file
             if previous["config"][name] != getattr(args, name):
                 print(f"reasoners: error: --resume: {args.out} was run with --"
@@ -503,7 +538,7 @@ def main(argv=None) -> int:
             for task, reasoner, backbone, seed in todo_cells(args, done):
                 if task not in data:
                     data[task] = build_data(task, Path(tmp), args.quick)
-                    floors[task] = copy_input_floor(data[task])
+                    task_floors[task] = floors(task, data[task], args.episodes)
                 busy, load = wait_until_idle(args.max_busy, args.wait), load_average()
                 run_dir = Path(tmp) / "runs" / f"{task}-{reasoner}-{backbone}-{seed}"
                 started = time.perf_counter()
@@ -511,7 +546,7 @@ def main(argv=None) -> int:
                 row.update(cell_s=round(time.perf_counter() - started, 1),
                            busy_cpus_before=busy, load_before=load, load_after=load_average())
                 rows.append(row)
-                save(args, rows, floors)
+                save(args, rows, task_floors)
                 brief = {k: row[k] for k in ("task", "reasoner", "backbone", "seed")}
                 for view in VIEWS:
                     brief[view] = {k: row[view][k] for k in ("step", "wall_s", "env_solve_rate")} \
@@ -524,18 +559,18 @@ def main(argv=None) -> int:
             print("reasoners: interrupted; --resume continues", file=sys.stderr)
             status = 130
         if rows and status == 0:  # a floor for every task with rows (a resumed file's too)
-            for task in sorted({r["task"] for r in rows} - set(floors)):
-                floors[task] = copy_input_floor(data.get(task) or
-                                                build_data(task, Path(tmp), args.quick))
+            for task in sorted({r["task"] for r in rows} - set(task_floors)):
+                task_floors[task] = floors(task, data.get(task) or
+                                           build_data(task, Path(tmp), args.quick), args.episodes)
     if rows:
-        save(args, rows, floors)
+        save(args, rows, task_floors)
         plot(rows, args.out.parent)
         if args.markdown:
-            print(markdown(rows, floors, args))
+            print(markdown(rows, task_floors, args))
     return status
 
 
-def save(args, rows: list[dict], floors: dict) -> None:
+def save(args, rows: list[dict], task_floors: dict) -> None:
     from tracegym.io import atomic_path
 
     result = {"benchmark": "reasoners",
@@ -545,7 +580,7 @@ def save(args, rows: list[dict], floors: dict) -> None:
                          "max_seconds": args.max_seconds, "episodes": args.episodes,
                          "common": COMMON, "model": MODEL, "train": TRAIN,
                          "tasks": {k: {**v.options, **v.train} for k, v in TASKS.items()}},
-              "copy_input": floors,  # per task: the test split answered with its inputs
+              "floors": task_floors,  # per task: each answer rule with nothing learnt
               "summary": summary(rows), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out) as tmp:

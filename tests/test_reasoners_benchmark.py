@@ -31,6 +31,17 @@ def test_reasoners__grid_pairs_and_model_keys(table):
     assert table.model_config("trm", "transformer")["depth"] == 2
 
 
+def test_reasoners__maze_floor_marks_every_open_cell_as_path(table):
+    import torch
+
+    maze = torch.tensor([[1, 3, 2, 2, 1, 2, 4, 1]])  # wall, start, open x2, wall, open, goal
+    assert table.open_as_path(maze).tolist() == [[1, 3, 5, 5, 1, 5, 4, 1]]
+    assert table.copy_input(maze) is maze
+    floor = table.Floor(table.open_as_path, seq_len=8)
+    assert floor.task.seq_len == 8 and floor.eval() is floor and floor.train() is floor
+    assert table.TASKS["maze11"].floors == (table.open_as_path,)
+
+
 def test_reasoners__summary_marks_a_view_a_seed_did_not_reach(table):
     point = {"step": 10, "env_solve_rate": 0.5, "test_exact_acc": 0.4}
     rows = [{"task": "sudoku6", "reasoner": "trm", "backbone": "qwen3_next", "seed": seed,
@@ -77,9 +88,10 @@ def test_reasoners__quick_grid_then_resume_adds_the_missing_cells(tmp_path):
     assert "| trm | mlp_mixer |" in again.stdout
     assert "| equal steps, 4: env % (seeds; steps) |" in again.stdout
     # the floor: a Sudoku's input is never its solution; its givens are some of its tokens
-    floor = result["copy_input"]["sudoku6"]
-    assert floor["test_exact_acc"] == 0.0 and 0.2 < floor["test_token_acc"] < 0.8
-    assert "copying the input: 0.0% exact" in again.stdout
+    floor = result["floors"]["sudoku6"]["copy_input"]
+    assert floor["test_exact_acc"] == floor["env_solve_rate"] == 0.0
+    assert 0.2 < floor["test_token_acc"] < 0.8
+    assert "Floors (test exact / test tokens / env %): copy input: 0.0 / " in again.stdout
     assert all(row["cell_s"] >= row["equal_steps"]["wall_s"] for row in rows)
     # a resumed file keeps one budget
     other = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--resume"],
