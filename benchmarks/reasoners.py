@@ -370,7 +370,7 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
-def markdown(rows: list[dict], floors: dict, args) -> str:
+def markdown(rows: list[dict], task_floors: dict, args) -> str:
     """README's tables: one per task, every pair, both views, the task's floors above it."""
     cells = summary(rows)
     lines = []
@@ -382,7 +382,7 @@ def markdown(rows: list[dict], floors: dict, args) -> str:
         tokens = max((c["equal_time_tokens_mean"] or 0.0 for c in mine.values()), default=0.0)
         rules = "; ".join(f"{name.replace('_', ' ')}: {_pct(f['test_exact_acc'])} / "
                           f"{_pct(f['test_token_acc'])} / {_pct(f['env_solve_rate'])}"
-                          for name, f in floors.get(task, {}).items())
+                          for name, f in task_floors.get(task, {}).items())
         lines.append(f"\n**{task}**: env solve rate % (mean of the seeds, in bold where it is the "
                      "task's best; each seed; steps of each seed), test: the fixed test split's "
                      "exact rate %, mean of the seeds. Best test token accuracy at equal time: "
